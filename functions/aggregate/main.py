@@ -1,0 +1,19 @@
+"""aggregate: finalizes runs as their results arrive; a cron call (empty body) sweeps deadlines and the outbox."""
+
+from starlette.requests import Request
+
+from shared.finalize import finalize_runs, publish_pending_alerts, sweep_deadlines
+from shared.handlers import is_connector_batch, json_endpoint, parse_batch, read_json
+from shared.models import ResultEvent
+
+
+@json_endpoint
+async def handle(request: Request):
+    data = await read_json(request, allow_empty=True)
+    if is_connector_batch(data):
+        batch = parse_batch(data, ResultEvent)
+        finalized = await finalize_runs(event.run_id for _, event in batch.accepted)
+        return batch.reply(finalized=finalized)
+    finalized = await sweep_deadlines()
+    republished = await publish_pending_alerts()
+    return {"finalizedAtDeadline": finalized, "alertsRepublished": republished}

@@ -1,0 +1,75 @@
+"""Run the connector: `python -m openfaas.connector` (configuration from the environment, see README)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+
+from openfaas.connector.connector import Connector, ConnectorConfig
+from shared import streams
+from shared.settings import get_settings
+
+
+def config_from_env() -> ConnectorConfig:
+    settings = get_settings()
+    primary = (
+        os.environ.get("CONNECTOR_PRIMARY", "true" if not settings.worker_location else "false").lower()
+        == "true"
+    )
+    return ConnectorConfig(
+        redis_url=settings.require_redis_url(),
+        gateway_url=settings.gateway_url,
+        streams=streams.streams_for_worker(
+            settings.worker_location, settings.locations, include_pipeline=primary
+        ),
+        batch_size=settings.connector_batch_size,
+        concurrency=settings.connector_concurrency,
+        max_deliveries=settings.connector_max_deliveries,
+        idle_reclaim_ms=settings.connector_idle_reclaim_ms,
+    )
+
+
+async def serve_health(connector: Connector, port: int) -> asyncio.base_events.Server:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        body = json.dumps(
+            {"status": "ok", "streams": connector.config.streams, **connector.stats.__dict__}
+        ).encode()
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(answer, os.environ.get("CONNECTOR_HEALTH_HOST", "0.0.0.0"), port)
+
+
+async def main() -> None:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s connector %(levelname)s %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    connector = Connector(config_from_env())
+    health_port = int(os.environ.get("CONNECTOR_HEALTH_PORT", "8081"))
+    server = await serve_health(connector, health_port) if health_port else None
+    logging.getLogger("connector").info(
+        "reading %d stream(s): %s", len(connector.config.streams), ", ".join(connector.config.streams)
+    )
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = asyncio.create_task(connector.run_forever())
+    await stop.wait()
+    runner.cancel()
+    if server:
+        server.close()
+    await connector.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

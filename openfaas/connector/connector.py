@@ -1,0 +1,259 @@
+"""The Redis Streams connector: reads job/result/alert streams with a consumer group and POSTs batches to functions.
+
+Acknowledges a message only after the function answered 2xx (the function commits before answering), reclaims
+messages left idle by a crashed consumer, and moves a message to `<stream>:dead` with the reason once it was
+rejected as malformed or delivered too many times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+
+import httpx
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from shared import streams
+
+log = logging.getLogger("connector")
+
+
+@dataclass
+class ConnectorConfig:
+    redis_url: str
+    gateway_url: str
+    streams: list[str]
+    batch_size: int = 50
+    concurrency: int = 4
+    max_deliveries: int = 5
+    idle_reclaim_ms: int = 60_000
+    request_timeout_seconds: float = 330.0
+    consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+
+
+@dataclass
+class ConnectorStats:
+    delivered: int = 0
+    acked: int = 0
+    dead_lettered: int = 0
+    failed_posts: int = 0
+    reclaimed: int = 0
+    last_loop_at: float = 0.0
+
+
+class Connector:
+    def __init__(self, config: ConnectorConfig):
+        self.config = config
+        self.redis = aioredis.Redis.from_url(
+            config.redis_url, decode_responses=True, health_check_interval=15
+        )
+        self.http = httpx.AsyncClient(timeout=config.request_timeout_seconds)
+        self.slots = asyncio.Semaphore(config.concurrency)
+        self.in_flight: set[asyncio.Task] = set()
+        self.stats = ConnectorStats()
+        self._groups_ready: set[str] = set()
+
+    async def close(self) -> None:
+        if self.in_flight:
+            await asyncio.gather(*self.in_flight, return_exceptions=True)
+        await self.http.aclose()
+        await self.redis.aclose()
+
+    async def ensure_groups(self) -> None:
+        for stream in self.config.streams:
+            if stream in self._groups_ready:
+                continue
+            try:
+                await self.redis.xgroup_create(stream, streams.CONSUMER_GROUP, id="0", mkstream=True)
+            except ResponseError as error:
+                if "BUSYGROUP" not in str(error):
+                    raise
+            self._groups_ready.add(stream)
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    async def read_new(self, block_ms: int | None) -> int:
+        """Read up to one batch per stream and dispatch each batch; returns messages read."""
+        await self.ensure_groups()
+        reply = await self.redis.xreadgroup(
+            streams.CONSUMER_GROUP,
+            self.config.consumer,
+            {stream: ">" for stream in self.config.streams},
+            count=self.config.batch_size,
+            block=block_ms,
+        )
+        total = 0
+        for stream, entries in reply or []:
+            total += len(entries)
+            await self._dispatch(stream, entries)
+        return total
+
+    async def reclaim_idle(self) -> int:
+        """Take over messages another consumer left unacknowledged for too long; dead-letter worn-out ones."""
+        await self.ensure_groups()
+        reclaimed = 0
+        for stream in self.config.streams:
+            cursor = "0-0"
+            while True:
+                reply = await self.redis.xautoclaim(
+                    stream,
+                    streams.CONSUMER_GROUP,
+                    self.config.consumer,
+                    self.config.idle_reclaim_ms,
+                    start_id=cursor,
+                    count=self.config.batch_size,
+                )
+                cursor, entries = reply[0], reply[1]
+                gone = [message_id for message_id, fields in entries if fields is None]
+                entries = [(message_id, fields) for message_id, fields in entries if fields is not None]
+                if len(reply) > 2:
+                    gone += list(reply[2])
+                if gone:  # trimmed away while pending: nothing left to deliver
+                    await self.redis.xack(stream, streams.CONSUMER_GROUP, *gone)
+                if entries:
+                    reclaimed += len(entries)
+                    await self._dispatch(stream, entries)
+                if cursor == "0-0" or not (entries or gone):
+                    break
+        self.stats.reclaimed += reclaimed
+        return reclaimed
+
+    async def _delivery_counts(self, stream: str, ids: list[str]) -> dict[str, int]:
+        pending = await self.redis.xpending_range(
+            stream,
+            streams.CONSUMER_GROUP,
+            min=min(ids, key=_id_key),
+            max=max(ids, key=_id_key),
+            count=len(ids) * 4 + 10,
+        )
+        return {entry["message_id"]: entry["times_delivered"] for entry in pending}
+
+    # --- dispatching -----------------------------------------------------------------------------
+
+    async def _dispatch(self, stream: str, entries: list[tuple[str, dict]]) -> None:
+        function = streams.function_for_stream(stream)
+        counts = await self._delivery_counts(stream, [message_id for message_id, _ in entries])
+        messages, dead = [], []
+        for message_id, fields in entries:
+            deliveries = counts.get(message_id, 1)
+            if function is None:
+                dead.append((message_id, fields, f"no function consumes stream {stream}"))
+                continue
+            if deliveries > self.config.max_deliveries:
+                dead.append(
+                    (message_id, fields, f"gave up after {deliveries - 1} deliveries without success")
+                )
+                continue
+            try:
+                data = streams.decode(fields)
+            except (ValueError, json.JSONDecodeError) as error:
+                dead.append((message_id, fields, f"malformed stream entry: {error}"))
+                continue
+            messages.append({"id": message_id, "stream": stream, "deliveries": deliveries, "data": data})
+        if dead:
+            await self._dead_letter(stream, dead)
+        if messages:
+            await self.slots.acquire()
+            task = asyncio.create_task(self._post(stream, function, messages, dict(entries)))
+            self.in_flight.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self.in_flight.discard(task)
+        self.slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("batch task failed: %r", task.exception())
+
+    async def _post(
+        self, stream: str, function: str, messages: list[dict], fields_by_id: dict[str, dict]
+    ) -> None:
+        url = f"{self.config.gateway_url.rstrip('/')}/function/{function}"
+        self.stats.delivered += len(messages)
+        try:
+            response = await self.http.post(url, json={"messages": messages})
+        except httpx.HTTPError as error:
+            self.stats.failed_posts += 1
+            log.warning(
+                "POST %s failed (%s); %d message(s) stay pending", url, type(error).__name__, len(messages)
+            )
+            return
+        if response.status_code // 100 != 2:
+            self.stats.failed_posts += 1
+            log.warning(
+                "POST %s answered %d; %d message(s) stay pending", url, response.status_code, len(messages)
+            )
+            return
+        try:
+            reply = response.json()
+            processed = list(reply.get("processed", []))
+            rejected = {item["id"]: item.get("error", "rejected") for item in reply.get("rejected", [])}
+        except (ValueError, AttributeError, KeyError, TypeError):
+            log.warning("POST %s answered 2xx without a batch reply; acknowledging the batch", url)
+            processed, rejected = [m["id"] for m in messages], {}
+        if rejected:
+            await self._dead_letter(
+                stream,
+                [
+                    (mid, fields_by_id.get(mid, {}), f"rejected by {function}: {why}")
+                    for mid, why in rejected.items()
+                ],
+            )
+        if processed:
+            await self.redis.xack(stream, streams.CONSUMER_GROUP, *processed)
+            self.stats.acked += len(processed)
+
+    async def _dead_letter(self, stream: str, dead: list[tuple[str, dict, str]]) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        for message_id, fields, reason in dead:
+            pipe.xadd(
+                streams.dead_letter_stream(stream),
+                {
+                    "stream": stream,
+                    "id": message_id,
+                    "reason": reason[:1000],
+                    **{k: v for k, v in (fields or {}).items()},
+                },
+            )
+            pipe.xack(stream, streams.CONSUMER_GROUP, message_id)
+            log.warning("dead-lettered %s %s: %s", stream, message_id, reason)
+        await pipe.execute()
+        self.stats.dead_lettered += len(dead)
+
+    # --- loops -----------------------------------------------------------------------------------
+
+    async def drain(self, max_seconds: float = 60.0) -> ConnectorStats:
+        """Burst mode: deliver everything queued (including idle reclaimable messages), then return."""
+        deadline = time.monotonic() + max_seconds
+        while time.monotonic() < deadline:
+            read = await self.read_new(block_ms=None)
+            reclaimed = await self.reclaim_idle()
+            if self.in_flight:
+                await asyncio.gather(*list(self.in_flight), return_exceptions=True)
+            if not read and not reclaimed and not self.in_flight:
+                break
+        return self.stats
+
+    async def run_forever(self, reclaim_every_seconds: float = 5.0) -> None:
+        last_reclaim = 0.0
+        while True:
+            self.stats.last_loop_at = time.time()
+            try:
+                await self.read_new(block_ms=1000)
+                if time.monotonic() - last_reclaim > reclaim_every_seconds:
+                    await self.reclaim_idle()
+                    last_reclaim = time.monotonic()
+            except (RedisError, OSError) as error:
+                log.warning("redis unavailable (%s); retrying", error)
+                self._groups_ready.clear()
+                await asyncio.sleep(1.0)
+
+
+def _id_key(message_id: str) -> tuple[int, int]:
+    millis, _, sequence = message_id.partition("-")
+    return int(millis), int(sequence or 0)

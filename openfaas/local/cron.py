@@ -1,0 +1,47 @@
+"""A local stand-in for the OpenFaaS cron-connector: POSTs an empty body to each cron-annotated function on time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from datetime import UTC, datetime
+
+import httpx
+from croniter import croniter
+
+from openfaas.local.stack import stack_functions
+
+log = logging.getLogger("cron")
+
+
+async def invoke_on_schedule(gateway_url: str, name: str, schedule: str) -> None:
+    times = croniter(schedule, datetime.now(UTC))
+    async with httpx.AsyncClient(timeout=300) as client:
+        while True:
+            due = times.get_next(datetime)
+            await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
+            # Like the real cron-connector: no retry and no overlap protection; functions must cope.
+            asyncio.create_task(_invoke(client, f"{gateway_url}/function/{name}", name))
+
+
+async def _invoke(client: httpx.AsyncClient, url: str, name: str) -> None:
+    try:
+        response = await client.post(url, content=b"")
+        log.info("cron %s -> %d %s", name, response.status_code, response.text[:200])
+    except httpx.HTTPError as error:
+        log.warning("cron %s failed: %s", name, type(error).__name__)
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s cron %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    gateway_url = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080").rstrip("/")
+    jobs = [(f.name, f.cron_schedule) for f in stack_functions() if f.cron_schedule]
+    for name, schedule in jobs:
+        log.info("%s on '%s'", name, schedule)
+    await asyncio.gather(*(invoke_on_schedule(gateway_url, name, schedule) for name, schedule in jobs))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

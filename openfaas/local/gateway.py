@@ -1,0 +1,106 @@
+"""A local stand-in for the OpenFaaS gateway: /function/<name>/<path> is proxied to that function's process."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import httpx
+
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "host",
+    "content-length",
+}
+
+
+class Gateway:
+    """A raw ASGI app so responses (including SSE) stream through unbuffered."""
+
+    def __init__(self, upstreams: dict[str, str], timeout: float = 330.0):
+        self.upstreams = upstreams
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=5.0), limits=httpx.Limits(max_connections=500)
+        )
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await self.client.aclose()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        path = scope["path"]
+        if path == "/healthz":
+            return await self._json(send, 200, {"status": "ok"})
+        if path == "/system/functions":
+            return await self._json(send, 200, [{"name": name} for name in sorted(self.upstreams)])
+        if not path.startswith("/function/"):
+            return await self._json(
+                send, 404, {"error": {"code": "not_found", "message": "use /function/<name>"}}
+            )
+        name, _, rest = path.removeprefix("/function/").partition("/")
+        upstream = self.upstreams.get(name)
+        if upstream is None:
+            return await self._json(
+                send, 404, {"error": {"code": "not_found", "message": f"no function '{name}'"}}
+            )
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = [
+            (k.decode(), v.decode()) for k, v in scope["headers"] if k.decode().lower() not in HOP_BY_HOP
+        ]
+        url = f"{upstream}/{rest}" + (f"?{scope['query_string'].decode()}" if scope["query_string"] else "")
+        try:
+            request = self.client.build_request(scope["method"], url, headers=headers, content=body)
+            response = await self.client.send(request, stream=True)
+        except httpx.HTTPError as error:
+            return await self._json(
+                send, 502, {"error": {"code": "bad_gateway", "message": f"{name}: {type(error).__name__}"}}
+            )
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": [
+                        (k.encode(), v.encode())
+                        for k, v in response.headers.items()
+                        if k.lower() not in HOP_BY_HOP
+                    ],
+                }
+            )
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await response.aclose()
+
+    @staticmethod
+    async def _json(send, status: int, payload) -> None:
+        body = json.dumps(payload).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def app_from_env() -> Gateway:
+    """uvicorn factory: GATEWAY_UPSTREAMS is a JSON object {function name: base URL}."""
+    return Gateway(json.loads(os.environ["GATEWAY_UPSTREAMS"]))

@@ -1,0 +1,192 @@
+"""The local stand-in for an OpenFaaS install: each stack.yml function as its own process, a gateway, the
+connector and the cron emulator, supervised and restarted if they die (as OpenFaaS would)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from openfaas.local.services import free_port, wait_for_port
+from openfaas.local.stack import PROJECT_ROOT, StackFunction, stack_functions
+
+BIN = Path(sys.executable).parent
+
+
+def function_command(function: StackFunction, port: int) -> list[str]:
+    """The same entry point the OpenFaaS template's fprocess runs."""
+    return [
+        str(BIN / "functions-framework"),
+        "--asgi",
+        "--target",
+        "handle",
+        "--source",
+        str(function.source),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    port: int | None
+    log_path: Path
+    process: subprocess.Popen | None = None
+    restarts: int = 0
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            self.argv,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self) -> None:
+        self.signal(signal.SIGTERM)
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                self.process.wait()
+
+
+@dataclass
+class LocalStack:
+    env: dict[str, str]
+    log_dir: Path
+    gateway_port: int = 8080
+    with_connector: bool = True
+    with_cron: bool = True
+    connector_env: dict[str, str] = field(default_factory=dict)
+    children: dict[str, Child] = field(default_factory=dict)
+    _stopping: bool = False
+    _watcher: threading.Thread | None = None
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def start(self) -> LocalStack:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        base_env = {**os.environ, **self.env, "GATEWAY_URL": self.gateway_url, "PYTHONUNBUFFERED": "1"}
+        upstreams = {}
+        for function in stack_functions():
+            port = free_port()
+            upstreams[function.name] = f"http://127.0.0.1:{port}"
+            self._add(
+                Child(
+                    function.name,
+                    function_command(function, port),
+                    {**base_env, **function.environment},
+                    port,
+                    self.log_dir / f"{function.name}.log",
+                )
+            )
+        self._add(
+            Child(
+                "gateway",
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
+                    "openfaas.local.gateway:app_from_env",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.gateway_port),
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                ],
+                {**base_env, "GATEWAY_UPSTREAMS": json.dumps(upstreams)},
+                self.gateway_port,
+                self.log_dir / "gateway.log",
+            )
+        )
+        if self.with_connector:
+            self._add(
+                Child(
+                    "connector",
+                    [sys.executable, "-m", "openfaas.connector"],
+                    {**base_env, "CONNECTOR_HEALTH_PORT": "0", **self.connector_env},
+                    None,
+                    self.log_dir / "connector.log",
+                )
+            )
+        if self.with_cron:
+            self._add(
+                Child(
+                    "cron",
+                    [sys.executable, "-m", "openfaas.local.cron"],
+                    base_env,
+                    None,
+                    self.log_dir / "cron.log",
+                )
+            )
+        for child in self.children.values():
+            child.start()
+        for child in self.children.values():
+            if child.port:
+                wait_for_port("127.0.0.1", child.port, timeout=60, process=child.process)
+        self._watcher = threading.Thread(target=self._supervise, daemon=True)
+        self._watcher.start()
+        return self
+
+    def _add(self, child: Child) -> None:
+        self.children[child.name] = child
+
+    def _supervise(self) -> None:
+        while not self._stopping:
+            for child in list(self.children.values()):
+                if not self._stopping and child.process is not None and child.process.poll() is not None:
+                    child.restarts += 1
+                    time.sleep(0.5)
+                    if not self._stopping:
+                        child.start()
+            time.sleep(0.2)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """For chaos tests: the supervisor restarts the process, as OpenFaaS would restart a pod."""
+        self.children[name].signal(sig)
+
+    def wait_ready(self, name: str, timeout: float = 60) -> None:
+        child = self.children[name]
+        deadline = time.monotonic() + timeout
+        while not child.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if child.port:
+            wait_for_port("127.0.0.1", child.port, timeout=max(1.0, deadline - time.monotonic()))
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._watcher is not None:
+            self._watcher.join(timeout=2)
+        for child in reversed(list(self.children.values())):
+            child.stop()

@@ -1,0 +1,1 @@
+"""Common code for every function: models, database, streams, checks, aggregation, alerts, security."""

@@ -1,0 +1,52 @@
+"""Postgres connections: one async pool per event loop, so functions, the connector and tests share one path."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from shared.settings import get_settings
+
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncConnectionPool] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def get_pool() -> AsyncConnectionPool:
+    loop = asyncio.get_running_loop()
+    pool = _pools.get(loop)
+    if pool is None:
+        pool = AsyncConnectionPool(
+            get_settings().require_database_url(),
+            min_size=1,
+            max_size=10,
+            kwargs={"row_factory": dict_row, "autocommit": False},
+            open=False,
+            # A restarted Postgres leaves dead sockets in the pool; check before handing one out.
+            check=AsyncConnectionPool.check_connection,
+        )
+        await pool.open(wait=True, timeout=30)
+        _pools[loop] = pool
+    return pool
+
+
+@asynccontextmanager
+async def transaction() -> AsyncIterator[AsyncConnection]:
+    """A connection inside one transaction: committed on success, rolled back on any error."""
+    pool = await get_pool()
+    async with pool.connection() as conn:
+        async with conn.transaction():
+            yield conn
+
+
+async def close_pool() -> None:
+    loop = asyncio.get_running_loop()
+    pool = _pools.pop(loop, None)
+    if pool is not None:
+        await pool.close()

@@ -1,0 +1,107 @@
+"""What a check function does with a batch of jobs: run them concurrently, store results once, announce them."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from psycopg.types.json import Jsonb
+
+from shared import db, streams
+from shared.checks import run_check
+from shared.models import CheckJob, CheckOutcome, ResultEvent
+from shared.settings import get_settings
+
+_INSERT_RESULTS = """
+insert into monitor_results (
+    run_id, monitor_id, location, status, checked_at, response_time_ms,
+    dns_ms, connect_ms, tls_ms, first_byte_ms, status_code, message, details, is_status_change)
+select r.run_id, r.monitor_id, r.location, r.status, r.checked_at, r.response_time_ms,
+    r.dns_ms, r.connect_ms, r.tls_ms, r.first_byte_ms, r.status_code, r.message, r.details,
+    r.status is distinct from (
+        select p.status from monitor_results p
+        where p.monitor_id = r.monitor_id and p.location = r.location
+        order by p.checked_at desc limit 1)
+from unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::timestamptz[], %s::int[],
+            %s::real[], %s::real[], %s::real[], %s::real[], %s::int[], %s::text[], %s::jsonb[])
+    as r(run_id, monitor_id, location, status, checked_at, response_time_ms,
+         dns_ms, connect_ms, tls_ms, first_byte_ms, status_code, message, details)
+on conflict (run_id, location) do nothing
+"""
+
+
+async def _already_stored(jobs: list[CheckJob]) -> dict[tuple[str, str], str]:
+    async with db.transaction() as conn:
+        rows = await (
+            await conn.execute(
+                """select r.run_id, r.location, r.status from monitor_results r
+                   join unnest(%s::uuid[], %s::text[]) as j(run_id, location)
+                     on r.run_id = j.run_id and r.location = j.location""",
+                ([job.run_id for job in jobs], [job.location for job in jobs]),
+            )
+        ).fetchall()
+    return {(str(row["run_id"]), row["location"]): row["status"] for row in rows}
+
+
+async def _run_all(jobs: list[CheckJob]) -> list[tuple[CheckJob, CheckOutcome, datetime]]:
+    limit = asyncio.Semaphore(get_settings().check_concurrency)
+
+    async def one(job: CheckJob) -> tuple[CheckJob, CheckOutcome, datetime]:
+        async with limit:
+            checked_at = datetime.now(UTC)
+            return job, await run_check(job), checked_at
+
+    return await asyncio.gather(*(one(job) for job in jobs))
+
+
+async def _store(executed: list[tuple[CheckJob, CheckOutcome, datetime]]) -> None:
+    if not executed:
+        return
+    columns: list[list] = [[] for _ in range(13)]
+    for job, outcome, checked_at in executed:
+        values = (
+            job.run_id,
+            job.monitor_id,
+            job.location,
+            outcome.status,
+            checked_at,
+            outcome.response_time_ms,
+            outcome.dns_ms,
+            outcome.connect_ms,
+            outcome.tls_ms,
+            outcome.first_byte_ms,
+            outcome.status_code,
+            outcome.message,
+            Jsonb(outcome.details),
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    async with db.transaction() as conn:
+        await conn.execute(_INSERT_RESULTS, columns)
+
+
+async def execute_jobs(jobs: list[CheckJob]) -> int:
+    """Runs each job not yet stored, commits every result, then publishes one event per job.
+
+    Redelivered jobs are not re-run; their stored result is announced again, which aggregate ignores if seen.
+    Returns how many checks actually ran.
+    """
+    stored = await _already_stored(jobs)
+    pending = [job for job in jobs if (str(job.run_id), job.location) not in stored]
+    executed = await _run_all(pending)
+    await _store(executed)
+    fresh = {(str(job.run_id), job.location): outcome.status for job, outcome, _ in executed}
+    statuses = stored | fresh
+    await streams.publish(
+        (
+            streams.RESULTS_STREAM,
+            ResultEvent(
+                run_id=job.run_id,
+                monitor_id=job.monitor_id,
+                location=job.location,
+                status=statuses[(str(job.run_id), job.location)],
+            ),
+        )
+        for job in jobs
+    )
+    return len(executed)

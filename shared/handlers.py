@@ -1,0 +1,98 @@
+"""The HTTP edge every function shares: JSON parsing, the error shape, and connector message batches."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from shared.models import ApiError, validation_error_to_api_error
+
+log = logging.getLogger("supercheck")
+M = TypeVar("M", bound=BaseModel)
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status)
+
+
+async def read_json(request: Request, allow_empty: bool = False) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        if allow_empty:
+            return {}
+        raise ApiError(400, "invalid_json", "request body is empty; expected a JSON object")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ApiError(400, "invalid_json", f"request body is not valid JSON: {error}") from None
+
+
+def parse(model: type[M], data: Any) -> M:
+    if not isinstance(data, dict):
+        raise ApiError(400, "validation_error", "request body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise validation_error_to_api_error(error) from None
+
+
+@dataclass
+class Batch:
+    """A connector delivery: messages that validated, and those rejected with the reason (to dead-letter)."""
+
+    accepted: list[tuple[str, Any]] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)
+
+    def reply(self, **extra: Any) -> JSONResponse:
+        return JSONResponse(
+            {"processed": [message_id for message_id, _ in self.accepted], "rejected": self.rejected, **extra}
+        )
+
+
+def is_connector_batch(data: Any) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("messages"), list)
+
+
+def parse_batch(data: Any, model: type[M]) -> Batch:
+    if not is_connector_batch(data):
+        raise ApiError(
+            400, "validation_error", "messages: is required (a list of connector messages)", "messages"
+        )
+    batch = Batch()
+    for index, message in enumerate(data["messages"]):
+        message_id = message.get("id") if isinstance(message, dict) else None
+        if not isinstance(message_id, str):
+            raise ApiError(400, "validation_error", f"messages.{index}.id: is required")
+        try:
+            batch.accepted.append((message_id, model.model_validate(message.get("data"))))
+        except ValidationError as error:
+            batch.rejected.append({"id": message_id, "error": validation_error_to_api_error(error).message})
+    return batch
+
+
+def json_endpoint(
+    handler: Callable[[Request], Awaitable[Any]],
+) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """Wraps a function's handler: ApiError becomes its JSON shape, anything else a 500 without internals."""
+
+    async def wrapped(request: Request) -> JSONResponse:
+        try:
+            result = await handler(request)
+        except ApiError as error:
+            return error_response(error)
+        except Exception:
+            log.exception("unhandled error in %s", handler.__module__)
+            return error_response(ApiError(500, "internal_error", "internal error; see the function's log"))
+        if isinstance(result, JSONResponse):
+            return result
+        return JSONResponse(result)
+
+    wrapped.__name__ = handler.__name__
+    return wrapped

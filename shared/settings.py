@@ -1,0 +1,99 @@
+"""The one place configuration is read: environment variables, or OpenFaaS secret files for secrets."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+
+SECRETS_DIR = Path(os.environ.get("SC_SECRETS_DIR", "/var/openfaas/secrets"))
+DEFAULT_LOCATIONS = ("us-east", "eu-central", "asia-pacific")
+
+
+def read_secret(name: str, env_var: str) -> str | None:
+    """OpenFaaS mounts secrets as files; a file wins over the environment so that nothing secret need sit in env."""
+    path = SECRETS_DIR / name
+    if path.is_file():
+        return path.read_text().strip()
+    return os.environ.get(env_var) or None
+
+
+def _flag(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Settings(BaseModel):
+    database_url: str | None
+    redis_url: str | None
+    gateway_url: str = "http://127.0.0.1:8080"
+    worker_location: str | None = None
+    locations: tuple[str, ...] = DEFAULT_LOCATIONS
+    allow_internal_targets: bool = False
+    credential_keys: str | None = Field(default=None, repr=False)
+    public_base_url: str = "http://127.0.0.1:8080"
+    connector_batch_size: int = Field(default=50, ge=1, le=1000)
+    connector_concurrency: int = Field(default=4, ge=1, le=64)
+    connector_max_deliveries: int = Field(default=5, ge=1, le=100)
+    connector_idle_reclaim_ms: int = Field(default=60_000, ge=100)
+    check_concurrency: int = Field(default=200, ge=1, le=5000)
+    run_deadline_grace_seconds: int = Field(default=30, ge=0)
+    dispatch_sweep_after_seconds: int = Field(default=30, ge=1)
+
+    @field_validator("worker_location")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        locations = tuple(
+            x.strip() for x in env.get("SC_LOCATIONS", ",".join(DEFAULT_LOCATIONS)).split(",") if x.strip()
+        )
+        values: dict = {
+            "database_url": read_secret("database-url", "DATABASE_URL"),
+            "redis_url": read_secret("redis-url", "REDIS_URL"),
+            "credential_keys": read_secret("credential-key", "SC_CREDENTIAL_KEY"),
+            "worker_location": env.get("WORKER_LOCATION"),
+            "locations": locations,
+            "allow_internal_targets": _flag("ALLOW_INTERNAL_TARGETS"),
+        }
+        optional = {
+            "gateway_url": "GATEWAY_URL",
+            "public_base_url": "SC_PUBLIC_BASE_URL",
+            "connector_batch_size": "CONNECTOR_BATCH_SIZE",
+            "connector_concurrency": "CONNECTOR_CONCURRENCY",
+            "connector_max_deliveries": "CONNECTOR_MAX_DELIVERIES",
+            "connector_idle_reclaim_ms": "CONNECTOR_IDLE_RECLAIM_MS",
+            "check_concurrency": "CHECK_CONCURRENCY",
+            "run_deadline_grace_seconds": "RUN_DEADLINE_GRACE_SECONDS",
+            "dispatch_sweep_after_seconds": "DISPATCH_SWEEP_AFTER_SECONDS",
+        }
+        for field_name, env_var in optional.items():
+            if env.get(env_var):
+                values[field_name] = env[env_var]
+        return cls(**values)
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise RuntimeError("DATABASE_URL is not set (nor the OpenFaaS secret 'database-url')")
+        return self.database_url
+
+    def require_redis_url(self) -> str:
+        if not self.redis_url:
+            raise RuntimeError("REDIS_URL is not set (nor the OpenFaaS secret 'redis-url')")
+        return self.redis_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()
+
+
+def reset_settings_cache() -> None:
+    get_settings.cache_clear()

@@ -1,0 +1,108 @@
+"""Every Redis key and stream name, the routing from stream to function, and envelope publishing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import weakref
+from collections.abc import Iterable
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel
+
+from shared.settings import get_settings
+
+PREFIX = "sc"
+RESULTS_STREAM = f"{PREFIX}:results"
+ALERTS_STREAM = f"{PREFIX}:alerts"
+CONSUMER_GROUP = "sc-connector"
+DEAD_LETTER_SUFFIX = ":dead"
+PAYLOAD_FIELD = "data"
+
+PIPELINE_FUNCTION_BY_STREAM: dict[str, str] = {
+    RESULTS_STREAM: "aggregate",
+    ALERTS_STREAM: "alert",
+}
+
+
+def job_stream(check_type: str, location: str) -> str:
+    return f"{PREFIX}:jobs:{check_type}:{location}"
+
+
+def dead_letter_stream(stream: str) -> str:
+    return stream + DEAD_LETTER_SUFFIX
+
+
+def parse_job_stream(stream: str) -> tuple[str, str] | None:
+    parts = stream.split(":")
+    if len(parts) == 4 and parts[0] == PREFIX and parts[1] == "jobs":
+        return parts[2], parts[3]
+    return None
+
+
+def function_for_stream(stream: str) -> str | None:
+    parsed = parse_job_stream(stream)
+    if parsed:
+        from shared.checks import CHECK_TYPES
+
+        check_type = CHECK_TYPES.get(parsed[0])
+        return check_type.function if check_type else None
+    return PIPELINE_FUNCTION_BY_STREAM.get(stream)
+
+
+def streams_for_worker(location: str | None, locations: Iterable[str], include_pipeline: bool) -> list[str]:
+    """A regional connector reads its own location's job streams; the primary also feeds aggregate and alert."""
+    from shared.checks import CHECK_TYPES
+
+    chosen = [location] if location else list(locations)
+    streams = [job_stream(check_type, loc) for loc in chosen for check_type in CHECK_TYPES]
+    if include_pipeline:
+        streams += list(PIPELINE_FUNCTION_BY_STREAM)
+    return streams
+
+
+def encode(message: BaseModel) -> dict[str, str]:
+    return {PAYLOAD_FIELD: message.model_dump_json()}
+
+
+def decode(fields: dict) -> dict:
+    raw = fields.get(PAYLOAD_FIELD) if PAYLOAD_FIELD in fields else fields.get(PAYLOAD_FIELD.encode())
+    if raw is None:
+        raise ValueError(f"stream entry has no '{PAYLOAD_FIELD}' field")
+    return json.loads(raw)
+
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
+
+
+def get_redis() -> aioredis.Redis:
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        client = aioredis.Redis.from_url(
+            get_settings().require_redis_url(),
+            decode_responses=True,
+            health_check_interval=15,
+            socket_keepalive=True,
+            retry_on_timeout=True,
+        )
+        _clients[loop] = client
+    return client
+
+
+async def publish(entries: Iterable[tuple[str, BaseModel]]) -> int:
+    """XADD many envelopes in one round trip; returns how many were written."""
+    entries = list(entries)
+    if not entries:
+        return 0
+    pipe = get_redis().pipeline(transaction=False)
+    for stream, message in entries:
+        pipe.xadd(stream, encode(message))
+    await pipe.execute()
+    return len(entries)
+
+
+async def close_redis() -> None:
+    client = _clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
