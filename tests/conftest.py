@@ -1,0 +1,136 @@
+"""Fixtures that start real infrastructure on free loopback ports: PostgreSQL, Redis, and the local stack."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+import redis
+
+from openfaas.local.runtime import LocalStack
+from openfaas.local.services import ManagedServer, embedded_postgres, embedded_redis, free_port
+from shared.migrate import apply_migrations
+from shared.security import generate_key
+from shared.settings import reset_settings_cache
+from tests.servers import LoopbackHttpServer
+
+KEPT_TABLES = {"projects", "regions", "schema_migrations"}
+
+
+@dataclass
+class Infra:
+    postgres: ManagedServer
+    redis_server: ManagedServer
+
+    @property
+    def database_url(self) -> str:
+        return self.postgres.url
+
+    @property
+    def redis_url(self) -> str:
+        return self.redis_server.url
+
+    def sql(self, query: str, params=None) -> list[tuple]:
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            cursor = conn.execute(query, params)
+            return cursor.fetchall() if cursor.description else []
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis_url, decode_responses=True)
+
+
+class AsyncRunner:
+    """One event loop for the whole session, so per-loop connection pools live as long as the tests."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine, timeout: float = 120):
+        future: Future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        return future.result(timeout)
+
+    def close(self) -> None:
+        from shared.db import close_pool
+        from shared.streams import close_redis
+
+        async def shutdown():
+            await close_pool()
+            await close_redis()
+
+        self.run(shutdown())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory) -> Iterator[Infra]:
+    base = tmp_path_factory.mktemp("infra")
+    os.environ["SC_EMBEDDED_PG_FAST"] = "1"  # fsync off: test data need not survive a power cut
+    postgres = embedded_postgres(base / "postgres")
+    redis_server = embedded_redis(base / "redis")
+    os.environ.update(
+        {
+            "DATABASE_URL": postgres.url,
+            "REDIS_URL": redis_server.url,
+            "SC_CREDENTIAL_KEY": os.environ.get("SC_TEST_CREDENTIAL_KEY") or generate_key(),
+            "DISPATCH_SWEEP_AFTER_SECONDS": "2",
+        }
+    )
+    reset_settings_cache()
+    apply_migrations(postgres.url)
+    yield Infra(postgres, redis_server)
+    redis_server.stop()
+    postgres.stop()
+
+
+@pytest.fixture(scope="session")
+def aio(infra) -> Iterator[AsyncRunner]:
+    runner = AsyncRunner()
+    yield runner
+    runner.close()
+
+
+@pytest.fixture
+def clean(infra) -> Infra:
+    """Empties every table but the seeded ones, and every Redis key, before the test."""
+    tables = [row[0] for row in infra.sql("select tablename from pg_tables where schemaname = 'public'")]
+    wipe = [t for t in tables if t not in KEPT_TABLES]
+    if wipe:
+        infra.sql(f"truncate {', '.join(wipe)} cascade")
+    infra.redis().flushall()
+    return infra
+
+
+@pytest.fixture(scope="module")
+def stack(infra, tmp_path_factory) -> Iterator[LocalStack]:
+    """The whole local runtime (gateway, every stack.yml function, connector) on a free port, without cron."""
+    local = LocalStack(
+        env={"ALLOW_INTERNAL_TARGETS": "true", "CONNECTOR_IDLE_RECLAIM_MS": "3000"},
+        log_dir=tmp_path_factory.mktemp("stack-logs"),
+        gateway_port=free_port(),
+        with_cron=False,
+    ).start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture
+def http_target() -> Iterator[LoopbackHttpServer]:
+    server = LoopbackHttpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[LoopbackHttpServer]:
+    server = LoopbackHttpServer(body=b"{}").start()
+    yield server
+    server.stop()

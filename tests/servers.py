@@ -1,0 +1,93 @@
+"""Real loopback servers for tests: a switchable HTTP target and a webhook receiver that records requests."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+@dataclass
+class LoopbackHttpServer:
+    """Answers every request with `status` after `delay` seconds, and records what it received."""
+
+    host: str = "127.0.0.1"
+    status: int = 200
+    body: bytes = b"ok"
+    delay: float = 0.0
+    requests: list[RecordedRequest] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def start(self) -> LoopbackHttpServer:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                payload = self.rfile.read(length) if length else b""
+                owner.requests.append(RecordedRequest(self.command, self.path, dict(self.headers), payload))
+                if owner.delay:
+                    time.sleep(owner.delay)
+                self.send_response(owner.status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(owner.body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(owner.body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _answer
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer((self.host, 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def wait_for_requests(self, count: int, timeout: float = 30.0) -> list[RecordedRequest]:
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {count} request(s), got {len(self.requests)}")
+            time.sleep(0.05)
+        return self.requests
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(interval)
