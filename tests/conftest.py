@@ -64,6 +64,10 @@ class AsyncRunner:
         async def shutdown():
             await close_pool()
             await close_redis()
+            others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
 
         self.run(shutdown())
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -1,0 +1,91 @@
+"""schedule's outbox: due monitors claimed once, even by overlapping ticks; undispatched runs re-published."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from shared import streams
+from shared.scheduling import expected_locations, redispatch_stale_runs, schedule_tick
+
+LOCATIONS = ["us-east", "eu-central", "asia-pacific"]
+
+
+def seed_due_monitors(infra, count: int, due_at: datetime) -> None:
+    project = infra.sql("select id from projects where is_default")[0][0]
+    infra.sql(
+        """insert into monitors (project_id, name, type, target, frequency_minutes, next_run_at)
+           select %s, 'm' || g, 'http_request', 'http://127.0.0.1:9/', 1, %s from generate_series(1, %s) g""",
+        (project, due_at, count),
+    )
+
+
+def jobs_in_streams(infra) -> list[dict]:
+    r = infra.redis()
+    jobs = []
+    for location in LOCATIONS:
+        jobs += [
+            streams.decode(fields) for _, fields in r.xrange(streams.job_stream("http_request", location))
+        ]
+    return jobs
+
+
+def test_two_overlapping_ticks_dispatch_each_due_run_exactly_once(clean, aio):
+    now = datetime.now(UTC)
+    seed_due_monitors(clean, 300, now - timedelta(seconds=5))
+
+    async def both():
+        return await asyncio.gather(schedule_tick(now), schedule_tick(now))
+
+    first, second = aio.run(both())
+    assert first.runs_created + second.runs_created == 300
+    assert clean.sql("select count(*), count(distinct monitor_id) from runs") == [(300, 300)]
+    jobs = jobs_in_streams(clean)
+    assert len(jobs) == 900
+    assert len({(job["run_id"], job["location"]) for job in jobs}) == 900
+    assert clean.sql("select count(*) from runs where dispatched_at is null") == [(0,)]
+    # the next slot is one frequency later, so an immediate third tick finds nothing due
+    assert aio.run(schedule_tick(now)).runs_created == 0
+
+
+def test_a_tick_after_downtime_runs_the_latest_slot_once_instead_of_replaying(clean, aio):
+    now = datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC)
+    seed_due_monitors(clean, 1, now - timedelta(minutes=10, seconds=30))
+    aio.run(schedule_tick(now))
+    ((scheduled_at, next_run_at),) = clean.sql(
+        "select r.scheduled_at, m.next_run_at from runs r join monitors m on m.id = r.monitor_id"
+    )
+    assert scheduled_at == datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    assert next_run_at == datetime(2026, 1, 1, 12, 1, 0, tzinfo=UTC)
+
+
+def test_runs_committed_but_never_published_are_redispatched_by_the_sweep(clean, aio):
+    now = datetime.now(UTC)
+    seed_due_monitors(clean, 2, now - timedelta(seconds=1))
+    monitor_ids = [row[0] for row in clean.sql("select id from monitors")]
+    # what a crash between commit and XADD leaves behind: runs recorded, nothing published
+    for monitor_id in monitor_ids:
+        clean.sql(
+            """insert into runs (id, monitor_id, scheduled_at, expected_locations, deadline, created_at)
+               values (%s, %s, %s, %s, %s, %s)""",
+            (
+                uuid.uuid4(),
+                monitor_id,
+                now - timedelta(minutes=1),
+                LOCATIONS,
+                now + timedelta(minutes=1),
+                now - timedelta(minutes=1),
+            ),
+        )
+    assert aio.run(redispatch_stale_runs(now)) == 2
+    assert len(jobs_in_streams(clean)) == 6
+    assert aio.run(redispatch_stale_runs(now)) == 0
+
+
+def test_expected_locations_follow_the_location_config():
+    active = LOCATIONS
+    assert expected_locations({}, active) == LOCATIONS
+    assert expected_locations({"locations": ["eu-central"]}, active) == ["eu-central"]
+    assert expected_locations({"enabled": False, "locations": ["eu-central"]}, active) == ["us-east"]
+    assert expected_locations({"locations": ["mars-1", "asia-pacific"]}, active) == ["asia-pacific"]
