@@ -109,9 +109,10 @@ async def _apply_to_monitor(conn: AsyncConnection, run: dict, verdict: RunVerdic
             (monitor["id"], run["id"], monitor["status"], new_status, now),
         )
     await conn.execute(
-        """update monitors set status = %s, alert_state = %s, last_applied_run_at = %s, last_check_at = %s
+        """update monitors set status = %s, alert_state = %s, last_applied_run_at = %s, last_check_at = %s,
+               last_run_id = %s
            where id = %s""",
-        (new_status, Jsonb(decision.state.to_json()), run["scheduled_at"], now, monitor["id"]),
+        (new_status, Jsonb(decision.state.to_json()), run["scheduled_at"], now, run["id"], monitor["id"]),
     )
     for action in decision.actions:
         await _queue_alert(conn, monitor, run, verdict, action, now)
