@@ -43,6 +43,7 @@ async def sweep_deadlines(now: datetime | None = None, limit: int = 1000) -> int
 
 async def _finalize(run_ids: list[uuid.UUID], now: datetime, at_deadline: bool) -> int:
     finalized = 0
+    flips: list[dict] = []
     async with db.transaction() as conn:
         runs = await (
             await conn.execute(
@@ -80,6 +81,14 @@ async def _finalize(run_ids: list[uuid.UUID], now: datetime, at_deadline: bool) 
                 continue  # another aggregate invocation finalized it first
             finalized += 1
             await _apply_to_monitor(conn, run, verdict, now)
+            flip = await (
+                await conn.execute("select from_status, to_status from status_changes where run_id = %s", (run["id"],))
+            ).fetchone()
+            if flip:
+                flips.append({"type": "status_change", "monitorId": run["monitor_id"], "runId": run["id"],
+                              "from": flip["from_status"], "to": flip["to_status"], "isPartial": verdict.is_partial,
+                              "at": now.isoformat()})
+    await streams.publish_events(flips)
     return finalized
 
 

@@ -1,188 +1,304 @@
-"""Monitors and notification providers as the API stores and shows them."""
+"""Monitors, their runs and results, as the API stores and reads them (always scoped to one project)."""
 
 from __future__ import annotations
 
-import json
-import math
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
+from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from shared import db
-from shared.models import ApiError, MonitorCreate, NotificationProviderCreate, ResultsQuery
-from shared.notify import masked_config
-from shared.security import key_ring
+from shared import audit, db
+from shared.api.schemas import (
+    LocationStat,
+    LocationStats,
+    MonitorListQuery,
+    MonitorOut,
+    MonitorPage,
+    Pagination,
+    ResultOut,
+    ResultPage,
+    ResultsQuery,
+    RunOut,
+    RunSummary,
+    Timings,
+)
+from shared.models import ApiError, MonitorCreate
+from shared.security import mask_secrets
+
+# Fields whose change alters what is checked, so an update triggers an immediate run.
+CHECK_DEFINING_FIELDS = ("type", "target", "config", "location_config")
+
+_MONITOR_COLUMNS = """m.*, r.id as run_id, r.status as run_status, r.is_partial as run_is_partial,
+    r.scheduled_at as run_scheduled_at, r.finalized_at as run_finalized_at, r.missing_locations as run_missing"""
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+def monitor_out(row: dict) -> MonitorOut:
+    last_run = None
+    if row.get("run_id"):
+        last_run = RunSummary(id=row["run_id"], status=row["run_status"], is_partial=row["run_is_partial"],
+                              scheduled_at=row["run_scheduled_at"], finalized_at=row["run_finalized_at"],
+                              missing_locations=row["run_missing"])
+    return MonitorOut(
+        id=row["id"], project_id=row["project_id"], name=row["name"], type=row["type"], target=row["target"],
+        frequency_minutes=row["frequency_minutes"], enabled=row["enabled"], config=mask_secrets(row["config"]),
+        location_config=row["location_config"], alert_config=row["alert_config"], tags=row["tags"],
+        status=row["status"], next_run_at=row["next_run_at"], last_check_at=row["last_check_at"],
+        last_run=last_run, created_at=row["created_at"], updated_at=row["updated_at"],
+    )
 
 
-def monitor_json(row: dict) -> dict:
+def result_out(row: dict) -> ResultOut:
+    return ResultOut(
+        id=row["id"], run_id=row["run_id"], monitor_id=row["monitor_id"], location=row["location"],
+        status=row["status"], checked_at=row["checked_at"], response_time_ms=row["response_time_ms"],
+        status_code=row["status_code"],
+        timings=Timings(dns_ms=row["dns_ms"], connect_ms=row["connect_ms"], tls_ms=row["tls_ms"],
+                        first_byte_ms=row["first_byte_ms"]),
+        message=row["message"], details=row["details"], is_status_change=row["is_status_change"],
+    )
+
+
+def spec_of(row: dict) -> dict[str, Any]:
+    """A stored monitor as the body that would create it (used to apply partial updates)."""
     return {
-        "id": str(row["id"]),
-        "projectId": str(row["project_id"]),
-        "name": row["name"],
-        "type": row["type"],
-        "target": row["target"],
-        "frequencyMinutes": row["frequency_minutes"],
-        "enabled": row["enabled"],
-        "config": row["config"],
-        "locationConfig": row["location_config"],
-        "alertConfig": row["alert_config"],
-        "tags": row["tags"],
-        "status": row["status"],
-        "nextRunAt": _iso(row["next_run_at"]),
-        "lastCheckAt": _iso(row["last_check_at"]),
-        "createdAt": _iso(row["created_at"]),
-        "updatedAt": _iso(row["updated_at"]),
+        "name": row["name"], "type": row["type"], "target": row["target"], "config": row["config"],
+        "frequencyMinutes": row["frequency_minutes"], "enabled": row["enabled"],
+        "locationConfig": row["location_config"], "alertConfig": row["alert_config"], "tags": row["tags"],
     }
 
 
-def result_json(row: dict) -> dict:
-    return {
-        "id": row["id"],
-        "runId": str(row["run_id"]),
-        "monitorId": str(row["monitor_id"]),
-        "location": row["location"],
-        "status": row["status"],
-        "checkedAt": _iso(row["checked_at"]),
-        "responseTimeMs": row["response_time_ms"],
-        "statusCode": row["status_code"],
-        "timings": {
-            "dnsMs": row["dns_ms"],
-            "connectMs": row["connect_ms"],
-            "tlsMs": row["tls_ms"],
-            "firstByteMs": row["first_byte_ms"],
-        },
-        "message": row["message"],
-        "details": row["details"],
-        "isStatusChange": row["is_status_change"],
-    }
-
-
-async def default_project_id() -> uuid.UUID:
-    async with db.transaction() as conn:
-        row = await (await conn.execute("select id from projects where is_default")).fetchone()
-    return row["id"]
-
-
-async def create_monitor(project_id: uuid.UUID, spec: MonitorCreate) -> dict:
-    async with db.transaction() as conn:
-        await _require_providers(conn, project_id, spec.alert_config.notification_providers)
-        row = await (
-            await conn.execute(
-                """
-                insert into monitors (project_id, name, type, target, config, frequency_minutes, enabled,
-                                      location_config, alert_config, tags, next_run_at)
-                values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, case when %s then now() end)
-                returning *
-                """,
-                (
-                    project_id,
-                    spec.name,
-                    spec.type,
-                    spec.target,
-                    Jsonb(spec.config),
-                    spec.frequency_minutes,
-                    spec.enabled,
-                    Jsonb(spec.location_config.model_dump(by_alias=True)),
-                    Jsonb(spec.alert_config.model_dump(by_alias=True, mode="json")),
-                    spec.tags,
-                    spec.enabled,
-                ),
-            )
-        ).fetchone()
-    return row
-
-
-async def _require_providers(conn, project_id: uuid.UUID, provider_ids: list[uuid.UUID]) -> None:
+async def _require_providers(conn: AsyncConnection, project_id: uuid.UUID, provider_ids: list[uuid.UUID]) -> None:
     if not provider_ids:
         return
     found = await (
         await conn.execute(
-            "select id from notification_providers where project_id = %s and id = any(%s)",
-            (project_id, provider_ids),
+            "select id from notification_providers where project_id = %s and id = any(%s)", (project_id, provider_ids)
         )
     ).fetchall()
-    missing = set(provider_ids) - {row["id"] for row in found}
+    missing = sorted(str(p) for p in set(provider_ids) - {row["id"] for row in found})
     if missing:
-        raise ApiError(
-            400,
-            "validation_error",
-            f"alertConfig.notificationProviders: no provider {sorted(map(str, missing))[0]}",
-            "alertConfig.notificationProviders",
-        )
+        raise ApiError(400, "validation_error", f"alertConfig.notificationProviders: no provider {missing[0]}",
+                       "alertConfig.notificationProviders")
 
 
-async def get_monitor(project_id: uuid.UUID, monitor_id: uuid.UUID) -> dict:
+def _columns(spec: MonitorCreate) -> tuple:
+    return (
+        spec.name, spec.type, spec.target, Jsonb(spec.config), spec.frequency_minutes, spec.enabled,
+        Jsonb(spec.location_config.model_dump(by_alias=True)),
+        Jsonb(spec.alert_config.model_dump(by_alias=True, mode="json")), spec.tags,
+    )
+
+
+async def create_monitor(project_id: uuid.UUID, api_key_id: uuid.UUID | None, spec: MonitorCreate) -> dict:
     async with db.transaction() as conn:
+        await _require_providers(conn, project_id, spec.alert_config.notification_providers)
         row = await (
             await conn.execute(
-                "select * from monitors where id = %s and project_id = %s", (monitor_id, project_id)
+                """insert into monitors (name, type, target, config, frequency_minutes, enabled, location_config,
+                                         alert_config, tags, project_id, next_run_at)
+                   values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, case when %s then now() end) returning *""",
+                (*_columns(spec), project_id, spec.enabled),
             )
         ).fetchone()
+        await audit.record(conn, project_id, api_key_id, "monitor.create", "monitor", row["id"],
+                           spec.model_dump(mode="json", by_alias=True))
+    return row
+
+
+async def _fetch(conn: AsyncConnection, project_id: uuid.UUID, monitor_id: uuid.UUID, lock: bool = False) -> dict:
+    row = await (
+        await conn.execute(
+            f"""select {_MONITOR_COLUMNS} from monitors m left join runs r on r.id = m.last_run_id
+                where m.id = %s and m.project_id = %s {"for update of m" if lock else ""}""",
+            (monitor_id, project_id),
+        )
+    ).fetchone()
     if row is None:
         raise ApiError(404, "not_found", "monitor not found")
     return row
 
 
-async def results_page(project_id: uuid.UUID, monitor_id: uuid.UUID, query: ResultsQuery) -> dict:
-    await get_monitor(project_id, monitor_id)
+async def get_monitor(project_id: uuid.UUID, monitor_id: uuid.UUID) -> dict:
     async with db.transaction() as conn:
-        total = (
-            await (
-                await conn.execute(
-                    "select count(*) as n from monitor_results where monitor_id = %s", (monitor_id,)
-                )
-            ).fetchone()
-        )["n"]
-        rows = await (
-            await conn.execute(
-                """select * from monitor_results where monitor_id = %s
-                   order by checked_at desc, id desc limit %s offset %s""",
-                (monitor_id, query.limit, (query.page - 1) * query.limit),
-            )
-        ).fetchall()
-    total_pages = math.ceil(total / query.limit) if total else 0
-    return {
-        "data": [result_json(row) for row in rows],
-        "pagination": {
-            "page": query.page,
-            "limit": query.limit,
-            "total": total,
-            "totalPages": total_pages,
-            "hasNextPage": query.page < total_pages,
-            "hasPrevPage": query.page > 1,
-        },
-    }
+        return await _fetch(conn, project_id, monitor_id)
 
 
-def provider_json(row: dict) -> dict:
-    return {
-        "id": str(row["id"]),
-        "projectId": str(row["project_id"]),
-        "name": row["name"],
-        "type": row["type"],
-        "config": row["config_masked"],
-        "enabled": row["enabled"],
-        "createdAt": _iso(row["created_at"]),
-    }
-
-
-async def create_provider(project_id: uuid.UUID, spec: NotificationProviderCreate) -> dict:
+async def update_monitor(
+    project_id: uuid.UUID, api_key_id: uuid.UUID | None, monitor_id: uuid.UUID, spec: MonitorCreate
+) -> tuple[dict, bool]:
+    """Replaces a monitor's definition; returns the row and whether what is checked changed."""
     async with db.transaction() as conn:
-        return await (
+        before = await _fetch(conn, project_id, monitor_id, lock=True)
+        await _require_providers(conn, project_id, spec.alert_config.notification_providers)
+        row = await (
             await conn.execute(
-                """insert into notification_providers (project_id, name, type, config_encrypted, config_masked)
-                   values (%s, %s, %s, %s, %s) returning *""",
-                (
-                    project_id,
-                    spec.name,
-                    spec.type,
-                    key_ring().encrypt(json.dumps(spec.config)),
-                    Jsonb(masked_config(spec.config)),
-                ),
+                """update monitors set name = %s, type = %s, target = %s, config = %s, frequency_minutes = %s,
+                       enabled = %s, location_config = %s, alert_config = %s, tags = %s, updated_at = now(),
+                       next_run_at = case when %s and next_run_at is null then now() else next_run_at end
+                   where id = %s returning *""",
+                (*_columns(spec), spec.enabled, monitor_id),
             )
         ).fetchone()
+        after = spec_of(row)
+        changed = {key: after[key] for key, value in spec_of(before).items() if after[key] != value}
+        await audit.record(conn, project_id, api_key_id, "monitor.update", "monitor", monitor_id, changed)
+    redefined = any(before[field] != row[field] for field in CHECK_DEFINING_FIELDS)
+    return await get_monitor(project_id, monitor_id), redefined and row["enabled"]
+
+
+async def set_enabled(project_id: uuid.UUID, api_key_id: uuid.UUID | None, monitor_id: uuid.UUID, enabled: bool) -> dict:
+    async with db.transaction() as conn:
+        await _fetch(conn, project_id, monitor_id, lock=True)
+        await conn.execute(
+            """update monitors set enabled = %s, updated_at = now(),
+                   next_run_at = case when %s then coalesce(next_run_at, now()) else next_run_at end
+               where id = %s""",
+            (enabled, enabled, monitor_id),
+        )
+        await audit.record(conn, project_id, api_key_id, "monitor.resume" if enabled else "monitor.pause", "monitor",
+                           monitor_id)
+        return await _fetch(conn, project_id, monitor_id)
+
+
+async def delete_monitor(project_id: uuid.UUID, api_key_id: uuid.UUID | None, monitor_id: uuid.UUID) -> None:
+    async with db.transaction() as conn:
+        await _fetch(conn, project_id, monitor_id, lock=True)
+        await conn.execute("delete from monitors where id = %s", (monitor_id,))
+        await audit.record(conn, project_id, api_key_id, "monitor.delete", "monitor", monitor_id)
+
+
+async def list_monitors(project_id: uuid.UUID, query: MonitorListQuery) -> MonitorPage:
+    conditions, params = ["m.project_id = %s"], [project_id]
+    if query.status:
+        conditions.append("m.status = %s")
+        params.append(query.status)
+    if query.type:
+        conditions.append("m.type = %s")
+        params.append({"http": "http_request"}.get(query.type, query.type))
+    if query.tag:
+        conditions.append("m.tags @> array[%s]::text[]")
+        params.append(query.tag)
+    where = " and ".join(conditions)
+    async with db.transaction() as conn:
+        total = (await (await conn.execute(f"select count(*) as n from monitors m where {where}", params)).fetchone())["n"]
+        rows = await (
+            await conn.execute(
+                f"""select {_MONITOR_COLUMNS} from monitors m left join runs r on r.id = m.last_run_id
+                    where {where} order by m.created_at desc, m.id limit %s offset %s""",
+                [*params, query.limit, (query.page - 1) * query.limit],
+            )
+        ).fetchall()
+    return MonitorPage(data=[monitor_out(row) for row in rows], pagination=Pagination.of(query.page, query.limit, total))
+
+
+async def monitor_ids_for(project_id: uuid.UUID, monitor_ids: list[uuid.UUID], tag: str | None) -> list[uuid.UUID]:
+    """The project's monitors named by id or carrying the tag; ids of other projects are 404, as if absent."""
+    async with db.transaction() as conn:
+        rows = await (
+            await conn.execute(
+                """select id from monitors where project_id = %s
+                   and (id = any(%s) or (%s::text is not null and tags @> array[%s]::text[]))""",
+                (project_id, monitor_ids, tag, tag),
+            )
+        ).fetchall()
+    found = {row["id"] for row in rows}
+    unknown = [str(m) for m in monitor_ids if m not in found]
+    if unknown:
+        raise ApiError(404, "not_found", f"monitor {unknown[0]} not found")
+    return sorted(found, key=str)
+
+
+def _local_day_bounds(day, timezone_offset_minutes: int) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(), tzinfo=UTC) + timedelta(minutes=timezone_offset_minutes)
+    return start, start + timedelta(days=1)
+
+
+async def results_page(project_id: uuid.UUID, monitor_id: uuid.UUID, query: ResultsQuery) -> ResultPage:
+    await get_monitor(project_id, monitor_id)
+    conditions, params = ["monitor_id = %s"], [monitor_id]
+    if query.location:
+        conditions.append("location = %s")
+        params.append(query.location)
+    if query.date:
+        start, end = _local_day_bounds(query.date, query.timezone_offset)
+        conditions.append("checked_at >= %s and checked_at < %s")
+        params += [start, end]
+    where = " and ".join(conditions)
+    async with db.transaction() as conn:
+        total = (await (await conn.execute(f"select count(*) as n from monitor_results where {where}", params)).fetchone())["n"]
+        rows = await (
+            await conn.execute(
+                f"""select * from monitor_results where {where}
+                    order by checked_at desc, id desc limit %s offset %s""",
+                [*params, query.limit, (query.page - 1) * query.limit],
+            )
+        ).fetchall()
+    return ResultPage(data=[result_out(row) for row in rows], pagination=Pagination.of(query.page, query.limit, total))
+
+
+async def location_stats(project_id: uuid.UUID, monitor_id: uuid.UUID, days: int, now: datetime | None = None) -> LocationStats:
+    await get_monitor(project_id, monitor_id)
+    since = (now or datetime.now(UTC)) - timedelta(days=days)
+    async with db.transaction() as conn:
+        rows = await (
+            await conn.execute(
+                """
+                select location, count(*) as total,
+                       count(*) filter (where status in ('up', 'degraded')) as up,
+                       avg(response_time_ms)::float as avg, min(response_time_ms)::float as min,
+                       max(response_time_ms)::float as max,
+                       percentile_cont(0.95) within group (order by response_time_ms)::float as p95
+                from monitor_results where monitor_id = %s and checked_at >= %s
+                group by location order by location
+                """,
+                (monitor_id, since),
+            )
+        ).fetchall()
+        latest = await (
+            await conn.execute(
+                """select distinct on (location) * from monitor_results
+                   where monitor_id = %s and checked_at >= %s order by location, checked_at desc, id desc""",
+                (monitor_id, since),
+            )
+        ).fetchall()
+    latest_by_location = {row["location"]: result_out(row) for row in latest}
+    return LocationStats(data=[
+        LocationStat(
+            location=row["location"], total_checks=row["total"], up_checks=row["up"],
+            uptime_percentage=round(100.0 * row["up"] / row["total"], 3) if row["total"] else None,
+            avg_response_time=_round(row["avg"]), min_response_time=row["min"], max_response_time=row["max"],
+            p95_response_time=_round(row["p95"]), latest=latest_by_location.get(row["location"]),
+        )
+        for row in rows
+    ])
+
+
+def _round(value: float | None) -> float | None:
+    return round(value, 2) if value is not None else None
+
+
+async def get_run(project_id: uuid.UUID, run_id: uuid.UUID) -> RunOut:
+    async with db.transaction() as conn:
+        run = await (
+            await conn.execute(
+                """select r.* from runs r join monitors m on m.id = r.monitor_id
+                   where r.id = %s and m.project_id = %s""",
+                (run_id, project_id),
+            )
+        ).fetchone()
+        if run is None:
+            raise ApiError(404, "not_found", "run not found")
+        results = await (
+            await conn.execute("select * from monitor_results where run_id = %s order by location", (run_id,))
+        ).fetchall()
+    reported = {row["location"] for row in results}
+    missing = run["missing_locations"] if run["finalized_at"] else [
+        loc for loc in run["expected_locations"] if loc not in reported]
+    return RunOut(
+        id=run["id"], monitor_id=run["monitor_id"], status=run["status"], is_partial=run["is_partial"],
+        scheduled_at=run["scheduled_at"], finalized_at=run["finalized_at"], deadline=run["deadline"],
+        expected_locations=run["expected_locations"], missing_locations=missing,
+        results=[result_out(row) for row in results],
+    )

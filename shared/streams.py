@@ -15,6 +15,8 @@ from shared.settings import get_settings
 PREFIX = "sc"
 RESULTS_STREAM = f"{PREFIX}:results"
 ALERTS_STREAM = f"{PREFIX}:alerts"
+EVENTS_STREAM = f"{PREFIX}:events"  # live events for the API's SSE endpoint; no consumer group, trimmed by length
+EVENTS_MAX_LENGTH = 100_000
 CONSUMER_GROUP = "sc-connector"
 DEAD_LETTER_SUFFIX = ":dead"
 PAYLOAD_FIELD = "data"
@@ -100,6 +102,18 @@ async def publish(entries: Iterable[tuple[str, BaseModel]]) -> int:
         pipe.xadd(stream, encode(message))
     await pipe.execute()
     return len(entries)
+
+
+async def publish_events(events: Iterable[dict]) -> None:
+    """Live events (results, status changes, alerts sent): best effort, never part of a commit's outcome."""
+    events = list(events)
+    if not events:
+        return
+    pipe = get_redis().pipeline(transaction=False)
+    for event in events:
+        pipe.xadd(EVENTS_STREAM, {PAYLOAD_FIELD: json.dumps(event, default=str)}, maxlen=EVENTS_MAX_LENGTH,
+                  approximate=True)
+    await pipe.execute()
 
 
 async def close_redis() -> None:

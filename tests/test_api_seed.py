@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from functions_framework.aio import create_asgi_app
 
 from openfaas.local.stack import PROJECT_ROOT
@@ -12,6 +13,12 @@ SEED_REQUEST = (
     '{"name":"Global Test","type":"http","target":"https://api.example.com","frequencyMinutes":5,'
     '"locationConfig":{"enabled":true,"locations":["us-east","eu-central","asia-pacific"],"strategy":"majority"}}'
 )
+
+
+@pytest.fixture(autouse=True)
+def local_mode(monkeypatch):
+    """As under `make run`: requests without a key act on the default project."""
+    monkeypatch.setenv("SC_ALLOW_ANONYMOUS_LOCAL", "true")
 
 
 def call_api(aio, method: str, path: str, **kwargs) -> httpx.Response:

@@ -8,6 +8,7 @@ import httpx
 
 from shared import streams
 from tests.servers import wait_until
+from tests.test_pipeline_e2e import all_consumed
 
 
 def test_connector_killed_between_commit_and_ack_loses_and_doubles_nothing(stack, clean, http_target):
@@ -34,18 +35,7 @@ def test_connector_killed_between_commit_and_ack_loses_and_doubles_nothing(stack
         timeout=60,
         message="run finalized after restart",
     )
-    wait_until(
-        lambda: (
-            sum(
-                r.xpending(s, streams.CONSUMER_GROUP)["pending"]
-                for s in r.keys("sc:*")
-                if not s.endswith(":dead")
-            )
-            == 0
-        ),
-        timeout=60,
-        message="nothing left pending",
-    )
+    wait_until(lambda: all_consumed(r), timeout=60, message="nothing left pending")
     assert clean.sql("select count(*), count(distinct (run_id, location)) from monitor_results") == [(3, 3)]
     assert clean.sql("select count(*) from runs where finalized_at is not null") == [(1,)]
     assert len(http_target.requests) == 3, "reclaimed jobs whose results were committed are not re-run"

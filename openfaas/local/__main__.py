@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
 import socket
@@ -56,16 +57,31 @@ def _local_credential_key(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
+async def _bootstrap_key() -> str | None:
+    from shared import auth, db
+
+    try:
+        async with db.transaction() as conn:
+            return await auth.bootstrap(conn)
+    finally:
+        await db.close_pool()
+
+
 def run(args: argparse.Namespace) -> None:
     from shared.migrate import apply_migrations
 
     data_dir = Path(os.environ.get("SC_DATA_DIR", PROJECT_ROOT / ".data"))
     env, servers = prepare_environment(data_dir)
     applied = apply_migrations(os.environ["DATABASE_URL"])
+    new_key = asyncio.run(_bootstrap_key())
+    # Local only: requests without a key act on the default project, so the seed's curl examples work as written.
+    env.setdefault("SC_ALLOW_ANONYMOUS_LOCAL", os.environ.get("SC_ALLOW_ANONYMOUS_LOCAL", "true"))
     stack = LocalStack(env=env, log_dir=data_dir / "logs", gateway_port=args.port)
     try:
         stack.start()
         print(_banner(stack, applied, servers, data_dir), flush=True)
+        if new_key:
+            print(f"\nAPI key of the default project (shown once; only its hash is stored):\n  {new_key}\n", flush=True)
         stopped = threading.Event()
         signal.signal(signal.SIGINT, lambda *_: stopped.set())
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())

@@ -1,0 +1,1 @@
+"""The management API served by functions/api: routes, authentication, OpenAPI."""

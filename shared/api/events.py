@@ -1,0 +1,71 @@
+"""Live events over Server-Sent Events, read from the sc:events Redis stream; Last-Event-ID resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator
+
+from starlette.responses import StreamingResponse
+
+from shared import db, streams
+from shared.api.framework import Context
+from shared.models import ApiError
+
+_STREAM_ID = re.compile(r"^\d+-\d+$")
+
+
+def keepalive_seconds() -> float:
+    return float(os.environ.get("SC_SSE_KEEPALIVE_SECONDS", "15"))
+
+
+async def _monitor_project(cache: dict[str, uuid.UUID | None], monitor_id: str) -> uuid.UUID | None:
+    if monitor_id not in cache:
+        async with db.transaction() as conn:
+            row = await (await conn.execute("select project_id from monitors where id = %s", (monitor_id,))).fetchone()
+        cache[monitor_id] = row["project_id"] if row else None
+    return cache[monitor_id]
+
+
+async def stream(ctx: Context) -> StreamingResponse:
+    monitor_id = ctx.query.monitor_id
+    if monitor_id is not None:
+        async with db.transaction() as conn:
+            found = await (await conn.execute("select 1 from monitors where id = %s and project_id = %s",
+                                              (monitor_id, ctx.project_id))).fetchone()
+        if not found:
+            raise ApiError(404, "not_found", "monitor not found")
+    resume_from = ctx.request.headers.get("last-event-id")
+    if resume_from is not None and not _STREAM_ID.match(resume_from):
+        raise ApiError(400, "validation_error", "Last-Event-ID: must be an event id this stream sent", "Last-Event-ID")
+    redis = streams.get_redis()
+    if resume_from is None:
+        newest = await redis.xrevrange(streams.EVENTS_STREAM, count=1)
+        resume_from = newest[0][0] if newest else "0-0"
+    return StreamingResponse(
+        _events(ctx.project_id, str(monitor_id) if monitor_id else None, resume_from),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _events(project_id: uuid.UUID, monitor_id: str | None, cursor: str) -> AsyncIterator[str]:
+    redis = streams.get_redis()
+    owners: dict[str, uuid.UUID | None] = {}
+    yield ": connected\n\n"
+    while True:
+        reply = await redis.xread({streams.EVENTS_STREAM: cursor}, count=200, block=int(keepalive_seconds() * 1000))
+        if not reply:
+            yield ": keep-alive\n\n"
+            continue
+        for event_id, fields in reply[0][1]:
+            cursor = event_id
+            event = json.loads(fields[streams.PAYLOAD_FIELD])
+            event_monitor = str(event.get("monitorId"))
+            if monitor_id is not None and event_monitor != monitor_id:
+                continue
+            if await _monitor_project(owners, event_monitor) != project_id:
+                continue
+            yield f"id: {event_id}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"

@@ -1,0 +1,125 @@
+"""A small declarative layer over Starlette: each endpoint states its body, query and response models once,
+so validation, authentication, the error shape and the OpenAPI document all come from the same place."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from shared import auth, db
+from shared.handlers import error_response, parse, read_json
+from shared.models import ApiError
+
+log = logging.getLogger("supercheck.api")
+
+
+@dataclass
+class Context:
+    request: Request
+    principal: auth.Principal | None
+    body: Any = None
+    query: Any = None
+
+    @property
+    def project_id(self) -> uuid.UUID:
+        assert self.principal is not None
+        return self.principal.project_id
+
+    @property
+    def api_key_id(self) -> uuid.UUID | None:
+        return self.principal.api_key_id if self.principal else None
+
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+@dataclass
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: Any = None
+    status: int = 200
+    authenticated: bool = True
+    streaming: bool = False
+
+
+ENDPOINTS: list[Endpoint] = []
+
+
+def endpoint(method: str, path: str, *, summary: str, tag: str, body=None, query=None, response=None, status=200,
+             authenticated=True, streaming=False):
+    def register(handler: Handler) -> Handler:
+        ENDPOINTS.append(Endpoint(method, path, handler, summary, tag, body, query, response, status, authenticated,
+                                  streaming))
+        return handler
+
+    return register
+
+
+def as_uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ApiError(404, "not_found", f"{what} not found") from None
+
+
+def anonymous_allowed() -> bool:
+    """Only the local runtime (`make run`) sets this: the seed's unauthenticated curl examples then work locally."""
+    return os.environ.get("SC_ALLOW_ANONYMOUS_LOCAL", "").lower() == "true"
+
+
+async def authenticate(request: Request) -> auth.Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if not header:
+        if anonymous_allowed():
+            async with db.transaction() as conn:
+                row = await (await conn.execute("select id from projects where is_default")).fetchone()
+            return auth.Principal(row["id"], None)
+        raise ApiError(401, "unauthorized", "missing Authorization: Bearer <api key> header")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise ApiError(401, "unauthorized", "Authorization header must be 'Bearer <api key>'")
+    async with db.transaction() as conn:
+        principal = await auth.principal_for(conn, key.strip())
+    if principal is None:
+        raise ApiError(401, "unauthorized", "API key is not valid or has been revoked")
+    return principal
+
+
+def render(result: Any, status: int) -> Response:
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, BaseModel):
+        result = result.model_dump(mode="json", by_alias=True)
+    elif isinstance(result, list):
+        result = [item.model_dump(mode="json", by_alias=True) if isinstance(item, BaseModel) else item for item in result]
+    if status == 204:
+        return Response(status_code=204)
+    return JSONResponse(result, status_code=status)
+
+
+async def invoke(spec: Endpoint, request: Request) -> Response:
+    try:
+        principal = await authenticate(request) if spec.authenticated else None
+        query = parse(spec.query, dict(request.query_params)) if spec.query else None
+        body = parse(spec.body, await read_json(request)) if spec.body else None
+        result = await spec.handler(Context(request, principal, body, query), **request.path_params)
+    except ApiError as error:
+        return error_response(error)
+    except Exception:
+        log.exception("unhandled error in %s %s", spec.method, spec.path)
+        return error_response(ApiError(500, "internal_error", "internal error; see the api function's log"))
+    return render(result, spec.status)

@@ -1,0 +1,249 @@
+"""Shapes of API responses and query strings (camelCase JSON); request bodies live in shared/models.py."""
+
+from __future__ import annotations
+
+import re
+import uuid
+import datetime as dt
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from shared.models import AlertConfig, ApiModel, LocationConfig
+
+MonitorStatus = Literal["pending", "up", "down", "degraded", "unknown"]
+
+
+class ErrorDetail(ApiModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(ApiModel):
+    error: ErrorDetail
+
+
+class Pagination(ApiModel):
+    page: int
+    limit: int
+    total: int
+    total_pages: int
+    has_next_page: bool
+    has_prev_page: bool
+
+    @classmethod
+    def of(cls, page: int, limit: int, total: int) -> Pagination:
+        pages = -(-total // limit) if total else 0
+        return cls(page=page, limit=limit, total=total, total_pages=pages, has_next_page=page < pages,
+                   has_prev_page=page > 1)
+
+
+class RunSummary(ApiModel):
+    id: uuid.UUID
+    status: str | None
+    is_partial: bool | None
+    scheduled_at: datetime
+    finalized_at: datetime | None
+    missing_locations: list[str]
+
+
+class MonitorOut(ApiModel):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    name: str
+    type: str
+    target: str
+    frequency_minutes: int
+    enabled: bool
+    config: dict[str, Any]
+    location_config: LocationConfig
+    alert_config: AlertConfig
+    tags: list[str]
+    status: str
+    next_run_at: datetime | None
+    last_check_at: datetime | None
+    last_run: RunSummary | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class MonitorPage(ApiModel):
+    data: list[MonitorOut]
+    pagination: Pagination
+
+
+class Timings(ApiModel):
+    dns_ms: float | None
+    connect_ms: float | None
+    tls_ms: float | None
+    first_byte_ms: float | None
+
+
+class ResultOut(ApiModel):
+    id: int
+    run_id: uuid.UUID
+    monitor_id: uuid.UUID
+    location: str
+    status: str
+    checked_at: datetime
+    response_time_ms: int | None
+    status_code: int | None
+    timings: Timings
+    message: str | None
+    details: dict[str, Any]
+    is_status_change: bool
+
+
+class ResultPage(ApiModel):
+    data: list[ResultOut]
+    pagination: Pagination
+
+
+class RunOut(RunSummary):
+    monitor_id: uuid.UUID
+    expected_locations: list[str]
+    deadline: datetime
+    results: list[ResultOut]
+
+
+class LocationStat(ApiModel):
+    location: str
+    total_checks: int
+    up_checks: int
+    uptime_percentage: float | None
+    avg_response_time: float | None
+    min_response_time: float | None
+    max_response_time: float | None
+    p95_response_time: float | None
+    latest: ResultOut | None
+
+
+class LocationStats(ApiModel):
+    success: bool = True
+    data: list[LocationStat]
+
+
+class RunsStarted(ApiModel):
+    run_ids: list[uuid.UUID]
+    monitor_ids: list[uuid.UUID]
+
+
+class ProviderOut(ApiModel):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    name: str
+    type: str
+    config: dict[str, Any]
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class NotificationSettings(ApiModel):
+    provider_ids: list[uuid.UUID] = Field(max_length=10)
+
+
+class ApiKeyOut(ApiModel):
+    id: uuid.UUID
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="shown once; only its hash is stored")
+
+
+class ProjectOut(ApiModel):
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+
+
+class ProjectCreated(ProjectOut):
+    api_key: ApiKeyCreated
+
+
+class AuditEntry(ApiModel):
+    id: int
+    api_key_id: uuid.UUID | None
+    action: str
+    object_type: str
+    object_id: str | None
+    changes: dict[str, Any]
+    created_at: datetime
+
+
+class AuditPage(ApiModel):
+    data: list[AuditEntry]
+    pagination: Pagination
+
+
+class Health(ApiModel):
+    status: Literal["ok"]
+
+
+# --- query strings --------------------------------------------------------------------------------
+
+
+class PageQuery(ApiModel):
+    page: int = Field(default=1, ge=1, le=100_000)
+    limit: int = Field(default=10, ge=1, le=100)
+
+
+class MonitorListQuery(PageQuery):
+    status: MonitorStatus | None = None
+    type: str | None = None
+    tag: str | None = Field(default=None, max_length=100)
+
+
+class ResultsQuery(PageQuery):
+    location: str | None = Field(default=None, min_length=1, max_length=64)
+    date: dt.date | None = Field(default=None, description="YYYY-MM-DD, the local day given by timezoneOffset")
+    timezone_offset: int = Field(
+        default=0, ge=-840, le=840,
+        description="minutes to add to local time to get UTC, as JavaScript's Date.getTimezoneOffset() (UTC+2 is -120)",
+    )
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _iso_day(cls, value: Any) -> Any:
+        if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError("must be a date as YYYY-MM-DD")
+        return value
+
+
+class StatsQuery(ApiModel):
+    days: int = Field(default=7, ge=1, le=90)
+
+
+class EventsQuery(ApiModel):
+    monitor_id: uuid.UUID | None = None
+
+
+# --- request bodies only the API uses -----------------------------------------------------------------
+
+
+class RunNowRequest(ApiModel):
+    """Run monitors now: by id, by tag, or both. CI calls this after a deploy."""
+
+    monitor_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
+    tag: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+class ApiKeyCreate(ApiModel):
+    name: str = Field(min_length=1, max_length=100)
+
+
+class ProjectCreate(ApiModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class ProviderPatch(ApiModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    config: dict[str, Any] | None = None
+    enabled: bool | None = None

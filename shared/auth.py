@@ -1,0 +1,81 @@
+"""API keys: random tokens shown once, stored only as hashes, scoped to one project."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from psycopg import AsyncConnection
+
+KEY_PREFIX = "sck_"
+_KEY_BYTES = 32
+_PREFIX_CHARS = 8
+
+
+@dataclass(frozen=True)
+class Principal:
+    project_id: uuid.UUID
+    api_key_id: uuid.UUID | None  # None: the anonymous local-development principal
+
+
+def new_key() -> str:
+    return KEY_PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(_KEY_BYTES)).decode().rstrip("=")
+
+
+def key_hash(key: str) -> bytes:
+    # The key carries 256 random bits, so a fast hash is enough; a password KDF would only slow every request.
+    return hashlib.sha256(key.encode()).digest()
+
+
+def key_prefix(key: str) -> str:
+    return key[: len(KEY_PREFIX) + _PREFIX_CHARS]
+
+
+async def store_key(conn: AsyncConnection, project_id: uuid.UUID, name: str, key: str | None = None) -> tuple[dict, str]:
+    key = key or new_key()
+    row = await (
+        await conn.execute(
+            """insert into api_keys (project_id, name, prefix, key_hash) values (%s, %s, %s, %s)
+               on conflict (key_hash) do update set revoked_at = null
+               returning id, project_id, name, prefix, created_at, last_used_at, revoked_at""",
+            (project_id, name, key_prefix(key), key_hash(key)),
+        )
+    ).fetchone()
+    return row, key
+
+
+async def principal_for(conn: AsyncConnection, key: str) -> Principal | None:
+    row = await (
+        await conn.execute(
+            """update api_keys set last_used_at = now()
+               where key_hash = %s and revoked_at is null returning id, project_id""",
+            (key_hash(key),),
+        )
+    ).fetchone()
+    return Principal(row["project_id"], row["id"]) if row else None
+
+
+async def bootstrap(conn: AsyncConnection) -> str | None:
+    """First start: give the default project a key. SC_BOOTSTRAP_API_KEY pins it (scripts, CI).
+
+    Returns the key when one was created now, so the caller can print it once.
+    """
+    project = await (await conn.execute("select id from projects where is_default")).fetchone()
+    pinned = os.environ.get("SC_BOOTSTRAP_API_KEY")
+    if pinned:
+        if len(pinned) < 32:
+            raise ValueError("SC_BOOTSTRAP_API_KEY must be at least 32 characters")
+        exists = await (await conn.execute("select 1 from api_keys where key_hash = %s", (key_hash(pinned),))).fetchone()
+        if exists:
+            return None
+        await store_key(conn, project["id"], "bootstrap", pinned)
+        return pinned
+    has_key = await (await conn.execute("select 1 from api_keys where project_id = %s limit 1", (project["id"],))).fetchone()
+    if has_key:
+        return None
+    _, key = await store_key(conn, project["id"], "bootstrap")
+    return key
