@@ -23,6 +23,12 @@ async def record(
     await conn.execute(
         """insert into audit_log (project_id, api_key_id, action, object_type, object_id, changes)
            values (%s, %s, %s, %s, %s, %s)""",
-        (project_id, api_key_id, action, object_type, str(object_id) if object_id else None,
-         Jsonb(mask_secrets(changes or {}))),
+        (
+            project_id,
+            api_key_id,
+            action,
+            object_type,
+            str(object_id) if object_id else None,
+            Jsonb(mask_secrets(changes or {})),
+        ),
     )

@@ -35,7 +35,9 @@ def key_prefix(key: str) -> str:
     return key[: len(KEY_PREFIX) + _PREFIX_CHARS]
 
 
-async def store_key(conn: AsyncConnection, project_id: uuid.UUID, name: str, key: str | None = None) -> tuple[dict, str]:
+async def store_key(
+    conn: AsyncConnection, project_id: uuid.UUID, name: str, key: str | None = None
+) -> tuple[dict, str]:
     key = key or new_key()
     row = await (
         await conn.execute(
@@ -69,12 +71,16 @@ async def bootstrap(conn: AsyncConnection) -> str | None:
     if pinned:
         if len(pinned) < 32:
             raise ValueError("SC_BOOTSTRAP_API_KEY must be at least 32 characters")
-        exists = await (await conn.execute("select 1 from api_keys where key_hash = %s", (key_hash(pinned),))).fetchone()
+        exists = await (
+            await conn.execute("select 1 from api_keys where key_hash = %s", (key_hash(pinned),))
+        ).fetchone()
         if exists:
             return None
         await store_key(conn, project["id"], "bootstrap", pinned)
         return pinned
-    has_key = await (await conn.execute("select 1 from api_keys where project_id = %s limit 1", (project["id"],))).fetchone()
+    has_key = await (
+        await conn.execute("select 1 from api_keys where project_id = %s limit 1", (project["id"],))
+    ).fetchone()
     if has_key:
         return None
     _, key = await store_key(conn, project["id"], "bootstrap")

@@ -105,8 +105,15 @@ async def execute_jobs(jobs: list[CheckJob]) -> int:
         for job in jobs
     )
     await streams.publish_events(
-        {"type": "result", "monitorId": job.monitor_id, "runId": job.run_id, "location": job.location,
-         "status": outcome.status, "responseTimeMs": outcome.response_time_ms, "checkedAt": checked_at.isoformat()}
+        {
+            "type": "result",
+            "monitorId": job.monitor_id,
+            "runId": job.run_id,
+            "location": job.location,
+            "status": outcome.status,
+            "responseTimeMs": outcome.response_time_ms,
+            "checkedAt": checked_at.isoformat(),
+        }
         for job, outcome, checked_at in executed
     )
     return len(executed)

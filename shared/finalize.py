@@ -82,12 +82,22 @@ async def _finalize(run_ids: list[uuid.UUID], now: datetime, at_deadline: bool) 
             finalized += 1
             await _apply_to_monitor(conn, run, verdict, now)
             flip = await (
-                await conn.execute("select from_status, to_status from status_changes where run_id = %s", (run["id"],))
+                await conn.execute(
+                    "select from_status, to_status from status_changes where run_id = %s", (run["id"],)
+                )
             ).fetchone()
             if flip:
-                flips.append({"type": "status_change", "monitorId": run["monitor_id"], "runId": run["id"],
-                              "from": flip["from_status"], "to": flip["to_status"], "isPartial": verdict.is_partial,
-                              "at": now.isoformat()})
+                flips.append(
+                    {
+                        "type": "status_change",
+                        "monitorId": run["monitor_id"],
+                        "runId": run["id"],
+                        "from": flip["from_status"],
+                        "to": flip["to_status"],
+                        "isPartial": verdict.is_partial,
+                        "at": now.isoformat(),
+                    }
+                )
     await streams.publish_events(flips)
     return finalized
 

@@ -37,57 +37,104 @@ _MONITOR_COLUMNS = """m.*, r.id as run_id, r.status as run_status, r.is_partial 
 def monitor_out(row: dict) -> MonitorOut:
     last_run = None
     if row.get("run_id"):
-        last_run = RunSummary(id=row["run_id"], status=row["run_status"], is_partial=row["run_is_partial"],
-                              scheduled_at=row["run_scheduled_at"], finalized_at=row["run_finalized_at"],
-                              missing_locations=row["run_missing"])
+        last_run = RunSummary(
+            id=row["run_id"],
+            status=row["run_status"],
+            is_partial=row["run_is_partial"],
+            scheduled_at=row["run_scheduled_at"],
+            finalized_at=row["run_finalized_at"],
+            missing_locations=row["run_missing"],
+        )
     return MonitorOut(
-        id=row["id"], project_id=row["project_id"], name=row["name"], type=row["type"], target=row["target"],
-        frequency_minutes=row["frequency_minutes"], enabled=row["enabled"], config=mask_secrets(row["config"]),
-        location_config=row["location_config"], alert_config=row["alert_config"], tags=row["tags"],
-        status=row["status"], next_run_at=row["next_run_at"], last_check_at=row["last_check_at"],
-        last_run=last_run, created_at=row["created_at"], updated_at=row["updated_at"],
+        id=row["id"],
+        project_id=row["project_id"],
+        name=row["name"],
+        type=row["type"],
+        target=row["target"],
+        frequency_minutes=row["frequency_minutes"],
+        enabled=row["enabled"],
+        config=mask_secrets(row["config"]),
+        location_config=row["location_config"],
+        alert_config=row["alert_config"],
+        tags=row["tags"],
+        status=row["status"],
+        next_run_at=row["next_run_at"],
+        last_check_at=row["last_check_at"],
+        last_run=last_run,
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 
 def result_out(row: dict) -> ResultOut:
     return ResultOut(
-        id=row["id"], run_id=row["run_id"], monitor_id=row["monitor_id"], location=row["location"],
-        status=row["status"], checked_at=row["checked_at"], response_time_ms=row["response_time_ms"],
+        id=row["id"],
+        run_id=row["run_id"],
+        monitor_id=row["monitor_id"],
+        location=row["location"],
+        status=row["status"],
+        checked_at=row["checked_at"],
+        response_time_ms=row["response_time_ms"],
         status_code=row["status_code"],
-        timings=Timings(dns_ms=row["dns_ms"], connect_ms=row["connect_ms"], tls_ms=row["tls_ms"],
-                        first_byte_ms=row["first_byte_ms"]),
-        message=row["message"], details=row["details"], is_status_change=row["is_status_change"],
+        timings=Timings(
+            dns_ms=row["dns_ms"],
+            connect_ms=row["connect_ms"],
+            tls_ms=row["tls_ms"],
+            first_byte_ms=row["first_byte_ms"],
+        ),
+        message=row["message"],
+        details=row["details"],
+        is_status_change=row["is_status_change"],
     )
 
 
 def spec_of(row: dict) -> dict[str, Any]:
     """A stored monitor as the body that would create it (used to apply partial updates)."""
     return {
-        "name": row["name"], "type": row["type"], "target": row["target"], "config": row["config"],
-        "frequencyMinutes": row["frequency_minutes"], "enabled": row["enabled"],
-        "locationConfig": row["location_config"], "alertConfig": row["alert_config"], "tags": row["tags"],
+        "name": row["name"],
+        "type": row["type"],
+        "target": row["target"],
+        "config": row["config"],
+        "frequencyMinutes": row["frequency_minutes"],
+        "enabled": row["enabled"],
+        "locationConfig": row["location_config"],
+        "alertConfig": row["alert_config"],
+        "tags": row["tags"],
     }
 
 
-async def _require_providers(conn: AsyncConnection, project_id: uuid.UUID, provider_ids: list[uuid.UUID]) -> None:
+async def _require_providers(
+    conn: AsyncConnection, project_id: uuid.UUID, provider_ids: list[uuid.UUID]
+) -> None:
     if not provider_ids:
         return
     found = await (
         await conn.execute(
-            "select id from notification_providers where project_id = %s and id = any(%s)", (project_id, provider_ids)
+            "select id from notification_providers where project_id = %s and id = any(%s)",
+            (project_id, provider_ids),
         )
     ).fetchall()
     missing = sorted(str(p) for p in set(provider_ids) - {row["id"] for row in found})
     if missing:
-        raise ApiError(400, "validation_error", f"alertConfig.notificationProviders: no provider {missing[0]}",
-                       "alertConfig.notificationProviders")
+        raise ApiError(
+            400,
+            "validation_error",
+            f"alertConfig.notificationProviders: no provider {missing[0]}",
+            "alertConfig.notificationProviders",
+        )
 
 
 def _columns(spec: MonitorCreate) -> tuple:
     return (
-        spec.name, spec.type, spec.target, Jsonb(spec.config), spec.frequency_minutes, spec.enabled,
+        spec.name,
+        spec.type,
+        spec.target,
+        Jsonb(spec.config),
+        spec.frequency_minutes,
+        spec.enabled,
         Jsonb(spec.location_config.model_dump(by_alias=True)),
-        Jsonb(spec.alert_config.model_dump(by_alias=True, mode="json")), spec.tags,
+        Jsonb(spec.alert_config.model_dump(by_alias=True, mode="json")),
+        spec.tags,
     )
 
 
@@ -102,12 +149,21 @@ async def create_monitor(project_id: uuid.UUID, api_key_id: uuid.UUID | None, sp
                 (*_columns(spec), project_id, spec.enabled),
             )
         ).fetchone()
-        await audit.record(conn, project_id, api_key_id, "monitor.create", "monitor", row["id"],
-                           spec.model_dump(mode="json", by_alias=True))
+        await audit.record(
+            conn,
+            project_id,
+            api_key_id,
+            "monitor.create",
+            "monitor",
+            row["id"],
+            spec.model_dump(mode="json", by_alias=True),
+        )
     return row
 
 
-async def _fetch(conn: AsyncConnection, project_id: uuid.UUID, monitor_id: uuid.UUID, lock: bool = False) -> dict:
+async def _fetch(
+    conn: AsyncConnection, project_id: uuid.UUID, monitor_id: uuid.UUID, lock: bool = False
+) -> dict:
     row = await (
         await conn.execute(
             f"""select {_MONITOR_COLUMNS} from monitors m left join runs r on r.id = m.last_run_id
@@ -148,7 +204,9 @@ async def update_monitor(
     return await get_monitor(project_id, monitor_id), redefined and row["enabled"]
 
 
-async def set_enabled(project_id: uuid.UUID, api_key_id: uuid.UUID | None, monitor_id: uuid.UUID, enabled: bool) -> dict:
+async def set_enabled(
+    project_id: uuid.UUID, api_key_id: uuid.UUID | None, monitor_id: uuid.UUID, enabled: bool
+) -> dict:
     async with db.transaction() as conn:
         await _fetch(conn, project_id, monitor_id, lock=True)
         await conn.execute(
@@ -157,8 +215,14 @@ async def set_enabled(project_id: uuid.UUID, api_key_id: uuid.UUID | None, monit
                where id = %s""",
             (enabled, enabled, monitor_id),
         )
-        await audit.record(conn, project_id, api_key_id, "monitor.resume" if enabled else "monitor.pause", "monitor",
-                           monitor_id)
+        await audit.record(
+            conn,
+            project_id,
+            api_key_id,
+            "monitor.resume" if enabled else "monitor.pause",
+            "monitor",
+            monitor_id,
+        )
         return await _fetch(conn, project_id, monitor_id)
 
 
@@ -182,7 +246,11 @@ async def list_monitors(project_id: uuid.UUID, query: MonitorListQuery) -> Monit
         params.append(query.tag)
     where = " and ".join(conditions)
     async with db.transaction() as conn:
-        total = (await (await conn.execute(f"select count(*) as n from monitors m where {where}", params)).fetchone())["n"]
+        total = (
+            await (
+                await conn.execute(f"select count(*) as n from monitors m where {where}", params)
+            ).fetchone()
+        )["n"]
         rows = await (
             await conn.execute(
                 f"""select {_MONITOR_COLUMNS} from monitors m left join runs r on r.id = m.last_run_id
@@ -190,10 +258,14 @@ async def list_monitors(project_id: uuid.UUID, query: MonitorListQuery) -> Monit
                 [*params, query.limit, (query.page - 1) * query.limit],
             )
         ).fetchall()
-    return MonitorPage(data=[monitor_out(row) for row in rows], pagination=Pagination.of(query.page, query.limit, total))
+    return MonitorPage(
+        data=[monitor_out(row) for row in rows], pagination=Pagination.of(query.page, query.limit, total)
+    )
 
 
-async def monitor_ids_for(project_id: uuid.UUID, monitor_ids: list[uuid.UUID], tag: str | None) -> list[uuid.UUID]:
+async def monitor_ids_for(
+    project_id: uuid.UUID, monitor_ids: list[uuid.UUID], tag: str | None
+) -> list[uuid.UUID]:
     """The project's monitors named by id or carrying the tag; ids of other projects are 404, as if absent."""
     async with db.transaction() as conn:
         rows = await (
@@ -227,7 +299,11 @@ async def results_page(project_id: uuid.UUID, monitor_id: uuid.UUID, query: Resu
         params += [start, end]
     where = " and ".join(conditions)
     async with db.transaction() as conn:
-        total = (await (await conn.execute(f"select count(*) as n from monitor_results where {where}", params)).fetchone())["n"]
+        total = (
+            await (
+                await conn.execute(f"select count(*) as n from monitor_results where {where}", params)
+            ).fetchone()
+        )["n"]
         rows = await (
             await conn.execute(
                 f"""select * from monitor_results where {where}
@@ -235,10 +311,14 @@ async def results_page(project_id: uuid.UUID, monitor_id: uuid.UUID, query: Resu
                 [*params, query.limit, (query.page - 1) * query.limit],
             )
         ).fetchall()
-    return ResultPage(data=[result_out(row) for row in rows], pagination=Pagination.of(query.page, query.limit, total))
+    return ResultPage(
+        data=[result_out(row) for row in rows], pagination=Pagination.of(query.page, query.limit, total)
+    )
 
 
-async def location_stats(project_id: uuid.UUID, monitor_id: uuid.UUID, days: int, now: datetime | None = None) -> LocationStats:
+async def location_stats(
+    project_id: uuid.UUID, monitor_id: uuid.UUID, days: int, now: datetime | None = None
+) -> LocationStats:
     await get_monitor(project_id, monitor_id)
     since = (now or datetime.now(UTC)) - timedelta(days=days)
     async with db.transaction() as conn:
@@ -264,15 +344,22 @@ async def location_stats(project_id: uuid.UUID, monitor_id: uuid.UUID, days: int
             )
         ).fetchall()
     latest_by_location = {row["location"]: result_out(row) for row in latest}
-    return LocationStats(data=[
-        LocationStat(
-            location=row["location"], total_checks=row["total"], up_checks=row["up"],
-            uptime_percentage=round(100.0 * row["up"] / row["total"], 3) if row["total"] else None,
-            avg_response_time=_round(row["avg"]), min_response_time=row["min"], max_response_time=row["max"],
-            p95_response_time=_round(row["p95"]), latest=latest_by_location.get(row["location"]),
-        )
-        for row in rows
-    ])
+    return LocationStats(
+        data=[
+            LocationStat(
+                location=row["location"],
+                total_checks=row["total"],
+                up_checks=row["up"],
+                uptime_percentage=round(100.0 * row["up"] / row["total"], 3) if row["total"] else None,
+                avg_response_time=_round(row["avg"]),
+                min_response_time=row["min"],
+                max_response_time=row["max"],
+                p95_response_time=_round(row["p95"]),
+                latest=latest_by_location.get(row["location"]),
+            )
+            for row in rows
+        ]
+    )
 
 
 def _round(value: float | None) -> float | None:
@@ -294,11 +381,20 @@ async def get_run(project_id: uuid.UUID, run_id: uuid.UUID) -> RunOut:
             await conn.execute("select * from monitor_results where run_id = %s order by location", (run_id,))
         ).fetchall()
     reported = {row["location"] for row in results}
-    missing = run["missing_locations"] if run["finalized_at"] else [
-        loc for loc in run["expected_locations"] if loc not in reported]
+    missing = (
+        run["missing_locations"]
+        if run["finalized_at"]
+        else [loc for loc in run["expected_locations"] if loc not in reported]
+    )
     return RunOut(
-        id=run["id"], monitor_id=run["monitor_id"], status=run["status"], is_partial=run["is_partial"],
-        scheduled_at=run["scheduled_at"], finalized_at=run["finalized_at"], deadline=run["deadline"],
-        expected_locations=run["expected_locations"], missing_locations=missing,
+        id=run["id"],
+        monitor_id=run["monitor_id"],
+        status=run["status"],
+        is_partial=run["is_partial"],
+        scheduled_at=run["scheduled_at"],
+        finalized_at=run["finalized_at"],
+        deadline=run["deadline"],
+        expected_locations=run["expected_locations"],
+        missing_locations=missing,
         results=[result_out(row) for row in results],
     )

@@ -17,12 +17,20 @@ from shared.security import key_ring
 
 def provider_out(row: dict) -> ProviderOut:
     return ProviderOut(
-        id=row["id"], project_id=row["project_id"], name=row["name"], type=row["type"], config=row["config_masked"],
-        enabled=row["enabled"], created_at=row["created_at"], updated_at=row["updated_at"],
+        id=row["id"],
+        project_id=row["project_id"],
+        name=row["name"],
+        type=row["type"],
+        config=row["config_masked"],
+        enabled=row["enabled"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 
-async def _fetch(conn: AsyncConnection, project_id: uuid.UUID, provider_id: uuid.UUID, lock: bool = False) -> dict:
+async def _fetch(
+    conn: AsyncConnection, project_id: uuid.UUID, provider_id: uuid.UUID, lock: bool = False
+) -> dict:
     row = await (
         await conn.execute(
             f"select * from notification_providers where id = %s and project_id = %s {'for update' if lock else ''}",
@@ -34,18 +42,32 @@ async def _fetch(conn: AsyncConnection, project_id: uuid.UUID, provider_id: uuid
     return row
 
 
-async def create_provider(project_id: uuid.UUID, api_key_id: uuid.UUID | None, spec: NotificationProviderCreate) -> dict:
+async def create_provider(
+    project_id: uuid.UUID, api_key_id: uuid.UUID | None, spec: NotificationProviderCreate
+) -> dict:
     async with db.transaction() as conn:
         row = await (
             await conn.execute(
                 """insert into notification_providers (project_id, name, type, config_encrypted, config_masked)
                    values (%s, %s, %s, %s, %s) returning *""",
-                (project_id, spec.name, spec.type, key_ring().encrypt(json.dumps(spec.config)),
-                 Jsonb(masked_config(spec.config))),
+                (
+                    project_id,
+                    spec.name,
+                    spec.type,
+                    key_ring().encrypt(json.dumps(spec.config)),
+                    Jsonb(masked_config(spec.config)),
+                ),
             )
         ).fetchone()
-        await audit.record(conn, project_id, api_key_id, "provider.create", "notification_provider", row["id"],
-                           {"name": spec.name, "type": spec.type, "config": row["config_masked"]})
+        await audit.record(
+            conn,
+            project_id,
+            api_key_id,
+            "provider.create",
+            "notification_provider",
+            row["id"],
+            {"name": spec.name, "type": spec.type, "config": row["config_masked"]},
+        )
     return row
 
 
@@ -57,12 +79,16 @@ async def get_provider(project_id: uuid.UUID, provider_id: uuid.UUID) -> dict:
 async def list_providers(project_id: uuid.UUID) -> list[dict]:
     async with db.transaction() as conn:
         return await (
-            await conn.execute("select * from notification_providers where project_id = %s order by created_at", (project_id,))
+            await conn.execute(
+                "select * from notification_providers where project_id = %s order by created_at",
+                (project_id,),
+            )
         ).fetchall()
 
 
-async def update_provider(project_id: uuid.UUID, api_key_id: uuid.UUID | None, provider_id: uuid.UUID,
-                          patch: ProviderPatch) -> dict:
+async def update_provider(
+    project_id: uuid.UUID, api_key_id: uuid.UUID | None, provider_id: uuid.UUID, patch: ProviderPatch
+) -> dict:
     async with db.transaction() as conn:
         row = await _fetch(conn, project_id, provider_id, lock=True)
         encrypted, masked = row["config_encrypted"], row["config_masked"]
@@ -83,15 +109,21 @@ async def update_provider(project_id: uuid.UUID, api_key_id: uuid.UUID | None, p
         changes = patch.model_dump(by_alias=True, exclude_none=True)
         if "config" in changes:
             changes["config"] = masked
-        await audit.record(conn, project_id, api_key_id, "provider.update", "notification_provider", provider_id, changes)
+        await audit.record(
+            conn, project_id, api_key_id, "provider.update", "notification_provider", provider_id, changes
+        )
     return row
 
 
-async def delete_provider(project_id: uuid.UUID, api_key_id: uuid.UUID | None, provider_id: uuid.UUID) -> None:
+async def delete_provider(
+    project_id: uuid.UUID, api_key_id: uuid.UUID | None, provider_id: uuid.UUID
+) -> None:
     async with db.transaction() as conn:
         await _fetch(conn, project_id, provider_id, lock=True)
         await conn.execute("delete from notification_providers where id = %s", (provider_id,))
-        await audit.record(conn, project_id, api_key_id, "provider.delete", "notification_provider", provider_id)
+        await audit.record(
+            conn, project_id, api_key_id, "provider.delete", "notification_provider", provider_id
+        )
 
 
 async def get_settings_for(project_id: uuid.UUID, monitor_id: uuid.UUID) -> NotificationSettings:
@@ -106,14 +138,17 @@ async def get_settings_for(project_id: uuid.UUID, monitor_id: uuid.UUID) -> Noti
     return NotificationSettings(provider_ids=[row["provider_id"] for row in rows])
 
 
-async def put_settings_for(project_id: uuid.UUID, api_key_id: uuid.UUID | None, monitor_id: uuid.UUID,
-                           settings: NotificationSettings) -> NotificationSettings:
+async def put_settings_for(
+    project_id: uuid.UUID, api_key_id: uuid.UUID | None, monitor_id: uuid.UUID, settings: NotificationSettings
+) -> NotificationSettings:
     async with db.transaction() as conn:
         await _require_monitor(conn, project_id, monitor_id)
         wanted = list(dict.fromkeys(settings.provider_ids))
         found = await (
-            await conn.execute("select id from notification_providers where project_id = %s and id = any(%s)",
-                               (project_id, wanted))
+            await conn.execute(
+                "select id from notification_providers where project_id = %s and id = any(%s)",
+                (project_id, wanted),
+            )
         ).fetchall()
         unknown = [str(p) for p in wanted if p not in {row["id"] for row in found}]
         if unknown:
@@ -121,15 +156,26 @@ async def put_settings_for(project_id: uuid.UUID, api_key_id: uuid.UUID | None, 
         await conn.execute("delete from monitor_notification_settings where monitor_id = %s", (monitor_id,))
         for provider_id in wanted:
             await conn.execute(
-                "insert into monitor_notification_settings (monitor_id, provider_id) values (%s, %s)", (monitor_id, provider_id)
+                "insert into monitor_notification_settings (monitor_id, provider_id) values (%s, %s)",
+                (monitor_id, provider_id),
             )
-        await audit.record(conn, project_id, api_key_id, "monitor.notification_settings", "monitor", monitor_id,
-                           {"providerIds": [str(p) for p in wanted]})
+        await audit.record(
+            conn,
+            project_id,
+            api_key_id,
+            "monitor.notification_settings",
+            "monitor",
+            monitor_id,
+            {"providerIds": [str(p) for p in wanted]},
+        )
     return NotificationSettings(provider_ids=sorted(wanted, key=str))
 
 
 async def _require_monitor(conn: AsyncConnection, project_id: uuid.UUID, monitor_id: uuid.UUID) -> None:
-    row = await (await conn.execute("select 1 from monitors where id = %s and project_id = %s",
-                                    (monitor_id, project_id))).fetchone()
+    row = await (
+        await conn.execute(
+            "select 1 from monitors where id = %s and project_id = %s", (monitor_id, project_id)
+        )
+    ).fetchone()
     if row is None:
         raise ApiError(404, "not_found", "monitor not found")

@@ -97,15 +97,20 @@ def generate_key() -> str:
     return base64.b64encode(os.urandom(32)).decode()
 
 
-SECRET_FIELD_NAMES = frozenset({"password", "token", "secret", "apikey", "api_key", "authorization", "bearer"})
+SECRET_FIELD_NAMES = frozenset(
+    {"password", "token", "secret", "apikey", "api_key", "authorization", "bearer"}
+)
 
 
 def mask_secrets(value: object) -> object:
     """Walks JSON-like data: encrypted values become the mask of their plaintext, secret-named fields are masked."""
     if isinstance(value, dict):
         return {
-            key: mask(str(item)) if key.lower().replace("-", "_") in SECRET_FIELD_NAMES and isinstance(item, str)
-            and not is_encrypted(item) else mask_secrets(item)
+            key: mask(str(item))
+            if key.lower().replace("-", "_") in SECRET_FIELD_NAMES
+            and isinstance(item, str)
+            and not is_encrypted(item)
+            else mask_secrets(item)
             for key, item in value.items()
         }
     if isinstance(value, list):

@@ -15,7 +15,9 @@ from shared.settings import get_settings
 PREFIX = "sc"
 RESULTS_STREAM = f"{PREFIX}:results"
 ALERTS_STREAM = f"{PREFIX}:alerts"
-EVENTS_STREAM = f"{PREFIX}:events"  # live events for the API's SSE endpoint; no consumer group, trimmed by length
+EVENTS_STREAM = (
+    f"{PREFIX}:events"  # live events for the API's SSE endpoint; no consumer group, trimmed by length
+)
 EVENTS_MAX_LENGTH = 100_000
 CONSUMER_GROUP = "sc-connector"
 DEAD_LETTER_SUFFIX = ":dead"
@@ -111,8 +113,12 @@ async def publish_events(events: Iterable[dict]) -> None:
         return
     pipe = get_redis().pipeline(transaction=False)
     for event in events:
-        pipe.xadd(EVENTS_STREAM, {PAYLOAD_FIELD: json.dumps(event, default=str)}, maxlen=EVENTS_MAX_LENGTH,
-                  approximate=True)
+        pipe.xadd(
+            EVENTS_STREAM,
+            {PAYLOAD_FIELD: json.dumps(event, default=str)},
+            maxlen=EVENTS_MAX_LENGTH,
+            approximate=True,
+        )
     await pipe.execute()
 
 

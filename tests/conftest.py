@@ -117,7 +117,11 @@ def clean(infra) -> Infra:
 def stack(infra, tmp_path_factory) -> Iterator[LocalStack]:
     """The whole local runtime (gateway, every stack.yml function, connector) on a free port, without cron."""
     local = LocalStack(
-        env={"ALLOW_INTERNAL_TARGETS": "true", "CONNECTOR_IDLE_RECLAIM_MS": "3000", "SC_ALLOW_ANONYMOUS_LOCAL": "true"},
+        env={
+            "ALLOW_INTERNAL_TARGETS": "true",
+            "CONNECTOR_IDLE_RECLAIM_MS": "3000",
+            "SC_ALLOW_ANONYMOUS_LOCAL": "true",
+        },
         log_dir=tmp_path_factory.mktemp("stack-logs"),
         gateway_port=free_port(),
         with_cron=False,

@@ -81,7 +81,10 @@ def run(args: argparse.Namespace) -> None:
         stack.start()
         print(_banner(stack, applied, servers, data_dir), flush=True)
         if new_key:
-            print(f"\nAPI key of the default project (shown once; only its hash is stored):\n  {new_key}\n", flush=True)
+            print(
+                f"\nAPI key of the default project (shown once; only its hash is stored):\n  {new_key}\n",
+                flush=True,
+            )
         stopped = threading.Event()
         signal.signal(signal.SIGINT, lambda *_: stopped.set())
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())

@@ -39,7 +39,9 @@ class RoutedResponse(Response):
     def __init__(self, request: Request):
         self.scope = {**request.scope, "path_params": {}}  # drop functions-framework's catch-all {path}
         path = self.scope["path"]
-        if path.startswith(PUBLIC_PREFIX):  # called directly rather than through a gateway that strips the prefix
+        if path.startswith(
+            PUBLIC_PREFIX
+        ):  # called directly rather than through a gateway that strips the prefix
             self.scope["path"] = path.removeprefix(PUBLIC_PREFIX) or "/"
         self.receive = request.receive
 
@@ -56,7 +58,9 @@ async def _method_aware(app: Router, scope, receive, send) -> None:
         full = [route for route in app.routes if route.matches(scope)[0] == Match.FULL]
         if partial and not full:
             allowed = sorted({m for route in partial for m in (route.methods or []) if m != "HEAD"})
-            error = ApiError(405, "method_not_allowed", f"{scope['method']} is not allowed here; use {', '.join(allowed)}")
+            error = ApiError(
+                405, "method_not_allowed", f"{scope['method']} is not allowed here; use {', '.join(allowed)}"
+            )
             await error_response(error)(scope, receive, send)
             return
     await app(scope, receive, send)

@@ -24,7 +24,9 @@ def keepalive_seconds() -> float:
 async def _monitor_project(cache: dict[str, uuid.UUID | None], monitor_id: str) -> uuid.UUID | None:
     if monitor_id not in cache:
         async with db.transaction() as conn:
-            row = await (await conn.execute("select project_id from monitors where id = %s", (monitor_id,))).fetchone()
+            row = await (
+                await conn.execute("select project_id from monitors where id = %s", (monitor_id,))
+            ).fetchone()
         cache[monitor_id] = row["project_id"] if row else None
     return cache[monitor_id]
 
@@ -33,13 +35,18 @@ async def stream(ctx: Context) -> StreamingResponse:
     monitor_id = ctx.query.monitor_id
     if monitor_id is not None:
         async with db.transaction() as conn:
-            found = await (await conn.execute("select 1 from monitors where id = %s and project_id = %s",
-                                              (monitor_id, ctx.project_id))).fetchone()
+            found = await (
+                await conn.execute(
+                    "select 1 from monitors where id = %s and project_id = %s", (monitor_id, ctx.project_id)
+                )
+            ).fetchone()
         if not found:
             raise ApiError(404, "not_found", "monitor not found")
     resume_from = ctx.request.headers.get("last-event-id")
     if resume_from is not None and not _STREAM_ID.match(resume_from):
-        raise ApiError(400, "validation_error", "Last-Event-ID: must be an event id this stream sent", "Last-Event-ID")
+        raise ApiError(
+            400, "validation_error", "Last-Event-ID: must be an event id this stream sent", "Last-Event-ID"
+        )
     redis = streams.get_redis()
     if resume_from is None:
         newest = await redis.xrevrange(streams.EVENTS_STREAM, count=1)
@@ -56,7 +63,9 @@ async def _events(project_id: uuid.UUID, monitor_id: str | None, cursor: str) ->
     owners: dict[str, uuid.UUID | None] = {}
     yield ": connected\n\n"
     while True:
-        reply = await redis.xread({streams.EVENTS_STREAM: cursor}, count=200, block=int(keepalive_seconds() * 1000))
+        reply = await redis.xread(
+            {streams.EVENTS_STREAM: cursor}, count=200, block=int(keepalive_seconds() * 1000)
+        )
         if not reply:
             yield ": keep-alive\n\n"
             continue

@@ -59,11 +59,25 @@ class Endpoint:
 ENDPOINTS: list[Endpoint] = []
 
 
-def endpoint(method: str, path: str, *, summary: str, tag: str, body=None, query=None, response=None, status=200,
-             authenticated=True, streaming=False):
+def endpoint(
+    method: str,
+    path: str,
+    *,
+    summary: str,
+    tag: str,
+    body=None,
+    query=None,
+    response=None,
+    status=200,
+    authenticated=True,
+    streaming=False,
+):
     def register(handler: Handler) -> Handler:
-        ENDPOINTS.append(Endpoint(method, path, handler, summary, tag, body, query, response, status, authenticated,
-                                  streaming))
+        ENDPOINTS.append(
+            Endpoint(
+                method, path, handler, summary, tag, body, query, response, status, authenticated, streaming
+            )
+        )
         return handler
 
     return register
@@ -105,7 +119,10 @@ def render(result: Any, status: int) -> Response:
     if isinstance(result, BaseModel):
         result = result.model_dump(mode="json", by_alias=True)
     elif isinstance(result, list):
-        result = [item.model_dump(mode="json", by_alias=True) if isinstance(item, BaseModel) else item for item in result]
+        result = [
+            item.model_dump(mode="json", by_alias=True) if isinstance(item, BaseModel) else item
+            for item in result
+        ]
     if status == 204:
         return Response(status_code=204)
     return JSONResponse(result, status_code=status)

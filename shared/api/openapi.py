@@ -54,14 +54,22 @@ def openapi_document() -> dict[str, Any]:
             operation["security"] = []
         if spec.body is not None:
             operation["requestBody"] = {
-                "required": True, "content": {"application/json": {"schema": schema_for(spec.body, "validation")}}}
+                "required": True,
+                "content": {"application/json": {"schema": schema_for(spec.body, "validation")}},
+            }
         elif spec.method == "PATCH":
-            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
         paths.setdefault(spec.path, {})[spec.method.lower()] = operation
     return {
         "openapi": "3.1.0",
-        "info": {"title": "supercheck-faas API", "version": "1.0.0",
-                 "description": "Project-scoped management API. Every request carries `Authorization: Bearer <key>`."},
+        "info": {
+            "title": "supercheck-faas API",
+            "version": "1.0.0",
+            "description": "Project-scoped management API. Every request carries `Authorization: Bearer <key>`.",
+        },
         "servers": [{"url": "/function/api"}],
         "security": [{"bearerAuth": []}],
         "paths": paths,
@@ -75,14 +83,24 @@ def openapi_document() -> dict[str, Any]:
 def _responses(spec, schema_for) -> dict:
     if spec.streaming:
         responses: dict[str, Any] = {
-            "200": {"description": "An event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
+            "200": {
+                "description": "An event stream",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            }
+        }
     elif spec.status == 204:
         responses = {"204": {"description": "Done"}}
     else:
-        responses = {str(spec.status): {
-            "description": spec.summary,
-            "content": {"application/json": {"schema": schema_for(spec.response, "serialization") if spec.response else {}}},
-        }}
+        responses = {
+            str(spec.status): {
+                "description": spec.summary,
+                "content": {
+                    "application/json": {
+                        "schema": schema_for(spec.response, "serialization") if spec.response else {}
+                    }
+                },
+            }
+        }
     error = {"content": {"application/json": {"schema": schema_for(ErrorBody, "serialization")}}}
     for code, description in _ERRORS.items():
         if code == "401" and not spec.authenticated:
@@ -92,8 +110,10 @@ def _responses(spec, schema_for) -> dict:
 
 
 def _path_parameters(path: str) -> list[dict]:
-    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in re.findall(r"{(\w+)}", path)]
+    return [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", path)
+    ]
 
 
 def _query_parameters(model) -> list[dict]:
@@ -102,7 +122,11 @@ def _query_parameters(model) -> list[dict]:
     schema = model.model_json_schema(by_alias=True)
     required = set(schema.get("required", []))
     return [
-        {"name": name, "in": "query", "required": name in required,
-         "schema": {k: v for k, v in prop.items() if k != "title"}}
+        {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": {k: v for k, v in prop.items() if k != "title"},
+        }
         for name, prop in schema["properties"].items()
     ]

@@ -40,12 +40,16 @@ from shared.scheduling import run_now, schedule_tick
 # --- service -----------------------------------------------------------------------------------------
 
 
-@endpoint("GET", "/health", summary="Liveness; needs no key", tag="service", response=Health, authenticated=False)
+@endpoint(
+    "GET", "/health", summary="Liveness; needs no key", tag="service", response=Health, authenticated=False
+)
 async def health(ctx: Context):
     return Health(status="ok")
 
 
-@endpoint("GET", "/openapi.json", summary="This API's OpenAPI 3.1 document", tag="service", authenticated=False)
+@endpoint(
+    "GET", "/openapi.json", summary="This API's OpenAPI 3.1 document", tag="service", authenticated=False
+)
 async def openapi(ctx: Context):
     return JSONResponse(openapi_document())
 
@@ -58,19 +62,39 @@ async def current_project(ctx: Context):
     return await projects.get_project(ctx.project_id)
 
 
-@endpoint("POST", "/projects", summary="Create a project; its first API key is shown once", tag="projects",
-          body=ProjectCreate, response=ProjectCreated, status=201)
+@endpoint(
+    "POST",
+    "/projects",
+    summary="Create a project; its first API key is shown once",
+    tag="projects",
+    body=ProjectCreate,
+    response=ProjectCreated,
+    status=201,
+)
 async def create_project(ctx: Context):
     return await projects.create_project(ctx.body.name, ctx.api_key_id)
 
 
-@endpoint("GET", "/api-keys", summary="List the project's API keys by prefix", tag="projects", response=list[ApiKeyOut])
+@endpoint(
+    "GET",
+    "/api-keys",
+    summary="List the project's API keys by prefix",
+    tag="projects",
+    response=list[ApiKeyOut],
+)
 async def list_keys(ctx: Context):
     return await projects.list_keys(ctx.project_id)
 
 
-@endpoint("POST", "/api-keys", summary="Create an API key; the key is shown once", tag="projects", body=ApiKeyCreate,
-          response=ApiKeyCreated, status=201)
+@endpoint(
+    "POST",
+    "/api-keys",
+    summary="Create an API key; the key is shown once",
+    tag="projects",
+    body=ApiKeyCreate,
+    response=ApiKeyCreated,
+    status=201,
+)
 async def create_key(ctx: Context):
     return await projects.create_key(ctx.project_id, ctx.api_key_id, ctx.body.name)
 
@@ -80,8 +104,14 @@ async def revoke_key(ctx: Context, key_id: str):
     return await projects.revoke_key(ctx.project_id, ctx.api_key_id, as_uuid(key_id, "API key"))
 
 
-@endpoint("GET", "/audit-log", summary="Every change in the project, newest first", tag="projects", query=PageQuery,
-          response=AuditPage)
+@endpoint(
+    "GET",
+    "/audit-log",
+    summary="Every change in the project, newest first",
+    tag="projects",
+    query=PageQuery,
+    response=AuditPage,
+)
 async def audit_log(ctx: Context):
     return await projects.audit_page(ctx.project_id, ctx.query.page, ctx.query.limit)
 
@@ -89,14 +119,27 @@ async def audit_log(ctx: Context):
 # --- monitors ----------------------------------------------------------------------------------------
 
 
-@endpoint("GET", "/monitors", summary="List monitors (filter by status, type, tag)", tag="monitors",
-          query=MonitorListQuery, response=MonitorPage)
+@endpoint(
+    "GET",
+    "/monitors",
+    summary="List monitors (filter by status, type, tag)",
+    tag="monitors",
+    query=MonitorListQuery,
+    response=MonitorPage,
+)
 async def list_monitors(ctx: Context):
     return await monitors.list_monitors(ctx.project_id, ctx.query)
 
 
-@endpoint("POST", "/monitors", summary="Create a monitor; its first run starts at once", tag="monitors",
-          body=MonitorCreate, response=MonitorOut, status=201)
+@endpoint(
+    "POST",
+    "/monitors",
+    summary="Create a monitor; its first run starts at once",
+    tag="monitors",
+    body=MonitorCreate,
+    response=MonitorOut,
+    status=201,
+)
 async def create_monitor(ctx: Context):
     row = await monitors.create_monitor(ctx.project_id, ctx.api_key_id, ctx.body)
     if ctx.body.enabled:
@@ -104,20 +147,36 @@ async def create_monitor(ctx: Context):
     return monitors.monitor_out(await monitors.get_monitor(ctx.project_id, row["id"]))
 
 
-@endpoint("GET", "/monitors/{monitor_id}", summary="A monitor and its current status", tag="monitors",
-          response=MonitorOut)
+@endpoint(
+    "GET",
+    "/monitors/{monitor_id}",
+    summary="A monitor and its current status",
+    tag="monitors",
+    response=MonitorOut,
+)
 async def get_monitor(ctx: Context, monitor_id: str):
     return monitors.monitor_out(await monitors.get_monitor(ctx.project_id, as_uuid(monitor_id, "monitor")))
 
 
-@endpoint("PUT", "/monitors/{monitor_id}", summary="Replace a monitor's definition", tag="monitors",
-          body=MonitorCreate, response=MonitorOut)
+@endpoint(
+    "PUT",
+    "/monitors/{monitor_id}",
+    summary="Replace a monitor's definition",
+    tag="monitors",
+    body=MonitorCreate,
+    response=MonitorOut,
+)
 async def replace_monitor(ctx: Context, monitor_id: str):
     return await _save(ctx, as_uuid(monitor_id, "monitor"), ctx.body)
 
 
-@endpoint("PATCH", "/monitors/{monitor_id}", summary="Change some of a monitor's fields", tag="monitors",
-          response=MonitorOut)
+@endpoint(
+    "PATCH",
+    "/monitors/{monitor_id}",
+    summary="Change some of a monitor's fields",
+    tag="monitors",
+    response=MonitorOut,
+)
 async def patch_monitor(ctx: Context, monitor_id: str):
     from shared.handlers import parse
 
@@ -139,35 +198,62 @@ async def _save(ctx: Context, monitor_id, spec: MonitorCreate):
     return monitors.monitor_out(row)
 
 
-@endpoint("DELETE", "/monitors/{monitor_id}", summary="Delete a monitor and its history", tag="monitors", status=204)
+@endpoint(
+    "DELETE", "/monitors/{monitor_id}", summary="Delete a monitor and its history", tag="monitors", status=204
+)
 async def delete_monitor(ctx: Context, monitor_id: str):
     await monitors.delete_monitor(ctx.project_id, ctx.api_key_id, as_uuid(monitor_id, "monitor"))
 
 
-@endpoint("POST", "/monitors/{monitor_id}/pause", summary="Stop scheduling a monitor", tag="monitors",
-          response=MonitorOut)
+@endpoint(
+    "POST",
+    "/monitors/{monitor_id}/pause",
+    summary="Stop scheduling a monitor",
+    tag="monitors",
+    response=MonitorOut,
+)
 async def pause_monitor(ctx: Context, monitor_id: str):
-    return monitors.monitor_out(await monitors.set_enabled(ctx.project_id, ctx.api_key_id,
-                                                           as_uuid(monitor_id, "monitor"), False))
+    return monitors.monitor_out(
+        await monitors.set_enabled(ctx.project_id, ctx.api_key_id, as_uuid(monitor_id, "monitor"), False)
+    )
 
 
-@endpoint("POST", "/monitors/{monitor_id}/resume", summary="Schedule a paused monitor again", tag="monitors",
-          response=MonitorOut)
+@endpoint(
+    "POST",
+    "/monitors/{monitor_id}/resume",
+    summary="Schedule a paused monitor again",
+    tag="monitors",
+    response=MonitorOut,
+)
 async def resume_monitor(ctx: Context, monitor_id: str):
-    return monitors.monitor_out(await monitors.set_enabled(ctx.project_id, ctx.api_key_id,
-                                                           as_uuid(monitor_id, "monitor"), True))
+    return monitors.monitor_out(
+        await monitors.set_enabled(ctx.project_id, ctx.api_key_id, as_uuid(monitor_id, "monitor"), True)
+    )
 
 
-@endpoint("POST", "/monitors/{monitor_id}/run", summary="Run one monitor now", tag="monitors", response=RunsStarted,
-          status=202)
+@endpoint(
+    "POST",
+    "/monitors/{monitor_id}/run",
+    summary="Run one monitor now",
+    tag="monitors",
+    response=RunsStarted,
+    status=202,
+)
 async def run_monitor_now(ctx: Context, monitor_id: str):
     monitor = await monitors.get_monitor(ctx.project_id, as_uuid(monitor_id, "monitor"))
     report = await run_now([monitor["id"]])
     return RunsStarted(run_ids=report.run_ids, monitor_ids=[monitor["id"]])
 
 
-@endpoint("POST", "/monitors/run", summary="Run monitors now, by id and/or tag (CI after a deploy)", tag="monitors",
-          body=RunNowRequest, response=RunsStarted, status=202)
+@endpoint(
+    "POST",
+    "/monitors/run",
+    summary="Run monitors now, by id and/or tag (CI after a deploy)",
+    tag="monitors",
+    body=RunNowRequest,
+    response=RunsStarted,
+    status=202,
+)
 async def run_monitors_now(ctx: Context):
     if not ctx.body.monitor_ids and not ctx.body.tag:
         raise ApiError(400, "validation_error", "monitorIds: give monitorIds, a tag, or both", "monitorIds")
@@ -176,66 +262,128 @@ async def run_monitors_now(ctx: Context):
     return RunsStarted(run_ids=report.run_ids if report else [], monitor_ids=ids)
 
 
-@endpoint("GET", "/monitors/{monitor_id}/results", summary="A monitor's results, newest first", tag="results",
-          query=ResultsQuery, response=ResultPage)
+@endpoint(
+    "GET",
+    "/monitors/{monitor_id}/results",
+    summary="A monitor's results, newest first",
+    tag="results",
+    query=ResultsQuery,
+    response=ResultPage,
+)
 async def monitor_results(ctx: Context, monitor_id: str):
     return await monitors.results_page(ctx.project_id, as_uuid(monitor_id, "monitor"), ctx.query)
 
 
-@endpoint("GET", "/monitors/{monitor_id}/location-stats", summary="Uptime and response times per location",
-          tag="results", query=StatsQuery, response=LocationStats)
+@endpoint(
+    "GET",
+    "/monitors/{monitor_id}/location-stats",
+    summary="Uptime and response times per location",
+    tag="results",
+    query=StatsQuery,
+    response=LocationStats,
+)
 async def location_stats(ctx: Context, monitor_id: str):
     return await monitors.location_stats(ctx.project_id, as_uuid(monitor_id, "monitor"), ctx.query.days)
 
 
-@endpoint("GET", "/runs/{run_id}", summary="One run: each location's result, missing locations, aggregated status",
-          tag="results", response=RunOut)
+@endpoint(
+    "GET",
+    "/runs/{run_id}",
+    summary="One run: each location's result, missing locations, aggregated status",
+    tag="results",
+    response=RunOut,
+)
 async def get_run(ctx: Context, run_id: str):
     return await monitors.get_run(ctx.project_id, as_uuid(run_id, "run"))
 
 
-@endpoint("GET", "/monitors/{monitor_id}/notification-settings", summary="Providers this monitor notifies",
-          tag="notifications", response=NotificationSettings)
+@endpoint(
+    "GET",
+    "/monitors/{monitor_id}/notification-settings",
+    summary="Providers this monitor notifies",
+    tag="notifications",
+    response=NotificationSettings,
+)
 async def get_notification_settings(ctx: Context, monitor_id: str):
     return await providers.get_settings_for(ctx.project_id, as_uuid(monitor_id, "monitor"))
 
 
-@endpoint("PUT", "/monitors/{monitor_id}/notification-settings", summary="Set the providers this monitor notifies",
-          tag="notifications", body=NotificationSettings, response=NotificationSettings)
+@endpoint(
+    "PUT",
+    "/monitors/{monitor_id}/notification-settings",
+    summary="Set the providers this monitor notifies",
+    tag="notifications",
+    body=NotificationSettings,
+    response=NotificationSettings,
+)
 async def put_notification_settings(ctx: Context, monitor_id: str):
-    return await providers.put_settings_for(ctx.project_id, ctx.api_key_id, as_uuid(monitor_id, "monitor"), ctx.body)
+    return await providers.put_settings_for(
+        ctx.project_id, ctx.api_key_id, as_uuid(monitor_id, "monitor"), ctx.body
+    )
 
 
 # --- notification providers --------------------------------------------------------------------------
 
 
-@endpoint("GET", "/notification-providers", summary="List notification providers (configs masked)",
-          tag="notifications", response=list[ProviderOut])
+@endpoint(
+    "GET",
+    "/notification-providers",
+    summary="List notification providers (configs masked)",
+    tag="notifications",
+    response=list[ProviderOut],
+)
 async def list_providers(ctx: Context):
     return [providers.provider_out(row) for row in await providers.list_providers(ctx.project_id)]
 
 
-@endpoint("POST", "/notification-providers", summary="Create a notification provider", tag="notifications",
-          body=NotificationProviderCreate, response=ProviderOut, status=201)
+@endpoint(
+    "POST",
+    "/notification-providers",
+    summary="Create a notification provider",
+    tag="notifications",
+    body=NotificationProviderCreate,
+    response=ProviderOut,
+    status=201,
+)
 async def create_provider(ctx: Context):
     return providers.provider_out(await providers.create_provider(ctx.project_id, ctx.api_key_id, ctx.body))
 
 
-@endpoint("GET", "/notification-providers/{provider_id}", summary="A notification provider (config masked)",
-          tag="notifications", response=ProviderOut)
+@endpoint(
+    "GET",
+    "/notification-providers/{provider_id}",
+    summary="A notification provider (config masked)",
+    tag="notifications",
+    response=ProviderOut,
+)
 async def get_provider(ctx: Context, provider_id: str):
-    return providers.provider_out(await providers.get_provider(ctx.project_id, as_uuid(provider_id, "provider")))
+    return providers.provider_out(
+        await providers.get_provider(ctx.project_id, as_uuid(provider_id, "provider"))
+    )
 
 
-@endpoint("PATCH", "/notification-providers/{provider_id}", summary="Change a provider's name, config or enabled",
-          tag="notifications", body=ProviderPatch, response=ProviderOut)
+@endpoint(
+    "PATCH",
+    "/notification-providers/{provider_id}",
+    summary="Change a provider's name, config or enabled",
+    tag="notifications",
+    body=ProviderPatch,
+    response=ProviderOut,
+)
 async def patch_provider(ctx: Context, provider_id: str):
-    row = await providers.update_provider(ctx.project_id, ctx.api_key_id, as_uuid(provider_id, "provider"), ctx.body)
+    row = await providers.update_provider(
+        ctx.project_id, ctx.api_key_id, as_uuid(provider_id, "provider"), ctx.body
+    )
     return providers.provider_out(row)
 
 
-@endpoint("DELETE", "/notification-providers/{provider_id}", summary="Delete a notification provider",
-          tag="notifications", status=204)
+@endpoint(
+    "DELETE",
+    "/notification-providers/{provider_id}",
+    summary="Delete a notification provider",
+    tag="notifications",
+    status=204,
+)
 async def delete_provider(ctx: Context, provider_id: str):
     await providers.delete_provider(ctx.project_id, ctx.api_key_id, as_uuid(provider_id, "provider"))
 
@@ -243,7 +391,13 @@ async def delete_provider(ctx: Context, provider_id: str):
 # --- live events -------------------------------------------------------------------------------------
 
 
-@endpoint("GET", "/events", summary="Server-Sent Events: results, status changes, alerts; resumes from Last-Event-ID",
-          tag="events", query=EventsQuery, streaming=True)
+@endpoint(
+    "GET",
+    "/events",
+    summary="Server-Sent Events: results, status changes, alerts; resumes from Last-Event-ID",
+    tag="events",
+    query=EventsQuery,
+    streaming=True,
+)
 async def live_events(ctx: Context):
     return await events.stream(ctx)

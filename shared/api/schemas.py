@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
-import datetime as dt
 from datetime import datetime
 from typing import Any, Literal
 
@@ -36,8 +36,14 @@ class Pagination(ApiModel):
     @classmethod
     def of(cls, page: int, limit: int, total: int) -> Pagination:
         pages = -(-total // limit) if total else 0
-        return cls(page=page, limit=limit, total=total, total_pages=pages, has_next_page=page < pages,
-                   has_prev_page=page > 1)
+        return cls(
+            page=page,
+            limit=limit,
+            total=total,
+            total_pages=pages,
+            has_next_page=page < pages,
+            has_prev_page=page > 1,
+        )
 
 
 class RunSummary(ApiModel):
@@ -203,9 +209,13 @@ class MonitorListQuery(PageQuery):
 
 class ResultsQuery(PageQuery):
     location: str | None = Field(default=None, min_length=1, max_length=64)
-    date: dt.date | None = Field(default=None, description="YYYY-MM-DD, the local day given by timezoneOffset")
+    date: dt.date | None = Field(
+        default=None, description="YYYY-MM-DD, the local day given by timezoneOffset"
+    )
     timezone_offset: int = Field(
-        default=0, ge=-840, le=840,
+        default=0,
+        ge=-840,
+        le=840,
         description="minutes to add to local time to get UTC, as JavaScript's Date.getTimezoneOffset() (UTC+2 is -120)",
     )
 
