@@ -29,9 +29,29 @@ async def read_json(request: Request, allow_empty: bool = False) -> Any:
             return {}
         raise ApiError(400, "invalid_json", "request body is empty; expected a JSON object")
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {error}") from None
+    _reject_unstorable_text(data, ())
+    return data
+
+
+def _reject_unstorable_text(value: Any, path: tuple) -> None:
+    """JSON may carry NUL characters and lone surrogates; PostgreSQL text and UTF-8 cannot, so refuse them here."""
+    if isinstance(value, str):
+        if "\x00" in value or any("\ud800" <= char <= "\udfff" for char in value):
+            field = ".".join(str(part) for part in path) or None
+            where = f"{field}: " if field else ""
+            raise ApiError(
+                400, "validation_error", f"{where}contains a NUL character or an unpaired surrogate", field
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _reject_unstorable_text(key, path)
+            _reject_unstorable_text(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _reject_unstorable_text(item, (*path, index))
 
 
 def parse(model: type[M], data: Any) -> M:

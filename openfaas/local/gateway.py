@@ -62,7 +62,12 @@ class Gateway:
         headers = [
             (k.decode(), v.decode()) for k, v in scope["headers"] if k.decode().lower() not in HOP_BY_HOP
         ]
-        url = f"{upstream}/{rest}" + (f"?{scope['query_string'].decode()}" if scope["query_string"] else "")
+        # Forward the path exactly as the client sent it (percent-encoding intact), minus /function/<name>.
+        raw_path = (scope.get("raw_path") or path.encode()).decode("latin-1")
+        forwarded = raw_path.split("/", 3)[3] if raw_path.count("/") >= 3 else ""
+        url = f"{upstream}/{forwarded}" + (
+            f"?{scope['query_string'].decode('latin-1')}" if scope["query_string"] else ""
+        )
         try:
             request = self.client.build_request(scope["method"], url, headers=headers, content=body)
             response = await self.client.send(request, stream=True)

@@ -1,0 +1,112 @@
+"""The API on a live local stack: Server-Sent Events, and schemathesis against the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from openfaas.local.runtime import LocalStack
+from openfaas.local.services import free_port
+from shared.api import routes  # noqa: F401  (registers every endpoint)
+from shared.api.openapi import openapi_document
+from tests.test_api import make_project
+
+
+def read_events(url: str, count: int, headers: dict | None = None, timeout: float = 30) -> list[dict]:
+    """Reads `count` SSE events (ignoring comments) from url."""
+    events: list[dict] = []
+    with httpx.stream("GET", url, headers=headers or {}, timeout=timeout) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        current: dict = {}
+        for line in response.iter_lines():
+            if line.startswith(":"):
+                continue
+            if not line:
+                if current:
+                    events.append(current)
+                    current = {}
+                    if len(events) >= count:
+                        return events
+                continue
+            field, _, value = line.partition(": ")
+            current[field] = json.loads(value) if field == "data" else value
+    return events
+
+
+def test_live_events_stream_results_and_status_changes_and_resume_from_last_event_id(
+    stack, clean, http_target
+):
+    base = f"{stack.gateway_url}/function/api"
+    monitor = httpx.post(
+        f"{base}/monitors", json={"name": "sse", "type": "http", "target": http_target.url, "enabled": False}
+    ).json()
+    received: list[dict] = []
+    reader = threading.Thread(
+        target=lambda: received.extend(read_events(f"{base}/events?monitorId={monitor['id']}", count=4))
+    )
+    reader.start()
+    threading.Event().wait(1.0)  # let the stream subscribe before anything happens
+    assert httpx.post(f"{base}/monitors/{monitor['id']}/run").status_code == 202
+    reader.join(timeout=30)
+    kinds = [event["event"] for event in received]
+    assert kinds.count("result") == 3 and "status_change" in kinds, kinds
+    assert all(event["data"]["monitorId"] == monitor["id"] for event in received)
+    change = next(e for e in received if e["event"] == "status_change")["data"]
+    assert (change["from"], change["to"]) == ("pending", "up")
+
+    resumed = read_events(
+        f"{base}/events?monitorId={monitor['id']}", count=3, headers={"Last-Event-ID": received[0]["id"]}
+    )
+    assert [e["id"] for e in resumed] == [e["id"] for e in received[1:4]]
+    assert httpx.get(f"{base}/events", headers={"Last-Event-ID": "nonsense"}).status_code == 400
+
+
+@pytest.fixture(scope="module")
+def api_only_stack(infra, tmp_path_factory):
+    """Gateway and functions without a connector: monitors the fuzzer creates are queued but never checked,
+    so no generated target ever receives traffic."""
+    local = LocalStack(
+        env={},
+        log_dir=tmp_path_factory.mktemp("fuzz-logs"),
+        gateway_port=free_port(),
+        with_connector=False,
+        with_cron=False,
+    ).start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture(scope="module")
+def fuzz_key(api_only_stack, aio):
+    return make_project(aio, "fuzz")
+
+
+schema = schemathesis.openapi.from_dict(openapi_document()).exclude(path="/events")
+
+
+@schema.parametrize()
+@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+def test_every_operation_answers_within_its_documented_contract(case, api_only_stack, fuzz_key):
+    case.call_and_validate(
+        base_url=f"{api_only_stack.gateway_url}/function/api",
+        headers={"Authorization": f"Bearer {fuzz_key}"},
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            response_schema_conformance,
+        ],
+        timeout=30,
+    )
