@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -35,6 +36,8 @@ class Settings(BaseModel):
     locations: tuple[str, ...] = DEFAULT_LOCATIONS
     allow_internal_targets: bool = False
     credential_keys: str | None = Field(default=None, repr=False)
+    # Optional: a location's jobs live in that region's own Redis (JSON object location -> URL).
+    region_redis_urls: dict[str, str] = Field(default_factory=dict, repr=False)
     public_base_url: str = "http://127.0.0.1:8080"
     connector_batch_size: int = Field(default=50, ge=1, le=1000)
     connector_concurrency: int = Field(default=4, ge=1, le=64)
@@ -62,6 +65,7 @@ class Settings(BaseModel):
             "worker_location": env.get("WORKER_LOCATION"),
             "locations": locations,
             "allow_internal_targets": _flag("ALLOW_INTERNAL_TARGETS"),
+            "region_redis_urls": json.loads(read_secret("region-redis-urls", "SC_REGION_REDIS_URLS") or "{}"),
         }
         optional = {
             "gateway_url": "GATEWAY_URL",

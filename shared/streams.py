@@ -76,34 +76,43 @@ def decode(fields: dict) -> dict:
     return json.loads(raw)
 
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aioredis.Redis]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def get_redis() -> aioredis.Redis:
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
+def redis_url_for(stream: str) -> str:
+    """Job streams of a location with its own regional Redis live there; everything else in REDIS_URL."""
+    settings = get_settings()
+    parsed = parse_job_stream(stream)
+    if parsed and parsed[1] in settings.region_redis_urls:
+        return settings.region_redis_urls[parsed[1]]
+    return settings.require_redis_url()
+
+
+def get_redis(url: str | None = None) -> aioredis.Redis:
+    url = url or get_settings().require_redis_url()
+    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
+    client = per_loop.get(url)
     if client is None:
         client = aioredis.Redis.from_url(
-            get_settings().require_redis_url(),
-            decode_responses=True,
-            health_check_interval=15,
-            socket_keepalive=True,
-            retry_on_timeout=True,
+            url, decode_responses=True, health_check_interval=15, socket_keepalive=True, retry_on_timeout=True
         )
-        _clients[loop] = client
+        per_loop[url] = client
     return client
 
 
 async def publish(entries: Iterable[tuple[str, BaseModel]]) -> int:
-    """XADD many envelopes in one round trip; returns how many were written."""
-    entries = list(entries)
-    if not entries:
-        return 0
-    pipe = get_redis().pipeline(transaction=False)
+    """XADD many envelopes, one pipelined round trip per Redis; returns how many were written."""
+    by_url: dict[str, list[tuple[str, BaseModel]]] = {}
     for stream, message in entries:
-        pipe.xadd(stream, encode(message))
-    await pipe.execute()
-    return len(entries)
+        by_url.setdefault(redis_url_for(stream), []).append((stream, message))
+    for url, batch in by_url.items():
+        pipe = get_redis(url).pipeline(transaction=False)
+        for stream, message in batch:
+            pipe.xadd(stream, encode(message))
+        await pipe.execute()
+    return sum(len(batch) for batch in by_url.values())
 
 
 async def publish_events(events: Iterable[dict]) -> None:
@@ -123,6 +132,5 @@ async def publish_events(events: Iterable[dict]) -> None:
 
 
 async def close_redis() -> None:
-    client = _clients.pop(asyncio.get_running_loop(), None)
-    if client is not None:
+    for client in _clients.pop(asyncio.get_running_loop(), {}).values():
         await client.aclose()

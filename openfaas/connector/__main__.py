@@ -19,12 +19,20 @@ def config_from_env() -> ConnectorConfig:
         os.environ.get("CONNECTOR_PRIMARY", "true" if not settings.worker_location else "false").lower()
         == "true"
     )
+    chosen = streams.streams_for_worker(
+        settings.worker_location, settings.locations, include_pipeline=primary
+    )
+    if os.environ.get("CONNECTOR_READ_JOBS", "true").lower() != "true":
+        # a primary whose checks all run in regional installs
+        chosen = [stream for stream in chosen if not streams.parse_job_stream(stream)]
+    main_redis = settings.require_redis_url()
     return ConnectorConfig(
-        redis_url=settings.require_redis_url(),
+        redis_url=main_redis,
         gateway_url=settings.gateway_url,
-        streams=streams.streams_for_worker(
-            settings.worker_location, settings.locations, include_pipeline=primary
-        ),
+        streams=chosen,
+        stream_redis_urls={
+            s: streams.redis_url_for(s) for s in chosen if streams.redis_url_for(s) != main_redis
+        },
         batch_size=settings.connector_batch_size,
         concurrency=settings.connector_concurrency,
         max_deliveries=settings.connector_max_deliveries,

@@ -35,6 +35,8 @@ class ConnectorConfig:
     idle_reclaim_ms: int = 60_000
     request_timeout_seconds: float = 330.0
     consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    # Streams living in another Redis (a region's own job Redis); every other stream is in redis_url.
+    stream_redis_urls: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,9 +52,9 @@ class ConnectorStats:
 class Connector:
     def __init__(self, config: ConnectorConfig):
         self.config = config
-        self.redis = aioredis.Redis.from_url(
-            config.redis_url, decode_responses=True, health_check_interval=15
-        )
+        self.clients: dict[str, aioredis.Redis] = {}
+        for url in {config.redis_url, *config.stream_redis_urls.values()}:
+            self.clients[url] = aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=15)
         self.http = httpx.AsyncClient(timeout=config.request_timeout_seconds)
         self.slots = asyncio.Semaphore(config.concurrency)
         self.in_flight: set[asyncio.Task] = set()
@@ -63,14 +65,17 @@ class Connector:
         if self.in_flight:
             await asyncio.gather(*self.in_flight, return_exceptions=True)
         await self.http.aclose()
-        await self.redis.aclose()
+        for client in self.clients.values():
+            await client.aclose()
 
     async def ensure_groups(self) -> None:
         for stream in self.config.streams:
             if stream in self._groups_ready:
                 continue
             try:
-                await self.redis.xgroup_create(stream, streams.CONSUMER_GROUP, id="0", mkstream=True)
+                await self.redis_for(stream).xgroup_create(
+                    stream, streams.CONSUMER_GROUP, id="0", mkstream=True
+                )
             except ResponseError as error:
                 if "BUSYGROUP" not in str(error):
                     raise
@@ -78,20 +83,34 @@ class Connector:
 
     # --- reading ---------------------------------------------------------------------------------
 
-    async def read_new(self, block_ms: int | None) -> int:
-        """Read up to one batch per stream and dispatch each batch; returns messages read."""
+    def redis_for(self, stream: str) -> aioredis.Redis:
+        return self.clients[self.config.stream_redis_urls.get(stream, self.config.redis_url)]
+
+    def streams_by_redis(self) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {}
+        for stream in self.config.streams:
+            groups.setdefault(self.config.stream_redis_urls.get(stream, self.config.redis_url), []).append(
+                stream
+            )
+        return groups
+
+    async def read_new(self, block_ms: int | None, redis_url: str | None = None) -> int:
+        """Read up to one batch per stream (of one Redis, or all) and dispatch each batch; returns messages read."""
         await self.ensure_groups()
-        reply = await self.redis.xreadgroup(
-            streams.CONSUMER_GROUP,
-            self.config.consumer,
-            {stream: ">" for stream in self.config.streams},
-            count=self.config.batch_size,
-            block=block_ms,
-        )
         total = 0
-        for stream, entries in reply or []:
-            total += len(entries)
-            await self._dispatch(stream, entries)
+        for url, names in self.streams_by_redis().items():
+            if redis_url is not None and url != redis_url:
+                continue
+            reply = await self.clients[url].xreadgroup(
+                streams.CONSUMER_GROUP,
+                self.config.consumer,
+                {stream: ">" for stream in names},
+                count=self.config.batch_size,
+                block=block_ms,
+            )
+            for stream, entries in reply or []:
+                total += len(entries)
+                await self._dispatch(stream, entries)
         return total
 
     async def reclaim_idle(self) -> int:
@@ -101,7 +120,7 @@ class Connector:
         for stream in self.config.streams:
             cursor = "0-0"
             while True:
-                reply = await self.redis.xautoclaim(
+                reply = await self.redis_for(stream).xautoclaim(
                     stream,
                     streams.CONSUMER_GROUP,
                     self.config.consumer,
@@ -115,7 +134,7 @@ class Connector:
                 if len(reply) > 2:
                     gone += list(reply[2])
                 if gone:  # trimmed away while pending: nothing left to deliver
-                    await self.redis.xack(stream, streams.CONSUMER_GROUP, *gone)
+                    await self.redis_for(stream).xack(stream, streams.CONSUMER_GROUP, *gone)
                 if entries:
                     reclaimed += len(entries)
                     await self._dispatch(stream, entries)
@@ -125,7 +144,7 @@ class Connector:
         return reclaimed
 
     async def _delivery_counts(self, stream: str, ids: list[str]) -> dict[str, int]:
-        pending = await self.redis.xpending_range(
+        pending = await self.redis_for(stream).xpending_range(
             stream,
             streams.CONSUMER_GROUP,
             min=min(ids, key=_id_key),
@@ -205,11 +224,11 @@ class Connector:
                 ],
             )
         if processed:
-            await self.redis.xack(stream, streams.CONSUMER_GROUP, *processed)
+            await self.redis_for(stream).xack(stream, streams.CONSUMER_GROUP, *processed)
             self.stats.acked += len(processed)
 
     async def _dead_letter(self, stream: str, dead: list[tuple[str, dict, str]]) -> None:
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = self.redis_for(stream).pipeline(transaction=True)
         for message_id, fields, reason in dead:
             pipe.xadd(
                 streams.dead_letter_stream(stream),
@@ -240,18 +259,29 @@ class Connector:
         return self.stats
 
     async def run_forever(self, reclaim_every_seconds: float = 5.0) -> None:
-        last_reclaim = 0.0
+        readers = [self._read_loop(url) for url in self.streams_by_redis()]
+        await asyncio.gather(*readers, self._reclaim_loop(reclaim_every_seconds))
+
+    async def _read_loop(self, redis_url: str) -> None:
         while True:
             self.stats.last_loop_at = time.time()
             try:
-                await self.read_new(block_ms=1000)
-                if time.monotonic() - last_reclaim > reclaim_every_seconds:
-                    await self.reclaim_idle()
-                    last_reclaim = time.monotonic()
+                await self.read_new(block_ms=1000, redis_url=redis_url)
             except (RedisError, OSError) as error:
-                log.warning("redis unavailable (%s); retrying", error)
-                self._groups_ready.clear()
-                await asyncio.sleep(1.0)
+                await self._redis_trouble(error)
+
+    async def _reclaim_loop(self, every_seconds: float) -> None:
+        while True:
+            await asyncio.sleep(every_seconds)
+            try:
+                await self.reclaim_idle()
+            except (RedisError, OSError) as error:
+                await self._redis_trouble(error)
+
+    async def _redis_trouble(self, error: Exception) -> None:
+        log.warning("redis unavailable (%s); retrying", error)
+        self._groups_ready.clear()  # a restarted Redis without persistence lost the consumer groups
+        await asyncio.sleep(1.0)
 
 
 def _id_key(message_id: str) -> tuple[int, int]:

@@ -84,6 +84,8 @@ class LocalStack:
     with_connector: bool = True
     with_cron: bool = True
     connector_env: dict[str, str] = field(default_factory=dict)
+    function_env: dict[str, str] = field(default_factory=dict)
+    only_functions: list[str] | None = None  # a regional install runs just its check functions
     children: dict[str, Child] = field(default_factory=dict)
     _stopping: bool = False
     _watcher: threading.Thread | None = None
@@ -97,13 +99,15 @@ class LocalStack:
         base_env = {**os.environ, **self.env, "GATEWAY_URL": self.gateway_url, "PYTHONUNBUFFERED": "1"}
         upstreams = {}
         for function in stack_functions():
+            if self.only_functions is not None and function.name not in self.only_functions:
+                continue
             port = free_port()
             upstreams[function.name] = f"http://127.0.0.1:{port}"
             self._add(
                 Child(
                     function.name,
                     function_command(function, port),
-                    {**base_env, **function.environment},
+                    {**base_env, **function.environment, **self.function_env},
                     port,
                     self.log_dir / f"{function.name}.log",
                 )
