@@ -46,6 +46,16 @@ class Settings(BaseModel):
     check_concurrency: int = Field(default=200, ge=1, le=5000)
     run_deadline_grace_seconds: int = Field(default=30, ge=0)
     dispatch_sweep_after_seconds: int = Field(default=30, ge=1)
+    # Synthetic tests: the browser, the sandbox's limits, and S3-compatible storage for their artifacts.
+    playwright_chromium_path: str | None = None
+    synthetic_concurrency: int = Field(default=2, ge=1, le=32)
+    synthetic_memory_limit_mb: int = Field(default=1536, ge=512, le=65536)
+    s3_endpoint_url: str | None = None
+    s3_public_url: str | None = None  # base of the report links, when readers reach S3 by another address
+    s3_bucket: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = Field(default=None, repr=False)
+    s3_secret_access_key: str | None = Field(default=None, repr=False)
 
     @field_validator("worker_location")
     @classmethod
@@ -66,6 +76,8 @@ class Settings(BaseModel):
             "locations": locations,
             "allow_internal_targets": _flag("ALLOW_INTERNAL_TARGETS"),
             "region_redis_urls": json.loads(read_secret("region-redis-urls", "SC_REGION_REDIS_URLS") or "{}"),
+            "s3_access_key_id": read_secret("s3-access-key-id", "S3_ACCESS_KEY_ID"),
+            "s3_secret_access_key": read_secret("s3-secret-access-key", "S3_SECRET_ACCESS_KEY"),
         }
         optional = {
             "gateway_url": "GATEWAY_URL",
@@ -77,6 +89,13 @@ class Settings(BaseModel):
             "check_concurrency": "CHECK_CONCURRENCY",
             "run_deadline_grace_seconds": "RUN_DEADLINE_GRACE_SECONDS",
             "dispatch_sweep_after_seconds": "DISPATCH_SWEEP_AFTER_SECONDS",
+            "playwright_chromium_path": "PLAYWRIGHT_CHROMIUM_PATH",
+            "synthetic_concurrency": "SYNTHETIC_CONCURRENCY",
+            "synthetic_memory_limit_mb": "SYNTHETIC_MEMORY_LIMIT_MB",
+            "s3_endpoint_url": "S3_ENDPOINT_URL",
+            "s3_public_url": "S3_PUBLIC_URL",
+            "s3_bucket": "S3_BUCKET",
+            "s3_region": "S3_REGION",
         }
         for field_name, env_var in optional.items():
             if env.get(env_var):
