@@ -32,15 +32,17 @@ def seed(database_url: str, rows: int, monitors: int) -> list[str]:
     runs_per_monitor = rows // (monitors * len(LOCATIONS))
     with psycopg.connect(database_url, autocommit=True) as conn:
         project = conn.execute("select id from projects where is_default").fetchone()[0]
-        conn.execute("""insert into monitors (project_id, name, type, target, frequency_minutes, enabled)
+        conn.execute(
+            """insert into monitors (project_id, name, type, target, frequency_minutes, enabled)
                         select %s, 'bench ' || g, 'http_request', 'https://example.invalid/', 1, false
-                        from generate_series(1, %s) g""", (project, monitors))
+                        from generate_series(1, %s) g""",
+            (project, monitors),
+        )
         conn.execute("set synchronous_commit = off")
         started = time.perf_counter()
         conn.execute(
-            """insert into runs (id, monitor_id, scheduled_at, expected_locations, deadline, dispatched_at,
-                                 finalized_at, status)
-               select gen_random_uuid(), m.id, now() - make_interval(mins => g), %s, now(), now(), now(), 'up'
+            """insert into runs (id, monitor_id, scheduled_at, expected_locations, deadline, finalized_at, status)
+               select gen_random_uuid(), m.id, now() - make_interval(mins => g), %s, now(), now(), 'up'
                from monitors m, generate_series(1, %s) g""",
             (LOCATIONS, runs_per_monitor),
         )
@@ -83,21 +85,35 @@ def main() -> None:
     os.environ["SC_EMBEDDED_PG_FAST"] = "1"
     postgres = embedded_postgres(base / "postgres")
     redis_server = embedded_redis(base / "redis")
-    os.environ.update({"DATABASE_URL": postgres.url, "REDIS_URL": redis_server.url, "SC_CREDENTIAL_KEY": generate_key(),
-                       "SC_ALLOW_ANONYMOUS_LOCAL": "true"})
+    os.environ.update(
+        {
+            "DATABASE_URL": postgres.url,
+            "REDIS_URL": redis_server.url,
+            "SC_CREDENTIAL_KEY": generate_key(),
+            "SC_ALLOW_ANONYMOUS_LOCAL": "true",
+        }
+    )
     apply_migrations(postgres.url)
     stack = None
     try:
         monitor_ids = seed(postgres.url, args.rows, args.monitors)
-        stack = LocalStack(env={}, log_dir=base / "logs", gateway_port=free_port(), with_connector=False,
-                           with_cron=False, only_functions=["api"]).start()
+        stack = LocalStack(
+            env={},
+            log_dir=base / "logs",
+            gateway_port=free_port(),
+            with_connector=False,
+            with_cron=False,
+            only_functions=["api"],
+        ).start()
         rng = random.Random(7)
         results_paths = [
             f"/monitors/{rng.choice(monitor_ids)}/results?page={rng.randint(1, 10)}&limit=10"
             + (f"&location={rng.choice(LOCATIONS)}" if rng.random() < 0.5 else "")
             for _ in range(args.requests)
         ]
-        stats_paths = [f"/monitors/{rng.choice(monitor_ids)}/location-stats?days=7" for _ in range(args.requests // 4)]
+        stats_paths = [
+            f"/monitors/{rng.choice(monitor_ids)}/location-stats?days=7" for _ in range(args.requests // 4)
+        ]
         with httpx.Client(base_url=f"{stack.gateway_url}/function/api", timeout=30) as client:
             measure(client, ["/health"] * 20 + results_paths[:20])  # warm the pools and caches
             health = measure(client, ["/health"] * args.requests)

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from psycopg import AsyncConnection
 
 from shared import db, streams
 from shared.checks import configured_timeout
-from shared.models import CheckJob, LocationConfig
+from shared.models import LocationConfig
 from shared.settings import get_settings
 
-CLAIM_BATCH = 5000
+CLAIM_BATCH = 10_000
+_PUBLISHES_IN_FLIGHT = 2  # claim the next batch in Postgres while the previous one goes to Redis
 
 
 @dataclass
@@ -32,8 +38,27 @@ class TickReport:
         }
 
 
-def expected_locations(location_config: dict, active_regions: list[str]) -> list[str]:
-    config = LocationConfig.model_validate(location_config or {})
+def time_ordered_uuid() -> uuid.UUID:
+    """A UUIDv7: run ids that sort by creation keep index inserts at the right edge of the B-tree."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return uuid.UUID(int=value)
+
+
+@lru_cache(maxsize=4096)
+def _location_config(raw: str) -> LocationConfig:
+    return LocationConfig.model_validate_json(raw)
+
+
+def expected_locations(location_config: dict | str, active_regions: list[str]) -> list[str]:
+    """Where a run goes; location_config as stored (JSON text is parsed once per distinct value)."""
+    raw = (
+        location_config
+        if isinstance(location_config, str)
+        else json.dumps(location_config or {}, sort_keys=True)
+    )
+    config = _location_config(raw)
     if not config.enabled:
         return active_regions[:1]
     if not config.locations:
@@ -62,8 +87,8 @@ async def _active_regions(conn: AsyncConnection) -> list[str]:
 _CLAIM_DUE = """
 with due as (
     select id, next_run_at from monitors
-    where enabled and next_run_at <= %(now)s {only_ids}
-    order by next_run_at
+    where enabled and next_run_at <= %(now)s and (next_run_at, id) > (%(after_at)s, %(after_id)s) {only_ids}
+    order by next_run_at, id
     limit %(limit)s
     for update skip locked
 )
@@ -72,85 +97,98 @@ set next_run_at = due.next_run_at + make_interval(mins => m.frequency_minutes)
         * (floor(extract(epoch from (%(now)s - due.next_run_at)) / (m.frequency_minutes * 60)) + 1)
 from due
 where m.id = due.id
-returning m.id, m.type, m.target, m.config, m.location_config, m.frequency_minutes,
+returning m.id, m.type, m.frequency_minutes, due.next_run_at as claimed_slot,
+    -- only what the deadline and locations need: parsing every monitor's whole config would dominate the tick
+    jsonb_build_object('timeoutSeconds', m.config -> 'timeoutSeconds') as config, m.location_config::text as location_config,
     -- the latest slot that is due; slots missed while nothing ran are skipped, not replayed
     due.next_run_at + make_interval(mins => m.frequency_minutes)
         * floor(extract(epoch from (%(now)s - due.next_run_at)) / (m.frequency_minutes * 60)) as scheduled_at
 """
 
 _SELECT_FOR_RUN_NOW = """
-select id, type, target, config, location_config, frequency_minutes, %(now)s::timestamptz as scheduled_at
+select id, type, frequency_minutes, %(now)s::timestamptz as scheduled_at,
+    jsonb_build_object('timeoutSeconds', config -> 'timeoutSeconds') as config, location_config::text as location_config
 from monitors where id = any(%(ids)s)
 """
 
+# The job envelope (shared.models.CheckJob), built by Postgres: it renders hundreds of thousands of them far
+# faster than Python could, and the check function validates each one on arrival.
+_JOB_PAYLOAD = """json_build_object(
+    'v', 1, 'kind', 'check_job', 'run_id', r.id, 'monitor_id', m.id, 'location', loc.location,
+    'type', m.type, 'target', m.target, 'config', m.config,
+    'scheduled_at', r.scheduled_at, 'deadline', r.deadline)::text"""
 
-async def _record_runs(conn: AsyncConnection, monitors: list[dict], now: datetime) -> list[tuple[dict, dict]]:
+_RECORD_RUNS = f"""
+with r as (
+    insert into runs (id, monitor_id, scheduled_at, expected_locations, deadline)
+    select n.id, n.monitor_id, n.scheduled_at, string_to_array(n.locations, ','), n.deadline
+    from unnest(%s::uuid[], %s::uuid[], %s::timestamptz[], %s::text[], %s::timestamptz[])
+        as n(id, monitor_id, scheduled_at, locations, deadline)
+    on conflict (monitor_id, scheduled_at) do nothing
+    returning id, monitor_id, scheduled_at, expected_locations, deadline
+)
+select r.id as run_id, m.type, loc.location, {_JOB_PAYLOAD} as payload
+from r join monitors m on m.id = r.monitor_id cross join unnest(r.expected_locations) as loc(location)
+"""
+
+_STALE_BATCHES = """
+select id, run_ids from dispatch_batches where created_at < %s order by created_at limit 20 for update skip locked
+"""
+
+_JOBS_OF_RUNS = f"""
+select r.id as run_id, m.type, loc.location, {_JOB_PAYLOAD} as payload
+from runs r join monitors m on m.id = r.monitor_id cross join unnest(r.expected_locations) as loc(location)
+where r.id = any(%s) and r.finalized_at is null
+"""
+
+
+@dataclass
+class _Outbox:
+    """Jobs of runs committed in one transaction, recorded as one dispatch batch until they are published."""
+
+    batch_id: uuid.UUID | None
+    run_ids: list[uuid.UUID]
+    jobs: list[tuple[str, str]]
+
+
+async def _record_runs(conn: AsyncConnection, monitors: list[dict], now: datetime) -> _Outbox:
     if not monitors:
-        return []
+        return _Outbox(None, [], [])
     regions = await _active_regions(conn)
-    rows = []
+    columns: list[list] = [[], [], [], [], []]
     for monitor in monitors:
-        rows.append(
-            (
-                uuid.uuid4(),
-                monitor["id"],
-                monitor["scheduled_at"],
-                expected_locations(monitor["location_config"], regions),
-                run_deadline(now, monitor["type"], monitor["config"], monitor["frequency_minutes"]),
-            )
+        values = (
+            time_ordered_uuid(),
+            monitor["id"],
+            monitor["scheduled_at"],
+            ",".join(expected_locations(monitor["location_config"], regions)),
+            run_deadline(now, monitor["type"], monitor["config"], monitor["frequency_minutes"]),
         )
-    inserted = await (
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    rows = await (await conn.execute(_RECORD_RUNS, columns, prepare=False)).fetchall()
+    outbox = _outbox(uuid.uuid4(), rows)
+    if outbox.run_ids:
         await conn.execute(
-            """
-            insert into runs (id, monitor_id, scheduled_at, expected_locations, deadline)
-            select r.id, r.monitor_id, r.scheduled_at, string_to_array(r.locations, ','), r.deadline
-            from unnest(%s::uuid[], %s::uuid[], %s::timestamptz[], %s::text[], %s::timestamptz[])
-                as r(id, monitor_id, scheduled_at, locations, deadline)
-            on conflict (monitor_id, scheduled_at) do nothing
-            returning id, monitor_id, scheduled_at, expected_locations, deadline
-            """,
-            (
-                [r[0] for r in rows],
-                [r[1] for r in rows],
-                [r[2] for r in rows],
-                [",".join(r[3]) for r in rows],
-                [r[4] for r in rows],
-            ),
+            "insert into dispatch_batches (id, run_ids) values (%s, %s)", (outbox.batch_id, outbox.run_ids)
         )
-    ).fetchall()
-    by_monitor = {monitor["id"]: monitor for monitor in monitors}
-    return [(run, by_monitor[run["monitor_id"]]) for run in inserted]
+    return outbox
 
 
-def jobs_for_run(run: dict, monitor: dict) -> list[tuple[str, CheckJob]]:
-    return [
-        (
-            streams.job_stream(monitor["type"], location),
-            CheckJob(
-                run_id=run["id"],
-                monitor_id=monitor["id"],
-                location=location,
-                type=monitor["type"],
-                target=monitor["target"],
-                config=monitor["config"],
-                scheduled_at=run["scheduled_at"],
-                deadline=run["deadline"],
-            ),
-        )
-        for location in run["expected_locations"]
-    ]
+def _outbox(batch_id: uuid.UUID | None, rows: list[dict]) -> _Outbox:
+    run_ids = list(dict.fromkeys(row["run_id"] for row in rows))
+    stream_of = lru_cache(maxsize=None)(streams.job_stream)
+    jobs = [(stream_of(row["type"], row["location"]), row["payload"]) for row in rows]
+    return _Outbox(batch_id, run_ids, jobs)
 
 
-async def _publish_and_mark(runs: list[tuple[dict, dict]]) -> int:
-    if not runs:
+async def _publish_and_mark(outbox: _Outbox) -> int:
+    """Publishes after commit, then drops the batch row; a crash in between leaves it for the sweep."""
+    if not outbox.run_ids:
         return 0
-    jobs = [job for run, monitor in runs for job in jobs_for_run(run, monitor)]
-    published = await streams.publish(jobs)
+    published = await streams.publish_payloads(outbox.jobs)
     async with db.transaction() as conn:
-        await conn.execute(
-            "update runs set dispatched_at = now() where id = any(%s) and dispatched_at is null",
-            ([run["id"] for run, _ in runs],),
-        )
+        await conn.execute("delete from dispatch_batches where id = %s", (outbox.batch_id,))
     return published
 
 
@@ -158,18 +196,34 @@ async def schedule_tick(now: datetime | None = None, only_ids: list[uuid.UUID] |
     """One cron tick: safe to run twice at once (SKIP LOCKED) and safe to skip (missed slots collapse)."""
     now = now or datetime.now(UTC)
     report = TickReport()
+    publishing: set[asyncio.Task] = set()
+    after = (datetime.min.replace(tzinfo=UTC), uuid.UUID(int=0))
     while True:
         async with db.transaction() as conn:
             claimed = await (
                 await conn.execute(
                     _CLAIM_DUE.format(only_ids="and id = any(%(ids)s)" if only_ids is not None else ""),
-                    {"now": now, "limit": CLAIM_BATCH, "ids": only_ids},
+                    {
+                        "now": now,
+                        "limit": CLAIM_BATCH,
+                        "ids": only_ids,
+                        "after_at": after[0],
+                        "after_id": after[1],
+                    },
                 )
             ).fetchall()
-            runs = await _record_runs(conn, claimed, now)
-        report.jobs_published += await _publish_and_mark(runs)
-        report.runs_created += len(runs)
-        report.run_ids += [str(run["id"]) for run, _ in runs]
+            if claimed:
+                after = max((row["claimed_slot"], row["id"]) for row in claimed)
+            outbox = await _record_runs(conn, claimed, now)
+        report.runs_created += len(outbox.run_ids)
+        report.run_ids += [str(run_id) for run_id in outbox.run_ids]
+        publishing.add(asyncio.create_task(_publish_and_mark(outbox)))
+        if len(publishing) >= _PUBLISHES_IN_FLIGHT or len(claimed) < CLAIM_BATCH:
+            done, publishing = await asyncio.wait(
+                publishing,
+                return_when=asyncio.ALL_COMPLETED if len(claimed) < CLAIM_BATCH else asyncio.FIRST_COMPLETED,
+            )
+            report.jobs_published += sum(task.result() for task in done)
         if len(claimed) < CLAIM_BATCH:
             break
     report.runs_redispatched = await redispatch_stale_runs(now)
@@ -179,52 +233,32 @@ async def schedule_tick(now: datetime | None = None, only_ids: list[uuid.UUID] |
 async def run_now(monitor_ids: list[uuid.UUID], now: datetime | None = None) -> TickReport:
     """Start a run of each monitor immediately, outside its schedule (API "run now", CI webhooks)."""
     now = now or datetime.now(UTC)
-    report = TickReport()
     async with db.transaction() as conn:
         monitors = await (
             await conn.execute(_SELECT_FOR_RUN_NOW, {"now": now, "ids": monitor_ids})
         ).fetchall()
-        runs = await _record_runs(conn, monitors, now)
-    report.jobs_published = await _publish_and_mark(runs)
-    report.runs_created = len(runs)
-    report.run_ids = [str(run["id"]) for run, _ in runs]
-    return report
+        outbox = await _record_runs(conn, monitors, now)
+    published = await _publish_and_mark(outbox)
+    return TickReport(
+        runs_created=len(outbox.run_ids),
+        jobs_published=published,
+        run_ids=[str(run_id) for run_id in outbox.run_ids],
+    )
 
 
 async def redispatch_stale_runs(now: datetime) -> int:
-    """The outbox sweep: runs committed but never marked dispatched (a crash between commit and XADD)."""
+    """The outbox sweep: batches committed but never published (a crash between commit and XADD).
+
+    Returns how many runs were published again; re-publishing is harmless, results are unique per location.
+    """
     cutoff = now - timedelta(seconds=get_settings().dispatch_sweep_after_seconds)
+    republished = 0
     async with db.transaction() as conn:
-        rows = await (
-            await conn.execute(
-                """
-                select r.id, r.monitor_id, r.scheduled_at, r.expected_locations, r.deadline,
-                       m.type, m.target, m.config
-                from runs r join monitors m on m.id = r.monitor_id
-                where r.dispatched_at is null and r.finalized_at is null and r.created_at < %s
-                order by r.created_at
-                limit 1000
-                for update of r skip locked
-                """,
-                (cutoff,),
+        for batch in await (await conn.execute(_STALE_BATCHES, (cutoff,))).fetchall():
+            outbox = _outbox(
+                batch["id"], await (await conn.execute(_JOBS_OF_RUNS, (batch["run_ids"],))).fetchall()
             )
-        ).fetchall()
-        runs = [
-            (
-                row,
-                {
-                    "id": row["monitor_id"],
-                    "type": row["type"],
-                    "target": row["target"],
-                    "config": row["config"],
-                },
-            )
-            for row in rows
-        ]
-        jobs = [job for run, monitor in runs for job in jobs_for_run(run, monitor)]
-        await streams.publish(jobs)
-        if rows:
-            await conn.execute(
-                "update runs set dispatched_at = now() where id = any(%s)", ([r["id"] for r in rows],)
-            )
-    return len(rows)
+            await streams.publish_payloads(outbox.jobs)
+            await conn.execute("delete from dispatch_batches where id = %s", (batch["id"],))
+            republished += len(outbox.run_ids)
+    return republished

@@ -132,8 +132,8 @@ def test_a_run_where_nobody_reported_is_unknown_and_leaves_the_monitor_as_it_was
 def _record_run(infra, monitor_id, scheduled_at: datetime, statuses: dict[str, str]) -> uuid.UUID:
     run_id = uuid.uuid4()
     infra.sql(
-        """insert into runs (id, monitor_id, scheduled_at, expected_locations, deadline, dispatched_at)
-                 values (%s, %s, %s, %s, %s, now())""",
+        """insert into runs (id, monitor_id, scheduled_at, expected_locations, deadline)
+                 values (%s, %s, %s, %s, %s)""",
         (run_id, monitor_id, scheduled_at, list(statuses), scheduled_at + timedelta(minutes=1)),
     )
     for location, status in statuses.items():

@@ -44,7 +44,7 @@ def test_two_overlapping_ticks_dispatch_each_due_run_exactly_once(clean, aio):
     jobs = jobs_in_streams(clean)
     assert len(jobs) == 900
     assert len({(job["run_id"], job["location"]) for job in jobs}) == 900
-    assert clean.sql("select count(*) from runs where dispatched_at is null") == [(0,)]
+    assert clean.sql("select count(*) from dispatch_batches") == [(0,)], "every batch was published"
     # the next slot is one frequency later, so an immediate third tick finds nothing due
     assert aio.run(schedule_tick(now)).runs_created == 0
 
@@ -64,20 +64,18 @@ def test_runs_committed_but_never_published_are_redispatched_by_the_sweep(clean,
     now = datetime.now(UTC)
     seed_due_monitors(clean, 2, now - timedelta(seconds=1))
     monitor_ids = [row[0] for row in clean.sql("select id from monitors")]
-    # what a crash between commit and XADD leaves behind: runs recorded, nothing published
-    for monitor_id in monitor_ids:
+    # what a crash between commit and XADD leaves behind: runs and their batch recorded, nothing published
+    run_ids = [uuid.uuid4() for _ in monitor_ids]
+    for run_id, monitor_id in zip(run_ids, monitor_ids, strict=True):
         clean.sql(
-            """insert into runs (id, monitor_id, scheduled_at, expected_locations, deadline, created_at)
-               values (%s, %s, %s, %s, %s, %s)""",
-            (
-                uuid.uuid4(),
-                monitor_id,
-                now - timedelta(minutes=1),
-                LOCATIONS,
-                now + timedelta(minutes=1),
-                now - timedelta(minutes=1),
-            ),
+            """insert into runs (id, monitor_id, scheduled_at, expected_locations, deadline)
+               values (%s, %s, %s, %s, %s)""",
+            (run_id, monitor_id, now - timedelta(minutes=1), LOCATIONS, now + timedelta(minutes=1)),
         )
+    clean.sql(
+        "insert into dispatch_batches (id, run_ids, created_at) values (%s, %s, %s)",
+        (uuid.uuid4(), run_ids, now - timedelta(minutes=1)),
+    )
     assert aio.run(redispatch_stale_runs(now)) == 2
     assert len(jobs_in_streams(clean)) == 6
     assert aio.run(redispatch_stale_runs(now)) == 0

@@ -1,0 +1,103 @@
+"""One schedule tick for 100,000 due monitors x 3 locations (claim, record runs, publish 300,000 jobs), as a
+ratio against the floor measured in the same run: a bare UPDATE of the same rows plus pipelined XADDs of the
+same number of pre-serialized messages.
+
+    .venv/bin/python bench/schedule_fanout.py [--monitors 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psycopg  # noqa: E402
+import redis  # noqa: E402
+
+from openfaas.local.services import embedded_postgres, embedded_redis  # noqa: E402
+from shared.migrate import apply_migrations  # noqa: E402
+from shared.security import generate_key  # noqa: E402
+
+
+def seed(database_url: str, monitors: int) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("truncate monitors cascade")
+        project = conn.execute("select id from projects where is_default").fetchone()[0]
+        conn.execute(
+            """insert into monitors (project_id, name, type, target, frequency_minutes, next_run_at, config)
+               select %s, 'm' || g, 'http_request', 'https://example.invalid/' || g, 1, now() - interval '1 second',
+                      '{"timeoutSeconds": 30, "expectedStatusCodes": "200-299"}'
+               from generate_series(1, %s) g""",
+            (project, monitors),
+        )
+        conn.execute("vacuum analyze monitors")
+
+
+def floor_seconds(database_url: str, redis_url: str, monitors: int) -> float:
+    payload = {
+        "data": '{"v":1,"kind":"check_job","run_id":"00000000-0000-0000-0000-000000000000",'
+        + '"x":'
+        + '"y"' * 40
+        + "}"
+    }
+    r = redis.Redis.from_url(redis_url)
+    started = time.perf_counter()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("update monitors set next_run_at = next_run_at + interval '1 minute'")
+    pipe = r.pipeline(transaction=False)
+    for index in range(monitors * 3):
+        pipe.xadd(f"floor:{index % 3}", payload)
+        if index % 10_000 == 9_999:
+            pipe.execute()
+    pipe.execute()
+    elapsed = time.perf_counter() - started
+    r.delete("floor:0", "floor:1", "floor:2")
+    return elapsed
+
+
+async def tick_seconds() -> tuple[float, int]:
+    from shared import db, streams
+    from shared.scheduling import schedule_tick
+
+    started = time.perf_counter()
+    report = await schedule_tick()
+    elapsed = time.perf_counter() - started
+    await db.close_pool()
+    await streams.close_redis()
+    return elapsed, report.jobs_published
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--monitors", type=int, default=100_000)
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="sc-bench-fanout-"))
+    os.environ["SC_EMBEDDED_PG_FAST"] = "1"
+    postgres, redis_server = embedded_postgres(base / "postgres"), embedded_redis(base / "redis")
+    os.environ.update(
+        {"DATABASE_URL": postgres.url, "REDIS_URL": redis_server.url, "SC_CREDENTIAL_KEY": generate_key()}
+    )
+    try:
+        apply_migrations(postgres.url)
+        seed(postgres.url, args.monitors)
+        floor = floor_seconds(postgres.url, redis_server.url, args.monitors)
+        seed(postgres.url, args.monitors)
+        elapsed, jobs = asyncio.run(tick_seconds())
+        assert jobs == args.monitors * 3, jobs
+        print(f"monitors={args.monitors} jobs={jobs}")
+        print(f"floor (bare UPDATE + pipelined XADD of {jobs} messages): {floor:.2f} s")
+        print(f"schedule tick: {elapsed:.2f} s ({jobs / elapsed:,.0f} jobs/s)")
+        print(f"ratio tick/floor: {elapsed / floor:.2f}")
+    finally:
+        redis_server.stop()
+        postgres.stop()
+
+
+if __name__ == "__main__":
+    main()
