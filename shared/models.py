@@ -194,6 +194,8 @@ class AlertEvent(Envelope):
 class CheckOutcome(BaseModel):
     """Facts gathered by a check plus the verdict derived from them."""
 
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
     status: CheckStatus
     message: str = ""
     response_time_ms: int | None = None

@@ -198,3 +198,19 @@ def test_the_gateway_serves_exactly_the_functions_of_stack_yml(stack):
     assert sorted(f["name"] for f in listed) == sorted(f.name for f in stack_functions())
     assert httpx.get(f"{stack.gateway_url}/function/api/health").json() == {"status": "ok"}
     assert httpx.get(f"{stack.gateway_url}/function/nope").status_code == 404
+
+
+def test_trying_a_config_runs_the_check_function_once_and_stores_nothing(api, infra, http_target):
+    tried = api.post("/api/monitors/test", json={"type": "http", "target": http_target.url})
+    assert tried.status_code == 200, tried.text
+    assert tried.json()["status"] == "up" and tried.json()["statusCode"] == 200
+    http_target.status = 500
+    failed = api.post("/api/monitors/test", json={"type": "website", "target": http_target.url}).json()
+    assert failed["status"] == "down" and "Received status code: 500" in failed["message"]
+    invalid = api.post(
+        "/api/monitors/test",
+        json={"type": "http", "target": http_target.url, "config": {"expectedStatusCodes": "300-200"}},
+    )
+    assert invalid.status_code == 400 and invalid.json()["error"]["field"] == "config.expectedStatusCodes"
+    assert infra.sql("select count(*) from monitor_results") == [(0,)]
+    assert infra.sql("select count(*) from runs") == [(0,)]

@@ -34,8 +34,9 @@ from shared.api.schemas import (
     StatsQuery,
 )
 from shared.handlers import read_json
-from shared.models import ApiError, MonitorCreate, NotificationProviderCreate
+from shared.models import ApiError, CheckOutcome, DirectCheck, MonitorCreate, NotificationProviderCreate
 from shared.scheduling import run_now, schedule_tick
+from shared.testing import invoke_check_function
 
 # --- service -----------------------------------------------------------------------------------------
 
@@ -145,6 +146,18 @@ async def create_monitor(ctx: Context):
     if ctx.body.enabled:
         await schedule_tick(only_ids=[row["id"]])  # through the normal outbox, so the schedule stays aligned
     return monitors.monitor_out(await monitors.get_monitor(ctx.project_id, row["id"]))
+
+
+@endpoint(
+    "POST",
+    "/monitors/test",
+    summary="Try a check config once from the check function; stores nothing",
+    tag="monitors",
+    body=DirectCheck,
+    response=CheckOutcome,
+)
+async def test_monitor(ctx: Context):
+    return await invoke_check_function(ctx.body)
 
 
 @endpoint(
