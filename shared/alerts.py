@@ -1,26 +1,39 @@
-"""Alert decisions as one pure function: thresholds, at most 3 failure alerts per incident, recovery."""
+"""Alert decisions as one pure function: thresholds, at most 3 failure alerts per incident, recovery, SSL, silences."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
 
 from shared.models import FAILED_STATUSES, AlertConfig
 
 MAX_FAILURE_ALERTS = 3
-AlertKind = Literal["failure", "recovery"]
+SSL_WARNING_EVERY = timedelta(hours=24)
+DEFAULT_SSL_WARNING_DAYS = 30
+LIMIT_REACHED = f"limit: {MAX_FAILURE_ALERTS} failure alerts already sent for this incident"
+AlertKind = Literal["failure", "recovery", "ssl_expiring", "ssl_expired"]
 
 
 @dataclass(frozen=True)
 class AlertState:
+    """Per monitor, in monitors.alert_state; advanced only by aggregate, in scheduled order."""
+
     consecutive_failures: int = 0
     consecutive_successes: int = 0
-    failure_alerts_sent: int = 0
+    failure_alerts_sent: int = 0  # this failure sequence; recovery is sent only if this is > 0
+    failure_alerts_suppressed: int = 0  # decided inside a maintenance window or while muted
     failed_runs_since_alert: int = 0
+    ssl_warned_at: str | None = None  # ISO time of the last 'expiring' alert sent
+    ssl_suppressed_at: str | None = None  # ... and of the last one suppressed
+    ssl_expired_alerted: bool = False
 
     @classmethod
-    def from_json(cls, data: dict | None) -> AlertState:
+    def from_json(cls, data: Mapping[str, Any] | None) -> AlertState:
         known = {k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
@@ -29,10 +42,92 @@ class AlertState:
 
 
 @dataclass(frozen=True)
+class SslFacts:
+    """What a check learned about the certificate: details["ssl"] of a result ({daysUntilExpiry, expired, ...})."""
+
+    days_until_expiry: int | None
+    expired: bool
+    valid_to: str | None = None
+    expiring_soon: bool = False  # the check's own judgement ("expiringSoon"), honoured besides our window
+
+    @classmethod
+    def worst_of(cls, details: Iterable[Any]) -> SslFacts | None:
+        """The certificate closest to expiry among the run's locations; None when no location looked at it."""
+        facts = [f for f in (cls.parse(d) for d in details) if f is not None]
+        if not facts:
+            return None
+        return min(
+            facts,
+            key=lambda f: (not f.expired, f.days_until_expiry if f.days_until_expiry is not None else 0),
+        )
+
+    @classmethod
+    def parse(cls, ssl: Any) -> SslFacts | None:
+        """Defensive: a check that skipped the certificate, or an older result shape, yields None."""
+        if not isinstance(ssl, Mapping):
+            return None
+        days = ssl.get("daysUntilExpiry")
+        days = int(days) if isinstance(days, int | float) and not isinstance(days, bool) else None
+        expired = ssl.get("expired")
+        expired = bool(expired) if isinstance(expired, bool) else days is not None and days <= 0
+        if days is None and not expired:
+            return None
+        valid_to = ssl.get("validTo")
+        return cls(
+            days, expired, valid_to if isinstance(valid_to, str) else None, ssl.get("expiringSoon") is True
+        )
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    status: str  # up | degraded | down | unknown (the aggregated run status)
+    ssl: SslFacts | None = None
+
+
+@dataclass(frozen=True)
+class MaintenanceWindow:
+    name: str
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    cron: str | None = None
+    duration_minutes: int | None = None
+    timezone: str = "UTC"
+
+    def active_at(self, now: datetime) -> bool:
+        if self.cron is None:
+            return (
+                self.starts_at is not None
+                and self.ends_at is not None
+                and self.starts_at <= now < self.ends_at
+            )
+        local_now = now.astimezone(ZoneInfo(self.timezone))
+        # get_prev is strictly before its base: nudge the base so a window starting exactly now is active.
+        last_start = croniter(self.cron, local_now + timedelta(microseconds=1)).get_prev(datetime)
+        return now < last_start + timedelta(minutes=self.duration_minutes or 0)
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    config: AlertConfig
+    maintenance_windows: tuple[MaintenanceWindow, ...] = ()
+    ssl_warning_days: int = DEFAULT_SSL_WARNING_DAYS
+
+    def suppression_reason(self, now: datetime) -> str | None:
+        for window in self.maintenance_windows:
+            if window.active_at(now):
+                return f"maintenance window '{window.name}'"
+        muted_until = self.config.muted_until
+        if muted_until is not None and now < muted_until:
+            return f"muted until {muted_until.astimezone(UTC).isoformat()}"
+        return None
+
+
+@dataclass(frozen=True)
 class AlertAction:
     kind: AlertKind
-    sequence_number: int = 1  # 1 for the first failure alert, 2-3 for reminders
+    sequence_number: int = 1  # failure: 1 for the first alert, 2-3 for reminders
     suppressed_reason: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -41,53 +136,124 @@ class Decision:
     actions: list[AlertAction] = field(default_factory=list)
 
 
-def reminder_interval(policy: AlertConfig) -> int:
-    return policy.reminder_interval or max(5, 2 * policy.failure_threshold)
+def reminder_interval(config: AlertConfig) -> int:
+    return config.reminder_interval or max(5, 2 * config.failure_threshold)
 
 
-def decide(state: AlertState, run_status: str, policy: AlertConfig, now: datetime | None = None) -> Decision:
-    """What a finalized run does to a monitor's alert state, and which alerts it sends.
+def decide(state: AlertState, outcome: RunOutcome, policy: AlertPolicy, now: datetime) -> Decision:
+    """What a finalized run does to a monitor's alert state, and which alerts it sends or suppresses.
 
     'unknown' runs (no location reported) change nothing; degraded runs count as up.
     """
-    if run_status == "unknown":
+    if outcome.status == "unknown":
         return Decision(state)
-    if run_status in FAILED_STATUSES:
-        return _after_failure(state, policy)
-    return _after_success(state, policy)
+    if outcome.status in FAILED_STATUSES:
+        decision = _after_failure(state, policy, now)
+    else:
+        decision = _after_success(state, policy, now)
+    state, ssl_actions = _after_ssl_facts(decision.state, outcome.ssl, policy, now)
+    return Decision(state, [*decision.actions, *ssl_actions])
 
 
-def _after_failure(state: AlertState, policy: AlertConfig) -> Decision:
+def _after_failure(state: AlertState, policy: AlertPolicy, now: datetime) -> Decision:
     state = replace(
         state,
         consecutive_failures=state.consecutive_failures + 1,
         consecutive_successes=0,
         failed_runs_since_alert=state.failed_runs_since_alert + 1,
     )
-    if not (policy.enabled and policy.alert_on_failure):
+    config = policy.config
+    if not (config.enabled and config.alert_on_failure):
         return Decision(state)
-    first_alert_due = (
-        state.failure_alerts_sent == 0 and state.consecutive_failures >= policy.failure_threshold
-    )
-    reminder_due = (
-        0 < state.failure_alerts_sent < MAX_FAILURE_ALERTS
-        and state.failed_runs_since_alert >= reminder_interval(policy)
-    )
-    if not (first_alert_due or reminder_due):
+    interval = reminder_interval(config)
+    reason = policy.suppression_reason(now)
+    if reason is not None:
+        # Suppressed alerts follow the same cadence, so a long window records a few rows, not one per run.
+        decided = state.failure_alerts_sent + state.failure_alerts_suppressed
+        due = (decided == 0 and state.consecutive_failures >= config.failure_threshold) or (
+            0 < decided < MAX_FAILURE_ALERTS and state.failed_runs_since_alert >= interval
+        )
+        if not due:
+            return Decision(state)
+        suppressed = state.failure_alerts_suppressed + 1
+        return Decision(
+            replace(state, failure_alerts_suppressed=suppressed, failed_runs_since_alert=0),
+            [AlertAction("failure", sequence_number=decided + 1, suppressed_reason=reason)],
+        )
+    sent = state.failure_alerts_sent
+    if sent >= MAX_FAILURE_ALERTS:
+        if state.failed_runs_since_alert == interval:  # recorded once: where a 4th alert would have gone
+            return Decision(state, [AlertAction("failure", sent + 1, suppressed_reason=LIMIT_REACHED)])
         return Decision(state)
-    sent = state.failure_alerts_sent + 1
+    # Nobody has been told yet (threshold just reached, or a silence just ended): tell them now.
+    first_due = sent == 0 and state.consecutive_failures >= config.failure_threshold
+    reminder_due = sent > 0 and state.failed_runs_since_alert >= interval
+    if not (first_due or reminder_due):
+        return Decision(state)
     return Decision(
-        replace(state, failure_alerts_sent=sent, failed_runs_since_alert=0),
-        [AlertAction("failure", sequence_number=sent)],
+        replace(state, failure_alerts_sent=sent + 1, failed_runs_since_alert=0),
+        [AlertAction("failure", sequence_number=sent + 1)],
     )
 
 
-def _after_success(state: AlertState, policy: AlertConfig) -> Decision:
+def _after_success(state: AlertState, policy: AlertPolicy, now: datetime) -> Decision:
     successes = state.consecutive_successes + 1
-    if successes < policy.recovery_threshold:
+    config = policy.config
+    if successes < config.recovery_threshold:
         # A blip: the failure sequence stays open, but failures are no longer consecutive.
         return Decision(replace(state, consecutive_successes=successes, consecutive_failures=0))
-    recovered = AlertState(consecutive_successes=successes)
-    if state.failure_alerts_sent and policy.enabled and policy.alert_on_recovery:
-        return Decision(recovered, [AlertAction("recovery")])
+    recovered = replace(AlertState(), consecutive_successes=successes, **_ssl_fields(state))
+    if state.failure_alerts_sent and config.enabled and config.alert_on_recovery:
+        return Decision(
+            recovered, [AlertAction("recovery", suppressed_reason=policy.suppression_reason(now))]
+        )
     return Decision(recovered)
+
+
+def _ssl_fields(state: AlertState) -> dict[str, Any]:
+    return {
+        "ssl_warned_at": state.ssl_warned_at,
+        "ssl_suppressed_at": state.ssl_suppressed_at,
+        "ssl_expired_alerted": state.ssl_expired_alerted,
+    }
+
+
+def _after_ssl_facts(
+    state: AlertState, ssl: SslFacts | None, policy: AlertPolicy, now: datetime
+) -> tuple[AlertState, list[AlertAction]]:
+    if ssl is None:
+        return state, []  # checks look at the certificate only now and then; no facts, no change
+    in_window = ssl.expiring_soon or (
+        ssl.days_until_expiry is not None and ssl.days_until_expiry <= policy.ssl_warning_days
+    )
+    if not ssl.expired and not in_window:
+        # A healthy (or renewed) certificate: the next one to approach expiry starts afresh.
+        return replace(state, ssl_warned_at=None, ssl_suppressed_at=None, ssl_expired_alerted=False), []
+    config = policy.config
+    if not (config.enabled and config.alert_on_ssl_expiration):
+        return state, []
+    if ssl.expired and state.ssl_expired_alerted:
+        return state, []
+    details = {"daysUntilExpiry": ssl.days_until_expiry, "validTo": ssl.valid_to}
+    kind: AlertKind = "ssl_expired" if ssl.expired else "ssl_expiring"
+    reason = policy.suppression_reason(now)
+    if reason is not None:
+        if not _older_than(state.ssl_suppressed_at, now, SSL_WARNING_EVERY):
+            return state, []
+        return replace(state, ssl_suppressed_at=now.isoformat()), [
+            AlertAction(kind, suppressed_reason=reason, details=details)
+        ]
+    if ssl.expired:
+        return replace(state, ssl_expired_alerted=True), [AlertAction(kind, details=details)]
+    if not _older_than(state.ssl_warned_at, now, SSL_WARNING_EVERY):
+        return state, []
+    return replace(state, ssl_warned_at=now.isoformat()), [AlertAction(kind, details=details)]
+
+
+def _older_than(iso_time: str | None, now: datetime, age: timedelta) -> bool:
+    if iso_time is None:
+        return True
+    try:
+        return now - datetime.fromisoformat(iso_time) >= age
+    except (TypeError, ValueError):
+        return True

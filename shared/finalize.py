@@ -11,7 +11,16 @@ from psycopg.types.json import Jsonb
 
 from shared import db, streams
 from shared.aggregation import RunVerdict, aggregate_run
-from shared.alerts import AlertAction, AlertState, decide
+from shared.alerts import (
+    DEFAULT_SSL_WARNING_DAYS,
+    AlertAction,
+    AlertPolicy,
+    AlertState,
+    MaintenanceWindow,
+    RunOutcome,
+    SslFacts,
+    decide,
+)
 from shared.models import AlertConfig, AlertEvent, LocationConfig
 
 
@@ -105,7 +114,8 @@ async def _finalize(run_ids: list[uuid.UUID], now: datetime, at_deadline: bool) 
 async def _apply_to_monitor(conn: AsyncConnection, run: dict, verdict: RunVerdict, now: datetime) -> None:
     monitor = await (
         await conn.execute(
-            """select id, name, type, target, status, alert_state, alert_config, last_applied_run_at
+            """select id, project_id, name, type, target, config, status, alert_state, alert_config,
+                      last_applied_run_at
                from monitors where id = %s for update""",
             (run["monitor_id"],),
         )
@@ -114,8 +124,9 @@ async def _apply_to_monitor(conn: AsyncConnection, run: dict, verdict: RunVerdic
         return
     if monitor["last_applied_run_at"] is not None and run["scheduled_at"] <= monitor["last_applied_run_at"]:
         return  # a late run: stored and finalized, but state only moves forward
-    policy = AlertConfig.model_validate(monitor["alert_config"] or {})
-    decision = decide(AlertState.from_json(monitor["alert_state"]), verdict.status, policy, now)
+    policy = await _alert_policy(conn, monitor, now)
+    outcome = RunOutcome(verdict.status, await _ssl_facts(conn, run, policy))
+    decision = decide(AlertState.from_json(monitor["alert_state"]), outcome, policy, now)
     new_status = (
         monitor["status"]
         if verdict.status == "unknown" and monitor["status"] != "pending"
@@ -141,6 +152,7 @@ async def _queue_alert(
     conn: AsyncConnection, monitor: dict, run: dict, verdict: RunVerdict, action: AlertAction, now: datetime
 ) -> None:
     payload = {
+        **await _alert_context(conn, monitor, run),
         "monitorName": monitor["name"],
         "monitorType": monitor["type"],
         "target": monitor["target"],
@@ -150,11 +162,13 @@ async def _queue_alert(
         "missingLocations": list(verdict.missing_locations),
         "sequenceNumber": action.sequence_number,
         "time": now.isoformat(),
+        **({"ssl": action.details} if action.kind.startswith("ssl") else {}),
     }
     await conn.execute(
-        """insert into alert_events (monitor_id, run_id, kind, payload) values (%s, %s, %s, %s)
+        """insert into alert_events (monitor_id, run_id, kind, payload, suppressed_reason)
+           values (%s, %s, %s, %s, %s)
            on conflict (run_id, kind) do nothing""",
-        (monitor["id"], run["id"], action.kind, Jsonb(payload)),
+        (monitor["id"], run["id"], action.kind, Jsonb(payload), action.suppressed_reason),
     )
 
 
@@ -190,3 +204,60 @@ async def publish_pending_alerts(run_ids: list[uuid.UUID] | None = None) -> int:
             "update alert_events set dispatched_at = now() where id = any(%s)", ([r["id"] for r in rows],)
         )
     return len(rows)
+
+
+# --- alerting inputs: what decide() needs beyond the run status, and what an alert says ------------------
+
+
+async def _alert_policy(conn: AsyncConnection, monitor: dict, now: datetime) -> AlertPolicy:
+    config = AlertConfig.model_validate(monitor["alert_config"] or {})
+    if not config.enabled:
+        return AlertPolicy(config)
+    rows = await (
+        await conn.execute(
+            """select name, starts_at, ends_at, cron, duration_minutes, timezone from maintenance_windows
+               where project_id = %s and (cardinality(monitor_ids) = 0 or %s = any(monitor_ids))
+                 and (cron is not null or (starts_at <= %s and ends_at > %s))""",
+            (monitor["project_id"], monitor["id"], now, now),
+        )
+    ).fetchall()
+    warning_days = (monitor["config"] or {}).get("sslDaysUntilExpirationWarning")
+    return AlertPolicy(
+        config,
+        tuple(MaintenanceWindow(**row) for row in rows),
+        warning_days if isinstance(warning_days, int) and warning_days > 0 else DEFAULT_SSL_WARNING_DAYS,
+    )
+
+
+async def _ssl_facts(conn: AsyncConnection, run: dict, policy: AlertPolicy) -> SslFacts | None:
+    """The certificate facts the run's checks reported in details["ssl"], when SSL alerts are wanted."""
+    if not (policy.config.enabled and policy.config.alert_on_ssl_expiration):
+        return None
+    rows = await (
+        await conn.execute(
+            "select details -> 'ssl' as ssl from monitor_results where run_id = %s and details ? 'ssl'",
+            (run["id"],),
+        )
+    ).fetchall()
+    return SslFacts.worst_of(row["ssl"] for row in rows)
+
+
+async def _alert_context(conn: AsyncConnection, monitor: dict, run: dict) -> dict:
+    row = await (
+        await conn.execute(
+            """select p.name as project_name,
+                      round(avg(r.response_time_ms))::int as response_time_ms,
+                      (array_agg(r.location || ': ' || r.message order by r.location)
+                         filter (where r.status in ('down', 'error', 'timeout') and r.message <> ''))[1] as reason
+               from projects p left join monitor_results r on r.run_id = %s
+               where p.id = %s group by p.name""",
+            (run["id"], monitor["project_id"]),
+        )
+    ).fetchone()
+    if row is None:
+        return {}
+    return {
+        "projectName": row["project_name"],
+        "responseTimeMs": row["response_time_ms"],
+        "reason": row["reason"],
+    }

@@ -54,6 +54,13 @@ class AlertConfig(ApiModel):
     reminder_interval: int | None = Field(default=None, ge=1, le=1000)
     custom_message: str | None = Field(default=None, max_length=2000)
     notification_providers: list[uuid.UUID] = Field(default_factory=list, max_length=10)
+    # Alerts decided before this instant are recorded as suppressed; checks keep running.
+    muted_until: datetime | None = None
+
+    @field_validator("muted_until")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class CheckSpec(ApiModel):
@@ -98,6 +105,18 @@ class MonitorCreate(CheckSpec):
     alert_config: AlertConfig = Field(default_factory=AlertConfig)
     tags: list[str] = Field(default_factory=list, max_length=20)
 
+    @field_validator("frequency_minutes")
+    @classmethod
+    def _often_enough_for_type(cls, minutes: int, info) -> int:
+        """A check type may need a longer interval (synthetic_test: 5 minutes, so journeys never overlap)."""
+        from shared.checks import CHECK_TYPES
+
+        check_type = CHECK_TYPES.get(info.data.get("type"))
+        minimum = getattr(check_type.config_model, "min_frequency_minutes", 1) if check_type else 1
+        if minutes < minimum:
+            raise ValueError(f"must be at least {minimum} for {check_type.name} monitors")
+        return minutes
+
 
 class DirectCheck(CheckSpec):
     """A one-off check sent straight to a check function: nothing is stored."""
@@ -133,7 +152,7 @@ class PrefixedValidationError(ValueError):
 
 class NotificationProviderCreate(ApiModel):
     name: str = Field(min_length=1, max_length=200)
-    type: Literal["webhook", "apprise"]
+    type: Literal["webhook", "email", "slack", "discord", "telegram", "teams", "apprise"]
     config: dict[str, Any]
 
     @model_validator(mode="after")
@@ -244,6 +263,72 @@ def validation_error_to_api_error(error: ValidationError) -> ApiError:
     return ApiError(400, "validation_error", f"{field}: {message}" if field else message, field)
 
 
+class FieldError(PrefixedValidationError):
+    """A cross-field rule's error that still names one field in the API answer."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        ValueError.__init__(self, f"{field}: {message}")
+
+
+class MaintenanceWindowCreate(ApiModel):
+    """Alerts are suppressed (and recorded as such) inside a window: one-off, or recurring in cron form."""
+
+    name: str = Field(min_length=1, max_length=200)
+    monitor_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)  # empty: whole project
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    cron: str | None = Field(default=None, max_length=200)
+    duration_minutes: int | None = Field(default=None, ge=1, le=10080)
+    timezone: str = Field(default="UTC", max_length=64)
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        from croniter import croniter
+
+        if value is not None and not croniter.is_valid(value):
+            raise ValueError(f"'{value}' is not a cron expression (e.g. '0 2 * * 0' for Sundays at 02:00)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{value}' is not an IANA time zone (e.g. 'Europe/Berlin')") from None
+        return value
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    @model_validator(mode="after")
+    def _one_off_or_recurring(self) -> MaintenanceWindowCreate:
+        if self.cron is not None:
+            if self.starts_at is not None or self.ends_at is not None:
+                raise FieldError(
+                    "startsAt", "a recurring window (cron) takes durationMinutes, not startsAt/endsAt"
+                )
+            if self.duration_minutes is None:
+                raise FieldError("durationMinutes", "is required with cron")
+            return self
+        if self.duration_minutes is not None:
+            raise FieldError("cron", "is required with durationMinutes")
+        if self.starts_at is None or self.ends_at is None:
+            raise FieldError(
+                "startsAt",
+                "a window needs startsAt and endsAt (one-off) or cron and durationMinutes (recurring)",
+            )
+        if self.ends_at <= self.starts_at:
+            raise FieldError("endsAt", "must be after startsAt")
+        return self
+
+
 __all__ = [
     "AlertConfig",
     "AlertEvent",
@@ -251,6 +336,7 @@ __all__ = [
     "CheckJob",
     "CheckOutcome",
     "LocationConfig",
+    "MaintenanceWindowCreate",
     "MonitorCreate",
     "NotificationProviderCreate",
     "ResultEvent",
