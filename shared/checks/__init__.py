@@ -7,10 +7,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from pydantic import BaseModel
+from pydantic import ValidationError
 
-from shared.checks.http import HttpConfig, WebsiteConfig, check_http
-from shared.models import CheckJob, CheckOutcome
+from shared.checks.http import CheckConfig, HttpConfig, WebsiteConfig, check_http
+from shared.checks.ping import PingConfig, check_ping
+from shared.checks.port import PortConfig, check_port
+from shared.models import CheckJob, CheckOutcome, describe_error
+from shared.synthetic.check import SyntheticConfig, check_synthetic
 
 CheckFn = Callable[[CheckJob], Awaitable[CheckOutcome]]
 
@@ -19,13 +22,16 @@ CheckFn = Callable[[CheckJob], Awaitable[CheckOutcome]]
 class CheckType:
     name: str
     run: CheckFn
-    config_model: type[BaseModel]
+    config_model: type[CheckConfig]
     function: str  # the OpenFaaS function that executes it
 
 
 CHECK_TYPES: dict[str, CheckType] = {
     "http_request": CheckType("http_request", check_http, HttpConfig, "check-http"),
     "website": CheckType("website", check_http, WebsiteConfig, "check-http"),
+    "ping_host": CheckType("ping_host", check_ping, PingConfig, "check-ping"),
+    "port_check": CheckType("port_check", check_port, PortConfig, "check-port"),
+    "synthetic_test": CheckType("synthetic_test", check_synthetic, SyntheticConfig, "check-synthetic"),
 }
 
 # Slack the caller gives a check beyond its own timeout before declaring it hung.
@@ -33,10 +39,15 @@ _HARD_TIMEOUT_SLACK_SECONDS = 5.0
 
 
 def configured_timeout(check_type: str, config: dict) -> float:
-    return float(
-        config.get("timeoutSeconds")
-        or CHECK_TYPES[check_type].config_model.model_fields["timeout_seconds"].default
-    )
+    """How long a check of this stored config may run (its timeout, plus e.g. a ping's send interval)."""
+    return CHECK_TYPES[check_type].config_model.budget_seconds(config)
+
+
+def _invalid_config(error: ValidationError) -> CheckOutcome:
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"])
+    where = "target" if field == "target" else f"config.{field}"
+    return CheckOutcome(status="error", message=f"Invalid monitor config: {where}: {describe_error(first)}")
 
 
 async def run_check(job: CheckJob) -> CheckOutcome:
@@ -48,6 +59,8 @@ async def run_check(job: CheckJob) -> CheckOutcome:
             outcome = await check_type.run(job)
     except TimeoutError:
         outcome = CheckOutcome(status="timeout", message="Check exceeded its timeout")
+    except ValidationError as error:  # validated on save; this catches settings changed since then
+        outcome = _invalid_config(error)
     except Exception as error:  # a check must always produce a result, never lose the job
         outcome = CheckOutcome(status="error", message=f"Check failed: {type(error).__name__}: {error}")
     if outcome.response_time_ms is None:

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import operator
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from jsonpath_ng import JSONPath
+from jsonpath_ng.ext import parse as jsonpath_parse
 
 _STATUS_PART = re.compile(r"^(?:(?P<class>[1-5])xx|(?P<low>\d{3})(?:-(?P<high>\d{3}))?)$", re.IGNORECASE)
 DEFAULT_STATUS_SPEC = "200-299"
@@ -34,3 +43,94 @@ def parse_status_spec(spec: str | None) -> tuple[tuple[int, int], ...]:
 
 def status_matches(status_code: int, ranges: tuple[tuple[int, int], ...]) -> bool:
     return any(low <= status_code <= high for low, high in ranges)
+
+
+def keyword_verdict(body_text: str, keyword: str, should_be_present: bool = True) -> str | None:
+    """None when the keyword rule holds, else the reason it failed. Matching ignores case."""
+    found = keyword.casefold() in body_text.casefold()
+    if found == should_be_present:
+        return None
+    if should_be_present:
+        return f"Keyword '{keyword}' not found in the response body"
+    return f"Keyword '{keyword}' found in the response body, but it should be absent"
+
+
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+}
+_ASSERTION = re.compile(
+    r"^\s*(?P<path>\$.*?)(?P<length>\.length\(\))?\s*(?:(?P<op>==|!=|>=|<=|>|<)\s*(?P<expected>.+?))?\s*$",
+    re.DOTALL,
+)
+
+
+@dataclass(frozen=True)
+class JsonPathAssertion:
+    """'$.status == "ok"', '$.items.length() > 0', or a bare path meaning 'matches something'."""
+
+    text: str
+    path: JSONPath
+    length: bool
+    op: str | None
+    expected: Any
+
+
+@lru_cache(maxsize=4096)
+def parse_json_path_assertion(text: str) -> JsonPathAssertion:
+    """Parsed once per distinct text (on save, then cached); raises ValueError saying what is wrong."""
+    match = _ASSERTION.match(text or "")
+    if not match:
+        raise ValueError(
+            "must start with a JSON path such as $.status, optionally followed by == != > >= < <="
+        )
+    try:
+        path = jsonpath_parse(match["path"])
+    except Exception as error:  # jsonpath-ng raises bare Exception subclasses for syntax errors
+        raise ValueError(f"'{match['path']}' is not a valid JSON path ({error})") from None
+    expected = None
+    if match["op"]:
+        try:
+            expected = json.loads(match["expected"])
+        except json.JSONDecodeError:
+            raise ValueError(
+                f'the value {match["expected"]} is not a JSON literal (quote strings: "ok")'
+            ) from None
+    return JsonPathAssertion(text.strip(), path, bool(match["length"]), match["op"], expected)
+
+
+def _compare(actual: Any, op: str, expected: Any) -> bool:
+    # JSON's true is not the number 1, though Python's True == 1.
+    if isinstance(actual, bool) != isinstance(expected, bool):
+        return op == "!="
+    try:
+        return _COMPARISONS[op](actual, expected)
+    except TypeError:  # "abc" > 3: a comparison JSON cannot make does not hold
+        return False
+
+
+def json_path_verdict(body_text: str, assertion: JsonPathAssertion) -> str | None:
+    """None when the assertion holds on the JSON body, else a message a person understands."""
+    try:
+        document = json.loads(body_text)
+    except (json.JSONDecodeError, RecursionError):
+        return f"Response body is not JSON, so the JSON path assertion {assertion.text} cannot be evaluated"
+    values = [found.value for found in assertion.path.find(document)]
+    if not values:
+        return f"JSON path {assertion.path} matched nothing"
+    actual: Any = values[0] if len(values) == 1 else values
+    if assertion.length:
+        if not isinstance(actual, list | str | dict):
+            return f"JSON path {assertion.path} is {json.dumps(actual)}, which has no length"
+        actual = len(actual)
+    if assertion.op is None:
+        return None
+    if _compare(actual, assertion.op, assertion.expected):
+        return None
+    subject = f"{assertion.path}.length()" if assertion.length else str(assertion.path)
+    shown = json.dumps(actual)[:200]
+    return f"JSON path assertion failed: {subject} is {shown}, expected {assertion.op} {json.dumps(assertion.expected)}"
