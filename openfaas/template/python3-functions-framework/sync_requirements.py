@@ -57,7 +57,11 @@ def main() -> int:
     expected = expected_requirements()
     if "--check" in sys.argv[1:]:
         if REQUIREMENTS.read_text() != expected:
-            print(f"{REQUIREMENTS} is out of date: run python {Path(__file__).name}", file=sys.stderr)
+            script = Path(__file__).resolve().relative_to(PROJECT_ROOT)
+            print(
+                f"{REQUIREMENTS.name} is out of date with pyproject.toml: run `python {script}`",
+                file=sys.stderr,
+            )
             return 1
         return 0
     REQUIREMENTS.write_text(expected)
