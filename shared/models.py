@@ -169,9 +169,15 @@ class ResultsQuery(ApiModel):
 
 
 class RunRequest(ApiModel):
-    """Body of POST /function/schedule: empty for a cron tick, or monitors to run now."""
+    """Body of POST /function/schedule: empty for a cron tick, or monitors to run now.
+
+    A cron call ticks every `tickSeconds` for `windowSeconds` (SCHEDULE_WINDOW_SECONDS, e.g. 55 under a
+    once-a-minute cron), so due times are met within about a second although cron itself fires once a minute.
+    """
 
     monitor_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
+    window_seconds: float | None = Field(default=None, ge=0, le=300)
+    tick_seconds: float = Field(default=1.0, ge=0.1, le=60)
 
 
 # --- stream envelopes -------------------------------------------------------------------------

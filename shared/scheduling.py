@@ -262,3 +262,22 @@ async def redispatch_stale_runs(now: datetime) -> int:
             await conn.execute("delete from dispatch_batches where id = %s", (batch["id"],))
             republished += len(outbox.run_ids)
     return republished
+
+
+async def schedule_window(window_seconds: float, tick_seconds: float = 1.0) -> TickReport:
+    """Ticks every tick_seconds for window_seconds: cron fires once a minute, due times are met to the second.
+
+    Overlapping windows are safe (claims skip locked rows), and a window cut short is resumed by the next call.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    total = TickReport()
+    while True:
+        report = await schedule_tick()
+        total.runs_created += report.runs_created
+        total.jobs_published += report.jobs_published
+        total.runs_redispatched += report.runs_redispatched
+        elapsed = loop.time() - started
+        if elapsed + tick_seconds > window_seconds:
+            return total
+        await asyncio.sleep(tick_seconds - (elapsed % tick_seconds))

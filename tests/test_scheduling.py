@@ -87,3 +87,17 @@ def test_expected_locations_follow_the_location_config():
     assert expected_locations({"locations": ["eu-central"]}, active) == ["eu-central"]
     assert expected_locations({"enabled": False, "locations": ["eu-central"]}, active) == ["us-east"]
     assert expected_locations({"locations": ["mars-1", "asia-pacific"]}, active) == ["asia-pacific"]
+
+
+def test_a_cron_window_keeps_ticking_so_monitors_due_mid_minute_run_in_the_same_call(clean, aio):
+    from shared.scheduling import schedule_window
+
+    project = clean.sql("select id from projects where is_default")[0][0]
+    clean.sql(
+        """insert into monitors (project_id, name, type, target, frequency_minutes, next_run_at)
+           values (%s, 'later', 'http_request', 'http://127.0.0.1:9/', 1, now() + interval '1 second')""",
+        (project,),
+    )
+    report = aio.run(schedule_window(window_seconds=2.5, tick_seconds=0.5))
+    assert report.runs_created == 1
+    assert report.jobs_published == 3

@@ -1,14 +1,24 @@
-"""schedule: a cron tick (empty body) dispatches due monitors; {"monitorIds": [...]} runs monitors now."""
+"""schedule: a cron call dispatches due monitors (ticking through a window); {"monitorIds": [...]} runs them now."""
+
+import os
 
 from starlette.requests import Request
 
 from shared.handlers import json_endpoint, parse, read_json
 from shared.models import RunRequest
-from shared.scheduling import run_now, schedule_tick
+from shared.scheduling import run_now, schedule_tick, schedule_window
 
 
 @json_endpoint
 async def handle(request: Request) -> dict:
     body = parse(RunRequest, await read_json(request, allow_empty=True))
-    report = await (run_now(body.monitor_ids) if body.monitor_ids else schedule_tick())
-    return report.as_json()
+    if body.monitor_ids:
+        return (await run_now(body.monitor_ids)).as_json()
+    window = (
+        body.window_seconds
+        if body.window_seconds is not None
+        else float(os.environ.get("SCHEDULE_WINDOW_SECONDS", "0"))
+    )
+    if window > 0:
+        return (await schedule_window(window, body.tick_seconds)).as_json()
+    return (await schedule_tick()).as_json()

@@ -91,6 +91,11 @@ class LocalStack:
     _watcher: threading.Thread | None = None
 
     @property
+    def _without_cron(self) -> dict[str, str]:
+        """Whoever drives ticks by hand (tests, benchmarks) wants one tick per call, not a minute-long window."""
+        return {} if self.with_cron else {"SCHEDULE_WINDOW_SECONDS": "0"}
+
+    @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
 
@@ -107,7 +112,14 @@ class LocalStack:
                 Child(
                     function.name,
                     function_command(function, port),
-                    {**base_env, **function.environment, **self.function_env},
+                    # stack.yml's environment, then this install's own overrides (as faas-cli --env would)
+                    {
+                        **base_env,
+                        **function.environment,
+                        **self._without_cron,
+                        **self.env,
+                        **self.function_env,
+                    },
                     port,
                     self.log_dir / f"{function.name}.log",
                 )
