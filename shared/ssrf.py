@@ -56,6 +56,7 @@ _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 _SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+_WHITESPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 _NUMBER_PART = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$", re.IGNORECASE)
 
 
@@ -133,7 +134,7 @@ def blocked_reason(ip: IPAddress) -> str | None:
         embedded = _embedded_ipv4(ip)
         if embedded is not None:
             inner = blocked_reason(embedded)
-            return f"{inner}, embedded in an IPv6 address" if inner else None
+            return f"{inner}, embedded IPv4 {embedded}" if inner else None
         table: tuple = _BLOCKED_V6
     else:
         table = _BLOCKED_V4
@@ -169,7 +170,7 @@ def check_literal_host(host: str) -> None:
     if ip is not None:
         reason = blocked_reason(ip)
         if reason:
-            raise BlockedTarget(f"'{host}' is {ip}, a {reason} address; {_ALLOW_HINT}")
+            raise BlockedTarget(f"'{host}' is {ip}: {reason}; {_ALLOW_HINT}")
         return
     name = host.rstrip(".").lower()
     if name == "localhost" or name.endswith(".localhost"):
@@ -185,6 +186,8 @@ def check_host_target(host: str) -> str:
 
 def check_url_target(url: str, allow_userinfo: bool = False) -> httpx.URL:
     """An http(s) URL whose host is a valid name or IP and not an internal literal; parsed as httpx will send it."""
+    if _WHITESPACE_OR_CONTROL.search(url):
+        raise ValueError("must not contain spaces or control characters (percent-encode them)")
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, ValueError) as error:
@@ -225,5 +228,5 @@ async def resolve_target(host: str, port: int | None = None) -> list[IPAddress]:
             reason = blocked_reason(address)
             if reason:
                 shown = f"'{host}' resolves to {address}" if literal is None else f"'{host}' is {address}"
-                raise BlockedTarget(f"{shown}, a {reason} address; {_ALLOW_HINT}")
+                raise BlockedTarget(f"{shown}: {reason}; {_ALLOW_HINT}")
     return addresses

@@ -39,6 +39,7 @@ class CertificateFacts:
             "validFrom": facts["valid_from"],
             "validTo": facts["valid_to"],
             "daysUntilExpiry": facts["days_until_expiry"],
+            "expired": facts["days_until_expiry"] <= 0,
             "sans": facts["sans"],
             "serialNumber": facts["serial_number"],
             "sha256Fingerprint": facts["sha256_fingerprint"],
