@@ -63,10 +63,27 @@ _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     ">": operator.gt,
     "<": operator.lt,
 }
-_ASSERTION = re.compile(
-    r"^\s*(?P<path>\$.*?)(?P<length>\.length\(\))?\s*(?:(?P<op>==|!=|>=|<=|>|<)\s*(?P<expected>.+?))?\s*$",
-    re.DOTALL,
-)
+_OPERATORS = ("==", "!=", ">=", "<=", ">", "<")  # two-character operators first
+_LENGTH_SUFFIX = ".length()"
+
+
+def _split_assertion(text: str) -> tuple[str, str | None, str | None]:
+    """(path, operator, expected) with the operator found outside brackets and quotes, so filters may compare."""
+    depth, quote = 0, ""
+    for index, char in enumerate(text):
+        if quote:
+            quote = "" if char == quote and text[index - 1] != "\\" else quote
+        elif char in "\"'":
+            quote = char
+        elif char in "[(":
+            depth += 1
+        elif char in "])":
+            depth -= 1
+        elif depth == 0:
+            for op in _OPERATORS:
+                if text.startswith(op, index):
+                    return text[:index].strip(), op, text[index + len(op) :].strip()
+    return text.strip(), None, None
 
 
 @dataclass(frozen=True)
@@ -83,24 +100,27 @@ class JsonPathAssertion:
 @lru_cache(maxsize=4096)
 def parse_json_path_assertion(text: str) -> JsonPathAssertion:
     """Parsed once per distinct text (on save, then cached); raises ValueError saying what is wrong."""
-    match = _ASSERTION.match(text or "")
-    if not match:
+    path_text, op, expected_text = _split_assertion(text or "")
+    if not path_text.startswith("$"):
         raise ValueError(
             "must start with a JSON path such as $.status, optionally followed by == != > >= < <="
         )
+    length = path_text.endswith(_LENGTH_SUFFIX)
+    if length:
+        path_text = path_text.removesuffix(_LENGTH_SUFFIX)
     try:
-        path = jsonpath_parse(match["path"])
+        path = jsonpath_parse(path_text)
     except Exception as error:  # jsonpath-ng raises bare Exception subclasses for syntax errors
-        raise ValueError(f"'{match['path']}' is not a valid JSON path ({error})") from None
+        raise ValueError(f"'{path_text}' is not a valid JSON path ({error})") from None
     expected = None
-    if match["op"]:
+    if op:
         try:
-            expected = json.loads(match["expected"])
+            expected = json.loads(expected_text)
         except json.JSONDecodeError:
             raise ValueError(
-                f'the value {match["expected"]} is not a JSON literal (quote strings: "ok")'
+                f'the value {expected_text} is not a JSON literal (quote strings: "ok")'
             ) from None
-    return JsonPathAssertion(text.strip(), path, bool(match["length"]), match["op"], expected)
+    return JsonPathAssertion(text.strip(), path, length, op, expected)
 
 
 def _compare(actual: Any, op: str, expected: Any) -> bool:
