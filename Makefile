@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup lint bench clean
+.PHONY: run test setup lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,14 +12,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) chromium
+
+## Synthetic tests need a Chromium: Debian's package as root, else Playwright's build; a no-op once present.
+chromium: $(STAMP)
+	@sh scripts/install-chromium.sh $(PY)
 
 ## Start embedded Postgres + Redis (unless DATABASE_URL/REDIS_URL are set), migrate,
 ## then the local gateway, every function of stack.yml, the connector and the cron emulator.
-run: $(STAMP)
+run: $(STAMP) chromium
 	$(PY) -m openfaas.local run
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
