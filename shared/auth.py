@@ -85,3 +85,32 @@ async def bootstrap(conn: AsyncConnection) -> str | None:
         return None
     _, key = await store_key(conn, project["id"], "bootstrap")
     return key
+
+
+def main() -> None:
+    """`python -m shared.auth bootstrap`: the first API key of a deployment's default project, printed once."""
+    import asyncio
+    import sys
+
+    from shared import db
+
+    if sys.argv[1:] != ["bootstrap"]:
+        print("usage: python -m shared.auth bootstrap", file=sys.stderr)
+        raise SystemExit(2)
+
+    async def run() -> str | None:
+        try:
+            async with db.transaction() as conn:
+                return await bootstrap(conn)
+        finally:
+            await db.close_pool()
+
+    key = asyncio.run(run())
+    if key:
+        print(key)
+    else:
+        print("the default project already has a key; create more with POST /function/api/api-keys", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
