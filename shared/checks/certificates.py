@@ -102,7 +102,7 @@ def describe_verification_error(error: ssl.SSLCertVerificationError) -> str:
     reason = _VERIFY_REASONS.get(error.verify_code)
     if reason:
         return f"SSL certificate {reason}"
-    if error.verify_code == 62:
+    if error.verify_code in (62, 64):  # hostname or IP address mismatch
         return f"SSL certificate does not match the host ({error.verify_message})"
     return f"SSL certificate is invalid: {error.verify_message or error.reason or error}"
 
