@@ -6,7 +6,6 @@ import asyncio
 import json
 import math
 import shutil
-import tempfile
 import uuid
 import weakref
 from pathlib import Path
@@ -28,7 +27,13 @@ from shared.synthetic.report import (
     steps_from_trace_zip,
     truncate,
 )
-from shared.synthetic.runner import SandboxLimits, SandboxResult, hard_timeout_seconds, run_in_sandbox
+from shared.synthetic.runner import (
+    SandboxLimits,
+    SandboxResult,
+    StandbySandboxes,
+    hard_timeout_seconds,
+    run_in_sandbox,
+)
 
 DEFAULT_TIMEOUT_MS = 120_000
 MAX_TOTAL_TIMEOUT_MS = 240_000
@@ -121,6 +126,7 @@ class SyntheticConfig(_CamelModel):
         return self
 
 
+_standby = StandbySandboxes()
 _slots_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
     weakref.WeakKeyDictionary()
 )
@@ -151,24 +157,29 @@ async def check_synthetic(job: CheckJob) -> CheckOutcome:
         return CheckOutcome(
             status="error", message=str(error), details={"testId": config.test_id, "testTitle": test.title}
         )
-    workdir = Path(tempfile.mkdtemp(prefix="sc-synthetic-"))
-    try:
-        async with _sandbox_slots():
+    limits = SandboxLimits(
+        # Per process, and the same for every job so a standby fits any: the wall-clock timeout is the tighter bound.
+        cpu_seconds=math.ceil(hard_timeout_seconds(MAX_TOTAL_TIMEOUT_MS, 0)),
+        memory_mb=settings.synthetic_memory_limit_mb,
+    )
+    async with _sandbox_slots():
+        sandbox = await _standby.take(limits)
+        try:
             result = await run_in_sandbox(
+                sandbox,
                 script=test.script,
                 variables=test.variables,
                 endpoint=endpoint,
                 timeout_ms=options.timeout,
                 retries=options.retries,
-                limits=SandboxLimits(
-                    cpu_seconds=math.ceil(hard_timeout_seconds(options.timeout, options.retries)),
-                    memory_mb=settings.synthetic_memory_limit_mb,
-                ),
-                workdir=workdir,
             )
+        except BaseException:
+            sandbox.discard()
+            raise
+    try:
         return await _outcome(job, test, result, ArtifactStore.from_settings(settings))
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(sandbox.workdir, ignore_errors=True)
 
 
 async def _outcome(

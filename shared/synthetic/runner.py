@@ -9,22 +9,25 @@ SIGKILL ends it together with the Node driver and anything the script started.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import ctypes
 import json
 import os
 import resource
+import shutil
 import signal
 import sys
+import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.synthetic import sandbox
+from shared.synthetic import sandbox as sandbox_entry
 
-SANDBOX_ENTRY = Path(sandbox.__file__).resolve()
+SANDBOX_ENTRY = Path(sandbox_entry.__file__).resolve()
 # Time beyond the script's own timeout for starting Python and Node, connecting, and saving the artifacts.
 STARTUP_AND_ARTIFACTS_SECONDS = 25
-_MAX_OUTPUT_FILE_BYTES = 64 * 1024 * 1024
 _READ_TAIL_BYTES = 16 * 1024
 _CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
 _PR_SET_DUMPABLE = 4
@@ -52,11 +55,11 @@ class SandboxResult:
 
     @property
     def trace(self) -> Path | None:
-        return self._artifact(sandbox.TRACE_FILE)
+        return self._artifact(sandbox_entry.TRACE_FILE)
 
     @property
     def screenshot(self) -> Path | None:
-        return self._artifact(sandbox.SCREENSHOT_FILE)
+        return self._artifact(sandbox_entry.SCREENSHOT_FILE)
 
     def _artifact(self, name: str) -> Path | None:
         path = self.workdir / name if self.workdir else None
@@ -134,33 +137,24 @@ def _exit_reason(returncode: int | None, stderr: str) -> str:
     return f"the sandbox exited with code {returncode} without a result"
 
 
-async def run_in_sandbox(
-    *,
-    script: str,
-    variables: dict[str, str],
-    endpoint: str,
-    timeout_ms: int,
-    retries: int,
-    limits: SandboxLimits,
-    workdir: Path,
-) -> SandboxResult:
-    """Never raises for anything the script does; the caller owns (and removes) workdir."""
-    stdout_path, stderr_path = workdir / "stdout.txt", workdir / "stderr.txt"
-    job = json.dumps(
-        {
-            "script": script,
-            "variables": variables,
-            "endpoint": endpoint,
-            "timeoutMs": timeout_ms,
-            "retries": retries,
-        }
-    ).encode()
-    hard_timeout = hard_timeout_seconds(timeout_ms, retries)
+@dataclass(eq=False)  # identity: sandboxes are kept in a set until used
+class Sandbox:
+    """A started sandbox process waiting for its one job on stdin, with its own working directory."""
+
+    process: asyncio.subprocess.Process
+    workdir: Path
+    limits: SandboxLimits
+
+    def discard(self) -> None:
+        _kill_group(self.process.pid)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+async def start_sandbox(limits: SandboxLimits) -> Sandbox:
+    workdir = Path(tempfile.mkdtemp(prefix="sc-synthetic-"))
     hide_own_memory_from_sandboxes()
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     # Files, not pipes: a script printing without end fills a pipe and stalls, but hits RLIMIT_FSIZE on a file.
-    with _new_file(stdout_path) as stdout, _new_file(stderr_path) as stderr:
+    with _new_file(workdir / "stdout.txt") as stdout, _new_file(workdir / "stderr.txt") as stderr:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-I",  # isolated: ignores PYTHON* variables, the user site and the working directory on sys.path
@@ -173,6 +167,74 @@ async def run_in_sandbox(
             start_new_session=True,
             preexec_fn=_limiter(limits),
         )
+    return Sandbox(process, workdir, limits)
+
+
+class StandbySandboxes:
+    """Keeps one sandbox started ahead per event loop, so a check skips Python's and Node's start-up (~1 s).
+
+    Each sandbox still serves exactly one job; taking the standby starts its replacement in the background.
+    """
+
+    def __init__(self) -> None:
+        self._ready: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._started: set[Sandbox] = set()
+        atexit.register(self.discard_all)
+
+    async def _start(self, limits: SandboxLimits) -> Sandbox:
+        sandbox = await start_sandbox(limits)
+        self._started.add(sandbox)
+        return sandbox
+
+    async def take(self, limits: SandboxLimits) -> Sandbox:
+        loop = asyncio.get_running_loop()
+        waiting = self._ready.pop(loop, None)
+        sandbox = None
+        if waiting is not None:
+            with contextlib.suppress(Exception):
+                sandbox = await waiting
+            if sandbox is not None and (sandbox.limits != limits or sandbox.process.returncode is not None):
+                self._forget(sandbox).discard()
+                sandbox = None
+        if sandbox is None:
+            sandbox = await self._start(limits)
+        self._ready[loop] = loop.create_task(self._start(limits))
+        return self._forget(sandbox)
+
+    def _forget(self, sandbox: Sandbox) -> Sandbox:
+        self._started.discard(sandbox)
+        return sandbox
+
+    def discard_all(self) -> None:
+        for sandbox in list(self._started):
+            self._forget(sandbox).discard()
+
+
+async def run_in_sandbox(
+    sandbox: Sandbox,
+    *,
+    script: str,
+    variables: dict[str, str],
+    endpoint: str,
+    timeout_ms: int,
+    retries: int,
+) -> SandboxResult:
+    """Never raises for anything the script does; the caller removes sandbox.workdir afterwards."""
+    workdir, process = sandbox.workdir, sandbox.process
+    job = json.dumps(
+        {
+            "script": script,
+            "variables": variables,
+            "endpoint": endpoint,
+            "timeoutMs": timeout_ms,
+            "retries": retries,
+        }
+    ).encode()
+    hard_timeout = hard_timeout_seconds(timeout_ms, retries)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     timed_out = False
     try:
         try:
@@ -184,7 +246,7 @@ async def run_in_sandbox(
         with contextlib.suppress(ProcessLookupError):
             await process.wait()
     elapsed_ms = round((loop.time() - started) * 1000)
-    out, err = _tail(stdout_path), _tail(stderr_path)
+    out, err = _tail(workdir / "stdout.txt"), _tail(workdir / "stderr.txt")
     if timed_out:
         return SandboxResult(
             "timeout",
@@ -196,7 +258,7 @@ async def run_in_sandbox(
             workdir=workdir,
         )
     try:
-        result = json.loads((workdir / sandbox.RESULT_FILE).read_text())
+        result = json.loads((workdir / sandbox_entry.RESULT_FILE).read_text())
     except (OSError, ValueError):
         return SandboxResult(
             "error", _exit_reason(process.returncode, err), elapsed_ms, 0, out, err, workdir=workdir

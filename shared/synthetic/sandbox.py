@@ -1,8 +1,8 @@
 """The throwaway process that runs one synthetic test script against the warm Chromium, then writes its artifacts.
 
-Started by shared.synthetic.runner as `python -I sandbox.py` with a clean environment and resource limits. It
-imports nothing from the project (only the standard library and Playwright), so none of the function's
-configuration code or credentials is ever loaded here. The job arrives as JSON on stdin:
+Started by shared.synthetic.runner as `python -I sandbox.py` with a clean environment and resource limits, often
+ahead of time as a standby. It imports nothing from the project (only the standard library and Playwright), so
+none of the function's configuration code or credentials is ever loaded here. The job arrives as JSON on stdin:
 
     {"script": str, "variables": {name: value}, "endpoint": "ws://127.0.0.1:.../devtools/browser/...",
      "timeoutMs": int, "retries": int}
@@ -169,39 +169,48 @@ async def finish_artifacts(context, page, workdir: Path) -> None:
         pass
 
 
-async def main(job: dict, workdir: Path) -> dict:
-    from playwright.async_api import async_playwright
-
+async def run_job(playwright, job: dict, workdir: Path) -> dict:
     try:
         run = load_run(job["script"])
     except Exception as failure:
         print_script_traceback(failure)
         return {"status": "failed", "error": f"the script could not load: {describe(failure)}", "attempts": 0}
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.connect_over_cdp(job["endpoint"], timeout=30_000)
-        outcome: dict = {}
-        attempts, run_ms = 0, 0.0
-        for attempts in range(1, job.get("retries", 0) + 2):
-            outcome = await attempt(browser, run, job.get("variables") or {}, job["timeoutMs"], workdir)
-            run_ms += outcome.pop("runMs")
-            if outcome["status"] == "passed":
-                break
-            print(f"[sandbox] attempt {attempts} {outcome['status']}: {outcome['error']}", file=sys.stderr)
+    browser = await playwright.chromium.connect_over_cdp(job["endpoint"], timeout=30_000)
+    outcome: dict = {}
+    attempts, run_ms = 0, 0.0
+    for attempts in range(1, job.get("retries", 0) + 2):
+        outcome = await attempt(browser, run, job.get("variables") or {}, job["timeoutMs"], workdir)
+        run_ms += outcome.pop("runMs")
+        if outcome["status"] == "passed":
+            break
+        print(f"[sandbox] attempt {attempts} {outcome['status']}: {outcome['error']}", file=sys.stderr)
     outcome["attempts"] = attempts
     outcome["durationMs"] = round(run_ms)  # the script's own execution time, as the check's response time
     return outcome
 
 
+async def main(workdir: Path) -> dict | None:
+    from playwright.async_api import async_playwright
+
+    # Started before the job arrives: a standby sandbox has Playwright's Node driver up (most of a second)
+    # by the time a check needs it.
+    playwright = await async_playwright().start()
+    raw = await asyncio.to_thread(sys.stdin.read)
+    if not raw.strip():
+        return None  # a standby that was never used
+    return await run_job(playwright, json.loads(raw), workdir)
+
+
 def entry() -> None:
     die_with_parent()
     workdir = Path.cwd()
-    job = json.loads(sys.stdin.read())
     try:
-        result = asyncio.run(main(job, workdir))
+        result = asyncio.run(main(workdir))
     except Exception as failure:
         traceback.print_exc()
         result = {"status": "error", "error": f"sandbox failed: {describe(failure)}"}
-    (workdir / RESULT_FILE).write_text(json.dumps(result))
+    if result is not None:
+        (workdir / RESULT_FILE).write_text(json.dumps(result))
     sys.stdout.flush()
     sys.stderr.flush()
     # Skip interpreter teardown: a script may have left threads or handles that would keep us alive.
