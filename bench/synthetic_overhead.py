@@ -121,8 +121,16 @@ async def through_check(test_id: str, runs: int) -> tuple[float, list[float], li
 
     def job() -> CheckJob:
         now = datetime.now(UTC)
-        return CheckJob(run_id=uuid.uuid4(), monitor_id=uuid.uuid4(), location="bench", type="synthetic_test",
-                        target=test_id, config={}, scheduled_at=now, deadline=now)
+        return CheckJob(
+            run_id=uuid.uuid4(),
+            monitor_id=uuid.uuid4(),
+            location="bench",
+            type="synthetic_test",
+            target=test_id,
+            config={},
+            scheduled_at=now,
+            deadline=now,
+        )
 
     timings, script_ms = [], []
     for _ in range(runs + 1):
@@ -150,7 +158,9 @@ async def create_test(project_id, base_url: str) -> str:
     from shared.synthetic.models import ProjectVariableCreate, SyntheticTestCreate
 
     await store.create_variable(project_id, ProjectVariableCreate(name="BASE_URL", value=base_url))
-    await store.create_variable(project_id, ProjectVariableCreate(name="PASSWORD", value="hunter2!", is_secret=True))
+    await store.create_variable(
+        project_id, ProjectVariableCreate(name="PASSWORD", value="hunter2!", is_secret=True)
+    )
     return str((await store.create_test(project_id, SyntheticTestCreate(title="bench", script=SCRIPT))).id)
 
 
@@ -165,15 +175,25 @@ def main() -> None:
     moto_port = free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port)
     moto.start()
-    os.environ.update({
-        "DATABASE_URL": postgres.url, "SC_CREDENTIAL_KEY": generate_key(),
-        "S3_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}", "S3_BUCKET": "bench",
-        "S3_ACCESS_KEY_ID": "bench", "S3_SECRET_ACCESS_KEY": "bench",
-    })
+    os.environ.update(
+        {
+            "DATABASE_URL": postgres.url,
+            "SC_CREDENTIAL_KEY": generate_key(),
+            "S3_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
+            "S3_BUCKET": "bench",
+            "S3_ACCESS_KEY_ID": "bench",
+            "S3_SECRET_ACCESS_KEY": "bench",
+        }
+    )
     reset_settings_cache()
     apply_migrations(postgres.url)
-    boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT_URL"], region_name="us-east-1",
-                 aws_access_key_id="bench", aws_secret_access_key="bench").create_bucket(Bucket="bench")
+    boto3.client(
+        "s3",
+        endpoint_url=os.environ["S3_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+    ).create_bucket(Bucket="bench")
     site = serve_site()
 
     async def measure():
@@ -206,13 +226,19 @@ def main() -> None:
         postgres.stop()
     median = statistics.median
     print(f"runs={args.runs} (warm figures are medians)")
-    print(f"direct Playwright:    cold {direct_cold * 1000:.0f} ms   warm {median(direct_warm) * 1000:.0f} ms")
-    print(f"through check_synthetic: cold {check_cold * 1000:.0f} ms   warm {median(check_warm) * 1000:.0f} ms"
-          f"   (script's own time as responseTimeMs: {median(script_ms):.0f} ms)")
+    print(
+        f"direct Playwright:    cold {direct_cold * 1000:.0f} ms   warm {median(direct_warm) * 1000:.0f} ms"
+    )
+    print(
+        f"through check_synthetic: cold {check_cold * 1000:.0f} ms   warm {median(check_warm) * 1000:.0f} ms"
+        f"   (script's own time as responseTimeMs: {median(script_ms):.0f} ms)"
+    )
     print(f"  without a standby sandbox (started per check): warm {median(unprepared_warm) * 1000:.0f} ms")
     print(f"overhead per warm check: {(median(check_warm) - median(direct_warm)) * 1000:.0f} ms")
-    print(f"ratio check_synthetic/direct: cold {check_cold / direct_cold:.2f}  warm "
-          f"{median(check_warm) / median(direct_warm):.2f}")
+    print(
+        f"ratio check_synthetic/direct: cold {check_cold / direct_cold:.2f}  warm "
+        f"{median(check_warm) / median(direct_warm):.2f}"
+    )
 
 
 if __name__ == "__main__":
