@@ -266,9 +266,13 @@ class CleanupReport(ApiModel):
         self.monitors.append(entry)
         return entry
 
-    def as_json(self) -> dict:
+    def finish(self) -> CleanupReport:
+        """Totals from the per-monitor entries, monitors in a stable order."""
         self.monitors.sort(key=lambda entry: str(entry.monitor_id))
         self.results_deleted = sum(entry.results_deleted for entry in self.monitors)
         self.status_changes_kept = sum(entry.status_changes_kept for entry in self.monitors)
         self.runs_deleted = sum(entry.runs_deleted for entry in self.monitors)
+        return self
+
+    def as_json(self) -> dict:
         return self.model_dump(mode="json", by_alias=True)
