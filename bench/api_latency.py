@@ -7,11 +7,9 @@ ratio against GET /health (the same HTTP path, no database) measured in the same
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,10 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
 
+from bench.harness import embedded_environment  # noqa: E402
 from openfaas.local.runtime import LocalStack  # noqa: E402
-from openfaas.local.services import embedded_postgres, embedded_redis, free_port  # noqa: E402
-from shared.migrate import apply_migrations  # noqa: E402
-from shared.security import generate_key  # noqa: E402
+from openfaas.local.services import free_port  # noqa: E402
 
 LOCATIONS = ["us-east", "eu-central", "asia-pacific"]
 
@@ -81,53 +78,38 @@ def main() -> None:
     parser.add_argument("--monitors", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=400)
     args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="sc-bench-api-"))
-    os.environ["SC_EMBEDDED_PG_FAST"] = "1"
-    postgres = embedded_postgres(base / "postgres")
-    redis_server = embedded_redis(base / "redis")
-    os.environ.update(
-        {
-            "DATABASE_URL": postgres.url,
-            "REDIS_URL": redis_server.url,
-            "SC_CREDENTIAL_KEY": generate_key(),
-            "SC_ALLOW_ANONYMOUS_LOCAL": "true",
-        }
-    )
-    apply_migrations(postgres.url)
-    stack = None
-    try:
-        monitor_ids = seed(postgres.url, args.rows, args.monitors)
+    with embedded_environment("api", SC_ALLOW_ANONYMOUS_LOCAL="true") as env:
+        monitor_ids = seed(env.database_url, args.rows, args.monitors)
         stack = LocalStack(
             env={},
-            log_dir=base / "logs",
+            log_dir=env.base / "logs",
             gateway_port=free_port(),
             with_connector=False,
             with_cron=False,
             only_functions=["api"],
         ).start()
-        rng = random.Random(7)
-        results_paths = [
-            f"/monitors/{rng.choice(monitor_ids)}/results?page={rng.randint(1, 10)}&limit=10"
-            + (f"&location={rng.choice(LOCATIONS)}" if rng.random() < 0.5 else "")
-            for _ in range(args.requests)
-        ]
-        stats_paths = [
-            f"/monitors/{rng.choice(monitor_ids)}/location-stats?days=7" for _ in range(args.requests // 4)
-        ]
-        with httpx.Client(base_url=f"{stack.gateway_url}/function/api", timeout=30) as client:
-            measure(client, ["/health"] * 20 + results_paths[:20])  # warm the pools and caches
-            health = measure(client, ["/health"] * args.requests)
-            results = measure(client, results_paths)
-            stats = measure(client, stats_paths)
-        print(f"GET /health               p50 {p(health, 50):6.1f} ms  p99 {p(health, 99):6.1f} ms")
-        print(f"GET results page          p50 {p(results, 50):6.1f} ms  p99 {p(results, 99):6.1f} ms")
-        print(f"GET location-stats 7 days p50 {p(stats, 50):6.1f} ms  p99 {p(stats, 99):6.1f} ms")
-        print(f"results page p99 / health p99: {p(results, 99) / p(health, 99):.2f}")
-    finally:
-        if stack:
+        try:
+            rng = random.Random(7)
+            results_paths = [
+                f"/monitors/{rng.choice(monitor_ids)}/results?page={rng.randint(1, 10)}&limit=10"
+                + (f"&location={rng.choice(LOCATIONS)}" if rng.random() < 0.5 else "")
+                for _ in range(args.requests)
+            ]
+            stats_paths = [
+                f"/monitors/{rng.choice(monitor_ids)}/location-stats?days=7"
+                for _ in range(args.requests // 4)
+            ]
+            with httpx.Client(base_url=f"{stack.gateway_url}/function/api", timeout=30) as client:
+                measure(client, ["/health"] * 20 + results_paths[:20])  # warm the pools and caches
+                health = measure(client, ["/health"] * args.requests)
+                results = measure(client, results_paths)
+                stats = measure(client, stats_paths)
+        finally:
             stack.stop()
-        redis_server.stop()
-        postgres.stop()
+    print(f"GET /health               p50 {p(health, 50):6.1f} ms  p99 {p(health, 99):6.1f} ms")
+    print(f"GET results page          p50 {p(results, 50):6.1f} ms  p99 {p(results, 99):6.1f} ms")
+    print(f"GET location-stats 7 days p50 {p(stats, 50):6.1f} ms  p99 {p(stats, 99):6.1f} ms")
+    print(f"results page p99 / health p99: {p(results, 99) / p(health, 99):.2f}")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -21,12 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
 
+from bench.harness import embedded_environment  # noqa: E402
 from bench.loopback_target import start_in_thread  # noqa: E402
 from openfaas.local.runtime import LocalStack  # noqa: E402
-from openfaas.local.services import embedded_postgres, embedded_redis, free_port  # noqa: E402
-from shared.migrate import apply_migrations  # noqa: E402
-from shared.security import generate_key  # noqa: E402
-from shared.settings import reset_settings_cache  # noqa: E402
+from openfaas.local.services import free_port  # noqa: E402
 
 LOCATIONS = 3
 
@@ -37,8 +33,19 @@ async def bare_engine_rate(target: str, checks: int) -> float:
     from shared.settings import get_settings
 
     now = datetime.now(UTC)
-    jobs = [CheckJob(run_id=uuid.uuid4(), monitor_id=uuid.uuid4(), location="bench", type="http_request",
-                     target=target, config={}, scheduled_at=now, deadline=now) for _ in range(checks)]
+    jobs = [
+        CheckJob(
+            run_id=uuid.uuid4(),
+            monitor_id=uuid.uuid4(),
+            location="bench",
+            type="http_request",
+            target=target,
+            config={},
+            scheduled_at=now,
+            deadline=now,
+        )
+        for _ in range(checks)
+    ]
     limit = asyncio.Semaphore(get_settings().check_concurrency)
 
     async def one(job):
@@ -82,30 +89,25 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--monitors", type=int, default=300)
     args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="sc-bench-"))
-    os.environ["SC_EMBEDDED_PG_FAST"] = "1"
-    postgres = embedded_postgres(base / "postgres")
-    redis_server = embedded_redis(base / "redis")
-    os.environ.update({"DATABASE_URL": postgres.url, "REDIS_URL": redis_server.url,
-                       "SC_CREDENTIAL_KEY": generate_key(), "ALLOW_INTERNAL_TARGETS": "true"})
-    reset_settings_cache()
-    apply_migrations(postgres.url)
-    target = start_in_thread()
-    stack = LocalStack(env={"ALLOW_INTERNAL_TARGETS": "true", "CONNECTOR_BATCH_SIZE": "100"}, log_dir=base / "logs",
-                       gateway_port=free_port(), with_cron=False).start()
-    try:
-        checks = args.monitors * LOCATIONS
-        baseline = asyncio.run(bare_engine_rate(target, checks))
-        rate, tick_seconds = pipeline_rate(stack, postgres.url, target, args.monitors)
-        print(f"monitors={args.monitors} locations={LOCATIONS} checks={checks}")
-        print(f"bare check engine (one process, no persistence): {baseline:.0f} checks/s")
-        print(f"schedule tick (claim + record + publish): {tick_seconds * 1000:.0f} ms")
-        print(f"whole pipeline (schedule -> check -> persist -> aggregate): {rate:.0f} checks/s")
-        print(f"ratio pipeline/bare engine: {rate / baseline:.2f}")
-    finally:
-        stack.stop()
-        redis_server.stop()
-        postgres.stop()
+    with embedded_environment("pipeline", ALLOW_INTERNAL_TARGETS="true") as env:
+        target = start_in_thread()
+        stack = LocalStack(
+            env={"ALLOW_INTERNAL_TARGETS": "true", "CONNECTOR_BATCH_SIZE": "100"},
+            log_dir=env.base / "logs",
+            gateway_port=free_port(),
+            with_cron=False,
+        ).start()
+        try:
+            checks = args.monitors * LOCATIONS
+            baseline = asyncio.run(bare_engine_rate(target, checks))
+            rate, tick_seconds = pipeline_rate(stack, env.database_url, target, args.monitors)
+            print(f"monitors={args.monitors} locations={LOCATIONS} checks={checks}")
+            print(f"bare check engine (one process, no persistence): {baseline:.0f} checks/s")
+            print(f"schedule tick (claim + record + publish): {tick_seconds * 1000:.0f} ms")
+            print(f"whole pipeline (schedule -> check -> persist -> aggregate): {rate:.0f} checks/s")
+            print(f"ratio pipeline/bare engine: {rate / baseline:.2f}")
+        finally:
+            stack.stop()
 
 
 if __name__ == "__main__":

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,9 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psycopg  # noqa: E402
 import redis  # noqa: E402
 
-from openfaas.local.services import embedded_postgres, embedded_redis  # noqa: E402
-from shared.migrate import apply_migrations  # noqa: E402
-from shared.security import generate_key  # noqa: E402
+from bench.harness import embedded_environment  # noqa: E402
 
 
 def seed(database_url: str, monitors: int) -> None:
@@ -77,26 +73,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--monitors", type=int, default=100_000)
     args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="sc-bench-fanout-"))
-    os.environ["SC_EMBEDDED_PG_FAST"] = "1"
-    postgres, redis_server = embedded_postgres(base / "postgres"), embedded_redis(base / "redis")
-    os.environ.update(
-        {"DATABASE_URL": postgres.url, "REDIS_URL": redis_server.url, "SC_CREDENTIAL_KEY": generate_key()}
-    )
-    try:
-        apply_migrations(postgres.url)
-        seed(postgres.url, args.monitors)
-        floor = floor_seconds(postgres.url, redis_server.url, args.monitors)
-        seed(postgres.url, args.monitors)
+    with embedded_environment("fanout") as env:
+        seed(env.database_url, args.monitors)
+        floor = floor_seconds(env.database_url, env.redis_url, args.monitors)
+        seed(env.database_url, args.monitors)
         elapsed, jobs = asyncio.run(tick_seconds())
-        assert jobs == args.monitors * 3, jobs
-        print(f"monitors={args.monitors} jobs={jobs}")
-        print(f"floor (bare UPDATE + pipelined XADD of {jobs} messages): {floor:.2f} s")
-        print(f"schedule tick: {elapsed:.2f} s ({jobs / elapsed:,.0f} jobs/s)")
-        print(f"ratio tick/floor: {elapsed / floor:.2f}")
-    finally:
-        redis_server.stop()
-        postgres.stop()
+    assert jobs == args.monitors * 3, jobs
+    print(f"monitors={args.monitors} jobs={jobs}")
+    print(f"floor (bare UPDATE + pipelined XADD of {jobs} messages): {floor:.2f} s")
+    print(f"schedule tick: {elapsed:.2f} s ({jobs / elapsed:,.0f} jobs/s)")
+    print(f"ratio tick/floor: {elapsed / floor:.2f}")
 
 
 if __name__ == "__main__":
