@@ -253,14 +253,11 @@ class UdpPeer:
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.bind((host, 0))
         self.sock.settimeout(0.2)
+        self.port: int = self.sock.getsockname()[1]
         self.echo = echo
         self.received: list[bytes] = []
         self._running = True
         threading.Thread(target=self._serve, daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        return self.sock.getsockname()[1]
 
     def _serve(self) -> None:
         while self._running:
