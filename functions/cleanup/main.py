@@ -1,0 +1,36 @@
+"""cleanup: the daily retention run (empty body, from cron), a manual run ({}), or {"dryRun": true} to only report."""
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from shared.cleanup import CleanupBusy, run_cleanup
+from shared.handlers import json_endpoint, parse, read_json
+from shared.models import ApiError
+from shared.retention import CleanupRequest, RetentionConfig
+
+
+def _config() -> RetentionConfig:
+    try:
+        return RetentionConfig.from_env()
+    except ValueError as error:
+        raise ApiError(500, "invalid_configuration", str(error)) from None
+
+
+@json_endpoint
+async def handle(request: Request):
+    from_cron = not (await request.body()).strip()
+    body = parse(CleanupRequest, await read_json(request, allow_empty=True))
+    config = _config()
+    if not body.dry_run and not config.enabled:
+        if from_cron:
+            return {"skipped": "cleanup is disabled (MONITOR_CLEANUP_ENABLED=false)"}
+        raise ApiError(
+            409, "cleanup_disabled", "cleanup is disabled (MONITOR_CLEANUP_ENABLED=false); dryRun still works"
+        )
+    try:
+        report = await run_cleanup(dry_run=body.dry_run, config=config)
+    except CleanupBusy as busy:
+        if from_cron:
+            return JSONResponse({"skipped": str(busy)})
+        raise ApiError(409, "cleanup_running", f"{busy}; try again when it has finished") from None
+    return report.as_json()
