@@ -638,20 +638,33 @@ def monitor_link(monitor_id: uuid.UUID | str) -> str:
 
 
 async def deliver(events: list[AlertEvent]) -> dict[str, int]:
-    """Sends each alert event to each of its monitor's providers once, recording alert_history rows."""
+    """Sends each alert event to each of its monitor's providers once, recording alert_history rows.
+
+    Monitors are served concurrently, so one slow monitor's providers do not hold up the batch; one monitor's
+    events go out in order, so a flap's "Down" never arrives after its "Recovered".
+    """
     counts = {"sent": 0, "partial": 0, "failed": 0, "suppressed": 0, "skipped": 0}
+    by_monitor: dict[uuid.UUID, list[AlertEvent]] = {}
     for event in events:
-        providers = await _providers_for(event)
-        outcomes = await asyncio.gather(
-            *(_deliver_one(event, provider) for provider in providers), return_exceptions=True
-        )
-        for provider, outcome in zip(providers, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                # Recorded as failed where possible; one broken provider never stops the others.
-                log.error("alert %s to provider %s raised %r", event.alert_event_id, provider["id"], outcome)
-                counts["failed"] += 1
-            else:
-                counts[outcome] += 1
+        by_monitor.setdefault(event.monitor_id, []).append(event)
+
+    async def one_monitor(monitor_events: list[AlertEvent]) -> None:
+        for event in monitor_events:
+            providers = await _providers_for(event)
+            outcomes = await asyncio.gather(
+                *(_deliver_one(event, provider) for provider in providers), return_exceptions=True
+            )
+            for provider, outcome in zip(providers, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    # Recorded as failed where possible; one broken provider never stops the others.
+                    log.error(
+                        "alert %s to provider %s raised %r", event.alert_event_id, provider["id"], outcome
+                    )
+                    counts["failed"] += 1
+                else:
+                    counts[outcome] += 1
+
+    await asyncio.gather(*(one_monitor(monitor_events) for monitor_events in by_monitor.values()))
     return counts
 
 
