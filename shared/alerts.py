@@ -100,9 +100,12 @@ class MaintenanceWindow:
                 and self.ends_at is not None
                 and self.starts_at <= now < self.ends_at
             )
-        local_now = now.astimezone(ZoneInfo(self.timezone))
-        # get_prev is strictly before its base: nudge the base so a window starting exactly now is active.
-        last_start = croniter(self.cron, local_now + timedelta(microseconds=1)).get_prev(datetime)
+        try:
+            local_now = now.astimezone(ZoneInfo(self.timezone))
+            # get_prev is strictly before its base: nudge the base so a window starting exactly now is active.
+            last_start = croniter(self.cron, local_now + timedelta(microseconds=1)).get_prev(datetime)
+        except (KeyError, ValueError):  # validated on save; a row edited by hand must not stop finalization
+            return False
         return now < last_start + timedelta(minutes=self.duration_minutes or 0)
 
 

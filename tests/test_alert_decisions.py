@@ -243,6 +243,12 @@ def test_mute_until_suppresses_until_that_instant():
         (MaintenanceWindow("w", cron="30 23 * * *", duration_minutes=60), "2026-03-03T00:15:00+00:00", True),
         (one_off(0, 5), (START + 5 * STEP).isoformat(), False),
         (one_off(0, 5), START.isoformat(), True),
+        (MaintenanceWindow("w", cron="not cron", duration_minutes=5), START.isoformat(), False),
+        (
+            MaintenanceWindow("w", cron="* * * * *", duration_minutes=5, timezone="Nowhere/Else"),
+            START.isoformat(),
+            False,
+        ),
     ],
 )
 def test_maintenance_window_activity(window, at, active):
