@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -35,6 +38,15 @@ from shared.settings import Settings, get_settings
 log = logging.getLogger("supercheck.cleanup")
 CLEANUP_LOCK = 7_340_009  # one cleanup run at a time; the cron-connector does not prevent overlaps
 _S3_DELETE_CHUNK = 1000  # DeleteObjects takes at most 1000 keys
+
+
+@contextmanager
+def _timed(report: CleanupReport, phase: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        report.seconds[phase] = round(report.seconds.get(phase, 0.0) + time.perf_counter() - started, 3)
 
 
 class CleanupBusy(Exception):
@@ -128,13 +140,26 @@ async def run_cleanup(
         results_cutoff=results_cutoff(now, config.retention_days),
         alert_history_cutoff=alert_cutoff(now, config.alert_history_days),
     )
-    if dry_run:
-        await _dry_run(report, config)
-    else:
-        async with _exclusive(settings):
-            await _real_run(report, config, now)
-    await _trim_streams(report, config, settings, now)
-    await _expire_artifacts(report, config, settings, now)
+    with _timed(report, "total"):
+        if dry_run:
+            with _timed(report, "database"):
+                await _dry_run(report, config)
+        else:
+            async with _exclusive(settings):
+                await _real_run(report, config, now)
+        with _timed(report, "streams"):
+            await _trim_streams(report, config, settings, now)
+        with _timed(report, "artifacts"):
+            await _expire_artifacts(report, config, settings, now)
+    log.info(
+        "cleanup%s: %d results, %d runs, %d alert rows deleted; %d status changes kept; phases %s",
+        " (dry run)" if dry_run else "",
+        report.results_deleted,
+        report.runs_deleted,
+        report.alert_history_deleted,
+        report.status_changes_kept,
+        report.seconds,
+    )
     return report.finish()
 
 
@@ -218,7 +243,8 @@ async def _dry_run(report: CleanupReport, config: RetentionConfig) -> None:
 
 
 async def _real_run(report: CleanupReport, config: RetentionConfig, now: datetime) -> None:
-    progress = await rollups.catch_up(now, config)
+    with _timed(report, "rollups"):
+        progress = await rollups.catch_up(now, config)
     report.rollups = RollupReport(
         hourly_through=progress.hourly_through,
         daily_through=progress.daily_through,
@@ -238,29 +264,34 @@ async def _real_run(report: CleanupReport, config: RetentionConfig, now: datetim
         raw_complete_from = (await rollups.read_marks(conn)).get(rollups.RAW_MARK)
     if raw_complete_from is None or raw_complete_from < cutoff:
         # Every row about to go must be in its hourly rollup: re-roll the hours that gained rows late.
-        report.rollups.hours_reconciled = await rollups.reconcile(raw_complete_from, cutoff)
+        with _timed(report, "reconcile"):
+            report.rollups.hours_reconciled = await rollups.reconcile(raw_complete_from, cutoff)
         async with db.transaction() as conn:
             # From here reads take rollups before the cutoff, so deleting the rows below it changes no figure.
             await rollups.set_mark(conn, rollups.RAW_MARK, cutoff)
 
-    await _delete_results(report, config, cutoff)
-    report.alert_history_deleted = await _delete_old(
-        "alert_history", report.alert_history_cutoff, config.batch_size, config.safety_limit
-    )
-    report.alert_events_deleted = await _delete_old(
-        "alert_events", report.alert_history_cutoff, config.batch_size, config.safety_limit
-    )
+    with _timed(report, "results"):
+        await _delete_results(report, config, cutoff)
+    with _timed(report, "alerts"):
+        report.alert_history_deleted = await _delete_old(
+            "alert_history", report.alert_history_cutoff, config.batch_size, config.safety_limit
+        )
+        report.alert_events_deleted = await _delete_old(
+            "alert_events", report.alert_history_cutoff, config.batch_size, config.safety_limit
+        )
     if report.safety_limit_reached:
         report.notes.append("safety limit reached: old runs are left for the next run")
     else:
-        await _delete_runs(report, config, cutoff)
+        with _timed(report, "runs"):
+            await _delete_runs(report, config, cutoff)
     async with db.transaction() as conn:
         raw_complete_from = (await rollups.read_marks(conn)).get(rollups.RAW_MARK)
     prune_before = hourly_prune_cutoff(now, config.hourly_rollup_days, raw_complete_from)
     if prune_before is not None:
-        report.rollups.hourly_pruned = await rollups.prune_hourly(
-            prune_before, config.batch_size, config.safety_limit
-        )
+        with _timed(report, "prune"):
+            report.rollups.hourly_pruned = await rollups.prune_hourly(
+                prune_before, config.batch_size, config.safety_limit
+            )
 
 
 async def _delete_results(report: CleanupReport, config: RetentionConfig, cutoff: datetime) -> None:

@@ -257,6 +257,7 @@ class CleanupReport(ApiModel):
     streams: list[StreamTrim] = Field(default_factory=list)
     artifacts: ArtifactReport = Field(default_factory=ArtifactReport)
     notes: list[str] = Field(default_factory=list)
+    seconds: dict[str, float] = Field(default_factory=dict)  # wall time per phase, for logs and benchmarks
 
     def monitor(self, monitor_id: uuid.UUID) -> MonitorCleanup:
         for entry in self.monitors:
