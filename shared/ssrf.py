@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import re
 import socket
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 import httpx
@@ -186,6 +187,12 @@ def check_host_target(host: str) -> str:
 
 def check_url_target(url: str, allow_userinfo: bool = False) -> httpx.URL:
     """An http(s) URL whose host is a valid name or IP and not an internal literal; parsed as httpx will send it."""
+    return _vetted_url(url, allow_userinfo, internal_targets_allowed())
+
+
+@lru_cache(maxsize=4096)
+def _vetted_url(url: str, allow_userinfo: bool, internal_allowed: bool) -> httpx.URL:
+    """Cached: every check re-validates its stored config, and parsing a URL costs more than the cache lookup."""
     if _WHITESPACE_OR_CONTROL.search(url):
         raise ValueError("must not contain spaces or control characters (percent-encode them)")
     try:
@@ -200,7 +207,8 @@ def check_url_target(url: str, allow_userinfo: bool = False) -> httpx.URL:
     if (urlsplit(url).hostname or "").lower() != parsed.host.lower().strip("[]"):
         raise ValueError("is ambiguous: its host reads differently to different URL parsers")
     check_hostname_syntax(parsed.host)
-    check_literal_host(parsed.host)
+    if not internal_allowed:
+        check_literal_host(parsed.host)
     return parsed
 
 

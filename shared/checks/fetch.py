@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import httpcore
 import httpx
 
 from shared.ssrf import IPAddress, resolve_target
@@ -15,6 +18,7 @@ from shared.ssrf import IPAddress, resolve_target
 USER_AGENT = "supercheck-faas/0.1 (+uptime monitor)"
 _READ_CHUNK = 64 * 1024
 _BODY_CHANGING_STATUSES = {301, 302, 303}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @lru_cache(maxsize=1)
@@ -129,41 +133,156 @@ def _redirected(exchange: Exchange, facts: HttpFacts, location: str) -> Exchange
     )
 
 
+class _AsyncioStream(httpcore.AsyncNetworkStream):
+    """httpcore's stream over plain asyncio: the check's own asyncio.timeout bounds it, so no per-read scopes."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader, self._writer = reader, writer
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        try:
+            return await self._reader.read(max_bytes)
+        except OSError as error:
+            raise httpcore.ReadError(str(error) or type(error).__name__) from error
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        try:
+            self._writer.write(buffer)
+            await self._writer.drain()
+        except OSError as error:
+            raise httpcore.WriteError(str(error) or type(error).__name__) from error
+
+    async def aclose(self) -> None:
+        self._writer.close()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's signature; the check's own timeout bounds it)
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
+        except (OSError, ssl.SSLError) as error:  # SSLError is an OSError; named for the reader
+            self._writer.close()
+            raise httpcore.ConnectError(str(error) or type(error).__name__) from error
+        return self
+
+    def get_extra_info(self, info: str) -> object:
+        if info == "ssl_object":
+            return self._writer.get_extra_info("ssl_object")
+        if info in ("client_addr", "server_addr"):
+            return self._writer.get_extra_info("sockname" if info == "client_addr" else "peername")
+        if info == "socket":
+            return self._writer.get_extra_info("socket")
+        return None
+
+
+class _AsyncioBackend(httpcore.AsyncNetworkBackend):
+    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):  # noqa: ASYNC109
+        try:
+            reader, writer = await asyncio.open_connection(host, port, limit=_READ_CHUNK)
+        except OSError as error:
+            raise httpcore.ConnectError(str(error) or type(error).__name__) from error
+        return _AsyncioStream(reader, writer)
+
+    async def connect_unix_socket(self, path, timeout=None, socket_options=None):  # noqa: ASYNC109
+        raise httpcore.ConnectError("unix sockets are not check targets")
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+_BACKEND = _AsyncioBackend()
+# httpcore's errors as httpx's, the most specific first, so callers handle one family.
+_HTTPX_ERRORS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+)
+
+
+@contextmanager
+def _httpx_errors(request: httpx.Request):
+    try:
+        yield
+    except httpx.HTTPError as error:
+        error.request = request
+        raise
+    except Exception as error:
+        for core_type, httpx_type in _HTTPX_ERRORS:
+            if isinstance(error, core_type):
+                raise httpx_type(str(error) or type(error).__name__, request=request) from error
+        raise
+
+
+class _Body(httpx.AsyncByteStream):
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    async def __aiter__(self):
+        async for part in self._stream:
+            yield part
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
 async def _send_to(address: IPAddress, exchange: Exchange, timer: PhaseTimer) -> HttpFacts:
     url = exchange.url
+    pinned = url.copy_with(host=str(address))
     request = httpx.Request(
         exchange.method,
-        url.copy_with(host=str(address)),
+        pinned,
         headers={"Host": url.netloc.decode("ascii"), "User-Agent": USER_AGENT, **exchange.headers},
         content=exchange.content,
-        extensions={
-            "timeout": httpx.Timeout(exchange.timeout_seconds).as_dict(),
-            "trace": timer.trace,
-            "sni_hostname": url.raw_host.decode("ascii"),
-        },
     )
-    # A transport per hop: a fresh connection every check, never one reused across hosts that share an IP.
-    async with httpx.AsyncHTTPTransport(verify=tls_context(), retries=0) as transport:
-        try:
-            response = await transport.handle_async_request(request)
-        except httpx.HTTPError as error:
-            error.request = request  # which address and SNI failed, for the caller's diagnosis
-            raise
-        try:
-            certificate = None
-            if url.scheme == "https":
-                ssl_object = response.extensions["network_stream"].get_extra_info("ssl_object")
-                certificate = ssl_object.getpeercert(binary_form=True) if ssl_object else None
-            body, truncated = bytearray(), False
-            if exchange.method != "HEAD":
-                async for chunk in response.aiter_bytes(_READ_CHUNK):
-                    body += chunk
-                    if len(body) > exchange.max_body_bytes:
-                        del body[exchange.max_body_bytes :]
-                        truncated = True
-                        break
-        finally:
-            await response.aclose()
+    core_request = httpcore.Request(
+        method=request.method,
+        url=httpcore.URL(
+            scheme=pinned.raw_scheme, host=pinned.raw_host, port=pinned.port, target=pinned.raw_path
+        ),
+        headers=request.headers.raw,
+        content=request.stream,
+        extensions={"trace": timer.trace, "sni_hostname": url.raw_host.decode("ascii")},
+    )
+    # One connection per hop: a fresh one every check, never one reused across hosts that share an IP.
+    origin = httpcore.Origin(pinned.raw_scheme, pinned.raw_host, pinned.port or _DEFAULT_PORTS[url.scheme])
+    connection = httpcore.AsyncHTTPConnection(origin, ssl_context=tls_context(), network_backend=_BACKEND)
+    try:
+        with _httpx_errors(request):
+            core_response = await connection.handle_async_request(core_request)
+            response = httpx.Response(
+                core_response.status,
+                headers=core_response.headers,
+                stream=_Body(core_response.stream),
+                extensions=core_response.extensions,
+            )
+            try:
+                certificate = None
+                if url.scheme == "https":
+                    ssl_object = core_response.extensions["network_stream"].get_extra_info("ssl_object")
+                    certificate = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+                body, truncated = bytearray(), False
+                if exchange.method != "HEAD":
+                    async for chunk in response.aiter_bytes(_READ_CHUNK):
+                        body += chunk
+                        if len(body) > exchange.max_body_bytes:
+                            del body[exchange.max_body_bytes :]
+                            truncated = True
+                            break
+            finally:
+                await response.aclose()
+    finally:
+        await connection.aclose()
     return HttpFacts(
         status_code=response.status_code,
         url=url,

@@ -246,7 +246,7 @@ def build_exchange(config: WebsiteConfig) -> tuple[Exchange, list[str]]:
         headers["Content-Type"] = detect_content_type(config.body)
     exchange = Exchange(
         method=config.method,
-        url=httpx.URL(config.target),
+        url=check_url_target(config.target),
         headers=headers,
         content=content,
         timeout_seconds=config.timeout_seconds,

@@ -17,6 +17,7 @@ _STATUS_PART = re.compile(r"^(?:(?P<class>[1-5])xx|(?P<low>\d{3})(?:-(?P<high>\d
 DEFAULT_STATUS_SPEC = "200-299"
 
 
+@lru_cache(maxsize=4096)
 def parse_status_spec(spec: str | None) -> tuple[tuple[int, int], ...]:
     """'200', '2xx', '200-299,404' -> inclusive ranges. Empty means 200-299. Raises ValueError with the reason."""
     text = (spec or "").strip() or DEFAULT_STATUS_SPEC
