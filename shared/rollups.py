@@ -7,6 +7,7 @@ the percentile_cont of the raw rows, not an approximation. Reads take daily roll
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -31,6 +32,7 @@ from shared.retention import (
     settled_hour,
 )
 
+log = logging.getLogger("supercheck.rollups")
 ROLLUP_LOCK = 7_340_008  # one rollup writer at a time: the aggregate sweep skips while cleanup catches up
 HOURLY_MARK = "rollup_hourly_through"
 DAILY_MARK = "rollup_daily_through"
@@ -217,6 +219,16 @@ async def _earliest_result(conn: AsyncConnection) -> datetime | None:
     return row["at"]
 
 
+def _config_for_rollups() -> RetentionConfig:
+    """The aggregate sweep calls rollup_step every minute: a bad MONITOR_* variable (cleanup's to report) must
+    not stop its deadline sweep, so the defaults apply and the error is logged."""
+    try:
+        return RetentionConfig.from_env()
+    except ValueError as error:
+        log.warning("rollups use the default settings: %s", error)
+        return RetentionConfig()
+
+
 async def rollup_step(
     now: datetime | None = None,
     max_hours: int = 2,
@@ -227,7 +239,7 @@ async def rollup_step(
     """One small incremental step: up to `max_hours` settled hours into the hourly tier, then up to `max_days`
     complete days into the daily tier, in one transaction. Safe to call from any number of places at once:
     without `wait` it returns busy=True while another step runs (the aggregate sweep can call it every minute)."""
-    config = config or RetentionConfig.from_env()
+    config = config or _config_for_rollups()
     now = now or datetime.now(UTC)
     target_hour = settled_hour(now, config.rollup_settle_minutes)
     async with db.transaction() as conn:

@@ -195,3 +195,10 @@ def test_inside_the_raw_window_the_figures_are_the_results_apis(clean, aio):
         )
         for s in ours.data
     ]
+
+
+def test_the_sweep_step_works_on_defaults_when_a_cleanup_variable_is_bad(clean, aio, monkeypatch):
+    seed_year(clean, monitors=1, step="30 minutes", days=2)
+    monkeypatch.setenv("MONITOR_RETENTION_DAYS", "a month")
+    step = aio.run(rollups.rollup_step(NOW))  # what the aggregate cron sweep calls, every minute
+    assert not step.busy and step.hours_rolled == 2 and step.days_rolled == 0
