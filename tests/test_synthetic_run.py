@@ -430,3 +430,25 @@ def test_the_check_synthetic_function_runs_a_direct_check_through_its_http_app(
     refused = aio.run(post({"type": "synthetic_test", "target": "not-a-test"}))
     assert refused.status_code == 400
     assert refused.json()["error"]["field"] == "target"
+
+
+def test_a_script_past_its_cpu_limit_is_stopped(aio, infra, tmp_path):
+    from shared.synthetic.browser import warm_browser
+    from shared.synthetic.runner import SandboxLimits, run_in_sandbox, start_sandbox
+
+    async def go():
+        sandbox = await start_sandbox(SandboxLimits(cpu_seconds=3, memory_mb=1536))
+        try:
+            return await run_in_sandbox(
+                sandbox,
+                script="async def run(page, context, variables):\n    while True:\n        pass\n",
+                variables={},
+                endpoint=await warm_browser().ws_endpoint(),
+                timeout_ms=60_000,
+                retries=0,
+            )
+        finally:
+            sandbox.discard()
+
+    result = aio.run(go())
+    assert (result.status, result.error) == ("error", "the script exceeded its CPU time limit")

@@ -85,16 +85,17 @@ def clean_environment(workdir: Path) -> dict[str, str]:
 def _limiter(limits: SandboxLimits):
     # Built before fork so that the child only makes setrlimit calls (no imports, no allocation-heavy work).
     settings = (
-        (resource.RLIMIT_CPU, limits.cpu_seconds),
-        (resource.RLIMIT_DATA, limits.memory_mb * 1024 * 1024),
-        (resource.RLIMIT_FSIZE, limits.max_file_mb * 1024 * 1024),
-        (resource.RLIMIT_NOFILE, limits.open_files),
-        (resource.RLIMIT_CORE, 0),
+        # SIGXCPU at the soft limit names the cause; the hard limit's SIGKILL follows if that is ignored.
+        (resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5)),
+        (resource.RLIMIT_DATA, (limits.memory_mb * 1024 * 1024,) * 2),
+        (resource.RLIMIT_FSIZE, (limits.max_file_mb * 1024 * 1024,) * 2),
+        (resource.RLIMIT_NOFILE, (limits.open_files,) * 2),
+        (resource.RLIMIT_CORE, (0, 0)),
     )
 
     def apply() -> None:
-        for which, value in settings:
-            resource.setrlimit(which, (value, value))
+        for which, soft_and_hard in settings:
+            resource.setrlimit(which, soft_and_hard)
 
     return apply
 
