@@ -104,6 +104,8 @@ def test_custom_headers_are_sent_and_an_explicit_content_type_wins(server):
     )
     assert server.seen[-1].headers["Content-Type"] == "application/xml"
     assert server.seen[-1].headers["X-Trace"] == "1"
+    check(server.url("/echo"), headers={"User-Agent": "custom/1.0"})
+    assert server.seen[-1].headers["User-Agent"] == "custom/1.0"
 
 
 def test_the_target_url_is_sent_exactly_as_given(server):

@@ -6,6 +6,7 @@ import asyncio
 import ssl
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -16,6 +17,7 @@ import httpx
 from shared.ssrf import IPAddress, resolve_target
 
 USER_AGENT = "supercheck-faas/0.1 (+uptime monitor)"
+_DEFAULT_HEADERS = ((b"User-Agent", USER_AGENT.encode()), (b"Accept", b"*/*"))  # a monitor's own headers win
 _READ_CHUNK = 64 * 1024
 _BODY_CHANGING_STATUSES = {301, 302, 303}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -211,16 +213,17 @@ _HTTPX_ERRORS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
 
 
 @contextmanager
-def _httpx_errors(request: httpx.Request):
+def _httpx_errors(describe_request: Callable[[], httpx.Request]):
+    """The request (which address, which SNI) is built only when something failed, to keep checks cheap."""
     try:
         yield
     except httpx.HTTPError as error:
-        error.request = request
+        error.request = describe_request()
         raise
     except Exception as error:
         for core_type, httpx_type in _HTTPX_ERRORS:
             if isinstance(error, core_type):
-                raise httpx_type(str(error) or type(error).__name__, request=request) from error
+                raise httpx_type(str(error) or type(error).__name__, request=describe_request()) from error
         raise
 
 
@@ -236,60 +239,73 @@ class _Body(httpx.AsyncByteStream):
         await self._stream.aclose()
 
 
+def _request_headers(exchange: Exchange) -> list[tuple[bytes, bytes]]:
+    given = {name.lower() for name in exchange.headers}
+    headers = [(b"Host", exchange.url.netloc)]
+    headers += [(name, value) for name, value in _DEFAULT_HEADERS if name.decode().lower() not in given]
+    headers += [(name.encode(), value.encode()) for name, value in exchange.headers.items()]
+    if exchange.content is not None or exchange.method in ("POST", "PUT", "PATCH"):
+        headers.append((b"Content-Length", str(len(exchange.content or b"")).encode()))
+    return headers
+
+
+async def _read_body(response: httpcore.Response, exchange: Exchange) -> tuple[bytes, bool, httpx.Headers]:
+    """The body up to the cap; decoded (gzip, deflate, br) through httpx only when the server encoded it."""
+    headers = httpx.Headers(response.headers)
+    chunks: AsyncIterator[bytes] = response.aiter_stream()
+    if "content-encoding" in headers:
+        chunks = httpx.Response(response.status, headers=headers, stream=_Body(response.stream)).aiter_bytes()
+    body, truncated = bytearray(), False
+    if exchange.method != "HEAD":
+        async for chunk in chunks:
+            body += chunk
+            if len(body) > exchange.max_body_bytes:
+                del body[exchange.max_body_bytes :]
+                truncated = True
+                break
+    return bytes(body), truncated, headers
+
+
 async def _send_to(address: IPAddress, exchange: Exchange, timer: PhaseTimer) -> HttpFacts:
     url = exchange.url
-    pinned = url.copy_with(host=str(address))
-    request = httpx.Request(
-        exchange.method,
-        pinned,
-        headers={"Host": url.netloc.decode("ascii"), "User-Agent": USER_AGENT, **exchange.headers},
-        content=exchange.content,
-    )
-    core_request = httpcore.Request(
-        method=request.method,
-        url=httpcore.URL(
-            scheme=pinned.raw_scheme, host=pinned.raw_host, port=pinned.port, target=pinned.raw_path
-        ),
-        headers=request.headers.raw,
-        content=request.stream,
-        extensions={"trace": timer.trace, "sni_hostname": url.raw_host.decode("ascii")},
+    host = str(address).encode()
+    port = url.port or _DEFAULT_PORTS[url.scheme]
+    sni = url.raw_host.decode("ascii")
+    request = httpcore.Request(
+        method=exchange.method.encode(),
+        url=httpcore.URL(scheme=url.raw_scheme, host=host, port=port, target=url.raw_path),
+        headers=_request_headers(exchange),
+        content=exchange.content or b"",
+        extensions={"trace": timer.trace, "sni_hostname": sni},
     )
     # One connection per hop: a fresh one every check, never one reused across hosts that share an IP.
-    origin = httpcore.Origin(pinned.raw_scheme, pinned.raw_host, pinned.port or _DEFAULT_PORTS[url.scheme])
-    connection = httpcore.AsyncHTTPConnection(origin, ssl_context=tls_context(), network_backend=_BACKEND)
+    connection = httpcore.AsyncHTTPConnection(
+        httpcore.Origin(url.raw_scheme, host, port), ssl_context=tls_context(), network_backend=_BACKEND
+    )
     try:
-        with _httpx_errors(request):
-            core_response = await connection.handle_async_request(core_request)
-            response = httpx.Response(
-                core_response.status,
-                headers=core_response.headers,
-                stream=_Body(core_response.stream),
-                extensions=core_response.extensions,
+        with _httpx_errors(
+            lambda: httpx.Request(
+                exchange.method, url.copy_with(host=str(address)), extensions={"sni_hostname": sni}
             )
+        ):
+            response = await connection.handle_async_request(request)
             try:
                 certificate = None
                 if url.scheme == "https":
-                    ssl_object = core_response.extensions["network_stream"].get_extra_info("ssl_object")
+                    ssl_object = response.extensions["network_stream"].get_extra_info("ssl_object")
                     certificate = ssl_object.getpeercert(binary_form=True) if ssl_object else None
-                body, truncated = bytearray(), False
-                if exchange.method != "HEAD":
-                    async for chunk in response.aiter_bytes(_READ_CHUNK):
-                        body += chunk
-                        if len(body) > exchange.max_body_bytes:
-                            del body[exchange.max_body_bytes :]
-                            truncated = True
-                            break
+                body, truncated, headers = await _read_body(response, exchange)
             finally:
                 await response.aclose()
     finally:
         await connection.aclose()
     return HttpFacts(
-        status_code=response.status_code,
+        status_code=response.status,
         url=url,
         address=str(address),
         http_version=response.extensions.get("http_version", b"HTTP/1.1").decode(),
-        headers=response.headers,
-        body=bytes(body),
+        headers=headers,
+        body=body,
         body_truncated=truncated,
         peer_certificate=certificate,
     )
