@@ -65,7 +65,7 @@ def test_results_page_rejects_out_of_range_limits(clean, aio):
         aio,
         "POST",
         "/monitors",
-        json={"name": "x", "type": "website", "target": "http://127.0.0.1:9/", "enabled": False},
+        json={"name": "x", "type": "website", "target": "https://status.example.net/", "enabled": False},
     ).json()
     response = call_api(aio, "GET", f"/monitors/{monitor['id']}/results?limit=101")
     assert response.status_code == 400
