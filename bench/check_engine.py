@@ -5,7 +5,7 @@ Both sides open a new connection per check and judge the answer: ours runs `run_
 (status spec and a keyword assertion), blackbox_exporter runs its http prober (2xx) via GET /probe.
 
     bench/setup_blackbox.sh          # once: apt-get install prometheus-blackbox-exporter
-    .venv/bin/python bench/check_engine.py [--checks 3000] [--concurrency 50] [--rounds 3] [--processes 1]
+    .venv/bin/python bench/check_engine.py [--checks 3000] [--concurrency 50] [--rounds 5] [--processes N]
 """
 
 from __future__ import annotations
@@ -185,9 +185,15 @@ def main() -> None:
     parser.add_argument("--checks", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument(
-        "--rounds", type=int, default=3, help="alternating rounds; the median of each side counts"
+        "--rounds", type=int, default=5, help="alternating rounds; the median of each side counts"
     )
-    parser.add_argument("--processes", type=int, default=1, help="check-engine processes (replicas)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="check-engine processes (function replicas); default one per core, as blackbox_exporter's Go "
+        "runtime uses every core (GOMAXPROCS)",
+    )
     args = parser.parse_args()
 
     target_process, target = start_target()
