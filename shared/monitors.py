@@ -103,6 +103,20 @@ def spec_of(row: dict) -> dict[str, Any]:
     }
 
 
+async def _require_references(conn: AsyncConnection, project_id: uuid.UUID, spec: MonitorCreate) -> None:
+    """Everything a monitor points at must belong to its own project."""
+    await _require_providers(conn, project_id, spec.alert_config.notification_providers)
+    if spec.type == "synthetic_test":  # the target is the test's id, as in the seed
+        found = await (
+            await conn.execute(
+                "select 1 from synthetic_tests where id::text = %s and project_id = %s",
+                (spec.target, project_id),
+            )
+        ).fetchone()
+        if found is None:
+            raise ApiError(400, "validation_error", f"target: no synthetic test {spec.target}", "target")
+
+
 async def _require_providers(
     conn: AsyncConnection, project_id: uuid.UUID, provider_ids: list[uuid.UUID]
 ) -> None:
@@ -140,7 +154,7 @@ def _columns(spec: MonitorCreate) -> tuple:
 
 async def create_monitor(project_id: uuid.UUID, api_key_id: uuid.UUID | None, spec: MonitorCreate) -> dict:
     async with db.transaction() as conn:
-        await _require_providers(conn, project_id, spec.alert_config.notification_providers)
+        await _require_references(conn, project_id, spec)
         row = await (
             await conn.execute(
                 """insert into monitors (name, type, target, config, frequency_minutes, enabled, location_config,
@@ -187,7 +201,7 @@ async def update_monitor(
     """Replaces a monitor's definition; returns the row and whether what is checked changed."""
     async with db.transaction() as conn:
         before = await _fetch(conn, project_id, monitor_id, lock=True)
-        await _require_providers(conn, project_id, spec.alert_config.notification_providers)
+        await _require_references(conn, project_id, spec)
         row = await (
             await conn.execute(
                 """update monitors set name = %s, type = %s, target = %s, config = %s, frequency_minutes = %s,

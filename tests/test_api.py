@@ -58,11 +58,29 @@ def tenants(clean, aio):
     run = a.post(f"/monitors/{monitor.json()['id']}/run")
     assert run.status_code == 202, run.text
     key = a.post("/api-keys", json={"name": "second"})
+    window = a.post(
+        "/maintenance-windows",
+        json={
+            "name": "weekly",
+            "cron": "0 2 * * 0",
+            "durationMinutes": 60,
+            "monitorIds": [monitor.json()["id"]],
+        },
+    )
+    assert window.status_code == 201, window.text
+    script = "async def run(page, context, variables):\n    await page.goto(variables['url'])\n"
+    test = a.post("/synthetic-tests", json={"title": "login", "script": script})
+    assert test.status_code == 201, test.text
+    variable = a.post("/variables", json={"name": "PASSWORD", "value": "hunter2-hunter2", "isSecret": True})
+    assert variable.status_code == 201, variable.text
     objects = {
         "monitor_id": monitor.json()["id"],
         "provider_id": provider.json()["id"],
         "run_id": run.json()["runIds"][0],
         "key_id": key.json()["id"],
+        "window_id": window.json()["id"],
+        "test_id": test.json()["id"],
+        "name": "PASSWORD",
     }
     return a, b, objects
 
@@ -101,6 +119,13 @@ def test_requests_without_a_valid_key_are_refused(tenants, aio):
 VALID_BODIES = {
     "MonitorCreate": {"name": "hijack", "type": "http", "target": "https://b.example.net/", "enabled": False},
     "NotificationSettings": {"providerIds": []},
+    "MaintenanceWindowCreate": {
+        "name": "hijack",
+        "startsAt": "2030-01-01T00:00:00Z",
+        "endsAt": "2030-01-02T00:00:00Z",
+    },
+    "SyntheticTestUpdate": {"title": "hijack"},
+    "ProjectVariableUpdate": {"value": "hijack"},
 }
 
 
@@ -301,3 +326,74 @@ def test_bootstrap_creates_one_default_key_or_pins_the_given_one(clean, aio, mon
     monkeypatch.setenv("SC_BOOTSTRAP_API_KEY", pinned)
     assert aio.run(boot()) == pinned
     assert ApiClient(aio, pinned).get("/project").json()["name"] == "Default"
+
+
+def test_maintenance_windows_synthetic_tests_and_variables_through_the_api(tenants, aio):
+    a, b, objects = tenants
+    windows = a.get("/maintenance-windows").json()
+    assert [w["cron"] for w in windows] == ["0 2 * * 0"]
+    bad = a.post("/maintenance-windows", json={"name": "x", "cron": "0 2 * * 0"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "durationMinutes"
+    foreign = b.post(
+        "/maintenance-windows",
+        json={"name": "x", "cron": "0 2 * * 0", "durationMinutes": 5, "monitorIds": [objects["monitor_id"]]},
+    )
+    assert foreign.status_code == 400 and foreign.json()["error"]["field"] == "monitorIds"
+    assert a.request("DELETE", f"/maintenance-windows/{objects['window_id']}").status_code == 204
+
+    variable = a.get("/variables/PASSWORD").json()
+    assert variable["isSecret"] and "hunter2-hunter2" not in str(variable)
+    monitor = a.post(
+        "/monitors",
+        json={
+            "name": "journey",
+            "type": "synthetic_test",
+            "target": objects["test_id"],
+            "frequencyMinutes": 5,
+            "enabled": False,
+        },
+    )
+    assert monitor.status_code == 201, monitor.text
+    too_often = a.post(
+        "/monitors",
+        json={
+            "name": "j",
+            "type": "synthetic_test",
+            "target": objects["test_id"],
+            "frequencyMinutes": 1,
+            "enabled": False,
+        },
+    )
+    assert too_often.status_code == 400 and too_often.json()["error"]["field"] == "frequencyMinutes"
+    other = b.post(
+        "/monitors",
+        json={
+            "name": "j",
+            "type": "synthetic_test",
+            "target": objects["test_id"],
+            "frequencyMinutes": 5,
+            "enabled": False,
+        },
+    )
+    assert other.status_code == 400 and other.json()["error"]["field"] == "target"
+    assert a.request("DELETE", f"/synthetic-tests/{objects['test_id']}").status_code == 409
+
+
+def test_a_provider_test_sends_one_sample_alert(tenants, monkeypatch, webhook_receiver):
+    from shared.settings import reset_settings_cache
+
+    a, _, _ = tenants
+    monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "true")
+    reset_settings_cache()
+    try:
+        provider = a.post(
+            "/notification-providers",
+            json={"name": "local", "type": "webhook", "config": {"url": webhook_receiver.url}},
+        ).json()
+        result = a.post(f"/notification-providers/{provider['id']}/test")
+        assert result.status_code == 200, result.text
+        assert result.json()["status"] == "sent"
+        assert len(webhook_receiver.wait_for_requests(1)) == 1
+    finally:
+        monkeypatch.undo()
+        reset_settings_cache()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.responses import JSONResponse
 
-from shared import monitors, projects, providers
+from shared import maintenance, monitors, projects, providers
 from shared.api import events
 from shared.api.framework import Context, as_uuid, endpoint
 from shared.api.openapi import openapi_document
@@ -26,6 +26,7 @@ from shared.api.schemas import (
     ProjectOut,
     ProviderOut,
     ProviderPatch,
+    ProviderTestResult,
     ResultPage,
     ResultsQuery,
     RunNowRequest,
@@ -34,8 +35,26 @@ from shared.api.schemas import (
     StatsQuery,
 )
 from shared.handlers import read_json
-from shared.models import ApiError, CheckOutcome, DirectCheck, MonitorCreate, NotificationProviderCreate
+from shared.maintenance import MaintenanceWindowOut
+from shared.models import (
+    ApiError,
+    CheckOutcome,
+    DirectCheck,
+    MaintenanceWindowCreate,
+    MonitorCreate,
+    NotificationProviderCreate,
+)
+from shared.notify import send_test_notification
 from shared.scheduling import run_now, schedule_tick
+from shared.synthetic import store as synthetic_store
+from shared.synthetic.models import (
+    ProjectVariableCreate,
+    ProjectVariableOut,
+    ProjectVariableUpdate,
+    SyntheticTestCreate,
+    SyntheticTestOut,
+    SyntheticTestUpdate,
+)
 from shared.testing import invoke_check_function
 
 # --- service -----------------------------------------------------------------------------------------
@@ -414,3 +433,194 @@ async def delete_provider(ctx: Context, provider_id: str):
 )
 async def live_events(ctx: Context):
     return await events.stream(ctx)
+
+
+@endpoint(
+    "POST",
+    "/notification-providers/{provider_id}/test",
+    summary="Send a sample alert through a provider now",
+    tag="notifications",
+    response=ProviderTestResult,
+)
+async def test_provider(ctx: Context, provider_id: str):
+    return ProviderTestResult.model_validate(
+        await send_test_notification(ctx.project_id, as_uuid(provider_id, "notification provider"))
+    )
+
+
+# --- maintenance windows -----------------------------------------------------------------------------
+
+
+@endpoint(
+    "GET",
+    "/maintenance-windows",
+    summary="List maintenance windows",
+    tag="maintenance",
+    response=list[MaintenanceWindowOut],
+)
+async def list_maintenance_windows(ctx: Context):
+    return await maintenance.list_windows(ctx.project_id)
+
+
+@endpoint(
+    "POST",
+    "/maintenance-windows",
+    summary="Create a maintenance window (one-off or cron)",
+    tag="maintenance",
+    body=MaintenanceWindowCreate,
+    response=MaintenanceWindowOut,
+    status=201,
+)
+async def create_maintenance_window(ctx: Context):
+    return await maintenance.create_window(ctx.project_id, ctx.api_key_id, ctx.body)
+
+
+@endpoint(
+    "GET",
+    "/maintenance-windows/{window_id}",
+    summary="A maintenance window",
+    tag="maintenance",
+    response=MaintenanceWindowOut,
+)
+async def get_maintenance_window(ctx: Context, window_id: str):
+    return await maintenance.get_window(ctx.project_id, as_uuid(window_id, "maintenance window"))
+
+
+@endpoint(
+    "PUT",
+    "/maintenance-windows/{window_id}",
+    summary="Replace a maintenance window",
+    tag="maintenance",
+    body=MaintenanceWindowCreate,
+    response=MaintenanceWindowOut,
+)
+async def replace_maintenance_window(ctx: Context, window_id: str):
+    return await maintenance.replace_window(
+        ctx.project_id, ctx.api_key_id, as_uuid(window_id, "maintenance window"), ctx.body
+    )
+
+
+@endpoint(
+    "DELETE",
+    "/maintenance-windows/{window_id}",
+    summary="Delete a maintenance window",
+    tag="maintenance",
+    status=204,
+)
+async def delete_maintenance_window(ctx: Context, window_id: str):
+    await maintenance.delete_window(ctx.project_id, ctx.api_key_id, as_uuid(window_id, "maintenance window"))
+
+
+# --- synthetic tests and project variables -------------------------------------------------------------
+
+
+@endpoint(
+    "GET",
+    "/synthetic-tests",
+    summary="List synthetic test scripts",
+    tag="synthetic",
+    response=list[SyntheticTestOut],
+)
+async def list_synthetic_tests(ctx: Context):
+    return await synthetic_store.list_tests(ctx.project_id)
+
+
+@endpoint(
+    "POST",
+    "/synthetic-tests",
+    summary="Create a Playwright script (plain or scriptBase64)",
+    tag="synthetic",
+    body=SyntheticTestCreate,
+    response=SyntheticTestOut,
+    status=201,
+)
+async def create_synthetic_test(ctx: Context):
+    return await synthetic_store.create_test(ctx.project_id, ctx.body, ctx.api_key_id)
+
+
+@endpoint(
+    "GET",
+    "/synthetic-tests/{test_id}",
+    summary="A synthetic test script",
+    tag="synthetic",
+    response=SyntheticTestOut,
+)
+async def get_synthetic_test(ctx: Context, test_id: str):
+    return await synthetic_store.get_test(ctx.project_id, as_uuid(test_id, "synthetic test"))
+
+
+@endpoint(
+    "PATCH",
+    "/synthetic-tests/{test_id}",
+    summary="Change a script's title or code",
+    tag="synthetic",
+    body=SyntheticTestUpdate,
+    response=SyntheticTestOut,
+)
+async def update_synthetic_test(ctx: Context, test_id: str):
+    return await synthetic_store.update_test(
+        ctx.project_id, as_uuid(test_id, "synthetic test"), ctx.body, ctx.api_key_id
+    )
+
+
+@endpoint(
+    "DELETE",
+    "/synthetic-tests/{test_id}",
+    summary="Delete a script no monitor uses",
+    tag="synthetic",
+    status=204,
+)
+async def delete_synthetic_test(ctx: Context, test_id: str):
+    await synthetic_store.delete_test(ctx.project_id, as_uuid(test_id, "synthetic test"), ctx.api_key_id)
+
+
+@endpoint(
+    "GET",
+    "/variables",
+    summary="List project variables (secrets masked)",
+    tag="synthetic",
+    response=list[ProjectVariableOut],
+)
+async def list_variables(ctx: Context):
+    return await synthetic_store.list_variables(ctx.project_id)
+
+
+@endpoint(
+    "POST",
+    "/variables",
+    summary="Create a project variable, plain or secret",
+    tag="synthetic",
+    body=ProjectVariableCreate,
+    response=ProjectVariableOut,
+    status=201,
+)
+async def create_variable(ctx: Context):
+    return await synthetic_store.create_variable(ctx.project_id, ctx.body, ctx.api_key_id)
+
+
+@endpoint(
+    "GET",
+    "/variables/{name}",
+    summary="A project variable (secret masked)",
+    tag="synthetic",
+    response=ProjectVariableOut,
+)
+async def get_variable(ctx: Context, name: str):
+    return await synthetic_store.get_variable(ctx.project_id, name)
+
+
+@endpoint(
+    "PATCH",
+    "/variables/{name}",
+    summary="Change a variable's value or secrecy",
+    tag="synthetic",
+    body=ProjectVariableUpdate,
+    response=ProjectVariableOut,
+)
+async def update_variable(ctx: Context, name: str):
+    return await synthetic_store.update_variable(ctx.project_id, name, ctx.body, ctx.api_key_id)
+
+
+@endpoint("DELETE", "/variables/{name}", summary="Delete a project variable", tag="synthetic", status=204)
+async def delete_variable(ctx: Context, name: str):
+    await synthetic_store.delete_variable(ctx.project_id, name, ctx.api_key_id)

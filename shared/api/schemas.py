@@ -147,6 +147,13 @@ class ProviderOut(ApiModel):
     updated_at: datetime
 
 
+class ProviderTestResult(ApiModel):
+    status: str
+    attempts: int
+    error: str | None = None
+    recipients: dict[str, str] | None = None
+
+
 class NotificationSettings(ApiModel):
     provider_ids: list[uuid.UUID] = Field(max_length=10)
 
