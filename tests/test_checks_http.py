@@ -469,6 +469,12 @@ def test_api_reads_show_credentials_masked(clean, aio):
         ("http", {"auth": {"type": "bearer", "token": "a\nb"}}, "config.auth.token", "control characters"),
         (
             "http",
+            {"auth": {"type": "basic", "username": "u", "password": "co****ry"}},
+            "config.auth.password",
+            "masked value",
+        ),
+        (
+            "http",
             {"jsonPathAssertion": "status == 1"},
             "config.jsonPathAssertion",
             "must start with a JSON path",

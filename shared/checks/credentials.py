@@ -12,6 +12,7 @@ from pydantic import BeforeValidator
 from shared.security import is_encrypted, key_ring, mask
 
 MAX_SECRET_LENGTH = 4096
+_MASKED = re.compile(r"(?:.{2})?\*\*\*\*(?:.{2})?", re.DOTALL)
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _SENSITIVE_HEADER = re.compile(r"authorization|cookie|token|secret|passw|api[-_]?key|auth", re.IGNORECASE)
 
@@ -27,6 +28,9 @@ def seal(value: object) -> str | None:
         raise ValueError("must be a string")
     if is_encrypted(value):
         return value
+    if _MASKED.fullmatch(value):
+        # An API read shows secrets masked; sending that back must not replace the secret with its mask.
+        raise ValueError("is a masked value as API reads show it; send the secret itself")
     if len(value) > MAX_SECRET_LENGTH:
         raise ValueError(f"must be at most {MAX_SECRET_LENGTH} characters")
     if _CONTROL.search(value):

@@ -34,7 +34,7 @@ from shared.checks.matchers import (
     parse_status_spec,
     status_matches,
 )
-from shared.models import CheckJob, CheckOutcome
+from shared.models import CheckJob, CheckOutcome, DirectCheck
 from shared.security import CredentialKeyError, is_encrypted
 from shared.ssrf import BlockedTarget, UnresolvableTarget, check_url_target
 
@@ -258,7 +258,8 @@ def build_exchange(config: WebsiteConfig) -> tuple[Exchange, list[str]]:
 
 
 CONFIG_MODELS: dict[str, type[_HttpCommon]] = {"http_request": HttpConfig, "website": WebsiteConfig}
-DIRECT_LOCATION = "direct"  # a one-off trial (DirectCheck): it must leave no certificate note behind
+# A one-off trial (DirectCheck) runs at this location; it must leave no certificate note behind.
+DIRECT_LOCATION = DirectCheck.model_fields["location"].default
 
 
 def _describe_http_error(error: httpx.HTTPError) -> str:
