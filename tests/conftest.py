@@ -142,3 +142,13 @@ def webhook_receiver() -> Iterator[LoopbackHttpServer]:
     server = LoopbackHttpServer(body=b"{}").start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def internal_targets(monkeypatch) -> Iterator[None]:
+    """Lets in-process checks and saves reach loopback targets for one test (ALLOW_INTERNAL_TARGETS)."""
+    monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "true")
+    reset_settings_cache()
+    yield
+    monkeypatch.undo()
+    reset_settings_cache()

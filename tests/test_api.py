@@ -379,21 +379,13 @@ def test_maintenance_windows_synthetic_tests_and_variables_through_the_api(tenan
     assert a.request("DELETE", f"/synthetic-tests/{objects['test_id']}").status_code == 409
 
 
-def test_a_provider_test_sends_one_sample_alert(tenants, monkeypatch, webhook_receiver):
-    from shared.settings import reset_settings_cache
-
+def test_a_provider_test_sends_one_sample_alert(tenants, internal_targets, webhook_receiver):
     a, _, _ = tenants
-    monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "true")
-    reset_settings_cache()
-    try:
-        provider = a.post(
-            "/notification-providers",
-            json={"name": "local", "type": "webhook", "config": {"url": webhook_receiver.url}},
-        ).json()
-        result = a.post(f"/notification-providers/{provider['id']}/test")
-        assert result.status_code == 200, result.text
-        assert result.json()["status"] == "sent"
-        assert len(webhook_receiver.wait_for_requests(1)) == 1
-    finally:
-        monkeypatch.undo()
-        reset_settings_cache()
+    provider = a.post(
+        "/notification-providers",
+        json={"name": "local", "type": "webhook", "config": {"url": webhook_receiver.url}},
+    ).json()
+    result = a.post(f"/notification-providers/{provider['id']}/test")
+    assert result.status_code == 200, result.text
+    assert result.json()["status"] == "sent"
+    assert len(webhook_receiver.wait_for_requests(1)) == 1

@@ -175,7 +175,8 @@ def test_results_filter_by_location_and_local_day(clean, aio):
     key = make_project(aio, "filters")
     client = ApiClient(aio, key)
     monitor = client.post(
-        "/monitors", json={"name": "f", "type": "http", "target": "http://127.0.0.1:9/", "enabled": False}
+        "/monitors",
+        json={"name": "f", "type": "http", "target": "https://filters.example.net/", "enabled": False},
     ).json()
     monitor_id = monitor["id"]
     # day D 23:30 UTC is day D+1 01:30 in UTC+2 (JavaScript offset -120)
