@@ -7,7 +7,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, IPvAnyAddress, field_validator
 
 SECRETS_DIR = Path(os.environ.get("SC_SECRETS_DIR", "/var/openfaas/secrets"))
 DEFAULT_LOCATIONS = ("us-east", "eu-central", "asia-pacific")
@@ -36,6 +36,8 @@ class Settings(BaseModel):
     locations: tuple[str, ...] = DEFAULT_LOCATIONS
     allow_internal_targets: bool = False
     credential_keys: str | None = Field(default=None, repr=False)
+    # The local address checks send from (e.g. a region's egress IP on a multi-homed host); None lets the OS pick.
+    source_address: IPvAnyAddress | None = None
     # Optional: a location's jobs live in that region's own Redis (JSON object location -> URL).
     region_redis_urls: dict[str, str] = Field(default_factory=dict, repr=False)
     public_base_url: str = "http://127.0.0.1:8080"
@@ -81,6 +83,7 @@ class Settings(BaseModel):
         }
         optional = {
             "gateway_url": "GATEWAY_URL",
+            "source_address": "SC_SOURCE_ADDRESS",
             "public_base_url": "SC_PUBLIC_BASE_URL",
             "connector_batch_size": "CONNECTOR_BATCH_SIZE",
             "connector_concurrency": "CONNECTOR_CONCURRENCY",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -15,6 +16,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: bytes
+    client: str = ""
 
     def json(self):
         return json.loads(self.body)
@@ -29,6 +31,8 @@ class LoopbackHttpServer:
     body: bytes = b"ok"
     delay: float = 0.0
     requests: list[RecordedRequest] = field(default_factory=list)
+    # Optional: the status to answer a given client address with (regions told apart by source address).
+    status_for_client: Callable[[str], int] | None = None
     _server: ThreadingHTTPServer | None = None
 
     @property
@@ -48,10 +52,15 @@ class LoopbackHttpServer:
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 payload = self.rfile.read(length) if length else b""
-                owner.requests.append(RecordedRequest(self.command, self.path, dict(self.headers), payload))
+                client = self.client_address[0]
+                owner.requests.append(
+                    RecordedRequest(self.command, self.path, dict(self.headers), payload, client)
+                )
                 if owner.delay:
                     time.sleep(owner.delay)
-                self.send_response(owner.status)
+                self.send_response(
+                    owner.status_for_client(client) if owner.status_for_client else owner.status
+                )
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(owner.body)))
                 self.end_headers()

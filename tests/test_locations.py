@@ -203,3 +203,65 @@ def test_results_filter_by_location_and_local_day(clean, aio):
     assert by_location["eu-central"]["upChecks"] == 0 and by_location["eu-central"]["uptimePercentage"] == 0.0
     assert by_location["us-east"]["latest"]["checkedAt"][11:16] == "12:00"
     assert client.get(f"/monitors/{monitor_id}/location-stats", params={"days": 1}).json()["data"] == []
+
+
+REGION_SOURCES = {"us-east": "127.0.0.2", "eu-central": "127.0.0.3", "asia-pacific": "127.0.0.4"}
+
+
+@pytest.fixture
+def three_regions(infra, clean, tmp_path_factory):
+    """A primary without checks, and one regional install per location, each sending from its own address."""
+    started = []
+    primary = LocalStack(
+        env={"ALLOW_INTERNAL_TARGETS": "true", "SC_ALLOW_ANONYMOUS_LOCAL": "true"},
+        log_dir=tmp_path_factory.mktemp("primary"),
+        gateway_port=free_port(),
+        with_cron=False,
+        connector_env={"CONNECTOR_READ_JOBS": "false"},
+        only_functions=["aggregate", "alert", "schedule", "api"],
+    )
+    started.append(primary.start())
+    for location, source in REGION_SOURCES.items():
+        region = LocalStack(
+            env={"ALLOW_INTERNAL_TARGETS": "true"},
+            log_dir=tmp_path_factory.mktemp(location),
+            gateway_port=free_port(),
+            with_cron=False,
+            only_functions=["check-http"],
+            function_env={"SC_SOURCE_ADDRESS": source},
+            connector_env={"WORKER_LOCATION": location, "CONNECTOR_PRIMARY": "false"},
+        )
+        started.append(region.start())
+    yield started
+    for stack in started:
+        stack.stop()
+
+
+def test_three_regions_as_three_workers_show_a_partial_outage_that_majority_calls_up(
+    three_regions, clean, http_target
+):
+    http_target.status_for_client = lambda client: 500 if client == REGION_SOURCES["eu-central"] else 200
+    api = f"{three_regions[0].gateway_url}/function/api"
+    monitor = httpx.post(
+        f"{api}/monitors",
+        json={
+            "name": "regional",
+            "type": "http",
+            "target": http_target.url,
+            "locationConfig": {"strategy": "majority"},
+        },
+    ).json()
+    run_id = wait_until(
+        lambda: (httpx.get(f"{api}/monitors/{monitor['id']}").json().get("lastRun") or {}).get("id"),
+        message="the first run finalized",
+    )
+    run = httpx.get(f"{api}/runs/{run_id}").json()
+    by_location = {result["location"]: result for result in run["results"]}
+    assert {loc: r["status"] for loc, r in by_location.items()} == {
+        "us-east": "up",
+        "eu-central": "down",
+        "asia-pacific": "up",
+    }
+    assert run["status"] == "up" and run["isPartial"] is True and run["missingLocations"] == []
+    assert httpx.get(f"{api}/monitors/{monitor['id']}").json()["status"] == "up"
+    assert sorted(r.client for r in http_target.requests) == sorted(REGION_SOURCES.values())

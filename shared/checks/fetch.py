@@ -14,6 +14,7 @@ from functools import lru_cache
 import httpcore
 import httpx
 
+from shared.checks.egress import source_address_for
 from shared.ssrf import IPAddress, resolve_target
 
 USER_AGENT = "supercheck-faas/0.1 (+uptime monitor)"
@@ -183,7 +184,10 @@ class _AsyncioStream(httpcore.AsyncNetworkStream):
 class _AsyncioBackend(httpcore.AsyncNetworkBackend):
     async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):  # noqa: ASYNC109
         try:
-            reader, writer = await asyncio.open_connection(host, port, limit=_READ_CHUNK)
+            source = source_address_for(host)
+            reader, writer = await asyncio.open_connection(
+                host, port, limit=_READ_CHUNK, local_addr=(source, 0) if source else None
+            )
         except OSError as error:
             raise httpcore.ConnectError(str(error) or type(error).__name__) from error
         return _AsyncioStream(reader, writer)

@@ -7,6 +7,7 @@ import logging
 import icmplib
 from pydantic import Field, field_validator
 
+from shared.checks.egress import source_address_for
 from shared.checks.http import CheckConfig
 from shared.models import CheckJob, CheckOutcome
 from shared.ssrf import BlockedTarget, UnresolvableTarget, check_host_target, resolve_target
@@ -65,6 +66,7 @@ async def _ping(address: str, config: PingConfig) -> icmplib.Host:
                 interval=config.interval_seconds,
                 timeout=config.timeout_seconds,
                 privileged=privileged,
+                source=source_address_for(address),
             )
         except icmplib.SocketPermissionError:
             continue

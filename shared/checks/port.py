@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from shared.checks.egress import source_address_for
 from shared.checks.http import CheckConfig
 from shared.models import CheckJob, CheckOutcome
 from shared.ssrf import BlockedTarget, UnresolvableTarget, check_host_target, resolve_target
@@ -77,7 +78,10 @@ def judge_port(event: PortEvent, config: PortConfig, detail: str = "") -> tuple[
 async def probe_tcp(address: str, port: int, seconds: float) -> tuple[PortEvent, str]:
     try:
         async with asyncio.timeout(seconds):
-            _, writer = await asyncio.open_connection(address, port)
+            source = source_address_for(address)
+            _, writer = await asyncio.open_connection(
+                address, port, local_addr=(source, 0) if source else None
+            )
     except TimeoutError:
         return "silent", ""
     except ConnectionRefusedError:
@@ -94,6 +98,9 @@ async def probe_udp(address: str, port: int, payload: bytes, seconds: float) -> 
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.setblocking(False)
+        source = source_address_for(address)
+        if source:
+            sock.bind((source, 0))
         try:
             async with asyncio.timeout(seconds):
                 await loop.sock_connect(sock, (address, port))
