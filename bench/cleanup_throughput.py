@@ -3,8 +3,8 @@ plain single DELETE of the same rows in a copy of the same database, measured in
 
     .venv/bin/python bench/cleanup_throughput.py [--rows 10000000] [--monitors 6] [--days 365]
 
-A year of results (1% of them status changes) is generated with INSERT ... SELECT generate_series, the database
-is copied (CREATE DATABASE ... TEMPLATE), then:
+A year of results (1% of them status changes) is generated with INSERT ... SELECT generate_series, in time order
+as checks would write them (monitors interleaved on the heap pages), the database is copied (CREATE DATABASE ... TEMPLATE), then:
   - cleanup: rollups caught up (hourly and daily, exact histograms), then the real cleanup run (reconciliation,
     batched deletes of 1,000 rows per transaction, old runs), safety limit raised to cover every row;
   - baseline, in the copy: one `DELETE FROM monitor_results WHERE checked_at < cutoff AND NOT is_status_change`,
@@ -50,7 +50,8 @@ def seed(database_url: str, rows: int, monitors: int, days: int, now: datetime) 
         conn.execute(
             """insert into runs (monitor_id, scheduled_at, expected_locations, deadline, finalized_at, status)
                select m.id, %s - g * %s::interval, %s, %s, %s, 'up'
-               from monitors m, generate_series(1, %s) g""",
+               from monitors m, generate_series(1, %s) g
+               order by g desc, m.id""",
             (now, every, LOCATIONS, now, now, runs_per_monitor),
         )
         conn.execute(
@@ -59,7 +60,8 @@ def seed(database_url: str, rows: int, monitors: int, days: int, now: datetime) 
                select r.id, r.monitor_id, l.location, case when random() < 0.02 then 'down' else 'up' end,
                       r.scheduled_at + make_interval(secs => random() * 5), (20 + random() * 300)::int,
                       random() < 0.01
-               from runs r cross join unnest(%s::text[]) as l(location)""",
+               from runs r cross join unnest(%s::text[]) as l(location)
+               order by r.scheduled_at, r.monitor_id""",
             (LOCATIONS,),
         )
         conn.execute("vacuum analyze")
@@ -127,8 +129,10 @@ async def cleanup(now: datetime, config: RetentionConfig):
     progress = await rollups.catch_up(now, config)
     rollup_seconds = time.perf_counter() - started
     report = await run_cleanup(dry_run=False, now=now, config=config)
+    # The steady state: the next day's run deletes the one day that has aged past the retention.
+    next_day = await run_cleanup(dry_run=False, now=now + timedelta(days=1), config=config)
     await db.close_pool()
-    return progress, rollup_seconds, report
+    return progress, rollup_seconds, report, next_day
 
 
 def vacuum(database_url: str, full: bool) -> None:
@@ -155,7 +159,7 @@ def main() -> None:
         show("before", before)
         baseline_url = copy_database(env.database_url)
 
-        progress, rollup_seconds, report = asyncio.run(cleanup(now, config))
+        progress, rollup_seconds, report, next_day = asyncio.run(cleanup(now, config))
         after = sizes(env.database_url)
         show("after cleanup", after)
         vacuum(env.database_url, full=False)
@@ -183,6 +187,10 @@ def main() -> None:
         f"= {base_results / base_results_s:,.0f} rows/s; {base_runs:,} runs in {base_runs_s:.1f} s"
     )
     assert base_results == report.results_deleted, "both deleted the same rows"
+    print(
+        f"next day's run: {next_day.results_deleted:,} results, {next_day.runs_deleted:,} runs "
+        f"in {next_day.seconds['total']:.1f} s; phases (s): {next_day.seconds}"
+    )
     whole = report.results_deleted / (rollup_seconds + phases["total"])
     print(f"whole cleanup incl. rollups and reconciliation: {whole:,.0f} result rows/s")
     print(

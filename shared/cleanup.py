@@ -78,16 +78,32 @@ cross join lateral (
            count(*) filter (where %(preserve)s and r.is_status_change) as kept
     from monitor_results r where r.monitor_id = m.id and r.checked_at < %(cutoff)s
 ) c
-where c.deletable > 0 or c.kept > 0
+where (c.deletable > 0 or c.kept > 0) and (%(monitor_ids)s::uuid[] is null or m.id = any(%(monitor_ids)s::uuid[]))
 order by m.id
 """
 
-_DELETE_RESULTS_BATCH = """
-delete from monitor_results where id in (
-    select id from monitor_results
-    where monitor_id = %(monitor_id)s and checked_at < %(cutoff)s and not (%(preserve)s and is_status_change)
-    limit %(size)s)
+# One batch of a monitor's walk from the cutoff back in time, in (checked_at, id) order from where the previous
+# batch stopped: it never revisits the index entries of rows it already deleted (they stay in the index until
+# vacuum), and it meets each kept status change once, which is how they are counted. Rows go by ctid, so a
+# deleted row costs no second index lookup.
+_RESULTS_WALK_BATCH = """
+with batch as materialized (
+    select ctid, id, checked_at, (%(preserve)s and is_status_change) as keep
+    from monitor_results
+    where monitor_id = %(monitor_id)s and checked_at < %(cutoff)s
+      and checked_at <= %(after_at)s and (checked_at, id) < (%(after_at)s, %(after_id)s)
+    order by checked_at desc, id desc
+    limit %(size)s
+),
+gone as (
+    delete from monitor_results where ctid = any(array(select ctid from batch where not keep)) returning 1
+),
+last as (select checked_at, id from batch order by checked_at, id limit 1)
+select (select count(*) from gone) as deleted, (select count(*) from batch where keep) as kept,
+       (select count(*) from batch) as scanned, last.checked_at as last_at, last.id as last_id
+from (select 1) one left join last on true
 """
+_NO_ID_YET = 2**63 - 1
 
 # A run goes once nothing refers to it: no result (a kept status change keeps its run), no status change, no
 # alert outbox or history row, and it is not a monitor's latest run.
@@ -96,15 +112,22 @@ _RUN_UNREFERENCED = """
     and not exists (select 1 from monitors mm where mm.last_run_id = r.id)
 """
 
-_DELETE_RUNS_BATCH = f"""
-delete from runs where id in (
-    select r.id from runs r
-    where r.monitor_id = %(monitor_id)s and r.scheduled_at < %(cutoff)s
-      and not exists (select 1 from monitor_results x where x.run_id = r.id)
-      and not exists (select 1 from alert_events e where e.run_id = r.id)
-      and not exists (select 1 from alert_history h where h.run_id = r.id)
-      and {_RUN_UNREFERENCED}
-    limit %(size)s)
+# The same walk for runs; (monitor_id, scheduled_at) is unique, so scheduled_at alone is the keyset.
+_RUNS_WALK_BATCH = f"""
+with batch as materialized (
+    select r.ctid, r.scheduled_at,
+           not exists (select 1 from monitor_results x where x.run_id = r.id)
+           and not exists (select 1 from alert_events e where e.run_id = r.id)
+           and not exists (select 1 from alert_history h where h.run_id = r.id)
+           and {_RUN_UNREFERENCED} as unreferenced
+    from runs r
+    where r.monitor_id = %(monitor_id)s and r.scheduled_at < %(cutoff)s and r.scheduled_at < %(after_at)s
+    order by r.scheduled_at desc
+    limit %(size)s
+),
+gone as (delete from runs where ctid = any(array(select ctid from batch where unreferenced)) returning 1)
+select (select count(*) from gone) as deleted, (select count(*) from batch) as scanned,
+       (select min(scheduled_at) from batch) as last_at
 """
 
 # The dry run's mirror of the above: the runs that would have no reference left once results and alert rows
@@ -201,6 +224,7 @@ async def _dry_run(report: CleanupReport, config: RetentionConfig) -> None:
             "cutoff": cutoff,
             "preserve": config.preserve_status_changes,
             "alert_cutoff": report.alert_history_cutoff,
+            "monitor_ids": None,
         }
         old = await (await conn.execute(_OLD_RESULTS_BY_MONITOR, params)).fetchall()
         budget = Budget(config.safety_limit)
@@ -294,30 +318,64 @@ async def _real_run(report: CleanupReport, config: RetentionConfig, now: datetim
             )
 
 
+async def _monitor_ids() -> list:
+    async with db.transaction() as conn:
+        return [
+            row["id"] for row in await (await conn.execute("select id from monitors order by id")).fetchall()
+        ]
+
+
+async def _walk(sql: str, params: dict, batch_size: int, budget: Budget) -> tuple[int, int, bool]:
+    """A monitor's walk in batches, each its own short transaction: (deleted, kept, reached the end)."""
+    deleted = kept = 0
+    after = {"after_at": params["cutoff"], "after_id": _NO_ID_YET}
+    while size := budget.next(batch_size):
+        async with db.transaction() as conn:
+            batch = await (
+                await conn.execute(sql, {**params, **after, "size": size}, prepare=False)
+            ).fetchone()
+        deleted += batch["deleted"]
+        kept += batch.get("kept", 0)
+        budget.used += batch["deleted"]
+        if batch["scanned"] < size:
+            return deleted, kept, True
+        after = {"after_at": batch["last_at"], "after_id": batch.get("last_id", _NO_ID_YET)}
+    return deleted, kept, False
+
+
 async def _delete_results(report: CleanupReport, config: RetentionConfig, cutoff: datetime) -> None:
     params = {"cutoff": cutoff, "preserve": config.preserve_status_changes}
-    async with db.transaction() as conn:
-        old = await (await conn.execute(_OLD_RESULTS_BY_MONITOR, params)).fetchall()
-    report.safety_limit_reached = sum(row["deletable"] for row in old) > config.safety_limit
     budget = Budget(config.safety_limit)
-    for row in old:
-        entry = report.monitor(row["monitor_id"])
-        entry.status_changes_kept = row["kept"]
-        if row["deletable"] and not budget.spent:  # once spent, the rest waits for the next run
-            entry.results_deleted = await _delete_in_batches(
-                _DELETE_RESULTS_BATCH, {**params, "monitor_id": row["monitor_id"]}, config.batch_size, budget
-            )
+    unfinished = []
+    for monitor_id in await _monitor_ids():
+        if budget.spent:  # the safety limit: the rest waits for the next run
+            unfinished.append(monitor_id)
+            continue
+        deleted, kept, finished = await _walk(
+            _RESULTS_WALK_BATCH, {**params, "monitor_id": monitor_id}, config.batch_size, budget
+        )
+        if deleted:
+            report.monitor(monitor_id).results_deleted = deleted
+        if not finished:
+            unfinished.append(monitor_id)
+        elif kept:
+            report.monitor(monitor_id).status_changes_kept = kept
+    if unfinished:
+        # Counted, not walked: what the limit left over, and the status changes kept by monitors not walked through.
+        async with db.transaction() as conn:
+            rows = await (
+                await conn.execute(_OLD_RESULTS_BY_MONITOR, {**params, "monitor_ids": unfinished})
+            ).fetchall()
+        for row in rows:
+            report.monitor(row["monitor_id"]).status_changes_kept = row["kept"]
+        report.safety_limit_reached = any(row["deletable"] for row in rows)
 
 
 async def _delete_runs(report: CleanupReport, config: RetentionConfig, cutoff: datetime) -> None:
-    async with db.transaction() as conn:
-        monitor_ids = [
-            row["id"] for row in await (await conn.execute("select id from monitors order by id")).fetchall()
-        ]
     budget = Budget(config.safety_limit)
-    for monitor_id in monitor_ids:
-        deleted = await _delete_in_batches(
-            _DELETE_RUNS_BATCH, {"cutoff": cutoff, "monitor_id": monitor_id}, config.batch_size, budget
+    for monitor_id in await _monitor_ids():
+        deleted, _, _ = await _walk(
+            _RUNS_WALK_BATCH, {"cutoff": cutoff, "monitor_id": monitor_id}, config.batch_size, budget
         )
         if deleted:
             report.monitor(monitor_id).runs_deleted = deleted
