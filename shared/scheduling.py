@@ -67,10 +67,16 @@ def expected_locations(location_config: dict | str, active_regions: list[str]) -
     return chosen or active_regions[:1]
 
 
-def run_deadline(now: datetime, check_type: str, config: dict, frequency_minutes: int) -> datetime:
-    """Check timeout plus grace, but never later than the next run would start."""
+@lru_cache(maxsize=4096)
+def _timeout_budget(check_type: str, config_text: str) -> float:
+    return configured_timeout(check_type, json.loads(config_text))
+
+
+def run_deadline(now: datetime, check_type: str, config: dict | str, frequency_minutes: int) -> datetime:
+    """Check timeout plus grace, but never later than the next run would start (config as dict or stored text)."""
     grace = get_settings().run_deadline_grace_seconds
-    seconds = min(configured_timeout(check_type, config) + grace, frequency_minutes * 60)
+    text = config if isinstance(config, str) else json.dumps(config, sort_keys=True)
+    seconds = min(_timeout_budget(check_type, text) + grace, frequency_minutes * 60)
     return now + timedelta(seconds=seconds)
 
 
@@ -98,8 +104,8 @@ set next_run_at = due.next_run_at + make_interval(mins => m.frequency_minutes)
 from due
 where m.id = due.id
 returning m.id, m.type, m.frequency_minutes, due.next_run_at as claimed_slot,
-    -- only what the deadline and locations need: parsing every monitor's whole config would dominate the tick
-    jsonb_build_object('timeoutSeconds', m.config -> 'timeoutSeconds') as config, m.location_config::text as location_config,
+    -- as text: most monitors share a few configs, each parsed once (see _timeout_budget), not once per monitor
+    m.config::text as config, m.location_config::text as location_config,
     -- the latest slot that is due; slots missed while nothing ran are skipped, not replayed
     due.next_run_at + make_interval(mins => m.frequency_minutes)
         * floor(extract(epoch from (%(now)s - due.next_run_at)) / (m.frequency_minutes * 60)) as scheduled_at
@@ -107,7 +113,7 @@ returning m.id, m.type, m.frequency_minutes, due.next_run_at as claimed_slot,
 
 _SELECT_FOR_RUN_NOW = """
 select id, type, frequency_minutes, %(now)s::timestamptz as scheduled_at,
-    jsonb_build_object('timeoutSeconds', config -> 'timeoutSeconds') as config, location_config::text as location_config
+    config::text as config, location_config::text as location_config
 from monitors where id = any(%(ids)s)
 """
 

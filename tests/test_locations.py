@@ -91,9 +91,8 @@ def test_a_regional_connector_reads_only_its_own_locations_streams(regional_stac
 
 
 def test_a_location_that_never_answers_is_recorded_missing_at_the_deadline(
-    clean, aio, http_target, monkeypatch
+    clean, aio, http_target, internal_targets
 ):
-    monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "true")
     monitor_id = insert_monitor(clean, http_target.url, LOCATIONS, strategy="all")
     report = aio.run(schedule_tick())
     run_id = uuid.UUID(report.run_ids[0])

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from openfaas.local.services import free_port, wait_for_port
+from openfaas.local.services import die_with_parent, free_port, wait_for_port
 from openfaas.local.stack import PROJECT_ROOT, StackFunction, stack_functions
 
 BIN = Path(sys.executable).parent
@@ -54,6 +54,7 @@ class Child:
             stderr=subprocess.STDOUT,
             cwd=PROJECT_ROOT,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
 
     def alive(self) -> bool:

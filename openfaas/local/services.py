@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -12,6 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 POSTGRES_SYSTEM_USER = "pgserver"  # postgres refuses to run as root
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded up front: a forked child must not import or load anything
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """preexec_fn: the kernel sends SIGTERM when the process that started us dies, so a killed test run or
+    `make run` never leaves servers behind that a later run could reach on a reused port."""
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -50,7 +62,12 @@ class ManagedServer:
     def start(self) -> ManagedServer:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            self.argv, stdout=log, stderr=subprocess.STDOUT, user=self.run_as, start_new_session=True
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            user=self.run_as,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         wait_for_port("127.0.0.1", self.port, process=self.process)
         return self
