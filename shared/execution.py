@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from psycopg.types.json import Jsonb
+from starlette.requests import Request
 
 from shared import db, streams
 from shared.checks import run_check
-from shared.models import CheckJob, CheckOutcome, ResultEvent
+from shared.handlers import is_connector_batch, json_endpoint, parse, parse_batch, read_json
+from shared.models import CheckJob, CheckOutcome, DirectCheck, ResultEvent
 from shared.settings import get_settings
 
 _INSERT_RESULTS = """
@@ -117,3 +120,27 @@ async def execute_jobs(jobs: list[CheckJob]) -> int:
         for job, outcome, checked_at in executed
     )
     return len(executed)
+
+
+def check_function_handler(group_size: Callable[[], int] | None = None):
+    """The handler every check function serves: a connector batch of jobs, or one check given directly.
+
+    group_size: run a batch a few jobs at a time, each group stored and announced before the next starts
+    (browser journeys take minutes; a job's timeout must not be spent queueing behind the others).
+    """
+
+    @json_endpoint
+    async def handle(request: Request):
+        data = await read_json(request)
+        if is_connector_batch(data):
+            batch = parse_batch(data, CheckJob)
+            jobs = [job for _, job in batch.accepted]
+            step = max(1, group_size() if group_size else len(jobs))
+            executed = 0
+            for start in range(0, len(jobs), step):
+                executed += await execute_jobs(jobs[start : start + step])
+            return batch.reply(executed=executed)
+        direct = parse(DirectCheck, data)
+        return (await run_check(direct.as_job())).model_dump(by_alias=True)
+
+    return handle

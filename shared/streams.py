@@ -54,6 +54,17 @@ def function_for_stream(stream: str) -> str | None:
     return PIPELINE_FUNCTION_BY_STREAM.get(stream)
 
 
+def max_batch_for_stream(stream: str) -> int | None:
+    """A check type's own cap on messages per POST (None: the connector's batch size)."""
+    parsed = parse_job_stream(stream)
+    if not parsed:
+        return None
+    from shared.checks import CHECK_TYPES
+
+    check_type = CHECK_TYPES.get(parsed[0])
+    return check_type.max_batch if check_type else None
+
+
 def streams_for_worker(location: str | None, locations: Iterable[str], include_pipeline: bool) -> list[str]:
     """A regional connector reads its own location's job streams; the primary also feeds aggregate and alert."""
     from shared.checks import CHECK_TYPES

@@ -177,9 +177,11 @@ class Connector:
             messages.append({"id": message_id, "stream": stream, "deliveries": deliveries, "data": data})
         if dead:
             await self._dead_letter(stream, dead)
-        if messages:
+        step = streams.max_batch_for_stream(stream) or len(messages) or 1
+        for start in range(0, len(messages), step):
             await self.slots.acquire()
-            task = asyncio.create_task(self._post(stream, function, messages, dict(entries)))
+            chunk = messages[start : start + step]
+            task = asyncio.create_task(self._post(stream, function, chunk, dict(entries)))
             self.in_flight.add(task)
             task.add_done_callback(self._finished)
 

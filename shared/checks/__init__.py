@@ -24,6 +24,8 @@ class CheckType:
     run: CheckFn
     config_model: type[CheckConfig]
     function: str  # the OpenFaaS function that executes it
+    # Most jobs the connector hands the function at once; browser journeys take minutes each.
+    max_batch: int | None = None
 
 
 CHECK_TYPES: dict[str, CheckType] = {
@@ -31,7 +33,9 @@ CHECK_TYPES: dict[str, CheckType] = {
     "website": CheckType("website", check_http, WebsiteConfig, "check-http"),
     "ping_host": CheckType("ping_host", check_ping, PingConfig, "check-ping"),
     "port_check": CheckType("port_check", check_port, PortConfig, "check-port"),
-    "synthetic_test": CheckType("synthetic_test", check_synthetic, SyntheticConfig, "check-synthetic"),
+    "synthetic_test": CheckType(
+        "synthetic_test", check_synthetic, SyntheticConfig, "check-synthetic", max_batch=2
+    ),
 }
 
 # Slack the caller gives a check beyond its own timeout before declaring it hung.
