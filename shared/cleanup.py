@@ -76,7 +76,8 @@ from monitors m
 cross join lateral (
     select count(*) filter (where not (%(preserve)s and r.is_status_change)) as deletable,
            count(*) filter (where %(preserve)s and r.is_status_change) as kept
-    from monitor_results r where r.monitor_id = m.id and r.checked_at < %(cutoff)s
+    from monitor_results r
+    where r.monitor_id = m.id and r.checked_at >= %(since)s and r.checked_at < %(cutoff)s
 ) c
 where (c.deletable > 0 or c.kept > 0) and (%(monitor_ids)s::uuid[] is null or m.id = any(%(monitor_ids)s::uuid[]))
 order by m.id
@@ -90,7 +91,7 @@ _RESULTS_WALK_BATCH = """
 with batch as materialized (
     select ctid, id, checked_at, (%(preserve)s and is_status_change) as keep
     from monitor_results
-    where monitor_id = %(monitor_id)s and checked_at < %(cutoff)s
+    where monitor_id = %(monitor_id)s and checked_at >= %(since)s and checked_at < %(cutoff)s
       and checked_at <= %(after_at)s and (checked_at, id) < (%(after_at)s, %(after_id)s)
     order by checked_at desc, id desc
     limit %(size)s
@@ -104,6 +105,17 @@ select (select count(*) from gone) as deleted, (select count(*) from batch where
 from (select 1) one left join last on true
 """
 _NO_ID_YET = 2**63 - 1
+# Every deletable result before this mark is gone (set when a run finishes its results without hitting the safety
+# limit), so the next run walks only from here: not through the index entries of rows deleted before, which stay
+# until vacuum. Status changes kept are counted over the same span.
+DELETED_MARK = "results_deleted_before"
+_BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _walk_from(marks: dict[str, datetime], config: RetentionConfig) -> datetime:
+    """Without preservation, status changes kept by earlier runs below the mark are due too."""
+    return marks.get(DELETED_MARK, _BEGINNING) if config.preserve_status_changes else _BEGINNING
+
 
 # A run goes once nothing refers to it: no result (a kept status change keeps its run), no status change, no
 # alert outbox or history row, and it is not a monitor's latest run.
@@ -221,6 +233,7 @@ async def _dry_run(report: CleanupReport, config: RetentionConfig) -> None:
             hourly_through=marks.get(rollups.HOURLY_MARK), daily_through=marks.get(rollups.DAILY_MARK)
         )
         params = {
+            "since": _walk_from(marks, config),
             "cutoff": cutoff,
             "preserve": config.preserve_status_changes,
             "alert_cutoff": report.alert_history_cutoff,
@@ -344,7 +357,9 @@ async def _walk(sql: str, params: dict, batch_size: int, budget: Budget) -> tupl
 
 
 async def _delete_results(report: CleanupReport, config: RetentionConfig, cutoff: datetime) -> None:
-    params = {"cutoff": cutoff, "preserve": config.preserve_status_changes}
+    async with db.transaction() as conn:
+        since = _walk_from(await rollups.read_marks(conn), config)
+    params = {"since": since, "cutoff": cutoff, "preserve": config.preserve_status_changes}
     budget = Budget(config.safety_limit)
     unfinished = []
     for monitor_id in await _monitor_ids():
@@ -369,6 +384,9 @@ async def _delete_results(report: CleanupReport, config: RetentionConfig, cutoff
         for row in rows:
             report.monitor(row["monitor_id"]).status_changes_kept = row["kept"]
         report.safety_limit_reached = any(row["deletable"] for row in rows)
+    if not report.safety_limit_reached:
+        async with db.transaction() as conn:
+            await rollups.set_mark(conn, DELETED_MARK, cutoff)
 
 
 async def _delete_runs(report: CleanupReport, config: RetentionConfig, cutoff: datetime) -> None:

@@ -29,6 +29,7 @@ class RetentionConfig(BaseModel):
     retention_days: int = Field(default=30, ge=1, le=36_500, alias="MONITOR_RETENTION_DAYS")
     batch_size: int = Field(default=1000, ge=1, le=100_000, alias="MONITOR_CLEANUP_BATCH_SIZE")
     preserve_status_changes: bool = Field(default=True, alias="MONITOR_PRESERVE_STATUS_CHANGES")
+    # Rows one run may delete from each table (results, runs, alert history, hourly rollups) and S3 objects.
     safety_limit: int = Field(default=1_000_000, ge=1, alias="MONITOR_CLEANUP_SAFETY_LIMIT")
     alert_history_days: int = Field(default=90, ge=1, le=36_500, alias="MONITOR_ALERT_HISTORY_DAYS")
     # Acknowledged stream entries are of no use after a day; dead letters are kept as long as raw results.

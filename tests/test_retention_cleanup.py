@@ -354,3 +354,12 @@ def test_two_cleanup_runs_racing_freely_delete_each_row_once(clean, aio):
     assert all(isinstance(outcome, CleanupBusy) for outcome in outcomes if outcome not in reports)
     assert sum(report.results_deleted for report in reports) == old
     assert ids(clean, "monitor_results") == keep_results
+
+
+def test_status_changes_kept_earlier_go_once_preservation_is_switched_off(clean, aio):
+    seed_year(clean, monitors=1, step="6 hours", days=90)
+    first = aio.run(run_cleanup(dry_run=False, now=NOW, config=config()))
+    assert first.status_changes_kept > 0
+    later = aio.run(run_cleanup(dry_run=False, now=NOW, config=config(preserve_status_changes=False)))
+    assert later.results_deleted == first.status_changes_kept
+    assert clean.sql("select count(*) from monitor_results where checked_at < %s", (CUTOFF,)) == [(0,)]
