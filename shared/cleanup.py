@@ -117,6 +117,16 @@ def _walk_from(marks: dict[str, datetime], config: RetentionConfig) -> datetime:
     return marks.get(DELETED_MARK, _BEGINNING) if config.preserve_status_changes else _BEGINNING
 
 
+# The same for runs, but a run kept by an alert row becomes free when that row expires: walks reach back that far.
+RUNS_DELETED_MARK = "runs_deleted_before"
+
+
+def _runs_walk_from(marks: dict[str, datetime], config: RetentionConfig) -> datetime:
+    if not config.preserve_status_changes or RUNS_DELETED_MARK not in marks:
+        return _BEGINNING
+    return marks[RUNS_DELETED_MARK] - timedelta(days=config.alert_history_days + 1)
+
+
 # A run goes once nothing refers to it: no result (a kept status change keeps its run), no status change, no
 # alert outbox or history row, and it is not a monitor's latest run.
 _RUN_UNREFERENCED = """
@@ -133,7 +143,8 @@ with batch as materialized (
            and not exists (select 1 from alert_history h where h.run_id = r.id)
            and {_RUN_UNREFERENCED} as unreferenced
     from runs r
-    where r.monitor_id = %(monitor_id)s and r.scheduled_at < %(cutoff)s and r.scheduled_at < %(after_at)s
+    where r.monitor_id = %(monitor_id)s and r.scheduled_at >= %(since)s and r.scheduled_at < %(cutoff)s
+      and r.scheduled_at < %(after_at)s
     order by r.scheduled_at desc
     limit %(size)s
 ),
@@ -146,7 +157,7 @@ select (select count(*) from gone) as deleted, (select count(*) from batch) as s
 # past their retention are gone.
 _COUNT_RUNS_BY_MONITOR = f"""
 select r.monitor_id, count(*) as n from runs r
-where r.scheduled_at < %(cutoff)s
+where r.scheduled_at >= %(runs_since)s and r.scheduled_at < %(cutoff)s
   and not exists (select 1 from monitor_results x where x.run_id = r.id
                   and (x.checked_at >= %(cutoff)s or (%(preserve)s and x.is_status_change)))
   and not exists (select 1 from alert_events e where e.run_id = r.id and e.created_at >= %(alert_cutoff)s)
@@ -234,6 +245,7 @@ async def _dry_run(report: CleanupReport, config: RetentionConfig) -> None:
         )
         params = {
             "since": _walk_from(marks, config),
+            "runs_since": _runs_walk_from(marks, config),
             "cutoff": cutoff,
             "preserve": config.preserve_status_changes,
             "alert_cutoff": report.alert_history_cutoff,
@@ -390,16 +402,23 @@ async def _delete_results(report: CleanupReport, config: RetentionConfig, cutoff
 
 
 async def _delete_runs(report: CleanupReport, config: RetentionConfig, cutoff: datetime) -> None:
+    async with db.transaction() as conn:
+        since = _runs_walk_from(await rollups.read_marks(conn), config)
     budget = Budget(config.safety_limit)
     for monitor_id in await _monitor_ids():
         deleted, _, _ = await _walk(
-            _RUNS_WALK_BATCH, {"cutoff": cutoff, "monitor_id": monitor_id}, config.batch_size, budget
+            _RUNS_WALK_BATCH,
+            {"since": since, "cutoff": cutoff, "monitor_id": monitor_id},
+            config.batch_size,
+            budget,
         )
         if deleted:
             report.monitor(monitor_id).runs_deleted = deleted
         if budget.spent:
             report.notes.append("safety limit reached while deleting runs: the rest wait for the next run")
-            break
+            return
+    async with db.transaction() as conn:
+        await rollups.set_mark(conn, RUNS_DELETED_MARK, cutoff)
 
 
 async def _delete_in_batches(sql: str, params: dict, batch_size: int, budget: Budget) -> int:

@@ -363,3 +363,14 @@ def test_status_changes_kept_earlier_go_once_preservation_is_switched_off(clean,
     later = aio.run(run_cleanup(dry_run=False, now=NOW, config=config(preserve_status_changes=False)))
     assert later.results_deleted == first.status_changes_kept
     assert clean.sql("select count(*) from monitor_results where checked_at < %s", (CUTOFF,)) == [(0,)]
+
+
+def test_a_run_kept_by_an_alert_goes_once_the_alert_history_expires(clean, aio):
+    (monitor_id,) = seed_year(clean, monitors=1, step="6 hours", days=120)
+    run_id = add_alert_rows(clean, monitor_id, NOW - timedelta(days=80), age_days=80)
+    aio.run(run_cleanup(dry_run=False, now=NOW, config=config()))
+    assert clean.sql("select count(*) from runs where id = %s", (run_id,)) == [(1,)]
+    later = NOW + timedelta(days=20)  # the alert rows are 100 days old now
+    report = aio.run(run_cleanup(dry_run=False, now=later, config=config()))
+    assert report.alert_history_deleted == 1
+    assert clean.sql("select count(*) from runs where id = %s", (run_id,)) == [(0,)]
