@@ -333,47 +333,44 @@ async def results_page(project_id: uuid.UUID, monitor_id: uuid.UUID, query: Resu
 async def location_stats(
     project_id: uuid.UUID, monitor_id: uuid.UUID, days: int, now: datetime | None = None
 ) -> LocationStats:
+    """Per location over `days`: raw results inside the raw window, hourly/daily rollups beyond it."""
+    from shared import rollups
+
     await get_monitor(project_id, monitor_id)
-    since = (now or datetime.now(UTC)) - timedelta(days=days)
+    now = now or datetime.now(UTC)
+    long_range = await rollups.location_stats(monitor_id, days, now)
     async with db.transaction() as conn:
-        rows = await (
-            await conn.execute(
-                """
-                select location, count(*) as total,
-                       count(*) filter (where status in ('up', 'degraded')) as up,
-                       avg(response_time_ms)::float as avg, min(response_time_ms)::float as min,
-                       max(response_time_ms)::float as max,
-                       percentile_cont(0.95) within group (order by response_time_ms)::float as p95
-                from monitor_results where monitor_id = %s and checked_at >= %s
-                group by location order by location
-                """,
-                (monitor_id, since),
-            )
-        ).fetchall()
         latest = await (
             await conn.execute(
                 """select distinct on (location) * from monitor_results
                    where monitor_id = %s and checked_at >= %s order by location, checked_at desc, id desc""",
-                (monitor_id, since),
+                (monitor_id, now - timedelta(days=days)),
             )
         ).fetchall()
     latest_by_location = {row["location"]: result_out(row) for row in latest}
     return LocationStats(
         data=[
             LocationStat(
-                location=row["location"],
-                total_checks=row["total"],
-                up_checks=row["up"],
-                uptime_percentage=round(100.0 * row["up"] / row["total"], 3) if row["total"] else None,
-                avg_response_time=_round(row["avg"]),
-                min_response_time=row["min"],
-                max_response_time=row["max"],
-                p95_response_time=_round(row["p95"]),
-                latest=latest_by_location.get(row["location"]),
+                location=stat.location,
+                total_checks=stat.total_checks,
+                up_checks=stat.up_checks,
+                uptime_percentage=_round(stat.uptime_percentage),
+                avg_response_time=_round(stat.avg_response_time),
+                min_response_time=stat.min_response_time,
+                max_response_time=stat.max_response_time,
+                p95_response_time=_round(stat.p95_response_time),
+                latest=latest_by_location.get(stat.location),
             )
-            for row in rows
+            for stat in sorted(long_range.data, key=lambda stat: stat.location)
         ]
     )
+
+
+async def uptime(project_id: uuid.UUID, monitor_id: uuid.UUID, days: int):
+    from shared import rollups
+
+    await get_monitor(project_id, monitor_id)
+    return await rollups.uptime(monitor_id, days)
 
 
 def _round(value: float | None) -> float | None:

@@ -202,6 +202,12 @@ def test_results_filter_by_location_and_local_day(clean, aio):
     assert by_location["eu-central"]["upChecks"] == 0 and by_location["eu-central"]["uptimePercentage"] == 0.0
     assert by_location["us-east"]["latest"]["checkedAt"][11:16] == "12:00"
     assert client.get(f"/monitors/{monitor_id}/location-stats", params={"days": 1}).json()["data"] == []
+    uptime = client.get(f"/monitors/{monitor_id}/uptime", params={"days": 7}).json()
+    assert (uptime["checks"], uptime["upChecks"]) == (3, 2)
+    assert [day["checks"] for day in uptime["days"]] == [2, 1]
+    assert (
+        client.get(f"/monitors/{monitor_id}/uptime", params={"days": 367}).json()["error"]["field"] == "days"
+    )
 
 
 REGION_SOURCES = {"us-east": "127.0.0.2", "eu-central": "127.0.0.3", "asia-pacific": "127.0.0.4"}

@@ -5,6 +5,7 @@ from starlette.requests import Request
 from shared.finalize import finalize_runs, publish_pending_alerts, sweep_deadlines
 from shared.handlers import is_connector_batch, json_endpoint, parse_batch, read_json
 from shared.models import ResultEvent
+from shared.rollups import rollup_step
 
 
 @json_endpoint
@@ -16,4 +17,10 @@ async def handle(request: Request):
         return batch.reply(finalized=finalized)
     finalized = await sweep_deadlines()
     republished = await publish_pending_alerts()
-    return {"finalizedAtDeadline": finalized, "alertsRepublished": republished}
+    rolled = await rollup_step()  # a small step of the hourly/daily rollups; skipped while another runs
+    return {
+        "finalizedAtDeadline": finalized,
+        "alertsRepublished": republished,
+        "hoursRolledUp": rolled.hours_rolled,
+        "daysRolledUp": rolled.days_rolled,
+    }

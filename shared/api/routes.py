@@ -33,6 +33,7 @@ from shared.api.schemas import (
     RunOut,
     RunsStarted,
     StatsQuery,
+    UptimeQuery,
 )
 from shared.handlers import read_json
 from shared.maintenance import MaintenanceWindowOut
@@ -45,6 +46,7 @@ from shared.models import (
     NotificationProviderCreate,
 )
 from shared.notify import send_test_notification
+from shared.rollups import UptimeReport
 from shared.scheduling import run_now, schedule_tick
 from shared.synthetic import store as synthetic_store
 from shared.synthetic.models import (
@@ -316,6 +318,18 @@ async def monitor_results(ctx: Context, monitor_id: str):
 )
 async def location_stats(ctx: Context, monitor_id: str):
     return await monitors.location_stats(ctx.project_id, as_uuid(monitor_id, "monitor"), ctx.query.days)
+
+
+@endpoint(
+    "GET",
+    "/monitors/{monitor_id}/uptime",
+    summary="Uptime over up to a year, per UTC day (rollups beyond the raw window)",
+    tag="results",
+    query=UptimeQuery,
+    response=UptimeReport,
+)
+async def monitor_uptime(ctx: Context, monitor_id: str):
+    return await monitors.uptime(ctx.project_id, as_uuid(monitor_id, "monitor"), ctx.query.days)
 
 
 @endpoint(

@@ -238,6 +238,10 @@ class StatsQuery(ApiModel):
     days: int = Field(default=7, ge=1, le=90)
 
 
+class UptimeQuery(ApiModel):
+    days: int = Field(default=90, ge=1, le=366)
+
+
 class EventsQuery(ApiModel):
     monitor_id: uuid.UUID | None = None
 
