@@ -89,20 +89,15 @@ async def _finalize(run_ids: list[uuid.UUID], now: datetime, at_deadline: bool) 
             if won is None:
                 continue  # another aggregate invocation finalized it first
             finalized += 1
-            await _apply_to_monitor(conn, run, verdict, now)
-            flip = await (
-                await conn.execute(
-                    "select from_status, to_status from status_changes where run_id = %s", (run["id"],)
-                )
-            ).fetchone()
+            flip = await _apply_to_monitor(conn, run, verdict, now)
             if flip:
                 flips.append(
                     {
                         "type": "status_change",
                         "monitorId": run["monitor_id"],
                         "runId": run["id"],
-                        "from": flip["from_status"],
-                        "to": flip["to_status"],
+                        "from": flip[0],
+                        "to": flip[1],
                         "isPartial": verdict.is_partial,
                         "at": now.isoformat(),
                     }
@@ -111,7 +106,10 @@ async def _finalize(run_ids: list[uuid.UUID], now: datetime, at_deadline: bool) 
     return finalized
 
 
-async def _apply_to_monitor(conn: AsyncConnection, run: dict, verdict: RunVerdict, now: datetime) -> None:
+async def _apply_to_monitor(
+    conn: AsyncConnection, run: dict, verdict: RunVerdict, now: datetime
+) -> tuple[str, str] | None:
+    """Advances the monitor's state with this run; returns the status flip (from, to) if there was one."""
     monitor = await (
         await conn.execute(
             """select id, project_id, name, type, target, config, status, alert_state, alert_config,
@@ -121,9 +119,9 @@ async def _apply_to_monitor(conn: AsyncConnection, run: dict, verdict: RunVerdic
         )
     ).fetchone()
     if monitor is None:
-        return
+        return None
     if monitor["last_applied_run_at"] is not None and run["scheduled_at"] <= monitor["last_applied_run_at"]:
-        return  # a late run: stored and finalized, but state only moves forward
+        return None  # a late run: stored and finalized, but state only moves forward
     policy = await _alert_policy(conn, monitor, now)
     outcome = RunOutcome(verdict.status, await _ssl_facts(conn, run, policy))
     decision = decide(AlertState.from_json(monitor["alert_state"]), outcome, policy, now)
@@ -146,6 +144,7 @@ async def _apply_to_monitor(conn: AsyncConnection, run: dict, verdict: RunVerdic
     )
     for action in decision.actions:
         await _queue_alert(conn, monitor, run, verdict, action, now)
+    return (monitor["status"], new_status) if new_status != monitor["status"] else None
 
 
 async def _queue_alert(
