@@ -109,7 +109,10 @@ def main() -> None:
     if key:
         print(key)
     else:
-        print("the default project already has a key; create more with POST /function/api/api-keys", file=sys.stderr)
+        print(
+            "the default project already has a key; create more with POST /function/api/api-keys",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":
