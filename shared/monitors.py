@@ -354,7 +354,9 @@ async def location_stats(
                 location=stat.location,
                 total_checks=stat.total_checks,
                 up_checks=stat.up_checks,
-                uptime_percentage=_round(stat.uptime_percentage),
+                uptime_percentage=round(stat.uptime_percentage, 3)
+                if stat.uptime_percentage is not None
+                else None,
                 avg_response_time=_round(stat.avg_response_time),
                 min_response_time=stat.min_response_time,
                 max_response_time=stat.max_response_time,
