@@ -35,6 +35,7 @@ from shared.api.schemas import (
     StatsQuery,
     UptimeQuery,
 )
+from shared.check_trial import invoke_check_function
 from shared.handlers import read_json
 from shared.maintenance import MaintenanceWindowOut
 from shared.models import (
@@ -57,7 +58,6 @@ from shared.synthetic.models import (
     SyntheticTestOut,
     SyntheticTestUpdate,
 )
-from shared.testing import invoke_check_function
 
 # --- service -----------------------------------------------------------------------------------------
 
