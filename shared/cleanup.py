@@ -259,26 +259,10 @@ async def _dry_run(report: CleanupReport, config: RetentionConfig) -> None:
             entry.status_changes_kept = row["kept"]
             budget.used += entry.results_deleted
         report.safety_limit_reached = sum(row["deletable"] for row in old) > config.safety_limit
-        report.alert_history_deleted = min(
-            config.safety_limit,
-            (
-                await (
-                    await conn.execute(
-                        "select count(*) as n from alert_history where created_at < %(alert_cutoff)s", params
-                    )
-                ).fetchone()
-            )["n"],
-        )
-        report.alert_events_deleted = min(
-            config.safety_limit,
-            (
-                await (
-                    await conn.execute(
-                        "select count(*) as n from alert_events where created_at < %(alert_cutoff)s", params
-                    )
-                ).fetchone()
-            )["n"],
-        )
+        for table in ("alert_history", "alert_events"):
+            count_sql = f"select count(*) as n from {table} where created_at < %(alert_cutoff)s"
+            count = (await (await conn.execute(count_sql, params)).fetchone())["n"]
+            setattr(report, f"{table}_deleted", min(config.safety_limit, count))
         if report.safety_limit_reached:
             report.notes.append("safety limit reached: old runs are left for the next run")
             return
@@ -536,16 +520,21 @@ async def _expire_artifacts(
             }
             kept = await _kept_status_change_results(old_runs) if config.preserve_status_changes else set()
             doomed = artifacts_to_delete(objects, cutoff, kept)[: budget.next(len(objects) or 1)]
+            deleted = len(doomed)
             if not report.dry_run:
                 for start in range(0, len(doomed), _S3_DELETE_CHUNK):
                     chunk = doomed[start : start + _S3_DELETE_CHUNK]
-                    await asyncio.to_thread(
+                    answer = await asyncio.to_thread(
                         client.delete_objects,
                         Bucket=settings.s3_bucket,
                         Delete={"Objects": [{"Key": key} for key in chunk], "Quiet": True},
                     )
-            report.artifacts.deleted += len(doomed)
-            budget.used += len(doomed)
+                    failed = answer.get("Errors", [])
+                    if failed:  # e.g. AccessDenied on some keys: counted as not deleted, tried again next run
+                        deleted -= len(failed)
+                        report.notes.append(f"{len(failed)} artifact(s) not deleted: {failed[0].get('Code')}")
+            report.artifacts.deleted += deleted
+            budget.used += deleted
             if budget.spent:
                 report.notes.append("safety limit reached while expiring artifacts")
                 break
