@@ -90,9 +90,12 @@ def table_fingerprint(infra) -> dict:
 
 
 def add_alert_rows(infra, monitor_id, scheduled_at: datetime, age_days: int) -> object:
-    """An alert event and its delivery row on the run scheduled at `scheduled_at`, created `age_days` ago."""
+    """An alert event and its delivery row on the run scheduled at `scheduled_at` (or the latest before it whose
+    results mark no status change, so that only the alert rows keep it), created `age_days` ago."""
     run_id = infra.sql(
-        "select id from runs where monitor_id = %s and scheduled_at <= %s order by scheduled_at desc limit 1",
+        """select id from runs r where monitor_id = %s and scheduled_at <= %s
+             and not exists (select 1 from monitor_results m where m.run_id = r.id and m.is_status_change)
+           order by scheduled_at desc limit 1""",
         (monitor_id, scheduled_at),
     )[0][0]
     created = NOW - timedelta(days=age_days)
