@@ -124,7 +124,8 @@ def test_redelivered_jobs_and_results_change_nothing(api, infra, http_target, we
             r.xadd(stream, fields)
             r.xadd(stream, fields)
             replays += 2
-    assert replays == 2 * (3 + 3 + 1)
+    # at least every job, result and alert once; a slow first delivery may already have been redelivered
+    assert replays >= 2 * (3 + 3 + 1)
     wait_until(lambda: all_consumed(r), message="replays consumed")
     assert infra.sql("select count(*) from monitor_results") == [(3,)]
     assert infra.sql("select count(*) from status_changes") == [(1,)]
