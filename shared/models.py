@@ -25,9 +25,15 @@ ENVELOPE_VERSION = 1
 
 
 class ApiModel(BaseModel):
-    """Public JSON: camelCase on the wire, snake_case in Python, unknown fields rejected."""
+    """Public JSON: camelCase on the wire, snake_case in Python, unknown fields rejected.
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    defer_build: a model's validator is built on its first use, not at import, so each function pays only
+    for the models its requests touch (the subclasses in every module inherit this).
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True
+    )
 
 
 class LocationConfig(ApiModel):
@@ -184,7 +190,7 @@ class RunRequest(ApiModel):
 
 
 class Envelope(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built on first use, as ApiModel
     v: Literal[1] = ENVELOPE_VERSION
 
 
@@ -219,7 +225,7 @@ class AlertEvent(Envelope):
 class CheckOutcome(BaseModel):
     """Facts gathered by a check plus the verdict derived from them."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, defer_build=True)
 
     status: CheckStatus
     message: str = ""

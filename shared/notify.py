@@ -11,12 +11,10 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import quote, urlencode, urlsplit
 
-import apprise
-import requests
-from apprise.decorators import notify as apprise_notification
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from shared import db, ssrf, streams
@@ -179,7 +177,7 @@ def validate_provider_config(provider_type: str, config: dict) -> dict:
 
 
 def _require_plugin(url: str, plugin_names: set[str] | None, field_name: str, service: str | None) -> None:
-    plugin = apprise.Apprise.instantiate(url)
+    plugin = _apprise().Apprise.instantiate(url)
     if plugin is None or (plugin_names and type(plugin).__name__ not in plugin_names):
         what = f"a {service} URL" if service else "a URL that Apprise understands"
         raise FieldError(field_name, f"is not {what}")
@@ -286,7 +284,7 @@ class AlertMessage:
     title: str
     text: str
     html: str
-    notify_type: apprise.NotifyType
+    notify_type: str  # one of Apprise's NotifyType values: info, success, warning, failure
     variables: dict[str, Any] = field(default_factory=dict)
 
 
@@ -364,11 +362,7 @@ def build_message(
         text = "\n".join(f"{label}: {value}" for label, value in rows)
         body_html = _html_table(rows)
     variables["message"] = text
-    notify_type = {
-        "recovery": apprise.NotifyType.SUCCESS,
-        "ssl_expiring": apprise.NotifyType.WARNING,
-        "test": apprise.NotifyType.INFO,
-    }.get(kind, apprise.NotifyType.FAILURE)
+    notify_type = {"recovery": "success", "ssl_expiring": "warning", "test": "info"}.get(kind, "failure")
     return AlertMessage(
         title, text, _html_page(title, body_html, _ACCENTS.get(kind, "#444ce7"), link), notify_type, variables
     )
@@ -427,9 +421,21 @@ _apprise_log.setLevel(logging.DEBUG)
 _apprise_log.propagate = False
 
 
-@apprise_notification(on=WEBHOOK_SCHEMA, name="Supercheck webhook")
+@lru_cache(maxsize=1)
+def _apprise():
+    """Apprise (and requests under it) loads on the first send or provider check, not with this module: every
+    function imports the models here, and only alert and the API's provider endpoints send or validate."""
+    import apprise
+    from apprise.decorators import notify as apprise_notification
+
+    apprise_notification(on=WEBHOOK_SCHEMA, name="Supercheck webhook")(_post_webhook)
+    return apprise
+
+
 def _post_webhook(body: str, title: str, notify_type: str, meta: dict, *args: Any, **kwargs: Any) -> bool:
     """Generic webhooks: our own JSON body (a template's, or every variable), POSTed as Apprise's json:// would."""
+    import requests  # loaded already: Apprise sends with it
+
     apprise_log = logging.getLogger("apprise")
     try:
         response = requests.post(
@@ -543,7 +549,7 @@ class TargetResult:
 async def _send_target(
     target: Target, title: str, body: str, body_format: str | None, notify_type
 ) -> TargetResult:
-    if apprise.Apprise.instantiate(target.url) is None:
+    if _apprise().Apprise.instantiate(target.url) is None:
         return TargetResult(False, 0, "provider URL is not valid for Apprise")
     failure = Failure(False, "delivery failed")
     for attempt in range(1, SEND_ATTEMPTS + 1):
@@ -568,14 +574,15 @@ async def _attempt(
             return Failure(True, str(error))
     # A fresh Apprise object per attempt: a reused plugin throttles itself (5.5 s for email), and our backoff
     # is the one that should decide how long a retry waits.
+    apprise = _apprise()
     notifier = apprise.Apprise()
     notifier.add(target.url)
     result = await asyncio.to_thread(
         notifier.notify,
         body=body,
         title=title,
-        notify_type=notify_type,
-        body_format=body_format,
+        notify_type=apprise.NotifyType(notify_type),
+        body_format=apprise.NotifyFormat(body_format) if body_format else None,
         log_level=logging.DEBUG,
     )
     if result:
@@ -600,9 +607,9 @@ async def send_to_provider(
     if provider_type == "webhook":
         body, body_format = webhook_body(config, message), None
     elif provider_type == "email":
-        body, body_format = message.html, apprise.NotifyFormat.HTML
+        body, body_format = message.html, "html"  # Apprise's NotifyFormat values
     else:
-        body, body_format = message.text, apprise.NotifyFormat.TEXT
+        body, body_format = message.text, "text"
     targets = delivery_targets(provider_type, config)
     results = await asyncio.gather(
         *(_send_target(target, message.title, body, body_format, message.notify_type) for target in targets)

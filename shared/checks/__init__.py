@@ -3,38 +3,57 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from shared.checks.http import CheckConfig, HttpConfig, WebsiteConfig, check_http
-from shared.checks.ping import PingConfig, check_ping
-from shared.checks.port import PortConfig, check_port
 from shared.models import CheckJob, CheckOutcome, describe_error
-from shared.synthetic.check import SyntheticConfig, check_synthetic
+
+if TYPE_CHECKING:
+    from shared.checks.http import CheckConfig
 
 CheckFn = Callable[[CheckJob], Awaitable[CheckOutcome]]
 
 
 @dataclass(frozen=True)
 class CheckType:
+    """A check type names where its check function and config model live: the module is imported on first use,
+    so a function loads only the checks it runs (check-port never loads the browser runner, nor the API's
+    monitor listing the HTTP client)."""
+
     name: str
-    run: CheckFn
-    config_model: type[CheckConfig]
+    module: str
+    run_name: str
+    config_name: str
     function: str  # the OpenFaaS function that executes it
     # Most jobs the connector hands the function at once; browser journeys take minutes each.
     max_batch: int | None = None
 
+    @property
+    def run(self) -> CheckFn:
+        return getattr(importlib.import_module(self.module), self.run_name)
+
+    @property
+    def config_model(self) -> type[CheckConfig]:
+        return getattr(importlib.import_module(self.module), self.config_name)
+
 
 CHECK_TYPES: dict[str, CheckType] = {
-    "http_request": CheckType("http_request", check_http, HttpConfig, "check-http"),
-    "website": CheckType("website", check_http, WebsiteConfig, "check-http"),
-    "ping_host": CheckType("ping_host", check_ping, PingConfig, "check-ping"),
-    "port_check": CheckType("port_check", check_port, PortConfig, "check-port"),
+    "http_request": CheckType("http_request", "shared.checks.http", "check_http", "HttpConfig", "check-http"),
+    "website": CheckType("website", "shared.checks.http", "check_http", "WebsiteConfig", "check-http"),
+    "ping_host": CheckType("ping_host", "shared.checks.ping", "check_ping", "PingConfig", "check-ping"),
+    "port_check": CheckType("port_check", "shared.checks.port", "check_port", "PortConfig", "check-port"),
     "synthetic_test": CheckType(
-        "synthetic_test", check_synthetic, SyntheticConfig, "check-synthetic", max_batch=2
+        "synthetic_test",
+        "shared.synthetic.check",
+        "check_synthetic",
+        "SyntheticConfig",
+        "check-synthetic",
+        max_batch=2,
     ),
 }
 
