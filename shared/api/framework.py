@@ -3,22 +3,39 @@ so validation, authentication, the error shape and the OpenAPI document all come
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import logging
 import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from shared import auth, db
 from shared.handlers import error_response, parse, read_json
 from shared.models import ApiError
 
+if TYPE_CHECKING:
+    from shared import auth
+
 log = logging.getLogger("supercheck.api")
+
+
+class lazy_module:  # noqa: N801  (stands in for a module, named like one)
+    """A module imported on first attribute access: endpoints name the modules they call at the top of the
+    routes file, and a cold api function loads only those its first requests reach."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        module: ModuleType = importlib.import_module(self._name)
+        return getattr(module, attribute)
 
 
 @dataclass
@@ -54,6 +71,12 @@ class Endpoint:
     status: int = 200
     authenticated: bool = True
     streaming: bool = False
+
+    @property
+    def response_model(self) -> Any:
+        """The response model; given as a function when its module is heavy and only the OpenAPI document
+        needs the model itself (e.g. `lambda: rollups.UptimeReport`)."""
+        return self.response() if inspect.isfunction(self.response) else self.response
 
 
 ENDPOINTS: list[Endpoint] = []
@@ -96,6 +119,8 @@ def anonymous_allowed() -> bool:
 
 
 async def authenticate(request: Request) -> auth.Principal:
+    from shared import auth, db  # the database driver loads with the first authenticated request
+
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if not header:

@@ -33,7 +33,7 @@ def openapi_document() -> dict[str, Any]:
         if spec.body is not None:
             wanted.append((spec.body, "validation"))
         if spec.response is not None:
-            wanted.append((_model_of(spec.response), "serialization"))
+            wanted.append((_model_of(spec.response_model), "serialization"))
     # One pass over every model keeps names stable and separates input and output variants where they differ.
     refs, top = models_json_schema(list(dict.fromkeys(wanted)), ref_template=REF_TEMPLATE, by_alias=True)
 
@@ -96,7 +96,7 @@ def _responses(spec, schema_for) -> dict:
                 "description": spec.summary,
                 "content": {
                     "application/json": {
-                        "schema": schema_for(spec.response, "serialization") if spec.response else {}
+                        "schema": schema_for(spec.response_model, "serialization") if spec.response else {}
                     }
                 },
             }

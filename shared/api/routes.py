@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from starlette.responses import JSONResponse
 
-from shared import maintenance, monitors, projects, providers
-from shared.api import events
-from shared.api.framework import Context, as_uuid, endpoint
-from shared.api.openapi import openapi_document
+from shared.api.framework import Context, as_uuid, endpoint, lazy_module
 from shared.api.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -35,9 +32,7 @@ from shared.api.schemas import (
     StatsQuery,
     UptimeQuery,
 )
-from shared.check_trial import invoke_check_function
 from shared.handlers import read_json
-from shared.maintenance import MaintenanceWindowOut
 from shared.models import (
     ApiError,
     CheckOutcome,
@@ -46,10 +41,6 @@ from shared.models import (
     MonitorCreate,
     NotificationProviderCreate,
 )
-from shared.notify import send_test_notification
-from shared.rollups import UptimeReport
-from shared.scheduling import run_now, schedule_tick
-from shared.synthetic import store as synthetic_store
 from shared.synthetic.models import (
     ProjectVariableCreate,
     ProjectVariableOut,
@@ -58,6 +49,19 @@ from shared.synthetic.models import (
     SyntheticTestOut,
     SyntheticTestUpdate,
 )
+
+# The modules that do the work load on the first request that calls them: a cold api function then pays only
+# for what its first requests use (GET /health no database driver, GET /monitors no Apprise, Redis, HTTP client
+# or browser runner). The table, with its light request and response models, is still built at import.
+events = lazy_module("shared.api.events")
+maintenance = lazy_module("shared.maintenance")
+monitors = lazy_module("shared.monitors")
+notify = lazy_module("shared.notify")
+projects = lazy_module("shared.projects")
+providers = lazy_module("shared.providers")
+rollups = lazy_module("shared.rollups")
+scheduling = lazy_module("shared.scheduling")
+synthetic_store = lazy_module("shared.synthetic.store")
 
 # --- service -----------------------------------------------------------------------------------------
 
@@ -73,6 +77,8 @@ async def health(ctx: Context):
     "GET", "/openapi.json", summary="This API's OpenAPI 3.1 document", tag="service", authenticated=False
 )
 async def openapi(ctx: Context):
+    from shared.api.openapi import openapi_document
+
     return JSONResponse(openapi_document())
 
 
@@ -165,7 +171,9 @@ async def list_monitors(ctx: Context):
 async def create_monitor(ctx: Context):
     row = await monitors.create_monitor(ctx.project_id, ctx.api_key_id, ctx.body)
     if ctx.body.enabled:
-        await schedule_tick(only_ids=[row["id"]])  # through the normal outbox, so the schedule stays aligned
+        await scheduling.schedule_tick(
+            only_ids=[row["id"]]
+        )  # through the normal outbox, so the schedule stays aligned
     return monitors.monitor_out(await monitors.get_monitor(ctx.project_id, row["id"]))
 
 
@@ -178,6 +186,8 @@ async def create_monitor(ctx: Context):
     response=CheckOutcome,
 )
 async def test_monitor(ctx: Context):
+    from shared.check_trial import invoke_check_function
+
     return await invoke_check_function(ctx.body)
 
 
@@ -228,7 +238,7 @@ async def patch_monitor(ctx: Context, monitor_id: str):
 async def _save(ctx: Context, monitor_id, spec: MonitorCreate):
     row, redefined = await monitors.update_monitor(ctx.project_id, ctx.api_key_id, monitor_id, spec)
     if redefined:
-        await run_now([monitor_id])
+        await scheduling.run_now([monitor_id])
     return monitors.monitor_out(row)
 
 
@@ -275,7 +285,7 @@ async def resume_monitor(ctx: Context, monitor_id: str):
 )
 async def run_monitor_now(ctx: Context, monitor_id: str):
     monitor = await monitors.get_monitor(ctx.project_id, as_uuid(monitor_id, "monitor"))
-    report = await run_now([monitor["id"]])
+    report = await scheduling.run_now([monitor["id"]])
     return RunsStarted(run_ids=report.run_ids, monitor_ids=[monitor["id"]])
 
 
@@ -292,7 +302,7 @@ async def run_monitors_now(ctx: Context):
     if not ctx.body.monitor_ids and not ctx.body.tag:
         raise ApiError(400, "validation_error", "monitorIds: give monitorIds, a tag, or both", "monitorIds")
     ids = await monitors.monitor_ids_for(ctx.project_id, ctx.body.monitor_ids, ctx.body.tag)
-    report = await run_now(ids) if ids else None
+    report = await scheduling.run_now(ids) if ids else None
     return RunsStarted(run_ids=report.run_ids if report else [], monitor_ids=ids)
 
 
@@ -326,7 +336,7 @@ async def location_stats(ctx: Context, monitor_id: str):
     summary="Uptime over up to a year, per UTC day (rollups beyond the raw window)",
     tag="results",
     query=UptimeQuery,
-    response=UptimeReport,
+    response=lambda: rollups.UptimeReport,
 )
 async def monitor_uptime(ctx: Context, monitor_id: str):
     return await monitors.uptime(ctx.project_id, as_uuid(monitor_id, "monitor"), ctx.query.days)
@@ -458,7 +468,7 @@ async def live_events(ctx: Context):
 )
 async def test_provider(ctx: Context, provider_id: str):
     return ProviderTestResult.model_validate(
-        await send_test_notification(ctx.project_id, as_uuid(provider_id, "notification provider"))
+        await notify.send_test_notification(ctx.project_id, as_uuid(provider_id, "notification provider"))
     )
 
 
@@ -470,7 +480,7 @@ async def test_provider(ctx: Context, provider_id: str):
     "/maintenance-windows",
     summary="List maintenance windows",
     tag="maintenance",
-    response=list[MaintenanceWindowOut],
+    response=lambda: list[maintenance.MaintenanceWindowOut],
 )
 async def list_maintenance_windows(ctx: Context):
     return await maintenance.list_windows(ctx.project_id)
@@ -482,7 +492,7 @@ async def list_maintenance_windows(ctx: Context):
     summary="Create a maintenance window (one-off or cron)",
     tag="maintenance",
     body=MaintenanceWindowCreate,
-    response=MaintenanceWindowOut,
+    response=lambda: maintenance.MaintenanceWindowOut,
     status=201,
 )
 async def create_maintenance_window(ctx: Context):
@@ -494,7 +504,7 @@ async def create_maintenance_window(ctx: Context):
     "/maintenance-windows/{window_id}",
     summary="A maintenance window",
     tag="maintenance",
-    response=MaintenanceWindowOut,
+    response=lambda: maintenance.MaintenanceWindowOut,
 )
 async def get_maintenance_window(ctx: Context, window_id: str):
     return await maintenance.get_window(ctx.project_id, as_uuid(window_id, "maintenance window"))
@@ -506,7 +516,7 @@ async def get_maintenance_window(ctx: Context, window_id: str):
     summary="Replace a maintenance window",
     tag="maintenance",
     body=MaintenanceWindowCreate,
-    response=MaintenanceWindowOut,
+    response=lambda: maintenance.MaintenanceWindowOut,
 )
 async def replace_maintenance_window(ctx: Context, window_id: str):
     return await maintenance.replace_window(
