@@ -6,12 +6,13 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-
-from psycopg import AsyncConnection
-from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
+from typing import TYPE_CHECKING
 
 from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+    from psycopg_pool import AsyncConnectionPool
 
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncConnectionPool] = (
     weakref.WeakKeyDictionary()
@@ -22,6 +23,11 @@ async def get_pool() -> AsyncConnectionPool:
     loop = asyncio.get_running_loop()
     pool = _pools.get(loop)
     if pool is None:
+        # The driver loads with the first connection: a module that only names db (a request that never
+        # reaches the database) does not pay for it.
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
+
         pool = AsyncConnectionPool(
             get_settings().require_database_url(),
             min_size=1,
