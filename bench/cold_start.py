@@ -289,6 +289,7 @@ def cold_real_work(function: StackFunction, work: RealWork) -> tuple[float, Memo
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", help="comma-separated function names (default: every function)")
     args = parser.parse_args()
     # Loopback targets and the webhook receiver are internal addresses; the bench allows them on purpose.
     with embedded_environment("cold", ALLOW_INTERNAL_TARGETS="true") as environment:
@@ -300,6 +301,8 @@ def main() -> None:
         functions = [f for f in stack_functions() if f.name != "check-synthetic"] + [
             f for f in stack_functions() if f.name == "check-synthetic"
         ]
+        if args.only:
+            functions = [f for f in functions if f.name in args.only.split(",")]
         hello_runs = [cold_start(hello) for _ in range(args.repeat)]
         baseline = statistics.median(r[0] for r in hello_runs)
         hello_memory = hello_runs[-1][1]
