@@ -23,7 +23,7 @@ from bench.harness import embedded_environment  # noqa: E402
 
 def seed(database_url: str, monitors: int) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("truncate monitors cascade")
+        conn.execute("truncate monitors, runs cascade")
         project = conn.execute("select id from projects where is_default").fetchone()[0]
         conn.execute(
             """insert into monitors (project_id, name, type, target, frequency_minutes, next_run_at, config)

@@ -206,6 +206,17 @@ class CheckJob(Envelope):
     deadline: datetime
 
 
+class CheckJobBundle(Envelope):
+    """Many jobs of one (type, location) stream in one entry, so a tick moves bundles instead of single jobs.
+
+    Each job is a CheckJob validated on its own (shared.execution.unpack_jobs): one bad job does not take the
+    good ones down with it.
+    """
+
+    kind: Literal["check_jobs"] = "check_jobs"
+    jobs: list[dict[str, Any]] = Field(min_length=1)
+
+
 class ResultEvent(Envelope):
     kind: Literal["result"] = "result"
     run_id: uuid.UUID
@@ -346,6 +357,7 @@ __all__ = [
     "AlertEvent",
     "ApiError",
     "CheckJob",
+    "CheckJobBundle",
     "CheckOutcome",
     "LocationConfig",
     "MaintenanceWindowCreate",

@@ -1,4 +1,4 @@
-"""The schedule function's work: claim due monitors, record runs (outbox), publish one job per location."""
+"""The schedule function's work: claim due monitors, record runs (outbox), publish their jobs in bundles."""
 
 from __future__ import annotations
 
@@ -12,14 +12,12 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from psycopg import AsyncConnection
+from psycopg.rows import tuple_row
 
 from shared import db, streams
 from shared.checks import configured_timeout
 from shared.models import LocationConfig
 from shared.settings import get_settings
-
-CLAIM_BATCH = 10_000
-_PUBLISHES_IN_FLIGHT = 2  # claim the next batch in Postgres while the previous one goes to Redis
 
 
 @dataclass
@@ -36,14 +34,6 @@ class TickReport:
             "runsRedispatched": self.runs_redispatched,
             "runIds": self.run_ids,
         }
-
-
-def time_ordered_uuid() -> uuid.UUID:
-    """A UUIDv7: run ids that sort by creation keep index inserts at the right edge of the B-tree."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    return uuid.UUID(int=value)
 
 
 @lru_cache(maxsize=4096)
@@ -72,14 +62,6 @@ def _timeout_budget(check_type: str, config_text: str) -> float:
     return configured_timeout(check_type, json.loads(config_text))
 
 
-def run_deadline(now: datetime, check_type: str, config: dict | str, frequency_minutes: int) -> datetime:
-    """Check timeout plus grace, but never later than the next run would start (config as dict or stored text)."""
-    grace = get_settings().run_deadline_grace_seconds
-    text = config if isinstance(config, str) else json.dumps(config, sort_keys=True)
-    seconds = min(_timeout_budget(check_type, text) + grace, frequency_minutes * 60)
-    return now + timedelta(seconds=seconds)
-
-
 async def _active_regions(conn: AsyncConnection) -> list[str]:
     rows = await (
         await conn.execute("select code from regions where active order by created_at, code")
@@ -90,165 +72,322 @@ async def _active_regions(conn: AsyncConnection) -> list[str]:
     return [loc for loc in configured if loc in codes] + [loc for loc in codes if loc not in configured]
 
 
+# --- SQL -------------------------------------------------------------------------------------------
+#
+# A claim batch is two statements in one transaction. The first claims due monitors (FOR UPDATE SKIP LOCKED)
+# and advances next_run_at; it returns the claimed ids and slots as two array texts Python hands back untouched,
+# and each distinct stored config once. Python turns those configs into what only it knows: a config's timeout
+# budget and where a location config sends its runs. The second statement records the runs and the batch's
+# dispatch row, and renders the jobs as bundles: one stream entry per (type, location, jobs_per_entry jobs).
+# Python and Redis then move a few thousand bundles instead of hundreds of thousands of rows.
+
 _CLAIM_DUE = """
 with due as (
     select id, next_run_at from monitors
-    where enabled and next_run_at <= %(now)s and (next_run_at, id) > (%(after_at)s, %(after_id)s) {only_ids}
+    where enabled and next_run_at <= %(now)s and (next_run_at, id) > (%(after_at)s, %(after_id)s)
+        and id between %(id_from)s and %(id_to)s {only_ids}
     order by next_run_at, id
     limit %(limit)s
     for update skip locked
+),
+claimed as (
+    update monitors m
+    set next_run_at = due.next_run_at + make_interval(mins => m.frequency_minutes)
+            * (floor(extract(epoch from (%(now)s - due.next_run_at)) / (m.frequency_minutes * 60)) + 1)
+    from due
+    where m.id = due.id
+    returning m.id, m.type, m.config, m.location_config, due.next_run_at as claimed_slot,
+        -- the latest slot that is due; slots missed while nothing ran are skipped, not replayed
+        due.next_run_at + make_interval(mins => m.frequency_minutes)
+            * floor(extract(epoch from (%(now)s - due.next_run_at)) / (m.frequency_minutes * 60)) as scheduled_at
 )
-update monitors m
-set next_run_at = due.next_run_at + make_interval(mins => m.frequency_minutes)
-        * (floor(extract(epoch from (%(now)s - due.next_run_at)) / (m.frequency_minutes * 60)) + 1)
-from due
-where m.id = due.id
-returning m.id, m.type, m.frequency_minutes, due.next_run_at as claimed_slot,
-    -- as text: most monitors share a few configs, each parsed once (see _timeout_budget), not once per monitor
-    m.config::text as config, m.location_config::text as location_config,
-    -- the latest slot that is due; slots missed while nothing ran are skipped, not replayed
-    due.next_run_at + make_interval(mins => m.frequency_minutes)
-        * floor(extract(epoch from (%(now)s - due.next_run_at)) / (m.frequency_minutes * 60)) as scheduled_at
+{claimed_summary}
 """
 
-_SELECT_FOR_RUN_NOW = """
-select id, type, frequency_minutes, %(now)s::timestamptz as scheduled_at,
-    config::text as config, location_config::text as location_config
-from monitors where id = any(%(ids)s)
+# run now: the monitors as they are, at this instant; the key-share lock keeps them from being deleted under us
+_SELECT_NOW = """
+with claimed as (
+    select id, type, config, location_config, %(now)s::timestamptz as claimed_slot,
+        %(now)s::timestamptz as scheduled_at
+    from monitors where id = any(%(ids)s)
+    for key share
+)
+{claimed_summary}
 """
 
-# The job envelope (shared.models.CheckJob), built by Postgres: it renders hundreds of thousands of them far
-# faster than Python could, and the check function validates each one on arrival.
-_JOB_PAYLOAD = """json_build_object(
-    'v', 1, 'kind', 'check_job', 'run_id', r.id, 'monitor_id', m.id, 'location', loc.location,
-    'type', m.type, 'target', m.target, 'config', m.config,
-    'scheduled_at', r.scheduled_at, 'deadline', r.deadline)::text"""
+_CLAIMED_SUMMARY = """
+select type, config::text, location_config::text,
+    null::text as ids, null::text as slots, null::bigint as claimed, null::timestamptz as last_at, null::uuid as last_id
+from claimed group by 1, 2, 3
+union all
+select null, null, null, array_agg(id)::text, array_agg(scheduled_at)::text, count(*), max(claimed_slot),
+    (array_agg(id order by claimed_slot desc, id desc))[1]
+from claimed
+"""
 
-_RECORD_RUNS = f"""
-with r as (
+# Run ids are UUIDv7 (time-ordered, so inserts stay at the right edge of the primary key): the 48-bit
+# millisecond, version and variant come from Python per batch, the remaining bits are a random base plus the
+# row's position; far cheaper than one gen_random_uuid() per row.
+_RECORD_AND_RENDER = """
+with planned as (
+    select m.id as monitor_id, m.type, m.target, m.config, c.scheduled_at,
+        %(now)s + make_interval(secs => least(
+            (%(budgets)s::jsonb ->> (m.type || ' ' || m.config::text))::float8, m.frequency_minutes * 60)) as deadline,
+        string_to_array(%(location_lists)s::jsonb ->> m.location_config::text, ',') as locations,
+        (%(id_prefix)s || lpad(to_hex(%(id_base)s::bigint + c.position), 15, '0'))::uuid as run_id,
+        row_number() over (partition by m.type) - 1 as position
+    from unnest(%(ids)s::uuid[], %(slots)s::timestamptz[]) with ordinality as c(id, scheduled_at, position)
+    join monitors m on m.id = c.id
+    {skip_existing}
+),
+recorded as (
     insert into runs (id, monitor_id, scheduled_at, expected_locations, deadline)
-    select n.id, n.monitor_id, n.scheduled_at, string_to_array(n.locations, ','), n.deadline
-    from unnest(%s::uuid[], %s::uuid[], %s::timestamptz[], %s::text[], %s::timestamptz[])
-        as n(id, monitor_id, scheduled_at, locations, deadline)
+    select run_id, monitor_id, scheduled_at, locations, deadline from planned
     on conflict (monitor_id, scheduled_at) do nothing
-    returning id, monitor_id, scheduled_at, expected_locations, deadline
+    returning id
+),
+dispatch as (
+    insert into dispatch_batches (id, run_ids)
+    select %(batch_id)s, array_agg(id) from recorded having count(*) > 0
 )
-select r.id as run_id, m.type, loc.location, {_JOB_PAYLOAD} as payload
-from r join monitors m on m.id = r.monitor_id cross join unnest(r.expected_locations) as loc(location)
+{render}
+union all
+select null, null, null, (select count(*) from planned), count(*), array_agg(id::text) from recorded
+"""
+
+# Monitors that already have a run at this slot (next_run_at moved back by hand) are left out: taken only when
+# the fast path met such a conflict, which is rare, so the probe is not paid on every run.
+_SKIP_EXISTING = """
+    where not exists (select 1 from runs x where x.monitor_id = c.id and x.scheduled_at = c.scheduled_at)
+"""
+
+# The job envelope (shared.models.CheckJob) is rendered once per run and completed per location by text
+# concatenation; a bundle is shared.models.CheckJobBundle, and a bundle of one job is the job itself.
+_RENDER = """
+select j.type, j.location,
+    case when count(*) = 1 then string_agg(j.job, ',')
+        else '{"v":1,"kind":"check_jobs","jobs":[' || string_agg(j.job, ',') || ']}' end as payload,
+    count(*) as jobs, null::bigint as recorded, null::text[] as run_ids
+from (
+    select p.type, loc.location, p.position / (%(bundle_sizes)s::jsonb ->> p.type)::int as bundle,
+        concat(p.head, ',"location":', to_json(loc.location), '}') as job
+    from (
+        -- concat() of JSON-safe parts renders twice as fast as json_build_object()
+        select planned.*, concat(
+            '{"v":1,"kind":"check_job","run_id":"', run_id, '","monitor_id":"', monitor_id,
+            '","type":', to_json(type), ',"target":', to_json(target), ',"config":', config,
+            ',"scheduled_at":', to_json(scheduled_at), ',"deadline":', to_json(deadline)) as head
+        from planned
+        offset 0  -- rendered once per run, not once per location
+    ) p
+    cross join unnest(p.locations) as loc(location)
+) j
+group by j.type, j.location, j.bundle
 """
 
 _STALE_BATCHES = """
 select id, run_ids from dispatch_batches where created_at < %s order by created_at limit 20 for update skip locked
 """
 
-_JOBS_OF_RUNS = f"""
-select r.id as run_id, m.type, loc.location, {_JOB_PAYLOAD} as payload
-from runs r join monitors m on m.id = r.monitor_id cross join unnest(r.expected_locations) as loc(location)
-where r.id = any(%s) and r.finalized_at is null
+_REPUBLISH = """
+with planned as (
+    select r.id as run_id, r.monitor_id, m.type, m.target, m.config, r.scheduled_at, r.deadline,
+        r.expected_locations as locations, row_number() over (partition by m.type) - 1 as position
+    from runs r join monitors m on m.id = r.monitor_id
+    where r.id = any(%(run_ids)s) and r.finalized_at is null
+)
 """
+
+# Every join here looks rows up by key, a batch at a time; misled by the CTEs' row estimates, the planner would
+# rather hash or merge all of monitors to touch 10,000 of them. The render groups a batch's jobs in memory.
+_STATEMENT_SETTINGS = (
+    "set local enable_seqscan = off; set local enable_hashjoin = off; set local enable_mergejoin = off;"
+    " set local work_mem = '64MB'"
+)
+
+CLAIM_BATCH = 10_000
+# Claim transactions running at once in one tick, each over its own slice of monitor ids: Postgres spends most
+# of a tick writing rows, and one backend uses one core.
+CLAIM_WORKERS = 2
+_PUBLISHES_IN_FLIGHT = 2  # per worker: claim the next batch in Postgres while the previous one goes to Redis
+_RETRIES = 3
+
+
+class _SlotTaken(Exception):
+    """A run already existed for a claimed slot: the batch rolls back and is redone without those monitors."""
+
+
+def _bundle_params() -> dict:
+    from shared.checks import CHECK_TYPES
+
+    return {"bundle_sizes": json.dumps({name: streams.jobs_per_entry(name) for name in CHECK_TYPES})}
+
+
+def _profile_params(profiles: list[tuple], regions: list[str]) -> dict:
+    """Per distinct stored config among the claimed monitors: its deadline budget and where it runs."""
+    grace = get_settings().run_deadline_grace_seconds
+    budgets = {
+        f"{check_type} {config}": _timeout_budget(check_type, config) + grace
+        for check_type, config, *_ in profiles
+    }
+    location_lists = {
+        location_config: ",".join(expected_locations(location_config, regions))
+        for _, _, location_config, *_ in profiles
+    }
+    return {"budgets": json.dumps(budgets), "location_lists": json.dumps(location_lists)}
+
+
+def _run_id_parts() -> dict:
+    """UUIDv7 pieces for one batch: the 48-bit millisecond, version 7, 12 random bits and the variant, then a
+    random base for the last 60 bits with room left for a batch's row positions."""
+    millis = time.time_ns() // 1_000_000
+    rand_a = int.from_bytes(os.urandom(2), "big") & 0xFFF
+    variant_nibble = "89ab"[os.urandom(1)[0] & 0x3]
+    base = int.from_bytes(os.urandom(8), "big") & ((1 << 59) - 1)
+    return {"id_prefix": f"{millis:012x}7{rand_a:03x}{variant_nibble}", "id_base": base}
 
 
 @dataclass
 class _Outbox:
-    """Jobs of runs committed in one transaction, recorded as one dispatch batch until they are published."""
+    """Bundles of runs committed in one transaction, recorded as one dispatch batch until they are published."""
 
     batch_id: uuid.UUID | None
-    run_ids: list[uuid.UUID]
-    jobs: list[tuple[str, str]]
+    run_ids: list[str]
+    entries: list[tuple[str, str]]
+    jobs: int
 
 
-async def _record_runs(conn: AsyncConnection, monitors: list[dict], now: datetime) -> _Outbox:
-    if not monitors:
-        return _Outbox(None, [], [])
-    regions = await _active_regions(conn)
-    columns: list[list] = [[], [], [], [], []]
-    for monitor in monitors:
-        values = (
-            time_ordered_uuid(),
-            monitor["id"],
-            monitor["scheduled_at"],
-            ",".join(expected_locations(monitor["location_config"], regions)),
-            run_deadline(now, monitor["type"], monitor["config"], monitor["frequency_minutes"]),
-        )
-        for column, value in zip(columns, values, strict=True):
-            column.append(value)
-    rows = await (await conn.execute(_RECORD_RUNS, columns, prepare=False)).fetchall()
-    outbox = _outbox(uuid.uuid4(), rows)
-    if outbox.run_ids:
-        await conn.execute(
-            "insert into dispatch_batches (id, run_ids) values (%s, %s)", (outbox.batch_id, outbox.run_ids)
-        )
-    return outbox
+@dataclass
+class _Batch:
+    outbox: _Outbox
+    claimed: int
+    last: tuple[datetime, uuid.UUID] | None
 
 
-def _outbox(batch_id: uuid.UUID | None, rows: list[dict]) -> _Outbox:
-    run_ids = list(dict.fromkeys(row["run_id"] for row in rows))
+def _entries(rows: list[tuple]) -> tuple[list[tuple[str, str]], int]:
+    """(stream, payload) per rendered bundle, and how many jobs they carry."""
     stream_of = lru_cache(maxsize=None)(streams.job_stream)
-    jobs = [(stream_of(row["type"], row["location"]), row["payload"]) for row in rows]
-    return _Outbox(batch_id, run_ids, jobs)
+    return [(stream_of(row[0], row[1]), row[2]) for row in rows], sum(row[3] for row in rows)
+
+
+def _split_summary(rows: list[tuple]) -> tuple[list[tuple], list[tuple]]:
+    """A statement's rows, and its one summary row (the row with no type)."""
+    return [row for row in rows if row[0] is not None], [row for row in rows if row[0] is None]
+
+
+async def _claim_and_record(
+    conn: AsyncConnection, claim_sql: str, params: dict, skip_existing: bool
+) -> _Batch:
+    await conn.execute(_STATEMENT_SETTINGS)
+    cursor = conn.cursor(row_factory=tuple_row)
+    await cursor.execute(claim_sql.format(claimed_summary=_CLAIMED_SUMMARY), params, prepare=False)
+    profiles, (summary,) = _split_summary(await cursor.fetchall())
+    ids, slots, claimed, last_at, last_id = summary[3:]
+    if not claimed:
+        return _Batch(_Outbox(None, [], [], 0), 0, None)
+    batch_id = uuid.uuid4()
+    statement = _RECORD_AND_RENDER.format(
+        skip_existing=_SKIP_EXISTING if skip_existing else "", render=_RENDER
+    )
+    await cursor.execute(
+        statement,
+        {
+            "now": params["now"],
+            "ids": ids,
+            "slots": slots,
+            "batch_id": batch_id,
+            **_profile_params(profiles, await _active_regions(conn)),
+            **_bundle_params(),
+            **_run_id_parts(),
+        },
+        prepare=False,
+    )
+    bundles, (summary,) = _split_summary(await cursor.fetchall())
+    planned, recorded, run_ids = summary[3:]
+    if recorded != planned:
+        raise _SlotTaken
+    entries, jobs = _entries(bundles)
+    return _Batch(
+        _Outbox(batch_id if recorded else None, run_ids or [], entries, jobs), claimed, (last_at, last_id)
+    )
+
+
+async def _record_batch(claim_sql: str, params: dict) -> _Batch:
+    """One committed batch; a batch that met an existing run for a claimed slot is redone without it."""
+    for attempt in range(_RETRIES):
+        try:
+            async with db.transaction() as conn:
+                return await _claim_and_record(conn, claim_sql, params, skip_existing=attempt > 0)
+        except _SlotTaken:
+            if attempt == _RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def _publish_and_mark(outbox: _Outbox) -> int:
     """Publishes after commit, then drops the batch row; a crash in between leaves it for the sweep."""
     if not outbox.run_ids:
         return 0
-    published = await streams.publish_payloads(outbox.jobs)
+    await streams.publish_payloads(outbox.entries)
     async with db.transaction() as conn:
         await conn.execute("delete from dispatch_batches where id = %s", (outbox.batch_id,))
-    return published
+    return outbox.jobs
+
+
+def _id_slices(workers: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Monitor ids are random (gen_random_uuid), so equal slices of the id space hold about equal shares."""
+    edges = [(1 << 128) * index // workers for index in range(workers + 1)]
+    return [
+        (uuid.UUID(int=low), uuid.UUID(int=high - 1)) for low, high in zip(edges, edges[1:], strict=False)
+    ]
+
+
+async def _claim_slice(
+    now: datetime, only_ids: list[uuid.UUID] | None, id_slice: tuple[uuid.UUID, uuid.UUID], report: TickReport
+) -> None:
+    """Claims one slice of monitor ids batch by batch, publishing each batch while the next one is claimed."""
+    claim_sql = _CLAIM_DUE.replace("{only_ids}", "and id = any(%(ids)s)" if only_ids is not None else "")
+    params = {"now": now, "ids": only_ids, "limit": CLAIM_BATCH, "id_from": id_slice[0], "id_to": id_slice[1]}
+    after = (datetime.min.replace(tzinfo=UTC), uuid.UUID(int=0))
+    publishing: set[asyncio.Task] = set()
+    try:
+        while True:
+            batch = await _record_batch(claim_sql, {**params, "after_at": after[0], "after_id": after[1]})
+            if batch.last is not None:
+                after = batch.last
+            report.runs_created += len(batch.outbox.run_ids)
+            report.run_ids += batch.outbox.run_ids
+            publishing.add(asyncio.create_task(_publish_and_mark(batch.outbox)))
+            last_batch = batch.claimed < CLAIM_BATCH
+            if len(publishing) >= _PUBLISHES_IN_FLIGHT or last_batch:
+                done, publishing = await asyncio.wait(
+                    publishing, return_when=asyncio.ALL_COMPLETED if last_batch else asyncio.FIRST_COMPLETED
+                )
+                report.jobs_published += sum(task.result() for task in done)
+            if last_batch:
+                return
+    finally:
+        if publishing:  # stopped by an error: what was committed still goes out, or waits for the sweep
+            done, _ = await asyncio.wait(publishing)
+            report.jobs_published += sum(task.result() for task in done if task.exception() is None)
 
 
 async def schedule_tick(now: datetime | None = None, only_ids: list[uuid.UUID] | None = None) -> TickReport:
     """One cron tick: safe to run twice at once (SKIP LOCKED) and safe to skip (missed slots collapse)."""
     now = now or datetime.now(UTC)
     report = TickReport()
-    publishing: set[asyncio.Task] = set()
-    after = (datetime.min.replace(tzinfo=UTC), uuid.UUID(int=0))
-    while True:
-        async with db.transaction() as conn:
-            claimed = await (
-                await conn.execute(
-                    _CLAIM_DUE.format(only_ids="and id = any(%(ids)s)" if only_ids is not None else ""),
-                    {
-                        "now": now,
-                        "limit": CLAIM_BATCH,
-                        "ids": only_ids,
-                        "after_at": after[0],
-                        "after_id": after[1],
-                    },
-                )
-            ).fetchall()
-            if claimed:
-                after = max((row["claimed_slot"], row["id"]) for row in claimed)
-            outbox = await _record_runs(conn, claimed, now)
-        report.runs_created += len(outbox.run_ids)
-        report.run_ids += [str(run_id) for run_id in outbox.run_ids]
-        publishing.add(asyncio.create_task(_publish_and_mark(outbox)))
-        if len(publishing) >= _PUBLISHES_IN_FLIGHT or len(claimed) < CLAIM_BATCH:
-            done, publishing = await asyncio.wait(
-                publishing,
-                return_when=asyncio.ALL_COMPLETED if len(claimed) < CLAIM_BATCH else asyncio.FIRST_COMPLETED,
-            )
-            report.jobs_published += sum(task.result() for task in done)
-        if len(claimed) < CLAIM_BATCH:
-            break
+    workers = 1 if only_ids is not None else CLAIM_WORKERS
+    await asyncio.gather(*(_claim_slice(now, only_ids, id_slice, report) for id_slice in _id_slices(workers)))
     report.runs_redispatched = await redispatch_stale_runs(now)
     return report
 
 
 async def run_now(monitor_ids: list[uuid.UUID], now: datetime | None = None) -> TickReport:
     """Start a run of each monitor immediately, outside its schedule (API "run now", CI webhooks)."""
-    now = now or datetime.now(UTC)
-    async with db.transaction() as conn:
-        monitors = await (
-            await conn.execute(_SELECT_FOR_RUN_NOW, {"now": now, "ids": monitor_ids})
-        ).fetchall()
-        outbox = await _record_runs(conn, monitors, now)
-    published = await _publish_and_mark(outbox)
+    batch = await _record_batch(_SELECT_NOW, {"now": now or datetime.now(UTC), "ids": monitor_ids})
+    published = await _publish_and_mark(batch.outbox)
     return TickReport(
-        runs_created=len(outbox.run_ids),
-        jobs_published=published,
-        run_ids=[str(run_id) for run_id in outbox.run_ids],
+        runs_created=len(batch.outbox.run_ids), jobs_published=published, run_ids=batch.outbox.run_ids
     )
 
 
@@ -261,12 +400,13 @@ async def redispatch_stale_runs(now: datetime) -> int:
     republished = 0
     async with db.transaction() as conn:
         for batch in await (await conn.execute(_STALE_BATCHES, (cutoff,))).fetchall():
-            outbox = _outbox(
-                batch["id"], await (await conn.execute(_JOBS_OF_RUNS, (batch["run_ids"],))).fetchall()
-            )
-            await streams.publish_payloads(outbox.jobs)
+            await conn.execute(_STATEMENT_SETTINGS)
+            cursor = conn.cursor(row_factory=tuple_row)
+            await cursor.execute(_REPUBLISH + _RENDER, {"run_ids": batch["run_ids"], **_bundle_params()})
+            entries, _ = _entries(await cursor.fetchall())
+            await streams.publish_payloads(entries)
             await conn.execute("delete from dispatch_batches where id = %s", (batch["id"],))
-            republished += len(outbox.run_ids)
+            republished += len(batch["run_ids"])
     return republished
 
 

@@ -22,6 +22,9 @@ EVENTS_MAX_LENGTH = 100_000
 CONSUMER_GROUP = "sc-connector"
 DEAD_LETTER_SUFFIX = ":dead"
 PAYLOAD_FIELD = "data"
+BUNDLE_KIND = (
+    "check_jobs"  # shared.models.CheckJobBundle: many jobs of one (type, location) stream in one entry
+)
 
 PIPELINE_FUNCTION_BY_STREAM: dict[str, str] = {
     RESULTS_STREAM: "aggregate",
@@ -55,7 +58,7 @@ def function_for_stream(stream: str) -> str | None:
 
 
 def max_batch_for_stream(stream: str) -> int | None:
-    """A check type's own cap on messages per POST (None: the connector's batch size)."""
+    """A check type's own cap on jobs per POST (None: the connector's batch size)."""
     parsed = parse_job_stream(stream)
     if not parsed:
         return None
@@ -63,6 +66,28 @@ def max_batch_for_stream(stream: str) -> int | None:
 
     check_type = CHECK_TYPES.get(parsed[0])
     return check_type.max_batch if check_type else None
+
+
+def jobs_per_entry(check_type: str) -> int:
+    """How many jobs schedule bundles into one stream entry of this check type.
+
+    A bundle is one connector POST's worth (CONNECTOR_BATCH_SIZE jobs), so bundling changes how many entries
+    move through Redis, not how much work one function invocation gets. Types that cap their POSTs (browser
+    journeys take minutes) get one job per entry: each journey is delivered, retried and dead-lettered alone.
+    """
+    from shared.checks import CHECK_TYPES
+
+    known = CHECK_TYPES.get(check_type)
+    if known is not None and known.max_batch is not None:
+        return 1
+    return get_settings().connector_batch_size
+
+
+def jobs_in_envelope(data: object) -> int:
+    """How many jobs a decoded job-stream entry carries: a bundle's job count, else 1."""
+    if isinstance(data, dict) and data.get("kind") == BUNDLE_KIND and isinstance(data.get("jobs"), list):
+        return max(1, len(data["jobs"]))
+    return 1
 
 
 def streams_for_worker(location: str | None, locations: Iterable[str], include_pipeline: bool) -> list[str]:
@@ -113,8 +138,8 @@ def get_redis(url: str | None = None) -> aioredis.Redis:
     return client
 
 
-# Appends many entries to one stream in a single call: a round trip per 1,000 messages instead of per message,
-# which is what lets one schedule tick fan out hundreds of thousands of jobs.
+# Appends many entries to one stream in a single call: a round trip per 1,000 messages (or per few MB of
+# bundles) instead of per message, which is what lets one schedule tick fan out hundreds of thousands of jobs.
 _XADD_MANY = """
 for i = 1, #ARGV do
     redis.call('XADD', KEYS[1], '*', 'data', ARGV[i])
@@ -122,6 +147,20 @@ end
 return #ARGV
 """
 _XADD_CHUNK = 1000
+_XADD_CHUNK_BYTES = 4_000_000
+
+
+def _chunks(payloads: list[str]) -> Iterable[list[str]]:
+    chunk: list[str] = []
+    size = 0
+    for payload in payloads:
+        if chunk and (len(chunk) >= _XADD_CHUNK or size + len(payload) > _XADD_CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(payload)
+        size += len(payload)
+    if chunk:
+        yield chunk
 
 
 async def publish_payloads(entries: Iterable[tuple[str, str]]) -> int:
@@ -132,8 +171,8 @@ async def publish_payloads(entries: Iterable[tuple[str, str]]) -> int:
     for stream, payloads in by_stream.items():
         client = get_redis(redis_url_for(stream))
         script = client.register_script(_XADD_MANY)
-        for start in range(0, len(payloads), _XADD_CHUNK):
-            await script(keys=[stream], args=payloads[start : start + _XADD_CHUNK])
+        for chunk in _chunks(payloads):
+            await script(keys=[stream], args=chunk)
     return sum(len(payloads) for payloads in by_stream.values())
 
 

@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from shared import streams
+from shared.models import CheckJob
 from shared.scheduling import expected_locations, redispatch_stale_runs, schedule_tick
 
 LOCATIONS = ["us-east", "eu-central", "asia-pacific"]
@@ -22,12 +23,15 @@ def seed_due_monitors(infra, count: int, due_at: datetime) -> None:
 
 
 def jobs_in_streams(infra) -> list[dict]:
+    """Every job queued for http_request, bundles opened: each one a CheckJob envelope."""
     r = infra.redis()
     jobs = []
     for location in LOCATIONS:
-        jobs += [
-            streams.decode(fields) for _, fields in r.xrange(streams.job_stream("http_request", location))
-        ]
+        for _, fields in r.xrange(streams.job_stream("http_request", location)):
+            entry = streams.decode(fields)
+            jobs += entry["jobs"] if entry["kind"] == "check_jobs" else [entry]
+    for job in jobs:
+        CheckJob.model_validate(job)
     return jobs
 
 

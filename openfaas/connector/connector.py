@@ -177,13 +177,26 @@ class Connector:
             messages.append({"id": message_id, "stream": stream, "deliveries": deliveries, "data": data})
         if dead:
             await self._dead_letter(stream, dead)
-        step = streams.max_batch_for_stream(stream) or len(messages) or 1
-        for start in range(0, len(messages), step):
+        for chunk in self._posts(stream, messages):
             await self.slots.acquire()
-            chunk = messages[start : start + step]
             task = asyncio.create_task(self._post(stream, function, chunk, dict(entries)))
             self.in_flight.add(task)
             task.add_done_callback(self._finished)
+
+    def _posts(self, stream: str, messages: list[dict]) -> list[list[dict]]:
+        """Messages grouped into POSTs of at most the stream's job cap, counting every job a bundle carries
+        (a bundle is never split: one larger than the cap goes alone)."""
+        cap = streams.max_batch_for_stream(stream) or self.config.batch_size
+        posts: list[list[dict]] = []
+        jobs = 0
+        for message in messages:
+            size = streams.jobs_in_envelope(message["data"])
+            if not posts or jobs + size > cap:
+                posts.append([])
+                jobs = 0
+            posts[-1].append(message)
+            jobs += size
+        return posts
 
     def _finished(self, task: asyncio.Task) -> None:
         self.in_flight.discard(task)
@@ -213,16 +226,17 @@ class Connector:
         try:
             reply = response.json()
             processed = list(reply.get("processed", []))
-            rejected = {item["id"]: item.get("error", "rejected") for item in reply.get("rejected", [])}
+            rejected = [(item["id"], item) for item in reply.get("rejected", [])]
         except (ValueError, AttributeError, KeyError, TypeError):
             log.warning("POST %s answered 2xx without a batch reply; acknowledging the batch", url)
-            processed, rejected = [m["id"] for m in messages], {}
+            processed, rejected = [m["id"] for m in messages], []
         if rejected:
             await self._dead_letter(
                 stream,
                 [
-                    (mid, fields_by_id.get(mid, {}), f"rejected by {function}: {why}")
-                    for mid, why in rejected.items()
+                    dead
+                    for mid, item in rejected
+                    for dead in _dead_letters(function, mid, item, fields_by_id.get(mid, {}))
                 ],
             )
         if processed:
@@ -284,6 +298,22 @@ class Connector:
         log.warning("redis unavailable (%s); retrying", error)
         self._groups_ready.clear()  # a restarted Redis without persistence lost the consumer groups
         await asyncio.sleep(1.0)
+
+
+def _dead_letters(function: str, message_id: str, item: dict, fields: dict) -> list[tuple[str, dict, str]]:
+    """What a rejection leaves in the dead-letter stream: the entry itself, or, for a bundle whose valid jobs
+    ran, each invalid job on its own (with its index in the bundle) so the stored jobs are not dead-lettered."""
+    whole = [(message_id, fields, f"rejected by {function}: {item.get('error', 'rejected')}")]
+    jobs = item.get("jobs") if isinstance(item.get("jobs"), list) else []
+    return [
+        (
+            message_id,
+            {streams.PAYLOAD_FIELD: json.dumps(job.get("job")), "job_index": str(job.get("index"))},
+            f"rejected by {function}: {job.get('error', 'invalid job')}",
+        )
+        for job in jobs
+        if isinstance(job, dict)
+    ] or whole
 
 
 def _id_key(message_id: str) -> tuple[int, int]:
