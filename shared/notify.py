@@ -413,7 +413,6 @@ def webhook_body(config: Mapping[str, Any], message: AlertMessage) -> str:
 
 # --- sending through Apprise -------------------------------------------------------------------------
 
-WEBHOOK_SCHEMA = "scwebhook"
 # Each notify() call captures its own log at DEBUG (SMTP replies live there) for classify_failure(); those
 # lines can carry service URLs, so they stay out of the process's log: we log our own redacted summary.
 _apprise_log = logging.getLogger("apprise")
@@ -423,58 +422,60 @@ _apprise_log.propagate = False
 
 @lru_cache(maxsize=1)
 def _apprise():
-    """Apprise (and requests under it) loads on the first send or provider check, not with this module: every
-    function imports the models here, and only alert and the API's provider endpoints send or validate."""
+    """Apprise loads on the first send through it or provider check, not with this module: every function
+    imports the models here, and only alert and the API's provider endpoints send or validate. Its first use
+    then imports all of its ~100 service plugins (about 300 ms and 25 MB)."""
     import apprise
-    from apprise.decorators import notify as apprise_notification
 
-    apprise_notification(on=WEBHOOK_SCHEMA, name="Supercheck webhook")(_post_webhook)
     return apprise
 
 
-def _post_webhook(body: str, title: str, notify_type: str, meta: dict, *args: Any, **kwargs: Any) -> bool:
-    """Generic webhooks: our own JSON body (a template's, or every variable), POSTed as Apprise's json:// would."""
-    import requests  # loaded already: Apprise sends with it
+def _post_webhook(url: str, body: str) -> Failure | None:
+    """Generic webhooks: our own JSON body (a template's, or every variable), POSTed as Apprise's json:// would.
 
-    apprise_log = logging.getLogger("apprise")
+    Sent without Apprise, which would load every service plugin for a plain POST; the outcome reads as an
+    Apprise log would, so classify_failure decides retries the same way for every channel.
+    """
+    import requests
+
     try:
         response = requests.post(
-            meta["qsd"]["target"],
+            url,
             data=body.encode(),
             headers={"Content-Type": "application/json", "User-Agent": "Supercheck-Alerts/1"},
             timeout=WEBHOOK_TIMEOUT_SECONDS,
             allow_redirects=False,
         )
     except requests.Timeout:
-        apprise_log.warning("Webhook request timed out.")
-        return False
+        return classify_failure([("WARNING", "Webhook request timed out.")])
     except requests.RequestException as error:
-        apprise_log.warning("A Connection error occurred sending the webhook (%s).", type(error).__name__)
-        return False
-    if not 200 <= response.status_code < 300:
-        apprise_log.warning(
-            "Failed to send webhook notification: %s, error=%s.", response.reason, response.status_code
+        return classify_failure(
+            [("WARNING", f"A Connection error occurred sending the webhook ({type(error).__name__}).")]
         )
-        return False
-    return True
+    if not 200 <= response.status_code < 300:
+        return classify_failure(
+            [
+                (
+                    "WARNING",
+                    f"Failed to send webhook notification: {response.reason}, error={response.status_code}.",
+                )
+            ]
+        )
+    return None
 
 
 @dataclass(frozen=True)
 class Target:
-    url: str  # an Apprise URL
+    url: str  # an Apprise URL; for a webhook, the URL it POSTs to
     recipient: str | None = None  # email: one target per address, so each is delivered and retried alone
     guard_host: tuple[str, int | None] | None = None  # resolved before sending: SSRF rules at send time
+    webhook: bool = False  # POSTed by _post_webhook, not through Apprise
 
 
 def delivery_targets(provider_type: str, config: Mapping[str, Any]) -> list[Target]:
     if provider_type == "webhook":
         parts = urlsplit(config["url"])
-        return [
-            Target(
-                f"{WEBHOOK_SCHEMA}://webhook/?{urlencode({'target': config['url']})}",
-                guard_host=(parts.hostname or "", parts.port),
-            )
-        ]
+        return [Target(config["url"], guard_host=(parts.hostname or "", parts.port), webhook=True)]
     if provider_type == "email":
         return [
             Target(_email_url(config, address), address, (config["smtpHost"], config["smtpPort"]))
@@ -549,7 +550,7 @@ class TargetResult:
 async def _send_target(
     target: Target, title: str, body: str, body_format: str | None, notify_type
 ) -> TargetResult:
-    if _apprise().Apprise.instantiate(target.url) is None:
+    if not target.webhook and _apprise().Apprise.instantiate(target.url) is None:
         return TargetResult(False, 0, "provider URL is not valid for Apprise")
     failure = Failure(False, "delivery failed")
     for attempt in range(1, SEND_ATTEMPTS + 1):
@@ -572,6 +573,8 @@ async def _attempt(
             return Failure(False, f"blocked: {error}")
         except ssrf.UnresolvableTarget as error:
             return Failure(True, str(error))
+    if target.webhook:
+        return await asyncio.to_thread(_post_webhook, target.url, body)
     # A fresh Apprise object per attempt: a reused plugin throttles itself (5.5 s for email), and our backoff
     # is the one that should decide how long a retry waits.
     apprise = _apprise()
