@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,14 +30,15 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
-def modules_after(function: str, then: str = "") -> set[str]:
-    """Top-level and dotted names in sys.modules after importing functions/<function>/main.py, then `then`."""
+def modules_after(function: str, then: str = "", **env: str) -> set[str]:
+    """Names in sys.modules after importing functions/<function>/main.py, then running `then`."""
     out = subprocess.run(
         [sys.executable, "-c", LOAD_HANDLER, str(ROOT / "functions" / function / "main.py"), then],
         capture_output=True,
         text=True,
         cwd=ROOT,
         check=True,
+        env={**os.environ, **env},
     ).stdout
     return set(json.loads(out.splitlines()[-1]))
 
@@ -91,3 +93,28 @@ def test_every_check_type_resolves_to_an_async_check_and_a_config_model():
     for check_type in CHECK_TYPES.values():
         assert inspect.iscoroutinefunction(check_type.run), check_type.name
         assert issubclass(check_type.config_model, BaseModel), check_type.name
+
+
+def test_a_webhook_alert_is_sent_without_loading_apprise():
+    send = """
+import asyncio, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from shared import notify
+
+class Receiver(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers['Content-Length']))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+server = ThreadingHTTPServer(('127.0.0.1', 0), Receiver)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+message = notify.build_message('failure', {'monitorName': 'Checkout', 'status': 'down'})
+url = f'http://127.0.0.1:{server.server_address[1]}/hook'
+result = asyncio.run(notify.send_to_provider('webhook', {'url': url}, message))
+assert result.status == 'sent', result
+"""
+    assert "apprise" not in modules_after("alert", send, ALLOW_INTERNAL_TARGETS="true")
