@@ -7,7 +7,8 @@ Two columns per function, each from its own fresh process:
 - "real work": the first request is a real unit of work (a check of a loopback target, a schedule tick, the
   aggregate sweep, one alert delivered to a loopback webhook, a cleanup dry run, GET /monitors with an API key),
   checked for having done that work.
-Each request is sent once the function's port accepts connections; the clock runs from process start.
+Each request is sent once the function's port accepts connections; the clock runs from process start. Every
+sample is paired with a hello-world start just before it, and the ratio is the median of the paired ratios.
 
 Memory: functions-framework imports the handler in a gunicorn master, which forks the one worker that serves.
 Read once the request was answered: the worker's RSS after the first call and after the real work, the
@@ -303,47 +304,61 @@ def main() -> None:
         ]
         if args.only:
             functions = [f for f in functions if f.name in args.only.split(",")]
-        hello_runs = [cold_start(hello) for _ in range(args.repeat)]
-        baseline = statistics.median(r[0] for r in hello_runs)
-        hello_memory = hello_runs[-1][1]
-        print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            if not functions:
+                parser.error(f"--only {args.only}: no such function in stack.yml")
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"load average at start: {load}")
+        # One untimed pass first: every figure is then for warm disk caches and compiled bytecode.
+        for function in [hello, *functions]:
+            cold_start(function)
+            if function.name in work:
+                cold_real_work(function, work[function.name])
         print(
             f"{'function':<16} {'first call':>10} {'ratio':>6} {'real work':>10} {'ratio':>6} "
             f"{'worker RSS':>10} {'after work':>10} {'master RSS':>10} {'PSS sum':>8}\n"
             f"{'':<16} {'':>10} {'':>6} {'':>10} {'':>6} {'1st call':>10} {'':>10} {'':>10} {'(work)':>8}"
         )
-        print(
-            f"{'hello-world':<16} {baseline * 1000:7.0f} ms {1.0:6.2f} {'':>10} {'':>6} "
-            f"{hello_memory.worker_rss:7.1f} MB {'':>10} {hello_memory.master_rss:7.1f} MB "
-            f"{hello_memory.pss_total:5.1f} MB"
-        )
-        first_ratios, real_ratios, worst_rss = [], [], 0.0
+        hello_seconds, first_ratios, real_ratios, worst_rss = [], [], [], 0.0
+        rows = []
         for function in functions:
-            firsts, reals = [], []
+            # Each sample is paired with a hello-world started just before it: the machine is shared, and
+            # its load drifts more over a run than between two starts.
+            firsts, reals, first_ratio, real_ratio = [], [], [], []
             for _ in range(args.repeat):
+                baseline, hello_memory = cold_start(hello)
+                hello_seconds.append(baseline)
                 firsts.append(cold_start(function))
+                first_ratio.append(firsts[-1][0] / baseline)
                 if function.name in work:
                     reals.append(cold_real_work(function, work[function.name]))
+                    real_ratio.append(reals[-1][0] / baseline)
             seconds = statistics.median(r[0] for r in firsts)
             memory = max((r[1] for r in firsts), key=lambda m: m.largest_rss)
-            first_ratios.append(seconds / baseline)
+            first_ratios.append(statistics.median(first_ratio))
             worst_rss = max(worst_rss, memory.largest_rss)
             if reals:
                 real_seconds = statistics.median(r[0] for r in reals)
                 real_memory = max((r[1] for r in reals), key=lambda m: m.largest_rss)
-                real_ratios.append(real_seconds / baseline)
+                real_ratios.append(statistics.median(real_ratio))
                 worst_rss = max(worst_rss, real_memory.largest_rss)
-                real = f"{real_seconds * 1000:7.0f} ms {real_seconds / baseline:6.2f}"
+                real = f"{real_seconds * 1000:7.0f} ms {real_ratios[-1]:6.2f}"
                 after, pss = f"{real_memory.worker_rss:7.1f} MB", real_memory.pss_total
             else:
                 real, after, pss = f"{'n/a':>10} {'':>6}", f"{'n/a':>10}", memory.pss_total
-            print(
-                f"{function.name:<16} {seconds * 1000:7.0f} ms {seconds / baseline:6.2f} {real} "
+            rows.append(
+                f"{function.name:<16} {seconds * 1000:7.0f} ms {first_ratios[-1]:6.2f} {real} "
                 f"{memory.worker_rss:7.1f} MB {after} {memory.master_rss:7.1f} MB {pss:5.1f} MB"
             )
+        print(
+            f"{'hello-world':<16} {statistics.median(hello_seconds) * 1000:7.0f} ms {1.0:6.2f} {'':>10} {'':>6} "
+            f"{hello_memory.worker_rss:7.1f} MB {'':>10} {hello_memory.master_rss:7.1f} MB "
+            f"{hello_memory.pss_total:5.1f} MB"
+        )
+        print("\n".join(rows))
         print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         print(f"largest RSS of a function process (master or worker): {worst_rss:.1f} MB")
-        print(f"worst real-work ratio against hello-world: {max(real_ratios):.2f}")
+        if real_ratios:
+            print(f"worst real-work ratio against hello-world: {max(real_ratios):.2f}")
         print(f"worst first-call ratio against hello-world: {max(first_ratios):.2f}")
 
 
