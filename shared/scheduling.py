@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from psycopg import AsyncConnection
+from psycopg.errors import UniqueViolation
 from psycopg.rows import tuple_row
 
 from shared import db, streams
@@ -91,15 +92,14 @@ with due as (
     for update skip locked
 ),
 claimed as (
+    -- next_run_at moves one frequency past the latest due slot, the slot this run takes: slots missed while
+    -- nothing ran are skipped, not replayed
     update monitors m
     set next_run_at = due.next_run_at + make_interval(mins => m.frequency_minutes)
             * (floor(extract(epoch from (%(now)s - due.next_run_at)) / (m.frequency_minutes * 60)) + 1)
     from due
     where m.id = due.id
-    returning m.id, m.type, m.config, m.location_config, due.next_run_at as claimed_slot,
-        -- the latest slot that is due; slots missed while nothing ran are skipped, not replayed
-        due.next_run_at + make_interval(mins => m.frequency_minutes)
-            * floor(extract(epoch from (%(now)s - due.next_run_at)) / (m.frequency_minutes * 60)) as scheduled_at
+    returning m.id, m.type, m.config, m.location_config, due.next_run_at as claimed_slot
 )
 {claimed_summary}
 """
@@ -107,20 +107,23 @@ claimed as (
 # run now: the monitors as they are, at this instant; the key-share lock keeps them from being deleted under us
 _SELECT_NOW = """
 with claimed as (
-    select id, type, config, location_config, %(now)s::timestamptz as claimed_slot,
-        %(now)s::timestamptz as scheduled_at
+    select id, type, config, location_config, %(now)s::timestamptz as claimed_slot
     from monitors where id = any(%(ids)s)
     for key share
 )
 {claimed_summary}
 """
 
+# A claimed run's slot: the claim moved next_run_at exactly one frequency past it (see _CLAIM_DUE).
+_SLOT_CLAIMED = "(m.next_run_at - make_interval(mins => m.frequency_minutes))"
+_SLOT_NOW = "%(now)s::timestamptz"
+
 _CLAIMED_SUMMARY = """
 select type, config::text, location_config::text,
-    null::text as ids, null::text as slots, null::bigint as claimed, null::timestamptz as last_at, null::uuid as last_id
+    null::text as ids, null::bigint as claimed, null::timestamptz as last_at, null::uuid as last_id
 from claimed group by 1, 2, 3
 union all
-select null, null, null, array_agg(id)::text, array_agg(scheduled_at)::text, count(*), max(claimed_slot),
+select null, null, null, array_agg(id)::text, count(*), max(claimed_slot),
     (array_agg(id order by claimed_slot desc, id desc))[1]
 from claimed
 """
@@ -130,35 +133,35 @@ from claimed
 # row's position; far cheaper than one gen_random_uuid() per row.
 _RECORD_AND_RENDER = """
 with planned as (
-    select m.id as monitor_id, m.type, m.target, m.config, c.scheduled_at,
+    select m.id as monitor_id, m.type, m.target, m.config, {scheduled_at} as scheduled_at,
         %(now)s + make_interval(secs => least(
             (%(budgets)s::jsonb ->> (m.type || ' ' || m.config::text))::float8, m.frequency_minutes * 60)) as deadline,
         string_to_array(%(location_lists)s::jsonb ->> m.location_config::text, ',') as locations,
         (%(id_prefix)s || lpad(to_hex(%(id_base)s::bigint + c.position), 15, '0'))::uuid as run_id,
         row_number() over (partition by m.type) - 1 as position
-    from unnest(%(ids)s::uuid[], %(slots)s::timestamptz[]) with ordinality as c(id, scheduled_at, position)
+    from unnest(%(ids)s::uuid[]) with ordinality as c(id, position)
     join monitors m on m.id = c.id
     {skip_existing}
 ),
 recorded as (
+    -- no ON CONFLICT: a run already recorded for a claimed slot fails the batch, which is redone without it
+    -- (see _SKIP_EXISTING); speculative insertion would cost every run a probe and a WAL record more
     insert into runs (id, monitor_id, scheduled_at, expected_locations, deadline)
     select run_id, monitor_id, scheduled_at, locations, deadline from planned
-    on conflict (monitor_id, scheduled_at) do nothing
-    returning id
 ),
 dispatch as (
     insert into dispatch_batches (id, run_ids)
-    select %(batch_id)s, array_agg(id) from recorded having count(*) > 0
+    select %(batch_id)s, array_agg(run_id) from planned having count(*) > 0
 )
 {render}
 union all
-select null, null, null, (select count(*) from planned), count(*), array_agg(id::text) from recorded
+select null, null, null, count(*), array_agg(run_id::text) from planned
 """
 
 # Monitors that already have a run at this slot (next_run_at moved back by hand) are left out: taken only when
 # the fast path met such a conflict, which is rare, so the probe is not paid on every run.
 _SKIP_EXISTING = """
-    where not exists (select 1 from runs x where x.monitor_id = c.id and x.scheduled_at = c.scheduled_at)
+    where not exists (select 1 from runs x where x.monitor_id = m.id and x.scheduled_at = {scheduled_at})
 """
 
 # The job envelope (shared.models.CheckJob) is rendered once per run and completed per location by text
@@ -167,7 +170,7 @@ _RENDER = """
 select j.type, j.location,
     case when count(*) = 1 then string_agg(j.job, ',')
         else '{"v":1,"kind":"check_jobs","jobs":[' || string_agg(j.job, ',') || ']}' end as payload,
-    count(*) as jobs, null::bigint as recorded, null::text[] as run_ids
+    count(*) as jobs, null::text[] as run_ids
 from (
     select p.type, loc.location, p.position / (%(bundle_sizes)s::jsonb ->> p.type)::int as bundle,
         concat(p.head, ',"location":', to_json(loc.location), '}') as job
@@ -211,10 +214,6 @@ CLAIM_BATCH = 10_000
 CLAIM_WORKERS = 2
 _PUBLISHES_IN_FLIGHT = 2  # per worker: claim the next batch in Postgres while the previous one goes to Redis
 _RETRIES = 3
-
-
-class _SlotTaken(Exception):
-    """A run already existed for a claimed slot: the batch rolls back and is redone without those monitors."""
 
 
 def _bundle_params() -> dict:
@@ -276,25 +275,26 @@ def _split_summary(rows: list[tuple]) -> tuple[list[tuple], list[tuple]]:
 
 
 async def _claim_and_record(
-    conn: AsyncConnection, claim_sql: str, params: dict, skip_existing: bool
+    conn: AsyncConnection, claim_sql: str, slot_sql: str, params: dict, skip_existing: bool
 ) -> _Batch:
     await conn.execute(_STATEMENT_SETTINGS)
     cursor = conn.cursor(row_factory=tuple_row)
     await cursor.execute(claim_sql.format(claimed_summary=_CLAIMED_SUMMARY), params, prepare=False)
     profiles, (summary,) = _split_summary(await cursor.fetchall())
-    ids, slots, claimed, last_at, last_id = summary[3:]
+    ids, claimed, last_at, last_id = summary[3:]
     if not claimed:
         return _Batch(_Outbox(None, [], [], 0), 0, None)
     batch_id = uuid.uuid4()
     statement = _RECORD_AND_RENDER.format(
-        skip_existing=_SKIP_EXISTING if skip_existing else "", render=_RENDER
+        scheduled_at=slot_sql,
+        skip_existing=_SKIP_EXISTING.format(scheduled_at=slot_sql) if skip_existing else "",
+        render=_RENDER,
     )
     await cursor.execute(
         statement,
         {
             "now": params["now"],
             "ids": ids,
-            "slots": slots,
             "batch_id": batch_id,
             **_profile_params(profiles, await _active_regions(conn)),
             **_bundle_params(),
@@ -303,22 +303,20 @@ async def _claim_and_record(
         prepare=False,
     )
     bundles, (summary,) = _split_summary(await cursor.fetchall())
-    planned, recorded, run_ids = summary[3:]
-    if recorded != planned:
-        raise _SlotTaken
+    recorded, run_ids = summary[3:]
     entries, jobs = _entries(bundles)
     return _Batch(
         _Outbox(batch_id if recorded else None, run_ids or [], entries, jobs), claimed, (last_at, last_id)
     )
 
 
-async def _record_batch(claim_sql: str, params: dict) -> _Batch:
+async def _record_batch(claim_sql: str, slot_sql: str, params: dict) -> _Batch:
     """One committed batch; a batch that met an existing run for a claimed slot is redone without it."""
     for attempt in range(_RETRIES):
         try:
             async with db.transaction() as conn:
-                return await _claim_and_record(conn, claim_sql, params, skip_existing=attempt > 0)
-        except _SlotTaken:
+                return await _claim_and_record(conn, claim_sql, slot_sql, params, skip_existing=attempt > 0)
+        except UniqueViolation:
             if attempt == _RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
@@ -352,7 +350,9 @@ async def _claim_slice(
     publishing: set[asyncio.Task] = set()
     try:
         while True:
-            batch = await _record_batch(claim_sql, {**params, "after_at": after[0], "after_id": after[1]})
+            batch = await _record_batch(
+                claim_sql, _SLOT_CLAIMED, {**params, "after_at": after[0], "after_id": after[1]}
+            )
             if batch.last is not None:
                 after = batch.last
             report.runs_created += len(batch.outbox.run_ids)
@@ -384,7 +384,7 @@ async def schedule_tick(now: datetime | None = None, only_ids: list[uuid.UUID] |
 
 async def run_now(monitor_ids: list[uuid.UUID], now: datetime | None = None) -> TickReport:
     """Start a run of each monitor immediately, outside its schedule (API "run now", CI webhooks)."""
-    batch = await _record_batch(_SELECT_NOW, {"now": now or datetime.now(UTC), "ids": monitor_ids})
+    batch = await _record_batch(_SELECT_NOW, _SLOT_NOW, {"now": now or datetime.now(UTC), "ids": monitor_ids})
     published = await _publish_and_mark(batch.outbox)
     return TickReport(
         runs_created=len(batch.outbox.run_ids), jobs_published=published, run_ids=batch.outbox.run_ids
