@@ -123,7 +123,8 @@ select type, config::text, location_config::text,
     null::text as ids, null::bigint as claimed, null::timestamptz as last_at, null::uuid as last_id
 from claimed group by 1, 2, 3
 union all
-select null, null, null, array_agg(id)::text, count(*), max(claimed_slot),
+-- ids grouped by type: a run's position in this array then numbers its bundle (position / bundle size)
+select null, null, null, array_agg(id order by type)::text, count(*), max(claimed_slot),
     (array_agg(id order by claimed_slot desc, id desc))[1]
 from claimed
 """
@@ -138,7 +139,7 @@ with planned as (
             (%(budgets)s::jsonb ->> (m.type || ' ' || m.config::text))::float8, m.frequency_minutes * 60)) as deadline,
         string_to_array(%(location_lists)s::jsonb ->> m.location_config::text, ',') as locations,
         (%(id_prefix)s || lpad(to_hex(%(id_base)s::bigint + c.position), 15, '0'))::uuid as run_id,
-        row_number() over (partition by m.type) - 1 as position
+        c.position - 1 as position
     from unnest(%(ids)s::uuid[]) with ordinality as c(id, position)
     join monitors m on m.id = c.id
     {skip_existing}
