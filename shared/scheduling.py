@@ -89,7 +89,9 @@ with due as (
         and id between %(id_from)s and %(id_to)s {only_ids}
     order by next_run_at, id
     limit %(limit)s
-    for update skip locked
+    -- the lock an UPDATE of non-key columns takes: overlapping ticks still skip each other's claims, but not
+    -- monitors a check function's result insert holds key-share locked (its foreign key check)
+    for no key update skip locked
 ),
 claimed as (
     -- next_run_at moves one frequency past the latest due slot, the slot this run takes: slots missed while

@@ -105,3 +105,21 @@ def test_a_cron_window_keeps_ticking_so_monitors_due_mid_minute_run_in_the_same_
     report = aio.run(schedule_window(window_seconds=2.5, tick_seconds=0.5))
     assert report.runs_created == 1
     assert report.jobs_published == 3
+
+
+def test_a_tick_claims_monitors_that_a_result_insert_holds_key_share_locked(clean, aio):
+    """A check function storing a result takes a key-share lock on its monitor (the foreign key check); the
+    tick must not skip that monitor, while a tick holding the claim still makes another tick skip it."""
+    import psycopg
+
+    now = datetime.now(UTC)
+    seed_due_monitors(clean, 2, now - timedelta(seconds=5))
+    monitor_id = clean.sql("select id from monitors order by id limit 1")[0][0]
+    with psycopg.connect(clean.database_url) as storing:
+        storing.execute("select 1 from monitors where id = %s for key share", (monitor_id,))
+        assert aio.run(schedule_tick(now)).runs_created == 2
+    clean.sql("update monitors set next_run_at = %s", (now - timedelta(seconds=30),))  # a new slot
+    with psycopg.connect(clean.database_url) as claiming:  # another tick, mid-claim
+        claiming.execute("select 1 from monitors for no key update")
+        assert aio.run(schedule_tick(now)).runs_created == 0, "rows another tick claims are skipped"
+    assert aio.run(schedule_tick(now)).runs_created == 2
