@@ -289,3 +289,34 @@ def test_through_the_connector_a_bad_job_is_dead_lettered_alone_and_the_bundle_a
     assert fields["job_index"] == "1" and json.loads(fields["data"]) == bad
     assert "jobs.1.deadline" in fields["reason"]
     assert clean.sql("select run_id, location from monitor_results") == [(run_id, "us-east")]
+
+
+def test_the_connector_does_not_reclaim_messages_it_still_holds(clean, aio):
+    """A read can bring many bundles that wait for a free POST slot; reclaiming them as idle would POST twice."""
+    stream = streams.job_stream("http_request", "us-east")
+    connector = Connector(
+        ConnectorConfig(
+            redis_url=clean.redis_url, gateway_url="http://127.0.0.1:1", streams=[stream], idle_reclaim_ms=0
+        )
+    )
+    dispatched: list[str] = []
+
+    async def record(_stream, entries):
+        dispatched.extend(message_id for message_id, _ in entries)
+
+    connector._dispatch = record
+    r = clean.redis()
+    r.xgroup_create(stream, streams.CONSUMER_GROUP, id="0", mkstream=True)
+    message_id = r.xadd(stream, {"data": json.dumps(a_job())})
+    r.xreadgroup(streams.CONSUMER_GROUP, connector.config.consumer, {stream: ">"})
+
+    async def reclaim() -> int:
+        try:
+            return await connector.reclaim_idle()
+        finally:
+            await connector.close()
+
+    connector.held.add((stream, message_id))
+    assert aio.run(connector.reclaim_idle()) == 0 and dispatched == []
+    connector.held.clear()
+    assert aio.run(reclaim()) == 1 and dispatched == [message_id]

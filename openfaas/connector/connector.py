@@ -58,6 +58,9 @@ class Connector:
         self.http = httpx.AsyncClient(timeout=config.request_timeout_seconds)
         self.slots = asyncio.Semaphore(config.concurrency)
         self.in_flight: set[asyncio.Task] = set()
+        # Messages this process has read and not yet had answered: queued behind a busy POST slot (a read can
+        # bring many bundles) or in flight. Reclaiming them as idle would POST them a second time.
+        self.held: set[tuple[str, str]] = set()
         self.stats = ConnectorStats()
         self._groups_ready: set[str] = set()
 
@@ -135,6 +138,7 @@ class Connector:
                     gone += list(reply[2])
                 if gone:  # trimmed away while pending: nothing left to deliver
                     await self.redis_for(stream).xack(stream, streams.CONSUMER_GROUP, *gone)
+                entries = [entry for entry in entries if (stream, entry[0]) not in self.held]
                 if entries:
                     reclaimed += len(entries)
                     await self._dispatch(stream, entries)
@@ -177,6 +181,7 @@ class Connector:
             messages.append({"id": message_id, "stream": stream, "deliveries": deliveries, "data": data})
         if dead:
             await self._dead_letter(stream, dead)
+        self.held.update((stream, message["id"]) for message in messages)
         for chunk in self._posts(stream, messages):
             await self.slots.acquire()
             task = asyncio.create_task(self._post(stream, function, chunk, dict(entries)))
@@ -205,6 +210,14 @@ class Connector:
             log.error("batch task failed: %r", task.exception())
 
     async def _post(
+        self, stream: str, function: str, messages: list[dict], fields_by_id: dict[str, dict]
+    ) -> None:
+        try:
+            await self._post_once(stream, function, messages, fields_by_id)
+        finally:
+            self.held.difference_update((stream, message["id"]) for message in messages)
+
+    async def _post_once(
         self, stream: str, function: str, messages: list[dict], fields_by_id: dict[str, dict]
     ) -> None:
         url = f"{self.config.gateway_url.rstrip('/')}/function/{function}"
