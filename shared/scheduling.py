@@ -127,7 +127,7 @@ from claimed group by 1, 2, 3
 union all
 -- ids grouped by type: a run's position in this array then numbers its bundle (position / bundle size)
 select null, null, null, array_agg(id order by type)::text, count(*), max(claimed_slot),
-    (array_agg(id order by claimed_slot desc, id desc))[1]
+    (select id from claimed order by claimed_slot desc, id desc limit 1)
 from claimed
 """
 
