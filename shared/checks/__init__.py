@@ -21,9 +21,9 @@ CheckFn = Callable[[CheckJob], Awaitable[CheckOutcome]]
 
 @dataclass(frozen=True)
 class CheckType:
-    """A check type names where its check function and config model live: the module is imported on first use,
-    so a function loads only the checks it runs (check-port never loads the browser runner, nor the API's
-    monitor listing the HTTP client)."""
+    """A check type names the module of its check function and config model, imported on first use: a function
+    then loads only the checks it runs or validates (check-port never loads the browser runner or the HTTP
+    client; routing a stream to its function needs no check module)."""
 
     name: str
     module: str
