@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("supercheck.api")
 
 
-class lazy_module:  # noqa: N801  (stands in for a module, named like one)
+class LazyModule:
     """A module imported on first attribute access: endpoints name the modules they call at the top of the
     routes file, and a cold api function loads only those its first requests reach."""
 

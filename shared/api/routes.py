@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.responses import JSONResponse
 
-from shared.api.framework import Context, as_uuid, endpoint, lazy_module
+from shared.api.framework import Context, LazyModule, as_uuid, endpoint
 from shared.api.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -53,15 +53,15 @@ from shared.synthetic.models import (
 # The modules that do the work load on the first request that calls them: a cold api function then pays only
 # for what its first requests use (GET /health no database driver, GET /monitors no Apprise, Redis, HTTP client
 # or browser runner). The table, with its light request and response models, is still built at import.
-events = lazy_module("shared.api.events")
-maintenance = lazy_module("shared.maintenance")
-monitors = lazy_module("shared.monitors")
-notify = lazy_module("shared.notify")
-projects = lazy_module("shared.projects")
-providers = lazy_module("shared.providers")
-rollups = lazy_module("shared.rollups")
-scheduling = lazy_module("shared.scheduling")
-synthetic_store = lazy_module("shared.synthetic.store")
+events = LazyModule("shared.api.events")
+maintenance = LazyModule("shared.maintenance")
+monitors = LazyModule("shared.monitors")
+notify = LazyModule("shared.notify")
+projects = LazyModule("shared.projects")
+providers = LazyModule("shared.providers")
+rollups = LazyModule("shared.rollups")
+scheduling = LazyModule("shared.scheduling")
+synthetic_store = LazyModule("shared.synthetic.store")
 
 # --- service -----------------------------------------------------------------------------------------
 
