@@ -8,8 +8,6 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from shared.settings import get_settings
 
 CIPHERTEXT_PREFIX = "enc:v1"
@@ -55,6 +53,8 @@ class KeyRing:
 
     def encrypt(self, plaintext: str) -> str:
         nonce = os.urandom(_NONCE_BYTES)
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # loaded by the first seal or reveal
+
         sealed = AESGCM(self.keys[self.primary_id]).encrypt(
             nonce, plaintext.encode(), self.primary_id.encode()
         )
@@ -69,6 +69,8 @@ class KeyRing:
         if key is None:
             raise CredentialKeyError(f"credential encrypted with unknown key id '{key_id}'")
         raw = base64.b64decode(encoded)
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         return AESGCM(key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], key_id.encode()).decode()
 
     def needs_reencryption(self, token: str) -> bool:

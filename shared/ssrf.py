@@ -7,11 +7,13 @@ import ipaddress
 import re
 import socket
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import httpx
-
 from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _ALLOW_HINT = "internal targets are blocked; set ALLOW_INTERNAL_TARGETS=true to allow them"
@@ -193,6 +195,8 @@ def check_url_target(url: str, allow_userinfo: bool = False) -> httpx.URL:
 @lru_cache(maxsize=4096)
 def _vetted_url(url: str, allow_userinfo: bool, internal_allowed: bool) -> httpx.URL:
     """Cached: every check re-validates its stored config, and parsing a URL costs more than the cache lookup."""
+    import httpx  # here: functions that never vet a URL (schedule, aggregate, cleanup) skip its import cost
+
     if _WHITESPACE_OR_CONTROL.search(url):
         raise ValueError("must not contain spaces or control characters (percent-encode them)")
     try:
