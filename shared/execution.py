@@ -196,7 +196,7 @@ def unpack_jobs(data: dict) -> Delivery:
             delivery.rejected.append({"id": message_id, "error": _reason(error)})
             continue
         invalid = []
-        for position, raw in enumerate(bundle.jobs):
+        for position, raw in enumerate(bundle.job_envelopes()):
             job = _validate_job(raw, f"jobs.{position}")
             if isinstance(job, str):
                 invalid.append({"index": position, "error": job, "job": raw})

@@ -209,12 +209,21 @@ class CheckJob(Envelope):
 class CheckJobBundle(Envelope):
     """Many jobs of one (type, location) stream in one entry, so a tick moves bundles instead of single jobs.
 
-    Each job is a CheckJob validated on its own (shared.execution.unpack_jobs): one bad job does not take the
-    good ones down with it.
+    type and location are said once; each job holds the rest of a CheckJob and is validated on its own
+    (shared.execution.unpack_jobs): one bad job does not take the good ones down with it.
     """
 
     kind: Literal["check_jobs"] = "check_jobs"
-    jobs: list[dict[str, Any]] = Field(min_length=1)
+    type: str = Field(min_length=1, max_length=64)
+    location: str = Field(min_length=1, max_length=64)
+    jobs: list[Any] = Field(min_length=1)  # not list[CheckJob]: one invalid job must not reject the others
+
+    def job_envelopes(self) -> list[Any]:
+        """Each job as a whole CheckJob envelope (what a job says about itself wins)."""
+        return [
+            {"type": self.type, "location": self.location, **job} if isinstance(job, dict) else job
+            for job in self.jobs
+        ]
 
 
 class ResultEvent(Envelope):

@@ -167,22 +167,25 @@ _SKIP_EXISTING = """
     where not exists (select 1 from runs x where x.monitor_id = m.id and x.scheduled_at = {scheduled_at})
 """
 
-# The job envelope (shared.models.CheckJob) is rendered once per run and completed per location by text
-# concatenation; a bundle is shared.models.CheckJobBundle, and a bundle of one job is the job itself.
+# A bundle (shared.models.CheckJobBundle) names its stream's type and location once; its jobs carry the rest of
+# a CheckJob, rendered once per run whatever the number of locations. A bundle of one job is sent as the job
+# itself (a full CheckJob envelope), as for check types bundled one job per entry.
 _RENDER = """
 select j.type, j.location,
-    case when count(*) = 1 then string_agg(j.job, ',')
-        else '{"v":1,"kind":"check_jobs","jobs":[' || string_agg(j.job, ',') || ']}' end as payload,
+    case when count(*) = 1
+        then concat('{"v":1,"kind":"check_job","type":', to_json(j.type), ',"location":', to_json(j.location),
+            ',', substr(string_agg(j.job, ','), 2))
+        else concat('{"v":1,"kind":"check_jobs","type":', to_json(j.type), ',"location":', to_json(j.location),
+            ',"jobs":[', string_agg(j.job, ','), ']}') end as payload,
     count(*) as jobs, null::text[] as run_ids
 from (
-    select p.type, loc.location, p.position / (%(bundle_sizes)s::jsonb ->> p.type)::int as bundle,
-        concat(p.head, ',"location":', to_json(loc.location), '}') as job
+    select p.type, loc.location, p.position / (%(bundle_sizes)s::jsonb ->> p.type)::int as bundle, p.job
     from (
         -- concat() of JSON-safe parts renders twice as fast as json_build_object()
         select planned.*, concat(
-            '{"v":1,"kind":"check_job","run_id":"', run_id, '","monitor_id":"', monitor_id,
-            '","type":', to_json(type), ',"target":', to_json(target), ',"config":', config,
-            ',"scheduled_at":', to_json(scheduled_at), ',"deadline":', to_json(deadline)) as head
+            '{"run_id":"', run_id, '","monitor_id":"', monitor_id, '","target":', to_json(target),
+            ',"config":', config, ',"scheduled_at":', to_json(scheduled_at), ',"deadline":', to_json(deadline),
+            '}') as job
         from planned
         offset 0  -- rendered once per run, not once per location
     ) p

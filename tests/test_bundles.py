@@ -29,7 +29,14 @@ def entries_of(infra, check_type: str, location: str) -> list[dict]:
 
 
 def jobs_of(entry: dict) -> list[dict]:
-    return entry["jobs"] if entry["kind"] == "check_jobs" else [entry]
+    """The CheckJob envelopes an entry carries: a bundle's jobs completed with its type and location."""
+    if entry["kind"] != "check_jobs":
+        return [entry]
+    return [{"type": entry["type"], "location": entry["location"], **job} for job in entry["jobs"]]
+
+
+def bundle(*jobs: dict, type: str = "http_request", location: str = "us-east") -> dict:
+    return {"v": 1, "kind": "check_jobs", "type": type, "location": location, "jobs": list(jobs)}
 
 
 def a_job(**overrides) -> dict:
@@ -93,7 +100,11 @@ def test_run_now_and_the_outbox_sweep_publish_bundles_too(clean, aio):
     assert report.runs_created == 3 and report.jobs_published == 9
     for location in LOCATIONS:
         (entry,) = entries_of(clean, "http_request", location)
-        assert entry["kind"] == "check_jobs" and len(entry["jobs"]) == 3
+        assert entry["kind"] == "check_jobs" and (entry["type"], entry["location"]) == (
+            "http_request",
+            location,
+        )
+        assert len(entry["jobs"]) == 3 and "location" not in entry["jobs"][0], "said once per bundle"
 
     clean.redis().flushall()
     clean.sql(
@@ -152,10 +163,11 @@ def test_unpacking_a_delivery_keeps_good_jobs_and_names_each_bad_one():
         {
             "messages": [
                 {"id": "1-0", "data": good},
-                {"id": "2-0", "data": {"v": 1, "kind": "check_jobs", "jobs": [other, bad, good]}},
-                {"id": "3-0", "data": {"v": 1, "kind": "check_jobs", "jobs": []}},
+                {"id": "2-0", "data": bundle(other, bad, good)},
+                {"id": "3-0", "data": bundle()},
                 {"id": "4-0", "data": {"v": 1}},
-                {"id": "5-0", "data": {"v": 1, "kind": "check_jobs", "jobs": [other]}},
+                {"id": "5-0", "data": bundle({k: v for k, v in other.items() if k != "type"}, "not a job")},
+                {"id": "6-0", "data": bundle(other)},
             ]
         }
     )
@@ -164,10 +176,12 @@ def test_unpacking_a_delivery_keeps_good_jobs_and_names_each_bad_one():
         other["run_id"],
         good["run_id"],
         other["run_id"],
+        other["run_id"],
     ]
-    assert delivery.processed == ["1-0", "5-0"]
+    assert delivery.processed == ["1-0", "6-0"]
     rejected = {item["id"]: item for item in delivery.rejected}
-    assert set(rejected) == {"2-0", "3-0", "4-0"}
+    assert set(rejected) == {"2-0", "3-0", "4-0", "5-0"}
+    assert [job["index"] for job in rejected["5-0"]["jobs"]] == [1], "a job missing type takes the bundle's"
     (invalid,) = rejected["2-0"]["jobs"]
     assert invalid["index"] == 1 and invalid["job"] == bad
     assert invalid["error"] == "jobs.1.run_id: is required"
@@ -201,7 +215,7 @@ def test_a_bundle_with_a_bad_job_stores_the_good_ones_once_and_reports_the_bad_o
         for loc in LOCATIONS[:2]
     ]
     bad = a_job(type="telnet")
-    batch = {"messages": [{"id": "7-0", "data": {"v": 1, "kind": "check_jobs", "jobs": [*good, bad]}}]}
+    batch = {"messages": [{"id": "7-0", "data": bundle(*good, bad)}]}
     app = create_asgi_app(target="handle", source=str(PROJECT_ROOT / "functions/check_http/main.py"))
 
     async def deliver() -> dict:
@@ -280,7 +294,7 @@ def test_through_the_connector_a_bad_job_is_dead_lettered_alone_and_the_bundle_a
     bad = a_job(deadline="not a time")
     stream = streams.job_stream("http_request", "us-east")
     r = clean.redis()
-    r.xadd(stream, {"data": json.dumps({"v": 1, "kind": "check_jobs", "jobs": [good, bad]})})
+    r.xadd(stream, {"data": json.dumps(bundle(good, bad))})
     dead = wait_until(
         lambda: r.xrange(streams.dead_letter_stream(stream)), message="the bad job dead-lettered"
     )

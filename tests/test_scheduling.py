@@ -29,7 +29,12 @@ def jobs_in_streams(infra) -> list[dict]:
     for location in LOCATIONS:
         for _, fields in r.xrange(streams.job_stream("http_request", location)):
             entry = streams.decode(fields)
-            jobs += entry["jobs"] if entry["kind"] == "check_jobs" else [entry]
+            if entry["kind"] == "check_jobs":
+                jobs += [
+                    {"type": entry["type"], "location": entry["location"], **job} for job in entry["jobs"]
+                ]
+            else:
+                jobs.append(entry)
     for job in jobs:
         CheckJob.model_validate(job)
     return jobs
