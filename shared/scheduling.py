@@ -123,7 +123,7 @@ _SLOT_NOW = "%(now)s::timestamptz"
 _CLAIMED_SUMMARY = """
 select type, config::text, location_config::text,
     null::text as ids, null::bigint as claimed, null::timestamptz as last_at, null::uuid as last_id
-from claimed group by 1, 2, 3
+from claimed group by type, config, location_config
 union all
 -- ids grouped by type: a run's position in this array then numbers its bundle (position / bundle size)
 select null, null, null, array_agg(id order by type)::text, count(*), max(claimed_slot),
@@ -136,14 +136,15 @@ from claimed
 # row's position; far cheaper than one gen_random_uuid() per row.
 _RECORD_AND_RENDER = """
 with planned as (
-    select m.id as monitor_id, m.type, m.target, m.config, {scheduled_at} as scheduled_at,
+    select m.id as monitor_id, m.type, m.target, config.text as config, {scheduled_at} as scheduled_at,
         %(now)s + make_interval(secs => least(
-            (%(budgets)s::jsonb ->> (m.type || ' ' || m.config::text))::float8, m.frequency_minutes * 60)) as deadline,
+            (%(budgets)s::jsonb ->> (m.type || ' ' || config.text))::float8, m.frequency_minutes * 60)) as deadline,
         string_to_array(%(location_lists)s::jsonb ->> m.location_config::text, ',') as locations,
         (%(id_prefix)s || lpad(to_hex(%(id_base)s::bigint + c.position), 15, '0'))::uuid as run_id,
         c.position - 1 as position
     from unnest(%(ids)s::uuid[]) with ordinality as c(id, position)
     join monitors m on m.id = c.id
+    cross join lateral (select m.config::text offset 0) as config(text)  -- once: looked up, then rendered
     {skip_existing}
 ),
 recorded as (
