@@ -101,17 +101,19 @@ claimed as (
             * (floor(extract(epoch from (%(now)s - due.next_run_at)) / (m.frequency_minutes * 60)) + 1)
     from due
     where m.id = due.id
-    returning m.id, m.type, m.config, m.location_config, due.next_run_at as claimed_slot
+    -- ctid: the version this update makes, which the record statement then reads directly
+    returning m.id, m.ctid, m.type, m.config, m.location_config, due.next_run_at as claimed_slot
 )
 {claimed_summary}
 """
 
-# run now: the monitors as they are, at this instant; the key-share lock keeps them from being deleted under us
+# run now: the monitors as they are, at this instant; locked as an update would, so each stays the row version
+# (ctid) the record statement reads, and is not deleted under us
 _SELECT_NOW = """
 with claimed as (
-    select id, type, config, location_config, %(now)s::timestamptz as claimed_slot
+    select id, ctid, type, config, location_config, %(now)s::timestamptz as claimed_slot
     from monitors where id = any(%(ids)s)
-    for key share
+    for no key update
 )
 {claimed_summary}
 """
@@ -125,8 +127,8 @@ select type, config::text, location_config::text,
     null::text as ids, null::bigint as claimed, null::timestamptz as last_at, null::uuid as last_id
 from claimed group by type, config, location_config
 union all
--- ids grouped by type: a run's position in this array then numbers its bundle (position / bundle size)
-select null, null, null, array_agg(id order by type)::text, count(*), max(claimed_slot),
+-- rows grouped by type: a run's position in this array then numbers its bundle (position / bundle size)
+select null, null, null, array_agg(ctid order by type)::text, count(*), max(claimed_slot),
     (select id from claimed order by claimed_slot desc, id desc limit 1)
 from claimed
 """
@@ -142,8 +144,9 @@ with planned as (
         string_to_array(%(location_lists)s::jsonb ->> m.location_config::text, ',') as locations,
         (%(id_prefix)s || lpad(to_hex(%(id_base)s::bigint + c.position), 15, '0'))::uuid as run_id,
         c.position - 1 as position
-    from unnest(%(ids)s::uuid[]) with ordinality as c(id, position)
-    join monitors m on m.id = c.id
+    from unnest(%(rows)s::tid[]) with ordinality as c(row_id, position)
+    -- claimed rows are locked by this transaction, so their versions stay where the claim left them
+    join monitors m on m.ctid = c.row_id
     cross join lateral (select m.config::text offset 0) as config(text)  -- once: looked up, then rendered
     {skip_existing}
 ),
@@ -288,7 +291,7 @@ async def _claim_and_record(
     cursor = conn.cursor(row_factory=tuple_row)
     await cursor.execute(claim_sql.format(claimed_summary=_CLAIMED_SUMMARY), params, prepare=False)
     profiles, (summary,) = _split_summary(await cursor.fetchall())
-    ids, claimed, last_at, last_id = summary[3:]
+    rows, claimed, last_at, last_id = summary[3:]
     if not claimed:
         return _Batch(_Outbox(None, [], [], 0), 0, None)
     batch_id = uuid.uuid4()
@@ -301,7 +304,7 @@ async def _claim_and_record(
         statement,
         {
             "now": params["now"],
-            "ids": ids,
+            "rows": rows,
             "batch_id": batch_id,
             **_profile_params(profiles, await _active_regions(conn)),
             **_bundle_params(),
