@@ -75,12 +75,13 @@ async def _active_regions(conn: AsyncConnection) -> list[str]:
 
 # --- SQL -------------------------------------------------------------------------------------------
 #
-# A claim batch is two statements in one transaction. The first claims due monitors (FOR UPDATE SKIP LOCKED)
-# and advances next_run_at; it returns the claimed ids and slots as two array texts Python hands back untouched,
-# and each distinct stored config once. Python turns those configs into what only it knows: a config's timeout
-# budget and where a location config sends its runs. The second statement records the runs and the batch's
-# dispatch row, and renders the jobs as bundles: one stream entry per (type, location, jobs_per_entry jobs).
-# Python and Redis then move a few thousand bundles instead of hundreds of thousands of rows.
+# A claim batch is two statements in one transaction. The first claims due monitors (FOR NO KEY UPDATE SKIP
+# LOCKED) and advances next_run_at; it returns the claimed row versions as one array text that Python hands back
+# untouched, and each distinct stored config once. Python turns those configs into what only it knows: a
+# config's timeout budget and where a location config sends its runs. The second statement records the runs
+# and the batch's dispatch row, and renders the jobs as bundles: one stream entry per (type, location,
+# jobs_per_entry jobs). Python and Redis then move a few thousand bundles instead of hundreds of thousands of
+# rows, and a run's slot is read back from next_run_at rather than carried.
 
 _CLAIM_DUE = """
 with due as (
@@ -287,6 +288,7 @@ def _split_summary(rows: list[tuple]) -> tuple[list[tuple], list[tuple]]:
 async def _claim_and_record(
     conn: AsyncConnection, claim_sql: str, slot_sql: str, params: dict, skip_existing: bool
 ) -> _Batch:
+    """The two statements of one batch, in the caller's transaction; commit publishes nothing by itself."""
     await conn.execute(_STATEMENT_SETTINGS)
     cursor = conn.cursor(row_factory=tuple_row)
     await cursor.execute(claim_sql.format(claimed_summary=_CLAIMED_SUMMARY), params, prepare=False)
