@@ -45,6 +45,10 @@ on conflict (run_id, location) do nothing
 """
 
 
+# A job never waits longer than this for its slot, whatever a skewed clock says.
+MAX_EARLY_START_SECONDS = 30.0
+
+
 async def _already_stored(jobs: list[CheckJob]) -> dict[tuple[str, str], str]:
     async with db.transaction() as conn:
         rows = await (
@@ -62,6 +66,9 @@ async def _run_all(jobs: list[CheckJob]) -> list[tuple[CheckJob, CheckOutcome, d
     limit = asyncio.Semaphore(get_settings().check_concurrency)
 
     async def one(job: CheckJob) -> tuple[CheckJob, CheckOutcome, datetime]:
+        early = (job.scheduled_at - datetime.now(UTC)).total_seconds()
+        if early > 0:  # dispatched ahead of its slot (SCHEDULE_LOOKAHEAD_SECONDS): start on the slot
+            await asyncio.sleep(min(early, MAX_EARLY_START_SECONDS))
         async with limit:
             checked_at = datetime.now(UTC)
             return job, await run_check(job), checked_at

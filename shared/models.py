@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -202,8 +203,9 @@ class CheckJob(Envelope):
     type: str
     target: str
     config: dict[str, Any] = Field(default_factory=dict)
-    scheduled_at: datetime
-    deadline: datetime
+    # aware: a job may wait for its slot, and a time without a zone cannot be compared with now
+    scheduled_at: AwareDatetime
+    deadline: AwareDatetime
 
 
 class CheckJobBundle(Envelope):

@@ -86,7 +86,8 @@ async def _active_regions(conn: AsyncConnection) -> list[str]:
 _CLAIM_DUE = """
 with due as (
     select id, next_run_at from monitors
-    where enabled and next_run_at <= %(now)s and (next_run_at, id) > (%(after_at)s, %(after_id)s)
+    -- up to the lookahead ahead of time: the job travels while the slot approaches, and the check starts on it
+    where enabled and next_run_at <= %(horizon)s and (next_run_at, id) > (%(after_at)s, %(after_id)s)
         and id between %(id_from)s and %(id_to)s {only_ids}
     order by next_run_at, id
     limit %(limit)s
@@ -99,7 +100,7 @@ claimed as (
     -- nothing ran are skipped, not replayed
     update monitors m
     set next_run_at = due.next_run_at + make_interval(mins => m.frequency_minutes)
-            * (floor(extract(epoch from (%(now)s - due.next_run_at)) / (m.frequency_minutes * 60)) + 1)
+            * (greatest(floor(extract(epoch from (%(now)s - due.next_run_at)) / (m.frequency_minutes * 60)), 0) + 1)
     from due
     where m.id = due.id
     -- ctid: the version this update makes, which the record statement then reads directly
@@ -140,7 +141,7 @@ from claimed
 _RECORD_AND_RENDER = """
 with planned as (
     select m.id as monitor_id, m.type, m.target, config.text as config, {scheduled_at} as scheduled_at,
-        %(now)s + make_interval(secs => least(
+        greatest(%(now)s, {scheduled_at}) + make_interval(secs => least(
             (%(budgets)s::jsonb ->> (m.type || ' ' || config.text))::float8, m.frequency_minutes * 60)) as deadline,
         string_to_array(%(location_lists)s::jsonb ->> m.location_config::text, ',') as locations,
         (%(id_prefix)s || lpad(to_hex(%(id_base)s::bigint + c.position), 15, '0'))::uuid as run_id,
@@ -357,7 +358,14 @@ async def _claim_slice(
 ) -> None:
     """Claims one slice of monitor ids batch by batch, publishing each batch while the next one is claimed."""
     claim_sql = _CLAIM_DUE.replace("{only_ids}", "and id = any(%(ids)s)" if only_ids is not None else "")
-    params = {"now": now, "ids": only_ids, "limit": CLAIM_BATCH, "id_from": id_slice[0], "id_to": id_slice[1]}
+    params = {
+        "now": now,
+        "horizon": now + timedelta(seconds=get_settings().schedule_lookahead_seconds),
+        "ids": only_ids,
+        "limit": CLAIM_BATCH,
+        "id_from": id_slice[0],
+        "id_to": id_slice[1],
+    }
     after = (datetime.min.replace(tzinfo=UTC), uuid.UUID(int=0))
     publishing: set[asyncio.Task] = set()
     try:

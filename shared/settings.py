@@ -48,6 +48,9 @@ class Settings(BaseModel):
     check_concurrency: int = Field(default=200, ge=1, le=5000)
     run_deadline_grace_seconds: int = Field(default=30, ge=0)
     dispatch_sweep_after_seconds: int = Field(default=30, ge=1)
+    # schedule claims runs due up to this far ahead and the check waits for the due time: a tick's interval and
+    # the trip through Redis and the connector are spent before the slot, not added to every check's lag
+    schedule_lookahead_seconds: float = Field(default=2.0, ge=0, le=30)
     # Synthetic tests: the browser, the sandbox's limits, and S3-compatible storage for their artifacts.
     playwright_chromium_path: str | None = None
     synthetic_concurrency: int = Field(default=2, ge=1, le=32)
@@ -92,6 +95,7 @@ class Settings(BaseModel):
             "check_concurrency": "CHECK_CONCURRENCY",
             "run_deadline_grace_seconds": "RUN_DEADLINE_GRACE_SECONDS",
             "dispatch_sweep_after_seconds": "DISPATCH_SWEEP_AFTER_SECONDS",
+            "schedule_lookahead_seconds": "SCHEDULE_LOOKAHEAD_SECONDS",
             "playwright_chromium_path": "PLAYWRIGHT_CHROMIUM_PATH",
             "synthetic_concurrency": "SYNTHETIC_CONCURRENCY",
             "synthetic_memory_limit_mb": "SYNTHETIC_MEMORY_LIMIT_MB",
