@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -79,6 +78,8 @@ async def _run_all(jobs: list[CheckJob]) -> list[tuple[CheckJob, CheckOutcome, d
 async def _store(executed: list[tuple[CheckJob, CheckOutcome, datetime]]) -> None:
     if not executed:
         return
+    from psycopg.types.json import Jsonb  # with the first results stored: direct checks never load psycopg
+
     columns: list[list] = [[] for _ in range(13)]
     for job, outcome, checked_at in executed:
         values = (

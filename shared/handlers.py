@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -36,10 +37,13 @@ async def read_json(request: Request, allow_empty: bool = False) -> Any:
     return data
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL, and lone surrogates json.loads lets through
+
+
 def _reject_unstorable_text(value: Any, path: tuple) -> None:
     """JSON may carry NUL characters and lone surrogates; PostgreSQL text and UTF-8 cannot, so refuse them here."""
     if isinstance(value, str):
-        if "\x00" in value or any("\ud800" <= char <= "\udfff" for char in value):
+        if _UNSTORABLE.search(value):
             field = ".".join(str(part) for part in path) or None
             where = f"{field}: " if field else ""
             raise ApiError(

@@ -179,12 +179,13 @@ class RunRequest(ApiModel):
     """Body of POST /function/schedule: empty for a cron tick, or monitors to run now.
 
     A cron call ticks every `tickSeconds` for `windowSeconds` (SCHEDULE_WINDOW_SECONDS, e.g. 55 under a
-    once-a-minute cron), so due times are met within about a second although cron itself fires once a minute.
+    once-a-minute cron), so due times are met although cron itself fires once a minute; each tick also claims
+    runs due within SCHEDULE_LOOKAHEAD_SECONDS, which start on their slot.
     """
 
     monitor_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
     window_seconds: float | None = Field(default=None, ge=0, le=300)
-    tick_seconds: float = Field(default=1.0, ge=0.1, le=60)
+    tick_seconds: float = Field(default=0.5, ge=0.1, le=60)
 
 
 # --- stream envelopes -------------------------------------------------------------------------

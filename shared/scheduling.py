@@ -430,7 +430,7 @@ async def redispatch_stale_runs(now: datetime) -> int:
     return republished
 
 
-async def schedule_window(window_seconds: float, tick_seconds: float = 1.0) -> TickReport:
+async def schedule_window(window_seconds: float, tick_seconds: float = 0.5) -> TickReport:
     """Ticks every tick_seconds for window_seconds: cron fires once a minute, due times are met to the second.
 
     Overlapping windows are safe (claims skip locked rows), and a window cut short is resumed by the next call.

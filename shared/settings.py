@@ -50,7 +50,7 @@ class Settings(BaseModel):
     dispatch_sweep_after_seconds: int = Field(default=30, ge=1)
     # schedule claims runs due up to this far ahead and the check waits for the due time: a tick's interval and
     # the trip through Redis and the connector are spent before the slot, not added to every check's lag
-    schedule_lookahead_seconds: float = Field(default=2.0, ge=0, le=30)
+    schedule_lookahead_seconds: float = Field(default=1.0, ge=0, le=30)
     # Synthetic tests: the browser, the sandbox's limits, and S3-compatible storage for their artifacts.
     playwright_chromium_path: str | None = None
     synthetic_concurrency: int = Field(default=2, ge=1, le=32)

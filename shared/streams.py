@@ -6,11 +6,14 @@ import asyncio
 import json
 import weakref
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import redis.asyncio as aioredis
 from pydantic import BaseModel
 
 from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 PREFIX = "sc"
 RESULTS_STREAM = f"{PREFIX}:results"
@@ -131,6 +134,8 @@ def get_redis(url: str | None = None) -> aioredis.Redis:
     per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
     client = per_loop.get(url)
     if client is None:
+        import redis.asyncio as aioredis  # loaded with the first client: api's health and docs never need it
+
         client = aioredis.Redis.from_url(
             url, decode_responses=True, health_check_interval=15, socket_keepalive=True, retry_on_timeout=True
         )

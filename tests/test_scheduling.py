@@ -132,25 +132,25 @@ def test_a_tick_claims_monitors_that_a_result_insert_holds_key_share_locked(clea
 
 def test_runs_due_within_the_lookahead_are_dispatched_ahead_for_their_own_slot(clean, aio):
     now = datetime.now(UTC).replace(microsecond=0)
-    seed_due_monitors(clean, 2, now + timedelta(seconds=1.5))  # inside the default 2 s lookahead
+    seed_due_monitors(clean, 2, now + timedelta(seconds=0.8))  # inside the default 1 s lookahead
     seed_due_monitors(clean, 3, now + timedelta(seconds=5))  # beyond it
     assert aio.run(schedule_tick(now)).runs_created == 2
     rows = clean.sql(
         "select r.scheduled_at, r.deadline, m.next_run_at from runs r join monitors m on m.id = r.monitor_id"
     )
     for scheduled_at, deadline, next_run_at in rows:
-        assert scheduled_at == now + timedelta(seconds=1.5), "the run keeps its own slot, not the tick's time"
+        assert scheduled_at == now + timedelta(seconds=0.8), "the run keeps its own slot, not the tick's time"
         assert deadline > scheduled_at + timedelta(seconds=30), "the deadline counts from the slot"
         assert next_run_at == scheduled_at + timedelta(minutes=1)
     jobs = jobs_in_streams(clean)
-    assert {datetime.fromisoformat(job["scheduled_at"]) for job in jobs} == {now + timedelta(seconds=1.5)}
+    assert {datetime.fromisoformat(job["scheduled_at"]) for job in jobs} == {now + timedelta(seconds=0.8)}
     assert aio.run(schedule_tick(now + timedelta(seconds=1))).runs_created == 0, "claimed once"
 
 
 def test_a_job_dispatched_ahead_starts_on_its_slot(clean, aio, http_target, internal_targets):
     from shared.execution import execute_jobs
 
-    seed_due_monitors(clean, 1, datetime.now(UTC) + timedelta(seconds=1))
+    seed_due_monitors(clean, 1, datetime.now(UTC) + timedelta(seconds=0.7))
     clean.sql("update monitors set target = %s", (http_target.url,))
     report = aio.run(schedule_tick())
     assert report.runs_created == 1

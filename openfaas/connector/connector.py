@@ -56,7 +56,9 @@ class Connector:
         for url in {config.redis_url, *config.stream_redis_urls.values()}:
             self.clients[url] = aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=15)
         self.http = httpx.AsyncClient(timeout=config.request_timeout_seconds)
-        self.slots = asyncio.Semaphore(config.concurrency)
+        # POST slots per function: a function slow to answer (checks of slow targets, jobs waiting for their
+        # slot) must not hold up deliveries to another (results to aggregate, alerts).
+        self.slots: dict[str | None, asyncio.Semaphore] = {}
         self.in_flight: set[asyncio.Task] = set()
         # Messages this process has read and not yet had answered: queued behind a busy POST slot (a read can
         # bring many bundles) or in flight. Reclaiming them as idle would POST them a second time.
@@ -89,20 +91,21 @@ class Connector:
     def redis_for(self, stream: str) -> aioredis.Redis:
         return self.clients[self.config.stream_redis_urls.get(stream, self.config.redis_url)]
 
-    def streams_by_redis(self) -> dict[str, list[str]]:
-        groups: dict[str, list[str]] = {}
+    def read_groups(self) -> dict[tuple[str, str | None], list[str]]:
+        """Streams read together: those of one Redis feeding one function, each group with its own read loop."""
+        groups: dict[tuple[str, str | None], list[str]] = {}
         for stream in self.config.streams:
-            groups.setdefault(self.config.stream_redis_urls.get(stream, self.config.redis_url), []).append(
-                stream
-            )
+            url = self.config.stream_redis_urls.get(stream, self.config.redis_url)
+            groups.setdefault((url, streams.function_for_stream(stream)), []).append(stream)
         return groups
 
-    async def read_new(self, block_ms: int | None, redis_url: str | None = None) -> int:
-        """Read up to one batch per stream (of one Redis, or all) and dispatch each batch; returns messages read."""
+    async def read_new(self, block_ms: int | None, group: tuple[str, str | None] | None = None) -> int:
+        """Read up to one batch per stream (of one read group, or all) and dispatch each batch; returns messages
+        read."""
         await self.ensure_groups()
         total = 0
-        for url, names in self.streams_by_redis().items():
-            if redis_url is not None and url != redis_url:
+        for (url, function), names in self.read_groups().items():
+            if group is not None and (url, function) != group:
                 continue
             reply = await self.clients[url].xreadgroup(
                 streams.CONSUMER_GROUP,
@@ -182,11 +185,12 @@ class Connector:
         if dead:
             await self._dead_letter(stream, dead)
         self.held.update((stream, message["id"]) for message in messages)
+        slots = self.slots.setdefault(function, asyncio.Semaphore(self.config.concurrency))
         for chunk in self._posts(stream, messages):
-            await self.slots.acquire()
+            await slots.acquire()
             task = asyncio.create_task(self._post(stream, function, chunk, dict(entries)))
             self.in_flight.add(task)
-            task.add_done_callback(self._finished)
+            task.add_done_callback(lambda done, slots=slots: self._finished(done, slots))
 
     def _posts(self, stream: str, messages: list[dict]) -> list[list[dict]]:
         """Messages grouped into POSTs of at most the stream's job cap, counting every job a bundle carries
@@ -203,9 +207,9 @@ class Connector:
             jobs += size
         return posts
 
-    def _finished(self, task: asyncio.Task) -> None:
+    def _finished(self, task: asyncio.Task, slots: asyncio.Semaphore) -> None:
         self.in_flight.discard(task)
-        self.slots.release()
+        slots.release()
         if not task.cancelled() and task.exception() is not None:
             log.error("batch task failed: %r", task.exception())
 
@@ -288,14 +292,14 @@ class Connector:
         return self.stats
 
     async def run_forever(self, reclaim_every_seconds: float = 5.0) -> None:
-        readers = [self._read_loop(url) for url in self.streams_by_redis()]
+        readers = [self._read_loop(group) for group in self.read_groups()]
         await asyncio.gather(*readers, self._reclaim_loop(reclaim_every_seconds))
 
-    async def _read_loop(self, redis_url: str) -> None:
+    async def _read_loop(self, group: tuple[str, str | None]) -> None:
         while True:
             self.stats.last_loop_at = time.time()
             try:
-                await self.read_new(block_ms=1000, redis_url=redis_url)
+                await self.read_new(block_ms=1000, group=group)
             except (RedisError, OSError) as error:
                 await self._redis_trouble(error)
 
