@@ -284,7 +284,10 @@ async def _send_to(address: IPAddress, exchange: Exchange, timer: PhaseTimer) ->
     )
     # One connection per hop: a fresh one every check, never one reused across hosts that share an IP.
     connection = httpcore.AsyncHTTPConnection(
-        httpcore.Origin(url.raw_scheme, host, port), ssl_context=tls_context(), network_backend=_BACKEND
+        httpcore.Origin(url.raw_scheme, host, port),
+        # only https needs it: building the default context (the CA store) costs a plain-http first check ~20 ms
+        ssl_context=tls_context() if url.raw_scheme == b"https" else None,
+        network_backend=_BACKEND,
     )
     try:
         with _httpx_errors(
