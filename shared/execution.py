@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from shared import db, streams
-from shared.checks import run_check
+from shared.checks import CHECK_TYPES, run_check
 from shared.handlers import is_connector_batch, json_endpoint, parse, read_json
 from shared.models import (
     ApiError,
@@ -170,8 +170,6 @@ def _reason(error: ValidationError, prefix: str = "") -> str:
 
 def _validate_job(raw: Any, prefix: str = "") -> CheckJob | str:
     """A job, or the reason it is not one (naming the field, under prefix for a job inside a bundle)."""
-    from shared.checks import CHECK_TYPES
-
     try:
         job = CheckJob.model_validate(raw)
     except ValidationError as error:

@@ -137,8 +137,9 @@ class _MonitorState:
     status: str
     alert_state: AlertState
     applied_at: datetime | None
-    run_id: uuid.UUID | None = None
-    advanced: bool = False
+    run_id: uuid.UUID | None = (
+        None  # the run this batch applied last; None: the batch left the monitor as it was
+    )
 
 
 @dataclass
@@ -236,9 +237,9 @@ async def _advance_monitors(
                 }
             )
         monitor.status, monitor.alert_state = new_status, decision.state
-        monitor.applied_at, monitor.run_id, monitor.advanced = run["scheduled_at"], run["id"], True
+        monitor.applied_at, monitor.run_id = run["scheduled_at"], run["id"]
         effects.alerts += [(monitor.row, run, verdict, action) for action in decision.actions]
-    await _write_effects(conn, [m for m in monitors.values() if m.advanced], effects, now)
+    await _write_effects(conn, [m for m in monitors.values() if m.run_id is not None], effects, now)
     return effects
 
 

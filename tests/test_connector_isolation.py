@@ -7,12 +7,13 @@ import asyncio
 import json
 import threading
 import uuid
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from openfaas.connector.connector import Connector, ConnectorConfig
 from shared import streams
+from shared.models import ResultEvent
 from tests.servers import wait_until
+from tests.test_bundles import a_job
 
 
 class BlockingGateway:
@@ -53,35 +54,9 @@ class BlockingGateway:
 def test_results_reach_aggregate_while_every_check_slot_is_busy(clean, aio):
     gateway = BlockingGateway()
     job_stream = streams.job_stream("http_request", "us-east")
-    now = datetime.now(UTC).isoformat()
-
-    def job() -> str:
-        return json.dumps(
-            {
-                "v": 1,
-                "kind": "check_job",
-                "run_id": str(uuid.uuid4()),
-                "monitor_id": str(uuid.uuid4()),
-                "location": "us-east",
-                "type": "http_request",
-                "target": "http://127.0.0.1:9/",
-                "scheduled_at": now,
-                "deadline": now,
-            }
-        )
-
-    result = json.dumps(
-        {
-            "v": 1,
-            "kind": "result",
-            "run_id": str(uuid.uuid4()),
-            "monitor_id": str(uuid.uuid4()),
-            "location": "us-east",
-            "status": "up",
-        }
-    )
-    aio.run(streams.publish_payloads([(job_stream, job()) for _ in range(3)]))
-    aio.run(streams.publish_payloads([(streams.RESULTS_STREAM, result)]))
+    result = ResultEvent(run_id=uuid.uuid4(), monitor_id=uuid.uuid4(), location="us-east", status="up")
+    aio.run(streams.publish_payloads([(job_stream, json.dumps(a_job())) for _ in range(3)]))
+    aio.run(streams.publish([(streams.RESULTS_STREAM, result)]))
     connector = Connector(
         ConnectorConfig(
             redis_url=clean.redis_url,
