@@ -26,9 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psycopg  # noqa: E402
 
 from bench.harness import embedded_environment  # noqa: E402
-from shared import db, rollups  # noqa: E402
-from shared.cleanup import run_cleanup  # noqa: E402
-from shared.retention import RetentionConfig, results_cutoff  # noqa: E402
+from shared import db  # noqa: E402
+from shared.pipeline import rollups
+from shared.pipeline.cleanup import run_cleanup  # noqa: E402
+from shared.rules.retention import RetentionConfig, results_cutoff  # noqa: E402
 
 LOCATIONS = ["us-east", "eu-central", "asia-pacific"]
 BASELINE_DB = "cleanup_baseline"

@@ -92,8 +92,9 @@ def floor_seconds(database_url: str, redis_url: str, monitors: int, per_entry: i
 
 async def tick_seconds(redis_url: str, workers: int) -> tuple[float, float, int]:
     """A tick in a warm schedule process (imports done, pools open), as under cron; wall and CPU seconds."""
-    from shared import db, scheduling, streams
+    from shared import db, streams
     from shared.checks import configured_timeout
+    from shared.pipeline import schedule as scheduling
 
     configured_timeout("http_request", {})  # check config models are imported on first use
     scheduling.CLAIM_WORKERS = workers
@@ -121,7 +122,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="claim workers (default: CLAIM_WORKERS)")
     args = parser.parse_args()
     with embedded_environment("fanout") as env:
-        from shared.scheduling import CLAIM_WORKERS
+        from shared.pipeline.schedule import CLAIM_WORKERS
         from shared.streams import jobs_per_entry
 
         per_entry = jobs_per_entry("http_request")

@@ -213,7 +213,7 @@ class CheckJobBundle(Envelope):
     """Many jobs of one (type, location) stream in one entry, so a tick moves bundles instead of single jobs.
 
     type and location are said once; each job holds the rest of a CheckJob and is validated on its own
-    (shared.execution.unpack_jobs): one bad job does not take the good ones down with it.
+    (shared.pipeline.check.unpack_jobs): one bad job does not take the good ones down with it.
     """
 
     kind: Literal["check_jobs"] = "check_jobs"

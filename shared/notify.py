@@ -30,7 +30,7 @@ CLAIM_EXPIRY = "2 minutes"  # a 'sending' row older than this belongs to a crash
 MAX_RECIPIENTS = 20
 
 
-# --- provider configs: validated on save, encrypted at rest (shared/providers.py), masked on read ---------
+# --- provider configs: validated on save, encrypted at rest (shared/api/services/providers.py), masked on read ---------
 
 
 def _check_destination(url: str) -> str:

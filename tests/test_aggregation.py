@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.aggregation import aggregate_run
 from shared.models import LocationConfig
+from shared.rules.locations import aggregate_run
 
 ALL3 = ["us-east", "eu-central", "asia-pacific"]
 

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.alerts import (
+from shared.models import AlertConfig
+from shared.rules.alerts import (
     LIMIT_REACHED,
     AlertPolicy,
     AlertState,
@@ -16,7 +17,6 @@ from shared.alerts import (
     decide,
     reminder_interval,
 )
-from shared.models import AlertConfig
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 STEP = timedelta(minutes=1)

@@ -12,7 +12,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from shared import notify
-from shared.finalize import finalize_runs
+from shared.pipeline.aggregate import finalize_runs
 from shared.settings import reset_settings_cache
 from tests.servers import wait_until
 from tests.test_notify_email import SmtpReceiver

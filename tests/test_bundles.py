@@ -13,9 +13,9 @@ from functions_framework.aio import create_asgi_app
 
 from openfaas.connector.connector import Connector, ConnectorConfig, _dead_letters
 from shared import streams
-from shared.execution import unpack_jobs
 from shared.models import CheckJob
-from shared.scheduling import redispatch_stale_runs, run_now, schedule_tick
+from shared.pipeline.check import unpack_jobs
+from shared.pipeline.schedule import redispatch_stale_runs, run_now, schedule_tick
 from tests.servers import wait_until
 from tests.test_scheduling import LOCATIONS, seed_due_monitors
 

@@ -78,8 +78,8 @@ def test_the_api_answers_health_without_the_database_driver_redis_or_an_http_cli
         "httpx",
         "cryptography",
         "shared.notify",
-        "shared.monitors",
-        "shared.rollups",
+        "shared.api.services.monitors",
+        "shared.pipeline.rollups",
     ]
     assert loaded(modules, NEVER_AT_IMPORT + heavy) == []
 

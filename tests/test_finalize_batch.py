@@ -7,7 +7,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from shared.finalize import finalize_runs, sweep_deadlines
+from shared.pipeline.aggregate import finalize_runs, sweep_deadlines
 from tests.test_locations import _record_run
 
 ALERTING = {"enabled": True, "failureThreshold": 1, "recoveryThreshold": 1}

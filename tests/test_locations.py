@@ -11,10 +11,10 @@ import pytest
 from openfaas.local.runtime import LocalStack
 from openfaas.local.services import free_port
 from shared import streams
-from shared.execution import execute_jobs
-from shared.finalize import finalize_runs, sweep_deadlines
 from shared.models import CheckJob
-from shared.scheduling import schedule_tick
+from shared.pipeline.aggregate import finalize_runs, sweep_deadlines
+from shared.pipeline.check import execute_jobs
+from shared.pipeline.schedule import schedule_tick
 from tests.servers import wait_until
 
 LOCATIONS = ["us-east", "eu-central", "asia-pacific"]

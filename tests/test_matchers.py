@@ -14,15 +14,15 @@ from shared.checks.certificates import (
     days_until,
 )
 from shared.checks.http import detect_content_type
-from shared.checks.matchers import (
+from shared.checks.ping import judge_ping
+from shared.checks.port import PortConfig, judge_port
+from shared.rules.matchers import (
     json_path_verdict,
     keyword_verdict,
     parse_json_path_assertion,
     parse_status_spec,
     status_matches,
 )
-from shared.checks.ping import judge_ping
-from shared.checks.port import PortConfig, judge_port
 
 
 @pytest.mark.parametrize(

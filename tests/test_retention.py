@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.retention import (
+from shared.rules.retention import (
     CleanupRequest,
     GroupState,
     RetentionConfig,

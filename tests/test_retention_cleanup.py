@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from shared import rollups
-from shared.cleanup import CleanupBusy, run_cleanup
-from shared.retention import RetentionConfig, floor_day, results_cutoff
+from shared.pipeline import rollups
+from shared.pipeline.cleanup import CleanupBusy, run_cleanup
+from shared.rules.retention import RetentionConfig, floor_day, results_cutoff
 
 NOW = datetime(2025, 6, 15, 2, 0, 7, tzinfo=UTC)
 LOCATIONS = ["us-east", "eu-central", "asia-pacific"]

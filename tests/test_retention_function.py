@@ -6,7 +6,7 @@ import httpx
 import psycopg
 import pytest
 
-from shared.cleanup import CLEANUP_LOCK
+from shared.pipeline.cleanup import CLEANUP_LOCK
 
 # Each monitor: a result 40 days old, one 40 days old that flipped the status, and one from yesterday.
 _SEED = """

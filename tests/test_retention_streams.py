@@ -10,8 +10,8 @@ import boto3
 import pytest
 
 from openfaas.local.services import free_port
-from shared.cleanup import run_cleanup
-from shared.retention import RetentionConfig
+from shared.pipeline.cleanup import run_cleanup
+from shared.rules.retention import RetentionConfig
 from shared.settings import get_settings
 from shared.streams import CONSUMER_GROUP
 

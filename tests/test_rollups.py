@@ -8,10 +8,11 @@ from datetime import timedelta
 
 import pytest
 
-from shared import monitors, rollups
-from shared.cleanup import run_cleanup
-from shared.retention import RetentionConfig, floor_day, floor_hour
-from shared.rollups import percentile_cont
+from shared.api.services import monitors
+from shared.pipeline import rollups
+from shared.pipeline.cleanup import run_cleanup
+from shared.pipeline.rollups import percentile_cont
+from shared.rules.retention import RetentionConfig, floor_day, floor_hour
 from tests.test_retention_cleanup import CUTOFF, NOW, seed_year
 
 FRACTIONS = [0.0, 0.25, 0.5, 0.95, 0.99, 1.0]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from shared import streams
 from shared.models import CheckJob
-from shared.scheduling import expected_locations, redispatch_stale_runs, schedule_tick
+from shared.pipeline.schedule import expected_locations, redispatch_stale_runs, schedule_tick
 
 LOCATIONS = ["us-east", "eu-central", "asia-pacific"]
 
@@ -99,7 +99,7 @@ def test_expected_locations_follow_the_location_config():
 
 
 def test_a_cron_window_keeps_ticking_so_monitors_due_mid_minute_run_in_the_same_call(clean, aio):
-    from shared.scheduling import schedule_window
+    from shared.pipeline.schedule import schedule_window
 
     project = clean.sql("select id from projects where is_default")[0][0]
     clean.sql(
@@ -148,7 +148,7 @@ def test_runs_due_within_the_lookahead_are_dispatched_ahead_for_their_own_slot(c
 
 
 def test_a_job_dispatched_ahead_starts_on_its_slot(clean, aio, http_target, internal_targets):
-    from shared.execution import execute_jobs
+    from shared.pipeline.check import execute_jobs
 
     seed_due_monitors(clean, 1, datetime.now(UTC) + timedelta(seconds=0.7))
     clean.sql("update monitors set target = %s", (http_target.url,))

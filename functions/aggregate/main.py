@@ -2,10 +2,10 @@
 
 from starlette.requests import Request
 
-from shared.finalize import finalize_runs, publish_pending_alerts, sweep_deadlines
 from shared.handlers import is_connector_batch, json_endpoint, parse_batch, read_json
 from shared.models import ResultEvent
-from shared.rollups import rollup_step
+from shared.pipeline.aggregate import finalize_runs, publish_pending_alerts, sweep_deadlines
+from shared.pipeline.rollups import rollup_step
 
 
 @json_endpoint

@@ -1,6 +1,6 @@
 """check-synthetic: runs a batch of synthetic_test jobs from the connector, or one check given directly."""
 
-from shared.execution import check_function_handler
+from shared.pipeline.check import check_function_handler
 from shared.settings import get_settings
 
 # Journeys run a few at a time (SYNTHETIC_CONCURRENCY), each group stored before the next starts.

@@ -3,10 +3,10 @@
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from shared.cleanup import CleanupBusy, run_cleanup
 from shared.handlers import json_endpoint, parse, read_json
 from shared.models import ApiError
-from shared.retention import CleanupRequest, RetentionConfig
+from shared.pipeline.cleanup import CleanupBusy, run_cleanup
+from shared.rules.retention import CleanupRequest, RetentionConfig
 
 
 def _config() -> RetentionConfig:

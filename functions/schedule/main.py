@@ -6,7 +6,7 @@ from starlette.requests import Request
 
 from shared.handlers import json_endpoint, parse, read_json
 from shared.models import RunRequest
-from shared.scheduling import run_now, schedule_tick, schedule_window
+from shared.pipeline.schedule import run_now, schedule_tick, schedule_window
 
 
 @json_endpoint

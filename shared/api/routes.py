@@ -53,14 +53,14 @@ from shared.synthetic.models import (
 # The modules that do the work load on the first request that calls them: a cold api function then pays only
 # for what its first requests use (GET /health no database driver, GET /monitors no Apprise, Redis, HTTP client
 # or browser runner). The table, with its light request and response models, is still built at import.
-events = LazyModule("shared.api.events")
-maintenance = LazyModule("shared.maintenance")
-monitors = LazyModule("shared.monitors")
+events = LazyModule("shared.api.live")
+maintenance = LazyModule("shared.api.services.maintenance")
+monitors = LazyModule("shared.api.services.monitors")
 notify = LazyModule("shared.notify")
-projects = LazyModule("shared.projects")
-providers = LazyModule("shared.providers")
-rollups = LazyModule("shared.rollups")
-scheduling = LazyModule("shared.scheduling")
+projects = LazyModule("shared.api.services.projects")
+providers = LazyModule("shared.api.services.providers")
+rollups = LazyModule("shared.pipeline.rollups")
+scheduling = LazyModule("shared.pipeline.schedule")
 synthetic_store = LazyModule("shared.synthetic.store")
 
 # --- service -----------------------------------------------------------------------------------------
@@ -186,7 +186,7 @@ async def create_monitor(ctx: Context):
     response=CheckOutcome,
 )
 async def test_monitor(ctx: Context):
-    from shared.check_trial import invoke_check_function
+    from shared.api.services.trial import invoke_check_function
 
     return await invoke_check_function(ctx.body)
 

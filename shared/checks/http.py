@@ -26,7 +26,8 @@ from shared.checks.credentials import (
     seal,
 )
 from shared.checks.fetch import Exchange, HttpFacts, PhaseTimer, TooManyRedirects, fetch, ssl_error_of
-from shared.checks.matchers import (
+from shared.models import CheckJob, CheckOutcome, DirectCheck
+from shared.rules.matchers import (
     DEFAULT_STATUS_SPEC,
     json_path_verdict,
     keyword_verdict,
@@ -34,7 +35,6 @@ from shared.checks.matchers import (
     parse_status_spec,
     status_matches,
 )
-from shared.models import CheckJob, CheckOutcome, DirectCheck
 from shared.security import CredentialKeyError, is_encrypted
 from shared.ssrf import BlockedTarget, UnresolvableTarget, check_url_target
 

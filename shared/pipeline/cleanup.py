@@ -1,5 +1,5 @@
 """A cleanup run: roll up, then delete old results, runs and alert history in short batches, trim streams, expire
-artifacts. The decisions are shared/retention.py's; this module only carries them out."""
+artifacts. The decisions are shared/rules/retention.py's; this module only carries them out."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from shared import db, rollups, streams
-from shared.retention import (
+from shared import db, streams
+from shared.pipeline import rollups
+from shared.rules.retention import (
     ARTIFACT_PREFIX,
     ArtifactReport,
     CleanupReport,

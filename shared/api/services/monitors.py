@@ -334,7 +334,7 @@ async def location_stats(
     project_id: uuid.UUID, monitor_id: uuid.UUID, days: int, now: datetime | None = None
 ) -> LocationStats:
     """Per location over `days`: raw results inside the raw window, hourly/daily rollups beyond it."""
-    from shared import rollups
+    from shared.pipeline import rollups
 
     await get_monitor(project_id, monitor_id)
     now = now or datetime.now(UTC)
@@ -369,7 +369,7 @@ async def location_stats(
 
 
 async def uptime(project_id: uuid.UUID, monitor_id: uuid.UUID, days: int):
-    from shared import rollups
+    from shared.pipeline import rollups
 
     await get_monitor(project_id, monitor_id)
     return await rollups.uptime(monitor_id, days)

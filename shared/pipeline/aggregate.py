@@ -16,8 +16,8 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from shared import db, streams
-from shared.aggregation import RunVerdict, aggregate_run
-from shared.alerts import (
+from shared.models import AlertConfig, AlertEvent, LocationConfig
+from shared.rules.alerts import (
     DEFAULT_SSL_WARNING_DAYS,
     AlertAction,
     AlertPolicy,
@@ -27,7 +27,7 @@ from shared.alerts import (
     SslFacts,
     decide,
 )
-from shared.models import AlertConfig, AlertEvent, LocationConfig
+from shared.rules.locations import RunVerdict, aggregate_run
 
 
 async def finalize_runs(run_ids: Iterable[uuid.UUID], now: datetime | None = None) -> int:

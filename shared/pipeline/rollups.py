@@ -20,7 +20,7 @@ from pydantic import Field
 
 from shared import db
 from shared.models import ApiModel
-from shared.retention import (
+from shared.rules.retention import (
     DAY,
     HOUR,
     UTC_ORIGIN,

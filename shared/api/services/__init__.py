@@ -1,0 +1,1 @@
+"""What the API's endpoints do, one module per area; the dashboard and status pages call the same services."""
