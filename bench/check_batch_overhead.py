@@ -24,6 +24,7 @@ import httpx  # noqa: E402
 import psycopg  # noqa: E402
 
 from bench.harness import embedded_environment  # noqa: E402
+from shared.redis import close_redis
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LOCATIONS = ["us-east", "eu-central", "asia-pacific"]
@@ -127,7 +128,7 @@ async def engine_cpu_per_job(jobs: list[dict]) -> float:
 
 async def measure(jobs: list[dict]) -> tuple[float, float, float]:
     """Best of two rounds each, alternating, after a warm-up (imports, first connections)."""
-    from shared import db, streams
+    from shared import db
 
     await engine_cpu_per_job(jobs[:BUNDLE])
     engine, bundled, single = [], [], []
@@ -140,7 +141,7 @@ async def measure(jobs: list[dict]) -> tuple[float, float, float]:
             ):  # the next round runs the jobs again, not skips them as stored
                 await conn.execute("delete from monitor_results")
     await db.close_pool()
-    await streams.close_redis()
+    await close_redis()
     return min(engine), min(bundled), min(single)
 
 

@@ -50,9 +50,10 @@ def start_target() -> tuple[subprocess.Popen, str]:
 
 
 def _our_job(target: str):
-    from shared.models import CheckJob, DirectCheck
+    from shared.checks.spec import CheckTrial
+    from shared.models import CheckJob
 
-    config = DirectCheck.model_validate(
+    config = CheckTrial.model_validate(
         {
             "type": "http_request",
             "target": target,

@@ -22,6 +22,7 @@ import psycopg  # noqa: E402
 import redis  # noqa: E402
 
 from bench.harness import embedded_environment  # noqa: E402
+from shared.redis import close_redis, get_redis
 
 
 def seed(database_url: str, monitors: int) -> None:
@@ -92,7 +93,7 @@ def floor_seconds(database_url: str, redis_url: str, monitors: int, per_entry: i
 
 async def tick_seconds(redis_url: str, workers: int) -> tuple[float, float, int]:
     """A tick in a warm schedule process (imports done, pools open), as under cron; wall and CPU seconds."""
-    from shared import db, streams
+    from shared import db
     from shared.checks import configured_timeout
     from shared.pipeline import schedule as scheduling
 
@@ -100,7 +101,7 @@ async def tick_seconds(redis_url: str, workers: int) -> tuple[float, float, int]
     scheduling.CLAIM_WORKERS = workers
     async with db.transaction() as conn:
         await conn.execute("select 1")
-    redis_pid = (await streams.get_redis(redis_url).info("server"))["process_id"]
+    redis_pid = (await get_redis(redis_url).info("server"))["process_id"]
     cpu_before = time.process_time() + cpu_seconds(redis_pid)
     started = time.perf_counter()
     report = await scheduling.schedule_tick()
@@ -112,7 +113,7 @@ async def tick_seconds(redis_url: str, workers: int) -> tuple[float, float, int]
     cpu = time.process_time() + cpu_seconds(redis_pid) - cpu_before
     cpu += sum(cpu_seconds(row["pid"]) for row in backends)
     await db.close_pool()
-    await streams.close_redis()
+    await close_redis()
     return elapsed, cpu, report.jobs_published
 
 
@@ -122,8 +123,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="claim workers (default: CLAIM_WORKERS)")
     args = parser.parse_args()
     with embedded_environment("fanout") as env:
+        from shared.pipeline.routing import jobs_per_entry
         from shared.pipeline.schedule import CLAIM_WORKERS
-        from shared.streams import jobs_per_entry
 
         per_entry = jobs_per_entry("http_request")
         seed(env.database_url, args.monitors)

@@ -154,8 +154,8 @@ class NoStandby:
 
 
 async def create_test(project_id, base_url: str) -> str:
+    from shared.api.requests import ProjectVariableCreate, SyntheticTestCreate
     from shared.synthetic import store
-    from shared.synthetic.models import ProjectVariableCreate, SyntheticTestCreate
 
     await store.create_variable(project_id, ProjectVariableCreate(name="BASE_URL", value=base_url))
     await store.create_variable(

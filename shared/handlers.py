@@ -1,4 +1,4 @@
-"""The HTTP edge every function shares: JSON parsing, the error shape, and connector message batches."""
+"""The HTTP edge every function shares: JSON bodies parsed and vetted, models validated, errors in one shape."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from shared.models import ApiError, validation_error_to_api_error
+from shared.errors import ApiError, validation_error_to_api_error
 
 log = logging.getLogger("supercheck")
 M = TypeVar("M", bound=BaseModel)
@@ -65,40 +64,6 @@ def parse(model: type[M], data: Any) -> M:
         return model.model_validate(data)
     except ValidationError as error:
         raise validation_error_to_api_error(error) from None
-
-
-@dataclass
-class Batch:
-    """A connector delivery: messages that validated, and those rejected with the reason (to dead-letter)."""
-
-    accepted: list[tuple[str, Any]] = field(default_factory=list)
-    rejected: list[dict] = field(default_factory=list)
-
-    def reply(self, **extra: Any) -> JSONResponse:
-        return JSONResponse(
-            {"processed": [message_id for message_id, _ in self.accepted], "rejected": self.rejected, **extra}
-        )
-
-
-def is_connector_batch(data: Any) -> bool:
-    return isinstance(data, dict) and isinstance(data.get("messages"), list)
-
-
-def parse_batch(data: Any, model: type[M]) -> Batch:
-    if not is_connector_batch(data):
-        raise ApiError(
-            400, "validation_error", "messages: is required (a list of connector messages)", "messages"
-        )
-    batch = Batch()
-    for index, message in enumerate(data["messages"]):
-        message_id = message.get("id") if isinstance(message, dict) else None
-        if not isinstance(message_id, str):
-            raise ApiError(400, "validation_error", f"messages.{index}.id: is required")
-        try:
-            batch.accepted.append((message_id, model.model_validate(message.get("data"))))
-        except ValidationError as error:
-            batch.rejected.append({"id": message_id, "error": validation_error_to_api_error(error).message})
-    return batch
 
 
 def json_endpoint(

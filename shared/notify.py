@@ -18,7 +18,8 @@ from urllib.parse import quote, urlencode, urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from shared import db, ssrf, streams
-from shared.models import AlertEvent, ApiError, ApiModel, FieldError, PrefixedValidationError
+from shared.errors import ApiError, FieldError, PrefixedValidationError
+from shared.models import AlertEnvelope, ApiModel
 from shared.security import key_ring, mask
 from shared.settings import get_settings
 
@@ -647,18 +648,18 @@ def monitor_link(monitor_id: uuid.UUID | str) -> str:
     return f"{get_settings().public_base_url}/function/api/monitors/{monitor_id}"
 
 
-async def deliver(events: list[AlertEvent]) -> dict[str, int]:
+async def deliver(events: list[AlertEnvelope]) -> dict[str, int]:
     """Sends each alert event to each of its monitor's providers once, recording alert_history rows.
 
     Monitors are served concurrently, so one slow monitor's providers do not hold up the batch; one monitor's
     events go out in order, so a flap's "Down" never arrives after its "Recovered".
     """
     counts = {"sent": 0, "partial": 0, "failed": 0, "suppressed": 0, "skipped": 0}
-    by_monitor: dict[uuid.UUID, list[AlertEvent]] = {}
+    by_monitor: dict[uuid.UUID, list[AlertEnvelope]] = {}
     for event in events:
         by_monitor.setdefault(event.monitor_id, []).append(event)
 
-    async def one_monitor(monitor_events: list[AlertEvent]) -> None:
+    async def one_monitor(monitor_events: list[AlertEnvelope]) -> None:
         for event in monitor_events:
             providers = await _providers_for(event)
             outcomes = await asyncio.gather(
@@ -678,7 +679,7 @@ async def deliver(events: list[AlertEvent]) -> dict[str, int]:
     return counts
 
 
-async def _providers_for(event: AlertEvent) -> list[dict]:
+async def _providers_for(event: AlertEnvelope) -> list[dict]:
     async with db.transaction() as conn:
         return await (
             await conn.execute(
@@ -696,7 +697,7 @@ async def _providers_for(event: AlertEvent) -> list[dict]:
         ).fetchall()
 
 
-async def _deliver_one(event: AlertEvent, provider: dict) -> str:
+async def _deliver_one(event: AlertEnvelope, provider: dict) -> str:
     message = build_message(
         provider["kind"],
         provider["payload"],
@@ -742,7 +743,7 @@ async def _deliver_one(event: AlertEvent, provider: dict) -> str:
 
 
 async def _record_suppressed(
-    event: AlertEvent, provider_id: uuid.UUID, message: AlertMessage, reason: str
+    event: AlertEnvelope, provider_id: uuid.UUID, message: AlertMessage, reason: str
 ) -> str:
     async with db.transaction() as conn:
         row = await (
@@ -766,7 +767,7 @@ async def _record_suppressed(
     return "suppressed" if row else "skipped"
 
 
-async def _claim(event: AlertEvent, provider_id: uuid.UUID, message: AlertMessage) -> int | None:
+async def _claim(event: AlertEnvelope, provider_id: uuid.UUID, message: AlertMessage) -> int | None:
     """Exactly one invocation gets to send (run, provider, kind); a crashed sender's claim expires."""
     async with db.transaction() as conn:
         await conn.execute(
@@ -795,9 +796,9 @@ async def _claim(event: AlertEvent, provider_id: uuid.UUID, message: AlertMessag
     return row["id"] if row else None
 
 
-async def _publish_alert_event(event: AlertEvent, provider_id: uuid.UUID, status: str) -> None:
+async def _publish_alert_event(event: AlertEnvelope, provider_id: uuid.UUID, status: str) -> None:
     try:
-        await streams.publish_events(
+        await streams.publish_live_events(
             [
                 {
                     "type": "alert",

@@ -1,38 +1,27 @@
-"""Every Redis key and stream name, the routing from stream to function, and envelope publishing."""
+"""Every Redis key and stream name, and publishing to streams: envelopes (XADD in bulk) and live events."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import weakref
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from shared.redis import get_redis
 from shared.settings import get_settings
-
-if TYPE_CHECKING:
-    import redis.asyncio as aioredis
 
 PREFIX = "sc"
 RESULTS_STREAM = f"{PREFIX}:results"
 ALERTS_STREAM = f"{PREFIX}:alerts"
-EVENTS_STREAM = (
-    f"{PREFIX}:events"  # live events for the API's SSE endpoint; no consumer group, trimmed by length
-)
-EVENTS_MAX_LENGTH = 100_000
+# Live events (results, status flips, alert sends) for the API's SSE endpoint: no consumer group, trimmed by length.
+LIVE_EVENTS_STREAM = f"{PREFIX}:events"
+LIVE_EVENTS_MAX_LENGTH = 100_000
 CONSUMER_GROUP = "sc-connector"
 DEAD_LETTER_SUFFIX = ":dead"
 PAYLOAD_FIELD = "data"
 BUNDLE_KIND = (
     "check_jobs"  # shared.models.CheckJobBundle: many jobs of one (type, location) stream in one entry
 )
-
-PIPELINE_FUNCTION_BY_STREAM: dict[str, str] = {
-    RESULTS_STREAM: "aggregate",
-    ALERTS_STREAM: "alert",
-}
 
 
 def job_stream(check_type: str, location: str) -> str:
@@ -50,62 +39,11 @@ def parse_job_stream(stream: str) -> tuple[str, str] | None:
     return None
 
 
-def function_for_stream(stream: str) -> str | None:
-    parsed = parse_job_stream(stream)
-    if parsed:
-        from shared.checks import CHECK_TYPES
-
-        check_type = CHECK_TYPES.get(parsed[0])
-        return check_type.function if check_type else None
-    return PIPELINE_FUNCTION_BY_STREAM.get(stream)
-
-
-def max_batch_for_stream(stream: str) -> int | None:
-    """A check type's own cap on jobs per POST (None: the connector's batch size)."""
-    parsed = parse_job_stream(stream)
-    if not parsed:
-        return None
-    from shared.checks import CHECK_TYPES
-
-    check_type = CHECK_TYPES.get(parsed[0])
-    return check_type.max_batch if check_type else None
-
-
-def jobs_per_entry(check_type: str) -> int:
-    """How many jobs schedule bundles into one stream entry of this check type.
-
-    A bundle is one connector POST's worth (CONNECTOR_BATCH_SIZE jobs), so bundling changes how many entries
-    move through Redis, not how much work one function invocation gets. Types that cap their POSTs (browser
-    journeys take minutes) get one job per entry: each journey is delivered, retried and dead-lettered alone.
-    """
-    from shared.checks import CHECK_TYPES
-
-    known = CHECK_TYPES.get(check_type)
-    if known is not None and known.max_batch is not None:
-        return 1
-    return get_settings().connector_batch_size
-
-
 def jobs_in_envelope(data: object) -> int:
     """How many jobs a decoded job-stream entry carries: a bundle's job count, else 1."""
     if isinstance(data, dict) and data.get("kind") == BUNDLE_KIND and isinstance(data.get("jobs"), list):
         return max(1, len(data["jobs"]))
     return 1
-
-
-def streams_for_worker(location: str | None, locations: Iterable[str], include_pipeline: bool) -> list[str]:
-    """A regional connector reads its own location's job streams; the primary also feeds aggregate and alert."""
-    from shared.checks import CHECK_TYPES
-
-    chosen = [location] if location else list(locations)
-    streams = [job_stream(check_type, loc) for loc in chosen for check_type in CHECK_TYPES]
-    if include_pipeline:
-        streams += list(PIPELINE_FUNCTION_BY_STREAM)
-    return streams
-
-
-def encode(message: BaseModel) -> dict[str, str]:
-    return {PAYLOAD_FIELD: message.model_dump_json()}
 
 
 def decode(fields: dict) -> dict:
@@ -115,11 +53,6 @@ def decode(fields: dict) -> dict:
     return json.loads(raw)
 
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aioredis.Redis]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def redis_url_for(stream: str) -> str:
     """Job streams of a location with its own regional Redis live there; everything else in REDIS_URL."""
     settings = get_settings()
@@ -127,20 +60,6 @@ def redis_url_for(stream: str) -> str:
     if parsed and parsed[1] in settings.region_redis_urls:
         return settings.region_redis_urls[parsed[1]]
     return settings.require_redis_url()
-
-
-def get_redis(url: str | None = None) -> aioredis.Redis:
-    url = url or get_settings().require_redis_url()
-    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
-    client = per_loop.get(url)
-    if client is None:
-        import redis.asyncio as aioredis  # loaded with the first client: api's health and docs never need it
-
-        client = aioredis.Redis.from_url(
-            url, decode_responses=True, health_check_interval=15, socket_keepalive=True, retry_on_timeout=True
-        )
-        per_loop[url] = client
-    return client
 
 
 # Appends many entries to one stream in a single call: a round trip per 1,000 messages (or per few MB of
@@ -186,7 +105,7 @@ async def publish(entries: Iterable[tuple[str, BaseModel]]) -> int:
     return await publish_payloads((stream, message.model_dump_json()) for stream, message in entries)
 
 
-async def publish_events(events: Iterable[dict]) -> None:
+async def publish_live_events(events: Iterable[dict]) -> None:
     """Live events (results, status changes, alerts sent): best effort, never part of a commit's outcome."""
     events = list(events)
     if not events:
@@ -194,14 +113,9 @@ async def publish_events(events: Iterable[dict]) -> None:
     pipe = get_redis().pipeline(transaction=False)
     for event in events:
         pipe.xadd(
-            EVENTS_STREAM,
+            LIVE_EVENTS_STREAM,
             {PAYLOAD_FIELD: json.dumps(event, default=str)},
-            maxlen=EVENTS_MAX_LENGTH,
+            maxlen=LIVE_EVENTS_MAX_LENGTH,
             approximate=True,
         )
     await pipe.execute()
-
-
-async def close_redis() -> None:
-    for client in _clients.pop(asyncio.get_running_loop(), {}).values():
-        await client.aclose()

@@ -59,7 +59,7 @@ class AsyncRunner:
 
     def close(self) -> None:
         from shared.db import close_pool
-        from shared.streams import close_redis
+        from shared.redis import close_redis
 
         async def shutdown():
             await close_pool()

@@ -294,7 +294,7 @@ def test_ssl_expiry_alerts_once_a_day_inside_the_window_and_once_when_expired(
         ("failure", None, 27),  # an expired certificate is also a failed check
     ]
 
-    from shared.models import AlertEvent
+    from shared.models import AlertEnvelope
 
     events = clean.sql(
         """select e.id, e.run_id, e.monitor_id, e.kind from alert_events e join runs r on r.id = e.run_id
@@ -302,7 +302,10 @@ def test_ssl_expiry_alerts_once_a_day_inside_the_window_and_once_when_expired(
     )
     aio.run(
         notify.deliver(
-            [AlertEvent(alert_event_id=e[0], run_id=e[1], monitor_id=e[2], alert_kind=e[3]) for e in events]
+            [
+                AlertEnvelope(alert_event_id=e[0], run_id=e[1], monitor_id=e[2], alert_kind=e[3])
+                for e in events
+            ]
         )
     )
     assert titles(webhook_receiver) == [

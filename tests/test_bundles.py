@@ -14,7 +14,8 @@ from functions_framework.aio import create_asgi_app
 from openfaas.connector.connector import Connector, ConnectorConfig, _dead_letters
 from shared import streams
 from shared.models import CheckJob
-from shared.pipeline.check import unpack_jobs
+from shared.pipeline import routing
+from shared.pipeline.batch import parse_job_batch
 from shared.pipeline.schedule import redispatch_stale_runs, run_now, schedule_tick
 from tests.servers import wait_until
 from tests.test_scheduling import LOCATIONS, seed_due_monitors
@@ -69,7 +70,7 @@ def test_a_tick_publishes_bundles_of_at_most_one_post_of_jobs_each(clean, aio):
         assert len(entries) < 130 / 10, "jobs travel in bundles, not one entry each"
         for entry in entries:
             jobs = jobs_of(entry)
-            assert 1 <= len(jobs) <= streams.jobs_per_entry("http_request")
+            assert 1 <= len(jobs) <= routing.jobs_per_entry("http_request")
             for job in map(CheckJob.model_validate, jobs):
                 assert (job.type, job.location) == ("http_request", location)
                 seen.add((job.run_id, job.location))
@@ -155,11 +156,11 @@ def test_deleting_a_monitor_still_deletes_its_runs_and_their_results(clean, aio)
 # --- check functions ------------------------------------------------------------------------------
 
 
-def test_unpacking_a_delivery_keeps_good_jobs_and_names_each_bad_one():
+def test_reading_a_job_batch_keeps_good_jobs_and_names_each_bad_one():
     good, other = a_job(), a_job(location="eu-central")
     bad = a_job()
     del bad["run_id"]
-    delivery = unpack_jobs(
+    batch = parse_job_batch(
         {
             "messages": [
                 {"id": "1-0", "data": good},
@@ -171,15 +172,15 @@ def test_unpacking_a_delivery_keeps_good_jobs_and_names_each_bad_one():
             ]
         }
     )
-    assert [str(job.run_id) for job in delivery.jobs] == [
+    assert [str(job.run_id) for job in batch.items] == [
         good["run_id"],
         other["run_id"],
         good["run_id"],
         other["run_id"],
         other["run_id"],
     ]
-    assert delivery.processed == ["1-0", "6-0"]
-    rejected = {item["id"]: item for item in delivery.rejected}
+    assert batch.processed == ["1-0", "6-0"]
+    rejected = {item["id"]: item for item in batch.rejected}
     assert set(rejected) == {"2-0", "3-0", "4-0", "5-0"}
     assert [job["index"] for job in rejected["5-0"]["jobs"]] == [1], "a job missing type takes the bundle's"
     (invalid,) = rejected["2-0"]["jobs"]

@@ -12,7 +12,8 @@ import pytest
 
 from shared.checks import run_check
 from shared.checks.fetch import tls_context
-from shared.models import CheckJob, CheckSpec, DirectCheck
+from shared.checks.spec import CheckSpec, CheckTrial
+from shared.models import CheckJob
 from shared.settings import reset_settings_cache
 from tests.check_servers import CertificateAuthority, RouteServer, self_signed
 
@@ -52,7 +53,7 @@ def https_server(credential):
 
 
 def check(target: str, check_type: str = "http_request", **config):
-    job = DirectCheck.model_validate({"type": check_type, "target": target, "config": config}).as_job()
+    job = CheckTrial.model_validate({"type": check_type, "target": target, "config": config}).as_job()
     return asyncio.run(run_check(job))
 
 
@@ -379,7 +380,7 @@ def test_credentials_are_stored_encrypted_and_revealed_only_inside_the_check(ser
     assert spec.config["headers"]["Accept"] == "application/json"
     assert CheckSpec.model_validate(spec.model_dump(by_alias=True)).config == spec.config, "stable on re-save"
 
-    outcome = asyncio.run(run_check(DirectCheck.model_validate(spec.model_dump(by_alias=True)).as_job()))
+    outcome = asyncio.run(run_check(CheckTrial.model_validate(spec.model_dump(by_alias=True)).as_job()))
     basic = base64.b64encode(f"ops:{PASSWORD}".encode()).decode()
     assert server.seen[-1].headers["Authorization"] == f"Basic {basic}"
     assert server.seen[-1].headers["X-Api-Key"] == "key-abcdef-123"
@@ -405,7 +406,7 @@ def test_credentials_under_an_unknown_key_give_an_error_without_the_secret(serve
     monkeypatch.setenv("SC_CREDENTIAL_KEY", "k9:" + base64.b64encode(b"z" * 32).decode())
     reset_settings_cache()
     key_ring.cache_clear()
-    outcome = asyncio.run(run_check(DirectCheck.model_validate(spec.model_dump(by_alias=True)).as_job()))
+    outcome = asyncio.run(run_check(CheckTrial.model_validate(spec.model_dump(by_alias=True)).as_job()))
     assert outcome.status == "error" and "cannot be decrypted" in outcome.message
     assert server.seen == []
 
@@ -491,7 +492,7 @@ def test_api_reads_show_credentials_masked(clean, aio):
 def test_bad_configs_are_refused_on_save_naming_the_field(check_type, config, field, fragment):
     from pydantic import ValidationError
 
-    from shared.models import validation_error_to_api_error
+    from shared.errors import validation_error_to_api_error
 
     with pytest.raises(ValidationError) as refused:
         CheckSpec.model_validate({"type": check_type, "target": "https://example.com/", "config": config})
@@ -504,7 +505,7 @@ def test_bad_configs_are_refused_on_save_naming_the_field(check_type, config, fi
 def test_internal_targets_are_refused_on_save_unless_allowed(monkeypatch):
     from pydantic import ValidationError
 
-    from shared.models import validation_error_to_api_error
+    from shared.errors import validation_error_to_api_error
 
     monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "false")
     reset_settings_cache()

@@ -9,7 +9,8 @@ import pytest
 
 from shared.checks import ping as ping_module
 from shared.checks import run_check
-from shared.models import CheckJob, DirectCheck
+from shared.checks.spec import CheckTrial
+from shared.models import CheckJob
 from shared.settings import reset_settings_cache
 from tests.check_servers import has_ipv6_loopback
 
@@ -23,7 +24,7 @@ def internal_allowed(monkeypatch):
 
 
 def ping(target: str, **config):
-    job = DirectCheck.model_validate({"type": "ping_host", "target": target, "config": config}).as_job()
+    job = CheckTrial.model_validate({"type": "ping_host", "target": target, "config": config}).as_job()
     return asyncio.run(run_check(job))
 
 
@@ -105,10 +106,10 @@ def test_without_icmp_permission_the_error_names_what_is_missing(monkeypatch):
 def test_bad_ping_configs_are_refused_naming_the_field(config, field):
     from pydantic import ValidationError
 
-    from shared.models import validation_error_to_api_error
+    from shared.errors import validation_error_to_api_error
 
     with pytest.raises(ValidationError) as refused:
-        DirectCheck.model_validate({"type": "ping_host", "target": "example.com", "config": config})
+        CheckTrial.model_validate({"type": "ping_host", "target": "example.com", "config": config})
     assert validation_error_to_api_error(refused.value).field == field
 
 
@@ -117,7 +118,7 @@ def test_ping_targets_must_be_a_hostname_or_an_ip(target):
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError):
-        DirectCheck.model_validate({"type": "ping_host", "target": target})
+        CheckTrial.model_validate({"type": "ping_host", "target": target})
 
 
 def test_the_hard_timeout_covers_every_ping_and_the_wait():

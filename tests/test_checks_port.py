@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from shared.checks import run_check
-from shared.models import DirectCheck
+from shared.checks.spec import CheckTrial
 from shared.settings import reset_settings_cache
 from tests.check_servers import UdpPeer, closed_port, has_ipv6_loopback
 
@@ -29,7 +29,7 @@ def internal_allowed(monkeypatch):
 
 
 def port_check(target: str, port: int, **config):
-    job = DirectCheck.model_validate(
+    job = CheckTrial.model_validate(
         {"type": "port_check", "target": target, "config": {"port": port, **config}}
     ).as_job()
     return asyncio.run(run_check(job))
@@ -111,9 +111,9 @@ def test_a_silent_udp_port_is_up_but_unconfirmed_unless_a_reply_is_required(host
 def test_bad_port_configs_are_refused_naming_the_field(config, field, fragment):
     from pydantic import ValidationError
 
-    from shared.models import validation_error_to_api_error
+    from shared.errors import validation_error_to_api_error
 
     with pytest.raises(ValidationError) as refused:
-        DirectCheck.model_validate({"type": "port_check", "target": "example.com", "config": config})
+        CheckTrial.model_validate({"type": "port_check", "target": "example.com", "config": config})
     error = validation_error_to_api_error(refused.value)
     assert error.field == field and fragment in error.message

@@ -63,8 +63,8 @@ def test_a_check_function_loads_no_check_module_until_a_check_runs(function):
 def test_validating_a_port_check_loads_neither_the_browser_runner_nor_the_notifier():
     modules = modules_after(
         "check_port",
-        "from shared.models import DirectCheck; "
-        "DirectCheck.model_validate({'type': 'port_check', 'target': 'db.example.net', 'config': {'port': 5432}})",
+        "from shared.checks.spec import CheckTrial; "
+        "CheckTrial.model_validate({'type': 'port_check', 'target': 'db.example.net', 'config': {'port': 5432}})",
     )
     assert "shared.checks.port" in modules
     assert loaded(modules, NEVER_AT_IMPORT + ["shared.notify", "shared.checks.ping"]) == []

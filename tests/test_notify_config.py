@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from shared import notify
-from shared.models import NotificationProviderCreate, validation_error_to_api_error
+from shared.api.requests import NotificationProviderCreate
+from shared.errors import validation_error_to_api_error
 from shared.settings import reset_settings_cache
 
 SLACK = "https://hooks.slack.com/services/T1234ABCD/B1234ABCD/abcdefghijklmnopqrstuvwx"

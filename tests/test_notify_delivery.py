@@ -14,7 +14,8 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from shared import notify
-from shared.models import AlertEvent, ApiError
+from shared.errors import ApiError
+from shared.models import AlertEnvelope
 from shared.security import key_ring
 from shared.settings import reset_settings_cache
 from tests.test_notify_email import SmtpReceiver
@@ -104,7 +105,9 @@ def add_provider(
     )[0][0]
 
 
-def add_alert(infra, provider_ids, kind="failure", suppressed_reason=None, custom_message=None) -> AlertEvent:
+def add_alert(
+    infra, provider_ids, kind="failure", suppressed_reason=None, custom_message=None
+) -> AlertEnvelope:
     alert_config = {"enabled": True, "notificationProviders": [str(p) for p in provider_ids]}
     if custom_message:
         alert_config["customMessage"] = custom_message
@@ -133,7 +136,7 @@ def add_alert(infra, provider_ids, kind="failure", suppressed_reason=None, custo
            values (%s, %s, %s, %s, %s) returning id""",
         (monitor_id, run_id, kind, Jsonb(payload), suppressed_reason),
     )[0][0]
-    return AlertEvent(alert_event_id=event_id, run_id=run_id, monitor_id=monitor_id, alert_kind=kind)
+    return AlertEnvelope(alert_event_id=event_id, run_id=run_id, monitor_id=monitor_id, alert_kind=kind)
 
 
 def history(infra) -> dict[uuid.UUID, tuple]:

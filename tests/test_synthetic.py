@@ -10,16 +10,12 @@ import zipfile
 import pytest
 from pydantic import ValidationError
 
+from shared.api.requests import MonitorCreate, ProjectVariableCreate, SyntheticTestCreate, SyntheticTestUpdate
+from shared.errors import ApiError
 from shared.handlers import parse
-from shared.models import ApiError, MonitorCreate
 from shared.synthetic.browser import ChromiumNotFound, find_chromium, read_devtools_port
 from shared.synthetic.check import SyntheticConfig
-from shared.synthetic.models import (
-    ProjectVariableCreate,
-    SyntheticTestCreate,
-    SyntheticTestUpdate,
-    script_problem,
-)
+from shared.synthetic.models import script_problem
 from shared.synthetic.report import (
     ReportFacts,
     Step,

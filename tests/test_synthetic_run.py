@@ -21,6 +21,7 @@ from moto.server import ThreadedMotoServer
 
 from openfaas.local.services import free_port
 from openfaas.local.stack import PROJECT_ROOT
+from shared.api.requests import ProjectVariableCreate, SyntheticTestCreate
 from shared.checks import run_check
 from shared.models import CheckJob
 from shared.settings import get_settings, reset_settings_cache
@@ -28,7 +29,6 @@ from shared.synthetic import browser as browser_module
 from shared.synthetic import check as check_module
 from shared.synthetic import store
 from shared.synthetic.artifacts import ArtifactStore
-from shared.synthetic.models import ProjectVariableCreate, SyntheticTestCreate
 
 BUCKET = "synthetic-artifacts"
 PASSWORD = "s3cr3t-Pa55w0rd"

@@ -7,14 +7,14 @@ import uuid
 
 import pytest
 
-from shared.models import ApiError
-from shared.synthetic import store
-from shared.synthetic.models import (
+from shared.api.requests import (
     ProjectVariableCreate,
     ProjectVariableUpdate,
     SyntheticTestCreate,
     SyntheticTestUpdate,
 )
+from shared.errors import ApiError
+from shared.synthetic import store
 
 SCRIPT = "async def run(page, context, variables):\n    await page.goto(variables['BASE_URL'])\n"
 SECRET = "correct-horse-battery-staple"

@@ -2,9 +2,10 @@
 
 from starlette.requests import Request
 
-from shared.handlers import is_connector_batch, json_endpoint, parse_batch, read_json
-from shared.models import ResultEvent
+from shared.handlers import json_endpoint, read_json
+from shared.models import ResultEnvelope
 from shared.pipeline.aggregate import finalize_runs, publish_pending_alerts, sweep_deadlines
+from shared.pipeline.batch import is_connector_batch, parse_batch
 from shared.pipeline.rollups import rollup_step
 
 
@@ -12,8 +13,8 @@ from shared.pipeline.rollups import rollup_step
 async def handle(request: Request):
     data = await read_json(request, allow_empty=True)
     if is_connector_batch(data):
-        batch = parse_batch(data, ResultEvent)
-        finalized = await finalize_runs(event.run_id for _, event in batch.accepted)
+        batch = parse_batch(data, ResultEnvelope)
+        finalized = await finalize_runs(event.run_id for event in batch.items)
         return batch.reply(finalized=finalized)
     finalized = await sweep_deadlines()
     republished = await publish_pending_alerts()

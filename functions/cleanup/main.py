@@ -3,8 +3,8 @@
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from shared.errors import ApiError
 from shared.handlers import json_endpoint, parse, read_json
-from shared.models import ApiError
 from shared.pipeline.cleanup import CleanupBusy, run_cleanup
 from shared.rules.retention import CleanupRequest, RetentionConfig
 

@@ -4,8 +4,8 @@ import os
 
 from starlette.requests import Request
 
+from shared.api.requests import RunRequest
 from shared.handlers import json_endpoint, parse, read_json
-from shared.models import RunRequest
 from shared.pipeline.schedule import run_now, schedule_tick, schedule_window
 
 

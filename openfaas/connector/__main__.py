@@ -10,6 +10,7 @@ import signal
 
 from openfaas.connector.connector import Connector, ConnectorConfig
 from shared import streams
+from shared.pipeline import routing
 from shared.settings import get_settings
 
 
@@ -19,7 +20,7 @@ def config_from_env() -> ConnectorConfig:
         os.environ.get("CONNECTOR_PRIMARY", "true" if not settings.worker_location else "false").lower()
         == "true"
     )
-    chosen = streams.streams_for_worker(
+    chosen = routing.streams_for_worker(
         settings.worker_location, settings.locations, include_pipeline=primary
     )
     if os.environ.get("CONNECTOR_READ_JOBS", "true").lower() != "true":

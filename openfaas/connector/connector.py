@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from shared import streams
+from shared.pipeline import routing
 
 log = logging.getLogger("connector")
 
@@ -96,7 +97,7 @@ class Connector:
         groups: dict[tuple[str, str | None], list[str]] = {}
         for stream in self.config.streams:
             url = self.config.stream_redis_urls.get(stream, self.config.redis_url)
-            groups.setdefault((url, streams.function_for_stream(stream)), []).append(stream)
+            groups.setdefault((url, routing.function_for_stream(stream)), []).append(stream)
         return groups
 
     async def read_new(self, block_ms: int | None, group: tuple[str, str | None] | None = None) -> int:
@@ -163,7 +164,7 @@ class Connector:
     # --- dispatching -----------------------------------------------------------------------------
 
     async def _dispatch(self, stream: str, entries: list[tuple[str, dict]]) -> None:
-        function = streams.function_for_stream(stream)
+        function = routing.function_for_stream(stream)
         counts = await self._delivery_counts(stream, [message_id for message_id, _ in entries])
         messages, dead = [], []
         for message_id, fields in entries:
@@ -195,7 +196,7 @@ class Connector:
     def _posts(self, stream: str, messages: list[dict]) -> list[list[dict]]:
         """Messages grouped into POSTs of at most the stream's job cap, counting every job a bundle carries
         (a bundle is never split: one larger than the cap goes alone)."""
-        cap = streams.max_batch_for_stream(stream) or self.config.batch_size
+        cap = routing.max_batch_for_stream(stream) or self.config.batch_size
         posts: list[list[dict]] = []
         jobs = 0
         for message in messages:

@@ -10,8 +10,8 @@ from starlette.routing import Route, Router
 
 from shared.api import routes  # noqa: F401  (registers the endpoints)
 from shared.api.framework import ENDPOINTS, Endpoint, invoke
+from shared.errors import ApiError
 from shared.handlers import error_response
-from shared.models import ApiError
 
 PUBLIC_PREFIX = "/function/api"
 

@@ -17,8 +17,8 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from shared.errors import ApiError
 from shared.handlers import error_response, parse, read_json
-from shared.models import ApiError
 
 if TYPE_CHECKING:
     from shared import auth

@@ -12,7 +12,8 @@ from starlette.responses import StreamingResponse
 
 from shared import db, streams
 from shared.api.framework import Context
-from shared.models import ApiError
+from shared.errors import ApiError
+from shared.redis import get_redis
 
 _STREAM_ID = re.compile(r"^\d+-\d+$")
 
@@ -47,9 +48,9 @@ async def stream(ctx: Context) -> StreamingResponse:
         raise ApiError(
             400, "validation_error", "Last-Event-ID: must be an event id this stream sent", "Last-Event-ID"
         )
-    redis = streams.get_redis()
+    redis = get_redis()
     if resume_from is None:
-        newest = await redis.xrevrange(streams.EVENTS_STREAM, count=1)
+        newest = await redis.xrevrange(streams.LIVE_EVENTS_STREAM, count=1)
         resume_from = newest[0][0] if newest else "0-0"
     return StreamingResponse(
         _events(ctx.project_id, str(monitor_id) if monitor_id else None, resume_from),
@@ -59,12 +60,12 @@ async def stream(ctx: Context) -> StreamingResponse:
 
 
 async def _events(project_id: uuid.UUID, monitor_id: str | None, cursor: str) -> AsyncIterator[str]:
-    redis = streams.get_redis()
+    redis = get_redis()
     owners: dict[str, uuid.UUID | None] = {}
     yield ": connected\n\n"
     while True:
         reply = await redis.xread(
-            {streams.EVENTS_STREAM: cursor}, count=200, block=int(keepalive_seconds() * 1000)
+            {streams.LIVE_EVENTS_STREAM: cursor}, count=200, block=int(keepalive_seconds() * 1000)
         )
         if not reply:
             yield ": keep-alive\n\n"

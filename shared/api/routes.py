@@ -5,50 +5,48 @@ from __future__ import annotations
 from starlette.responses import JSONResponse
 
 from shared.api.framework import Context, LazyModule, as_uuid, endpoint
-from shared.api.schemas import (
+from shared.api.requests import (
     ApiKeyCreate,
+    EventsQuery,
+    MaintenanceWindowCreate,
+    MonitorCreate,
+    MonitorListQuery,
+    NotificationProviderCreate,
+    PageQuery,
+    ProjectCreate,
+    ProjectVariableCreate,
+    ProjectVariableUpdate,
+    ProviderPatch,
+    ResultsQuery,
+    RunNowRequest,
+    StatsQuery,
+    SyntheticTestCreate,
+    SyntheticTestUpdate,
+    UptimeQuery,
+)
+from shared.api.schemas import (
     ApiKeyCreated,
     ApiKeyOut,
     AuditPage,
-    EventsQuery,
     Health,
     LocationStats,
-    MonitorListQuery,
     MonitorOut,
     MonitorPage,
     NotificationSettings,
-    PageQuery,
-    ProjectCreate,
     ProjectCreated,
     ProjectOut,
+    ProjectVariableOut,
     ProviderOut,
-    ProviderPatch,
     ProviderTestResult,
     ResultPage,
-    ResultsQuery,
-    RunNowRequest,
     RunOut,
     RunsStarted,
-    StatsQuery,
-    UptimeQuery,
-)
-from shared.handlers import read_json
-from shared.models import (
-    ApiError,
-    CheckOutcome,
-    DirectCheck,
-    MaintenanceWindowCreate,
-    MonitorCreate,
-    NotificationProviderCreate,
-)
-from shared.synthetic.models import (
-    ProjectVariableCreate,
-    ProjectVariableOut,
-    ProjectVariableUpdate,
-    SyntheticTestCreate,
     SyntheticTestOut,
-    SyntheticTestUpdate,
 )
+from shared.checks.spec import CheckTrial
+from shared.errors import ApiError
+from shared.handlers import read_json
+from shared.models import CheckOutcome
 
 # The modules that do the work load on the first request that calls them: a cold api function then pays only
 # for what its first requests use (GET /health no database driver, GET /monitors no Apprise, Redis, HTTP client
@@ -182,13 +180,13 @@ async def create_monitor(ctx: Context):
     "/monitors/test",
     summary="Try a check config once from the check function; stores nothing",
     tag="monitors",
-    body=DirectCheck,
+    body=CheckTrial,
     response=CheckOutcome,
 )
 async def test_monitor(ctx: Context):
-    from shared.api.services.trial import invoke_check_function
+    from shared.api.services.trial import run_trial
 
-    return await invoke_check_function(ctx.body)
+    return await run_trial(ctx.body)
 
 
 @endpoint(

@@ -1,18 +1,14 @@
-"""Shapes of API responses and query strings (camelCase JSON); request bodies live in shared/models.py."""
+"""Shapes of every answer the API and the functions give (camelCase JSON); requests are in shared/api/requests.py."""
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from shared.models import AlertConfig, ApiModel, LocationConfig
-
-MonitorStatus = Literal["pending", "up", "down", "degraded", "unknown"]
 
 
 class ErrorDetail(ApiModel):
@@ -200,71 +196,20 @@ class Health(ApiModel):
     status: Literal["ok"]
 
 
-# --- query strings --------------------------------------------------------------------------------
+class SyntheticTestOut(ApiModel):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    title: str
+    script: str
+    created_at: datetime
+    updated_at: datetime
 
 
-class PageQuery(ApiModel):
-    page: int = Field(default=1, ge=1, le=100_000)
-    limit: int = Field(default=10, ge=1, le=100)
+class ProjectVariableOut(ApiModel):
+    """A secret's value is shown masked, never in plaintext."""
 
-
-class MonitorListQuery(PageQuery):
-    status: MonitorStatus | None = None
-    type: str | None = None
-    tag: str | None = Field(default=None, max_length=100)
-
-
-class ResultsQuery(PageQuery):
-    location: str | None = Field(default=None, min_length=1, max_length=64)
-    date: dt.date | None = Field(
-        default=None, description="YYYY-MM-DD, the local day given by timezoneOffset"
-    )
-    timezone_offset: int = Field(
-        default=0,
-        ge=-840,
-        le=840,
-        description="minutes to add to local time to get UTC, as JavaScript's Date.getTimezoneOffset() (UTC+2 is -120)",
-    )
-
-    @field_validator("date", mode="before")
-    @classmethod
-    def _iso_day(cls, value: Any) -> Any:
-        if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            raise ValueError("must be a date as YYYY-MM-DD")
-        return value
-
-
-class StatsQuery(ApiModel):
-    days: int = Field(default=7, ge=1, le=90)
-
-
-class UptimeQuery(ApiModel):
-    days: int = Field(default=90, ge=1, le=366)
-
-
-class EventsQuery(ApiModel):
-    monitor_id: uuid.UUID | None = None
-
-
-# --- request bodies only the API uses -----------------------------------------------------------------
-
-
-class RunNowRequest(ApiModel):
-    """Run monitors now: by id, by tag, or both. CI calls this after a deploy."""
-
-    monitor_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
-    tag: str | None = Field(default=None, min_length=1, max_length=100)
-
-
-class ApiKeyCreate(ApiModel):
-    name: str = Field(min_length=1, max_length=100)
-
-
-class ProjectCreate(ApiModel):
-    name: str = Field(min_length=1, max_length=200)
-
-
-class ProviderPatch(ApiModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    config: dict[str, Any] | None = None
-    enabled: bool | None = None
+    name: str
+    value: str
+    is_secret: bool
+    created_at: datetime
+    updated_at: datetime

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from shared.models import CheckJob, CheckOutcome, describe_error
+from shared.errors import describe_error
+from shared.models import CheckJob, CheckOutcome
 
 if TYPE_CHECKING:
-    from shared.checks.http import CheckConfig
+    from shared.checks.base import CheckConfig
 
 CheckFn = Callable[[CheckJob], Awaitable[CheckOutcome]]
 

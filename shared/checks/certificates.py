@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from shared import streams
+from shared.redis import get_redis
 
 log = logging.getLogger(__name__)
 DEFAULT_WARNING_DAYS = 30
@@ -135,7 +136,7 @@ def state_key(monitor_id: object, location: str) -> str:
 async def load_state(monitor_id: object, location: str) -> dict | None:
     """Best effort: without Redis every run checks the certificate, which is only more work, never wrong."""
     try:
-        raw = await asyncio.wait_for(streams.get_redis().get(state_key(monitor_id, location)), 2)
+        raw = await asyncio.wait_for(get_redis().get(state_key(monitor_id, location)), 2)
         return json.loads(raw) if raw else None
     except Exception as error:
         log.warning("certificate check note unavailable: %s", error)
@@ -146,7 +147,7 @@ async def save_state(monitor_id: object, location: str, days_left: int, now: dat
     note = json.dumps({"checkedAt": now.isoformat(), "daysLeft": days_left})
     try:
         await asyncio.wait_for(
-            streams.get_redis().set(state_key(monitor_id, location), note, ex=_STATE_TTL_SECONDS), 2
+            get_redis().set(state_key(monitor_id, location), note, ex=_STATE_TTL_SECONDS), 2
         )
     except Exception as error:
         log.warning("could not note the certificate check: %s", error)

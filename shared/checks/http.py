@@ -13,10 +13,10 @@ from typing import Any, Literal
 
 import httpx
 from cryptography.exceptions import InvalidTag
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from shared.checks import certificates
+from shared.checks.base import CheckConfig, ConfigModel
 from shared.checks.credentials import (
     SealedSecret,
     basic_auth_header,
@@ -26,7 +26,8 @@ from shared.checks.credentials import (
     seal,
 )
 from shared.checks.fetch import Exchange, HttpFacts, PhaseTimer, TooManyRedirects, fetch, ssl_error_of
-from shared.models import CheckJob, CheckOutcome, DirectCheck
+from shared.checks.spec import TRIAL_LOCATION  # a trial leaves no certificate note behind
+from shared.models import CheckJob, CheckOutcome
 from shared.rules.matchers import (
     DEFAULT_STATUS_SPEC,
     json_path_verdict,
@@ -44,22 +45,6 @@ EXCERPT_CHARS = 300
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _HEADER_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _CLIENT_MANAGED_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
-
-
-class ConfigModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-
-class CheckConfig(ConfigModel):
-    """Every check config: camelCase JSON, unknown fields rejected, the monitor's target injected as `target`."""
-
-    target: str
-    timeout_seconds: int = Field(default=30, ge=1, le=300)
-
-    @classmethod
-    def budget_seconds(cls, config: dict) -> float:
-        """The longest a check of this (stored, camelCase) config may take, read without a full validation."""
-        return float(config.get("timeoutSeconds") or cls.model_fields["timeout_seconds"].default)
 
 
 class AuthConfig(ConfigModel):
@@ -258,8 +243,6 @@ def build_exchange(config: WebsiteConfig) -> tuple[Exchange, list[str]]:
 
 
 CONFIG_MODELS: dict[str, type[_HttpCommon]] = {"http_request": HttpConfig, "website": WebsiteConfig}
-# A one-off trial (DirectCheck) runs at this location; it must leave no certificate note behind.
-DIRECT_LOCATION = DirectCheck.model_fields["location"].default
 
 
 def _describe_http_error(error: httpx.HTTPError) -> str:
@@ -288,7 +271,7 @@ async def _judge_certificate(
     """The adaptive certificate check: runs when due, notes when it ran, and may turn the verdict down."""
     now = certificates.now_utc()
     warning_days = config.ssl_days_until_expiration_warning
-    noted = job.location != DIRECT_LOCATION
+    noted = job.location != TRIAL_LOCATION
     last = await certificates.load_state(job.monitor_id, job.location) if noted else None
     if not certificates.certificate_check_due(last, warning_days, now):
         details["ssl"] = {"checked": False, "lastCheckedAt": last["checkedAt"]}

@@ -7,8 +7,8 @@ import logging
 import icmplib
 from pydantic import Field, field_validator
 
+from shared.checks.base import CheckConfig
 from shared.checks.egress import source_address_for
-from shared.checks.http import CheckConfig
 from shared.models import CheckJob, CheckOutcome
 from shared.ssrf import BlockedTarget, UnresolvableTarget, check_host_target, resolve_target
 

@@ -16,7 +16,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from shared import db, streams
-from shared.models import AlertConfig, AlertEvent, LocationConfig
+from shared.models import AlertConfig, AlertEnvelope, LocationConfig
 from shared.rules.alerts import (
     DEFAULT_SSL_WARNING_DAYS,
     AlertAction,
@@ -165,7 +165,7 @@ async def _finalize(run_ids: list[uuid.UUID], now: datetime, at_deadline: bool) 
         won = await _mark_finalized(conn, verdicts, now)
         finalized = [run for run in runs if run["id"] in won]  # still in scheduled order
         effects = await _advance_monitors(conn, finalized, verdicts, now)
-    await streams.publish_events(effects.flips)
+    await streams.publish_live_events(effects.flips)
     return len(finalized)
 
 
@@ -314,7 +314,7 @@ async def publish_pending_alerts(run_ids: list[uuid.UUID] | None = None) -> int:
         await streams.publish(
             (
                 streams.ALERTS_STREAM,
-                AlertEvent(
+                AlertEnvelope(
                     alert_event_id=row["id"],
                     run_id=row["run_id"],
                     monitor_id=row["monitor_id"],

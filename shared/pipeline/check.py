@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from shared import db, streams
-from shared.checks import CHECK_TYPES, run_check
-from shared.handlers import is_connector_batch, json_endpoint, parse, read_json
-from shared.models import (
-    ApiError,
-    CheckJob,
-    CheckJobBundle,
-    CheckOutcome,
-    DirectCheck,
-    ResultEvent,
-    validation_error_to_api_error,
-)
+from shared.checks import run_check
+from shared.checks.spec import CheckTrial
+from shared.handlers import json_endpoint, parse, read_json
+from shared.models import CheckJob, CheckOutcome, ResultEnvelope
+from shared.pipeline.batch import is_connector_batch, parse_job_batch
 from shared.settings import get_settings
 
 _INSERT_RESULTS = """
@@ -118,7 +108,7 @@ async def execute_jobs(jobs: list[CheckJob]) -> int:
     await streams.publish(
         (
             streams.RESULTS_STREAM,
-            ResultEvent(
+            ResultEnvelope(
                 run_id=job.run_id,
                 monitor_id=job.monitor_id,
                 location=job.location,
@@ -127,7 +117,7 @@ async def execute_jobs(jobs: list[CheckJob]) -> int:
         )
         for job in jobs
     )
-    await streams.publish_events(
+    await streams.publish_live_events(
         {
             "type": "result",
             "monitorId": job.monitor_id,
@@ -142,88 +132,8 @@ async def execute_jobs(jobs: list[CheckJob]) -> int:
     return len(executed)
 
 
-@dataclass
-class Delivery:
-    """A connector batch unpacked into jobs: single-job entries and bundles, each job validated on its own.
-
-    An entry that is not a job or a bundle at all is rejected whole. A bundle with invalid jobs is answered as
-    rejected too, but only after its valid jobs are stored, and with every invalid job listed (index, reason,
-    the job as sent): the connector dead-letters each of those jobs by itself and acknowledges the entry, so a
-    bad job neither blocks nor silently drops the good ones, and replaying the entry re-runs nothing stored.
-    """
-
-    jobs: list[CheckJob] = field(default_factory=list)
-    processed: list[str] = field(default_factory=list)
-    rejected: list[dict] = field(default_factory=list)
-
-    def reply(self, **extra: Any) -> JSONResponse:
-        return JSONResponse({"processed": self.processed, "rejected": self.rejected, **extra})
-
-
-def _reason(error: ValidationError, prefix: str = "") -> str:
-    """The first error's message naming its field, the field prefixed (a job's place in its bundle)."""
-    described = validation_error_to_api_error(error)
-    if not prefix:
-        return described.message
-    return f"{prefix}.{described.message}" if described.field else f"{prefix}: {described.message}"
-
-
-def _validate_job(raw: Any, prefix: str = "") -> CheckJob | str:
-    """A job, or the reason it is not one (naming the field, under prefix for a job inside a bundle)."""
-    try:
-        job = CheckJob.model_validate(raw)
-    except ValidationError as error:
-        return _reason(error, prefix)
-    if job.type not in CHECK_TYPES:
-        where = f"{prefix}.type" if prefix else "type"
-        return f"{where}: unknown check type '{job.type}'"
-    return job
-
-
-def unpack_jobs(data: dict) -> Delivery:
-    """Validates a connector batch ({"messages": [{"id", "data"}]}) entry by entry and job by job."""
-    delivery = Delivery()
-    for index, message in enumerate(data["messages"]):
-        message_id = message.get("id") if isinstance(message, dict) else None
-        if not isinstance(message_id, str):
-            raise ApiError(400, "validation_error", f"messages.{index}.id: is required")
-        payload = message.get("data")
-        if not (isinstance(payload, dict) and payload.get("kind") == streams.BUNDLE_KIND):
-            job = _validate_job(payload)
-            if isinstance(job, str):
-                delivery.rejected.append({"id": message_id, "error": job})
-            else:
-                delivery.jobs.append(job)
-                delivery.processed.append(message_id)
-            continue
-        try:
-            bundle = CheckJobBundle.model_validate(payload)
-        except ValidationError as error:
-            delivery.rejected.append({"id": message_id, "error": _reason(error)})
-            continue
-        invalid = []
-        for position, raw in enumerate(bundle.job_envelopes()):
-            job = _validate_job(raw, f"jobs.{position}")
-            if isinstance(job, str):
-                invalid.append({"index": position, "error": job, "job": raw})
-            else:
-                delivery.jobs.append(job)
-        if invalid:
-            delivery.rejected.append(
-                {
-                    "id": message_id,
-                    "error": f"{len(invalid)} of {len(bundle.jobs)} jobs in the bundle are invalid "
-                    f"(the others ran and were stored); first: {invalid[0]['error']}",
-                    "jobs": invalid,
-                }
-            )
-        else:
-            delivery.processed.append(message_id)
-    return delivery
-
-
 def check_function_handler(group_size: Callable[[], int] | None = None):
-    """The handler every check function serves: a connector batch of jobs and bundles, or one check given directly.
+    """The handler every check function serves: a connector batch of jobs and bundles, or one trial.
 
     group_size: run a batch a few jobs at a time, each group stored and announced before the next starts
     (browser journeys take minutes; a job's timeout must not be spent queueing behind the others).
@@ -233,14 +143,14 @@ def check_function_handler(group_size: Callable[[], int] | None = None):
     async def handle(request: Request):
         data = await read_json(request)
         if is_connector_batch(data):
-            delivery = unpack_jobs(data)
-            jobs = delivery.jobs
+            batch = parse_job_batch(data)
+            jobs = batch.items
             step = max(1, group_size() if group_size else len(jobs))
             executed = 0
             for start in range(0, len(jobs), step):
                 executed += await execute_jobs(jobs[start : start + step])
-            return delivery.reply(executed=executed)
-        direct = parse(DirectCheck, data)
-        return (await run_check(direct.as_job())).model_dump(by_alias=True)
+            return batch.reply(executed=executed)
+        trial = parse(CheckTrial, data)
+        return (await run_check(trial.as_job())).model_dump(by_alias=True)
 
     return handle

@@ -15,6 +15,7 @@ import psycopg
 
 from shared import db, streams
 from shared.pipeline import rollups
+from shared.redis import get_redis
 from shared.rules.retention import (
     ARTIFACT_PREFIX,
     ArtifactReport,
@@ -452,7 +453,7 @@ async def _trim_streams(
     undelivered entry of any consumer group."""
     try:
         for url in _redis_urls(settings):
-            client = streams.get_redis(url)
+            client = get_redis(url)
             async for stream in client.scan_iter(match=f"{streams.PREFIX}:*", _type="stream"):
                 floor = stream_trim_floor(
                     stream_cutoff(stream, now, config), await _group_states(client, stream)

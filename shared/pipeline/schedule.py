@@ -18,6 +18,7 @@ from psycopg.rows import tuple_row
 from shared import db, streams
 from shared.checks import configured_timeout
 from shared.models import LocationConfig
+from shared.pipeline import routing
 from shared.settings import get_settings
 
 
@@ -231,7 +232,7 @@ _RETRIES = 3
 def _bundle_params() -> dict:
     from shared.checks import CHECK_TYPES
 
-    return {"bundle_sizes": json.dumps({name: streams.jobs_per_entry(name) for name in CHECK_TYPES})}
+    return {"bundle_sizes": json.dumps({name: routing.jobs_per_entry(name) for name in CHECK_TYPES})}
 
 
 def _profile_params(profiles: list[tuple], regions: list[str]) -> dict:

@@ -11,9 +11,9 @@ import weakref
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from shared.checks.base import ConfigModel
 from shared.models import CheckJob, CheckOutcome
 from shared.settings import get_settings
 from shared.synthetic import store
@@ -42,11 +42,7 @@ STATUS_BY_RESULT = {"passed": "up", "failed": "down", "timeout": "timeout", "err
 REPORT_FILE, ERRORS_FILE = "report.html", "errors.json"
 
 
-class _CamelModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-
-class PlaywrightOptions(_CamelModel):
+class PlaywrightOptions(ConfigModel):
     headless: bool = True
     timeout: int = Field(
         default=DEFAULT_TIMEOUT_MS, ge=1_000, le=300_000, description="milliseconds per attempt"
@@ -79,7 +75,7 @@ def _check_timeout_seconds(options: PlaywrightOptions) -> int:
     return math.ceil(hard_timeout_seconds(options.timeout, options.retries)) + UPLOAD_SLACK_SECONDS
 
 
-class SyntheticConfig(_CamelModel):
+class SyntheticConfig(ConfigModel):
     """`target` is the test id (as in the seed); `testId`, if given, must match it."""
 
     # Playwright journeys take seconds to minutes; running them more often than this would overlap.

@@ -6,12 +6,6 @@ import ast
 import base64
 import binascii
 import re
-import uuid
-from datetime import datetime
-
-from pydantic import Field, field_validator, model_validator
-
-from shared.models import ApiModel
 
 MAX_SCRIPT_BYTES = 256 * 1024
 MAX_VARIABLE_BYTES = 10 * 1024
@@ -47,88 +41,3 @@ def script_problem(script: str) -> str | None:
         if isinstance(node, ast.FunctionDef) and node.name == "run":
             return f"run() must be async: {RUN_SIGNATURE}"
     return f"must define {RUN_SIGNATURE} at the top level"
-
-
-class _ScriptInput(ApiModel):
-    """`script` as Python text, or `scriptBase64`; at most one of them."""
-
-    script: str | None = None
-    script_base64: str | None = Field(default=None, max_length=MAX_SCRIPT_BYTES * 2)
-
-    @field_validator("script_base64")
-    @classmethod
-    def _decodes(cls, encoded: str | None) -> str | None:
-        if encoded is None:
-            return None
-        script = decode_base64_script(encoded)
-        if problem := script_problem(script):
-            raise ValueError(f"decoded script {problem}")
-        return script
-
-    @model_validator(mode="after")
-    def _one_script(self):
-        if self.script is not None and self.script_base64 is not None:
-            raise ValueError("give either script or scriptBase64, not both")
-        if self.script_base64 is not None:
-            self.script, self.script_base64 = self.script_base64, None
-        return self
-
-    @field_validator("script")
-    @classmethod
-    def _runnable(cls, script: str | None) -> str | None:
-        if script is not None and (problem := script_problem(script)):
-            raise ValueError(problem)
-        return script
-
-
-class SyntheticTestCreate(_ScriptInput):
-    title: str = Field(min_length=1, max_length=200)
-
-    @model_validator(mode="after")
-    def _script_required(self) -> SyntheticTestCreate:
-        if self.script is None:
-            raise ValueError("script (or scriptBase64) is required")
-        return self
-
-
-class SyntheticTestUpdate(_ScriptInput):
-    title: str | None = Field(default=None, min_length=1, max_length=200)
-
-
-class SyntheticTestOut(ApiModel):
-    id: uuid.UUID
-    project_id: uuid.UUID
-    title: str
-    script: str
-    created_at: datetime
-    updated_at: datetime
-
-
-class ProjectVariableCreate(ApiModel):
-    name: str
-    value: str = Field(max_length=MAX_VARIABLE_BYTES)
-    is_secret: bool = False
-
-    @field_validator("name")
-    @classmethod
-    def _identifier(cls, name: str) -> str:
-        if not VARIABLE_NAME.match(name):
-            raise ValueError(
-                "must start with a letter or underscore and hold only letters, digits, underscores (max 64)"
-            )
-        return name
-
-
-class ProjectVariableUpdate(ApiModel):
-    value: str | None = Field(default=None, max_length=MAX_VARIABLE_BYTES)
-    is_secret: bool | None = None
-
-
-class ProjectVariableOut(ApiModel):
-    """A secret's value is shown masked, never in plaintext."""
-
-    name: str
-    value: str
-    is_secret: bool
-    created_at: datetime
-    updated_at: datetime

@@ -11,16 +11,15 @@ from dataclasses import dataclass
 from psycopg.errors import UniqueViolation
 
 from shared import audit, db
-from shared.models import ApiError
-from shared.security import key_ring, mask
-from shared.synthetic.models import (
+from shared.api.requests import (
     ProjectVariableCreate,
-    ProjectVariableOut,
     ProjectVariableUpdate,
     SyntheticTestCreate,
-    SyntheticTestOut,
     SyntheticTestUpdate,
 )
+from shared.api.schemas import ProjectVariableOut, SyntheticTestOut
+from shared.errors import ApiError
+from shared.security import key_ring, mask
 
 _TEST_COLUMNS = "id, project_id, title, script, created_at, updated_at"
 _VARIABLE_COLUMNS = "name, value, is_secret, created_at, updated_at"

@@ -6,7 +6,9 @@ import uuid
 from datetime import datetime
 
 from shared import audit, db
-from shared.models import ApiError, ApiModel, MaintenanceWindowCreate
+from shared.api.requests import MaintenanceWindowCreate
+from shared.errors import ApiError
+from shared.models import ApiModel
 
 _COLUMNS = (
     "id, name, monitor_ids, starts_at, ends_at, cron, duration_minutes, timezone, created_at, updated_at"

@@ -10,21 +10,20 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from shared import audit, db
+from shared.api.requests import MonitorCreate, MonitorListQuery, ResultsQuery
 from shared.api.schemas import (
     LocationStat,
     LocationStats,
-    MonitorListQuery,
     MonitorOut,
     MonitorPage,
     Pagination,
     ResultOut,
     ResultPage,
-    ResultsQuery,
     RunOut,
     RunSummary,
     Timings,
 )
-from shared.models import ApiError, MonitorCreate
+from shared.errors import ApiError
 from shared.security import mask_secrets
 
 # Fields whose change alters what is checked, so an update triggers an immediate run.

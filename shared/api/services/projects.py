@@ -14,7 +14,7 @@ from shared.api.schemas import (
     ProjectCreated,
     ProjectOut,
 )
-from shared.models import ApiError
+from shared.errors import ApiError
 
 
 def key_out(row: dict) -> ApiKeyOut:

@@ -9,8 +9,9 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from shared import audit, db
-from shared.api.schemas import NotificationSettings, ProviderOut, ProviderPatch
-from shared.models import ApiError, NotificationProviderCreate
+from shared.api.requests import NotificationProviderCreate, ProviderPatch
+from shared.api.schemas import NotificationSettings, ProviderOut
+from shared.errors import ApiError
 from shared.notify import masked_config, validate_provider_config
 from shared.security import key_ring
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import httpx
 
 from shared.checks import CHECK_TYPES
-from shared.models import ApiError, CheckOutcome, DirectCheck
+from shared.checks.spec import CheckTrial
+from shared.errors import ApiError
+from shared.models import CheckOutcome
 from shared.settings import get_settings
 
 
-async def invoke_check_function(check: DirectCheck) -> CheckOutcome:
+async def run_trial(check: CheckTrial) -> CheckOutcome:
     """POSTs the config to the type's check function (same SSRF rules and validation as scheduled checks)."""
     function = CHECK_TYPES[check.type].function
     url = f"{get_settings().gateway_url.rstrip('/')}/function/{function}"

@@ -1,0 +1,269 @@
+"""Every request shape the API and the functions accept: bodies and query strings (camelCase JSON), validated
+once here with errors that name their field. Answers are in shared/api/schemas.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from shared.checks import CHECK_TYPES
+from shared.checks.spec import CheckSpec
+from shared.errors import FieldError
+from shared.models import AlertConfig, ApiModel, LocationConfig, MonitorStatus
+from shared.synthetic.models import (
+    MAX_SCRIPT_BYTES,
+    MAX_VARIABLE_BYTES,
+    VARIABLE_NAME,
+    decode_base64_script,
+    script_problem,
+)
+
+# --- monitors ---------------------------------------------------------------------------------------
+
+
+class MonitorCreate(CheckSpec):
+    name: str = Field(min_length=1, max_length=200)
+    frequency_minutes: int = Field(default=5, ge=1, le=1440)
+    enabled: bool = True
+    location_config: LocationConfig = Field(default_factory=LocationConfig)
+    alert_config: AlertConfig = Field(default_factory=AlertConfig)
+    tags: list[str] = Field(default_factory=list, max_length=20)
+
+    @field_validator("frequency_minutes")
+    @classmethod
+    def _often_enough_for_type(cls, minutes: int, info) -> int:
+        """A check type may need a longer interval (synthetic_test: 5 minutes, so journeys never overlap)."""
+        check_type = CHECK_TYPES.get(info.data.get("type"))
+        minimum = getattr(check_type.config_model, "min_frequency_minutes", 1) if check_type else 1
+        if minutes < minimum:
+            raise ValueError(f"must be at least {minimum} for {check_type.name} monitors")
+        return minutes
+
+
+class RunNowRequest(ApiModel):
+    """Run monitors now: by id, by tag, or both. CI calls this after a deploy."""
+
+    monitor_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
+    tag: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+class ApiKeyCreate(ApiModel):
+    name: str = Field(min_length=1, max_length=100)
+
+
+class ProjectCreate(ApiModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class ProviderPatch(ApiModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    config: dict[str, Any] | None = None
+    enabled: bool | None = None
+
+
+class NotificationProviderCreate(ApiModel):
+    name: str = Field(min_length=1, max_length=200)
+    type: Literal["webhook", "email", "slack", "discord", "telegram", "teams", "apprise"]
+    config: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _config_fits_type(self) -> NotificationProviderCreate:
+        # loaded with the first provider saved: the API's other endpoints (and its health) never load the notifier
+        from shared.notify import validate_provider_config
+
+        self.config = validate_provider_config(self.type, self.config)
+        return self
+
+
+class MaintenanceWindowCreate(ApiModel):
+    """Alerts are suppressed (and recorded as such) inside a window: one-off, or recurring in cron form."""
+
+    name: str = Field(min_length=1, max_length=200)
+    monitor_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)  # empty: whole project
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    cron: str | None = Field(default=None, max_length=200)
+    duration_minutes: int | None = Field(default=None, ge=1, le=10080)
+    timezone: str = Field(default="UTC", max_length=64)
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        from croniter import croniter
+
+        if value is not None and not croniter.is_valid(value):
+            raise ValueError(f"'{value}' is not a cron expression (e.g. '0 2 * * 0' for Sundays at 02:00)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{value}' is not an IANA time zone (e.g. 'Europe/Berlin')") from None
+        return value
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    @model_validator(mode="after")
+    def _one_off_or_recurring(self) -> MaintenanceWindowCreate:
+        if self.cron is not None:
+            if self.starts_at is not None or self.ends_at is not None:
+                raise FieldError(
+                    "startsAt", "a recurring window (cron) takes durationMinutes, not startsAt/endsAt"
+                )
+            if self.duration_minutes is None:
+                raise FieldError("durationMinutes", "is required with cron")
+            return self
+        if self.duration_minutes is not None:
+            raise FieldError("cron", "is required with durationMinutes")
+        if self.starts_at is None or self.ends_at is None:
+            raise FieldError(
+                "startsAt",
+                "a window needs startsAt and endsAt (one-off) or cron and durationMinutes (recurring)",
+            )
+        if self.ends_at <= self.starts_at:
+            raise FieldError("endsAt", "must be after startsAt")
+        return self
+
+
+# --- synthetic tests and project variables -------------------------------------------------------
+
+
+class _ScriptInput(ApiModel):
+    """`script` as Python text, or `scriptBase64`; at most one of them."""
+
+    script: str | None = None
+    script_base64: str | None = Field(default=None, max_length=MAX_SCRIPT_BYTES * 2)
+
+    @field_validator("script_base64")
+    @classmethod
+    def _decodes(cls, encoded: str | None) -> str | None:
+        if encoded is None:
+            return None
+        script = decode_base64_script(encoded)
+        if problem := script_problem(script):
+            raise ValueError(f"decoded script {problem}")
+        return script
+
+    @model_validator(mode="after")
+    def _one_script(self):
+        if self.script is not None and self.script_base64 is not None:
+            raise ValueError("give either script or scriptBase64, not both")
+        if self.script_base64 is not None:
+            self.script, self.script_base64 = self.script_base64, None
+        return self
+
+    @field_validator("script")
+    @classmethod
+    def _runnable(cls, script: str | None) -> str | None:
+        if script is not None and (problem := script_problem(script)):
+            raise ValueError(problem)
+        return script
+
+
+class SyntheticTestCreate(_ScriptInput):
+    title: str = Field(min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _script_required(self) -> SyntheticTestCreate:
+        if self.script is None:
+            raise ValueError("script (or scriptBase64) is required")
+        return self
+
+
+class SyntheticTestUpdate(_ScriptInput):
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class ProjectVariableCreate(ApiModel):
+    name: str
+    value: str = Field(max_length=MAX_VARIABLE_BYTES)
+    is_secret: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, name: str) -> str:
+        if not VARIABLE_NAME.match(name):
+            raise ValueError(
+                "must start with a letter or underscore and hold only letters, digits, underscores (max 64)"
+            )
+        return name
+
+
+class ProjectVariableUpdate(ApiModel):
+    value: str | None = Field(default=None, max_length=MAX_VARIABLE_BYTES)
+    is_secret: bool | None = None
+
+
+# --- the schedule function ------------------------------------------------------------------------
+
+
+class RunRequest(ApiModel):
+    """Body of POST /function/schedule: empty for a cron tick, or monitors to run now.
+
+    A cron call ticks every `tickSeconds` for `windowSeconds` (SCHEDULE_WINDOW_SECONDS, e.g. 55 under a
+    once-a-minute cron), so due times are met although cron itself fires once a minute; each tick also claims
+    runs due within SCHEDULE_LOOKAHEAD_SECONDS, which start on their slot.
+    """
+
+    monitor_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
+    window_seconds: float | None = Field(default=None, ge=0, le=300)
+    tick_seconds: float = Field(default=0.5, ge=0.1, le=60)
+
+
+# --- query strings ---------------------------------------------------------------------------------
+
+
+class PageQuery(ApiModel):
+    page: int = Field(default=1, ge=1, le=100_000)
+    limit: int = Field(default=10, ge=1, le=100)
+
+
+class MonitorListQuery(PageQuery):
+    status: MonitorStatus | None = None
+    type: str | None = None
+    tag: str | None = Field(default=None, max_length=100)
+
+
+class ResultsQuery(PageQuery):
+    location: str | None = Field(default=None, min_length=1, max_length=64)
+    date: dt.date | None = Field(
+        default=None, description="YYYY-MM-DD, the local day given by timezoneOffset"
+    )
+    timezone_offset: int = Field(
+        default=0,
+        ge=-840,
+        le=840,
+        description="minutes to add to local time to get UTC, as JavaScript's Date.getTimezoneOffset() (UTC+2 is -120)",
+    )
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _iso_day(cls, value: Any) -> Any:
+        if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError("must be a date as YYYY-MM-DD")
+        return value
+
+
+class StatsQuery(ApiModel):
+    days: int = Field(default=7, ge=1, le=90)
+
+
+class UptimeQuery(ApiModel):
+    days: int = Field(default=90, ge=1, le=366)
+
+
+class EventsQuery(ApiModel):
+    monitor_id: uuid.UUID | None = None

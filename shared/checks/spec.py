@@ -1,0 +1,68 @@
+"""What to check (a type from the check table, its target, a config that fits that type), and the trial: one
+check of such a spec run at once, stored nowhere. Used by the API's monitor bodies and by every check function."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from shared.checks import CHECK_TYPES
+from shared.errors import PrefixedValidationError
+from shared.models import ApiModel, CheckJob
+
+TYPE_ALIASES = {"http": "http_request"}
+# Where a trial runs; it must leave no per-location note behind (e.g. the certificate schedule).
+TRIAL_LOCATION = "direct"
+
+
+class CheckSpec(ApiModel):
+    """What to check: a type from the check table, its target, and a config that fits that type."""
+
+    type: str
+    target: str = Field(min_length=1, max_length=2048)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _known_type(cls, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        canonical = TYPE_ALIASES.get(value, value)
+        if canonical not in CHECK_TYPES:
+            raise ValueError(
+                f"unknown monitor type '{value}'; expected one of: {', '.join(sorted(CHECK_TYPES))}"
+            )
+        return canonical
+
+    @model_validator(mode="after")
+    def _config_fits_type(self) -> CheckSpec:
+        check_type = CHECK_TYPES[self.type]
+        try:
+            parsed = check_type.config_model.model_validate({**self.config, "target": self.target})
+        except ValidationError as error:
+            raise PrefixedValidationError(error, prefix=("config",)) from None
+        self.config = parsed.model_dump(by_alias=True, exclude={"target"}, exclude_none=True)
+        return self
+
+
+class CheckTrial(CheckSpec):
+    """A trial: one check of a config sent straight to a check function, before or instead of saving a
+    monitor; nothing is stored."""
+
+    location: str = TRIAL_LOCATION
+
+    def as_job(self) -> CheckJob:
+        now = datetime.now(UTC)
+        return CheckJob(
+            run_id=uuid.uuid4(),
+            monitor_id=uuid.uuid4(),
+            location=self.location,
+            type=self.type,
+            target=self.target,
+            config=self.config,
+            scheduled_at=now,
+            deadline=now,
+        )
