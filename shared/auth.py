@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import secrets
 import uuid
 from dataclasses import dataclass
 
 from psycopg import AsyncConnection
+
+from shared.settings import get_settings
 
 KEY_PREFIX = "sck_"
 _KEY_BYTES = 32
@@ -67,7 +68,7 @@ async def bootstrap(conn: AsyncConnection) -> str | None:
     Returns the key when one was created now, so the caller can print it once.
     """
     project = await (await conn.execute("select id from projects where is_default")).fetchone()
-    pinned = os.environ.get("SC_BOOTSTRAP_API_KEY")
+    pinned = get_settings().bootstrap_api_key
     if pinned:
         if len(pinned) < 32:
             raise ValueError("SC_BOOTSTRAP_API_KEY must be at least 32 characters")

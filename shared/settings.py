@@ -61,6 +61,21 @@ class Settings(BaseModel):
     s3_region: str = "us-east-1"
     s3_access_key_id: str | None = Field(default=None, repr=False)
     s3_secret_access_key: str | None = Field(default=None, repr=False)
+    playwright_browsers_path: str | None = None  # where `playwright install` puts its own Chromium
+    # The local runtime (`make run`) only: the seed's unauthenticated curl examples then work locally.
+    allow_anonymous_local: bool = False
+    bootstrap_api_key: str | None = Field(default=None, repr=False)  # pins the first key (scripts, CI)
+    sse_keepalive_seconds: float = Field(default=15.0, gt=0, le=300)
+    # A cron call to schedule ticks through this window (e.g. 55 under a once-a-minute cron); 0: one tick.
+    schedule_window_seconds: float = Field(default=0.0, ge=0, le=300)
+    # The connector: a primary also feeds aggregate and alert (default: when it reads every location).
+    connector_primary: bool | None = None
+    connector_read_jobs: bool = True  # false: a primary whose checks all run in regional installs
+    connector_health_host: str = "0.0.0.0"
+    connector_health_port: int = Field(default=8081, ge=1, le=65535)
+    log_level: str = "INFO"
+    # The seed's MONITOR_* retention variables as set; shared.rules.retention.RetentionConfig validates them.
+    monitor_variables: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("worker_location")
     @classmethod
@@ -83,7 +98,12 @@ class Settings(BaseModel):
             "region_redis_urls": json.loads(read_secret("region-redis-urls", "SC_REGION_REDIS_URLS") or "{}"),
             "s3_access_key_id": read_secret("s3-access-key-id", "S3_ACCESS_KEY_ID"),
             "s3_secret_access_key": read_secret("s3-secret-access-key", "S3_SECRET_ACCESS_KEY"),
+            "allow_anonymous_local": _flag("SC_ALLOW_ANONYMOUS_LOCAL"),
+            "connector_read_jobs": _flag("CONNECTOR_READ_JOBS", default=True),
+            "monitor_variables": {name: value for name, value in env.items() if name.startswith("MONITOR_")},
         }
+        if env.get("CONNECTOR_PRIMARY"):
+            values["connector_primary"] = _flag("CONNECTOR_PRIMARY")
         optional = {
             "gateway_url": "GATEWAY_URL",
             "source_address": "SC_SOURCE_ADDRESS",
@@ -103,11 +123,22 @@ class Settings(BaseModel):
             "s3_public_url": "S3_PUBLIC_URL",
             "s3_bucket": "S3_BUCKET",
             "s3_region": "S3_REGION",
+            "playwright_browsers_path": "PLAYWRIGHT_BROWSERS_PATH",
+            "sse_keepalive_seconds": "SC_SSE_KEEPALIVE_SECONDS",
+            "schedule_window_seconds": "SCHEDULE_WINDOW_SECONDS",
+            "connector_health_host": "CONNECTOR_HEALTH_HOST",
+            "connector_health_port": "CONNECTOR_HEALTH_PORT",
+            "log_level": "LOG_LEVEL",
+            "bootstrap_api_key": "SC_BOOTSTRAP_API_KEY",
         }
         for field_name, env_var in optional.items():
             if env.get(env_var):
                 values[field_name] = env[env_var]
         return cls(**values)
+
+    @property
+    def is_primary_connector(self) -> bool:
+        return self.connector_primary if self.connector_primary is not None else not self.worker_location
 
     def require_database_url(self) -> str:
         if not self.database_url:

@@ -74,6 +74,14 @@ class AsyncRunner:
         self.thread.join(timeout=5)
 
 
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Settings are read once per process; a test that changes the environment resets them after it, and
+    this makes sure no test leaves its environment cached for the next one."""
+    yield
+    reset_settings_cache()
+
+
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory) -> Iterator[Infra]:
     base = tmp_path_factory.mktemp("infra")

@@ -13,6 +13,7 @@ from shared import auth, db
 from shared.api import routes  # noqa: F401  (registers every endpoint before the matrix is built)
 from shared.api.framework import ENDPOINTS
 from shared.security import KeyRing, generate_key
+from shared.settings import reset_settings_cache
 from tests.api_client import ApiClient
 
 PROVIDER_TOKEN = "tok-9f8e7d6c5b4a3f2e1d0c"
@@ -324,6 +325,7 @@ def test_bootstrap_creates_one_default_key_or_pins_the_given_one(clean, aio, mon
     assert aio.run(boot()) is None
     pinned = "ci-" + uuid.uuid4().hex + uuid.uuid4().hex
     monkeypatch.setenv("SC_BOOTSTRAP_API_KEY", pinned)
+    reset_settings_cache()
     assert aio.run(boot()) == pinned
     assert ApiClient(aio, pinned).get("/project").json()["name"] == "Default"
 

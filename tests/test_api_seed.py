@@ -8,6 +8,7 @@ from functions_framework.aio import create_asgi_app
 
 from openfaas.local.stack import PROJECT_ROOT
 from shared import streams
+from shared.settings import reset_settings_cache
 
 SEED_REQUEST = (
     '{"name":"Global Test","type":"http","target":"https://api.example.com","frequencyMinutes":5,'
@@ -19,6 +20,7 @@ SEED_REQUEST = (
 def local_mode(monkeypatch):
     """As under `make run`: requests without a key act on the default project."""
     monkeypatch.setenv("SC_ALLOW_ANONYMOUS_LOCAL", "true")
+    reset_settings_cache()
 
 
 def call_api(aio, method: str, path: str, **kwargs) -> httpx.Response:

@@ -33,7 +33,7 @@ MONITOR = "0a4d1f59-8a43-4f6a-a1ce-5a6d3f2f4c10"
 
 
 def test_the_seed_defaults_apply_when_nothing_is_set():
-    config = RetentionConfig.from_env({})
+    config = RetentionConfig.from_variables({})
     assert (
         config.enabled,
         config.cron,
@@ -46,7 +46,7 @@ def test_the_seed_defaults_apply_when_nothing_is_set():
 
 
 def test_the_seed_variables_are_read_and_blank_ones_ignored():
-    config = RetentionConfig.from_env(
+    config = RetentionConfig.from_variables(
         {
             "MONITOR_CLEANUP_ENABLED": "false",
             "MONITOR_CLEANUP_CRON": "30 3 * * 0",
@@ -91,7 +91,7 @@ def test_the_seed_variables_are_read_and_blank_ones_ignored():
 )
 def test_a_bad_variable_fails_naming_it(variable, value, message):
     with pytest.raises(ValueError) as error:
-        RetentionConfig.from_env({variable: value})
+        RetentionConfig.from_variables({variable: value})
     assert str(error.value).startswith(message)
     assert repr(value) in str(error.value)
 

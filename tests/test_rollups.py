@@ -13,6 +13,7 @@ from shared.pipeline import rollups
 from shared.pipeline.cleanup import run_cleanup
 from shared.pipeline.rollups import percentile_cont
 from shared.rules.retention import RetentionConfig, floor_day, floor_hour
+from shared.settings import reset_settings_cache
 from tests.test_retention_cleanup import CUTOFF, NOW, seed_year
 
 FRACTIONS = [0.0, 0.25, 0.5, 0.95, 0.99, 1.0]
@@ -201,5 +202,6 @@ def test_inside_the_raw_window_the_figures_are_the_results_apis(clean, aio):
 def test_the_sweep_step_works_on_defaults_when_a_cleanup_variable_is_bad(clean, aio, monkeypatch):
     seed_year(clean, monitors=1, step="30 minutes", days=2)
     monkeypatch.setenv("MONITOR_RETENTION_DAYS", "a month")
+    reset_settings_cache()
     step = aio.run(rollups.rollup_step(NOW))  # what the aggregate cron sweep calls, every minute
     assert not step.busy and step.hours_rolled == 2 and step.days_rolled == 0

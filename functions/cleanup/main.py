@@ -7,11 +7,12 @@ from shared.errors import ApiError
 from shared.handlers import json_endpoint, parse, read_json
 from shared.pipeline.cleanup import CleanupBusy, run_cleanup
 from shared.rules.retention import CleanupRequest, RetentionConfig
+from shared.settings import get_settings
 
 
 def _config() -> RetentionConfig:
     try:
-        return RetentionConfig.from_env()
+        return RetentionConfig.from_variables(get_settings().monitor_variables)
     except ValueError as error:
         raise ApiError(500, "invalid_configuration", str(error)) from None
 

@@ -1,12 +1,11 @@
 """schedule: a cron call dispatches due monitors (ticking through a window); {"monitorIds": [...]} runs them now."""
 
-import os
-
 from starlette.requests import Request
 
 from shared.api.requests import RunRequest
 from shared.handlers import json_endpoint, parse, read_json
 from shared.pipeline.schedule import run_now, schedule_tick, schedule_window
+from shared.settings import get_settings
 
 
 @json_endpoint
@@ -15,9 +14,7 @@ async def handle(request: Request) -> dict:
     if body.monitor_ids:
         return (await run_now(body.monitor_ids)).as_json()
     window = (
-        body.window_seconds
-        if body.window_seconds is not None
-        else float(os.environ.get("SCHEDULE_WINDOW_SECONDS", "0"))
+        body.window_seconds if body.window_seconds is not None else get_settings().schedule_window_seconds
     )
     if window > 0:
         return (await schedule_window(window, body.tick_seconds)).as_json()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import signal
 
 from openfaas.connector.connector import Connector, ConnectorConfig
@@ -16,14 +15,10 @@ from shared.settings import get_settings
 
 def config_from_env() -> ConnectorConfig:
     settings = get_settings()
-    primary = (
-        os.environ.get("CONNECTOR_PRIMARY", "true" if not settings.worker_location else "false").lower()
-        == "true"
-    )
     chosen = routing.streams_for_worker(
-        settings.worker_location, settings.locations, include_pipeline=primary
+        settings.worker_location, settings.locations, include_pipeline=settings.is_primary_connector
     )
-    if os.environ.get("CONNECTOR_READ_JOBS", "true").lower() != "true":
+    if not settings.connector_read_jobs:
         # a primary whose checks all run in regional installs
         chosen = [stream for stream in chosen if not streams.parse_job_stream(stream)]
     main_redis = settings.require_redis_url()
@@ -54,16 +49,16 @@ async def serve_health(connector: Connector, port: int) -> asyncio.base_events.S
         await writer.drain()
         writer.close()
 
-    return await asyncio.start_server(answer, os.environ.get("CONNECTOR_HEALTH_HOST", "0.0.0.0"), port)
+    return await asyncio.start_server(answer, get_settings().connector_health_host, port)
 
 
 async def main() -> None:
     logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s connector %(levelname)s %(message)s"
+        level=get_settings().log_level, format="%(asctime)s connector %(levelname)s %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     connector = Connector(config_from_env())
-    health_port = int(os.environ.get("CONNECTOR_HEALTH_PORT", "8081"))
+    health_port = get_settings().connector_health_port
     server = await serve_health(connector, health_port) if health_port else None
     logging.getLogger("connector").info(
         "reading %d stream(s): %s", len(connector.config.streams), ", ".join(connector.config.streams)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
-import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 
 from shared.errors import ApiError
 from shared.handlers import error_response, parse, read_json
+from shared.settings import get_settings
 
 if TYPE_CHECKING:
     from shared import auth
@@ -115,7 +115,7 @@ def as_uuid(value: str, what: str) -> uuid.UUID:
 
 def anonymous_allowed() -> bool:
     """Only the local runtime (`make run`) sets this: the seed's unauthenticated curl examples then work locally."""
-    return os.environ.get("SC_ALLOW_ANONYMOUS_LOCAL", "").lower() == "true"
+    return get_settings().allow_anonymous_local
 
 
 async def authenticate(request: Request) -> auth.Principal:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -14,12 +13,13 @@ from shared import db, streams
 from shared.api.framework import Context
 from shared.errors import ApiError
 from shared.redis import get_redis
+from shared.settings import get_settings
 
 _STREAM_ID = re.compile(r"^\d+-\d+$")
 
 
 def keepalive_seconds() -> float:
-    return float(os.environ.get("SC_SSE_KEEPALIVE_SECONDS", "15"))
+    return get_settings().sse_keepalive_seconds
 
 
 async def _monitor_project(cache: dict[str, uuid.UUID | None], monitor_id: str) -> uuid.UUID | None:

@@ -177,7 +177,7 @@ async def run_cleanup(
 ) -> CleanupReport:
     """A real run holds the cleanup lock from start to end (CleanupBusy if another has it); a dry run writes
     nothing, so it needs no lock."""
-    config = config or RetentionConfig.from_env()
+    config = config or RetentionConfig.from_variables(get_settings().monitor_variables)
     settings = settings or get_settings()
     now = now or datetime.now(UTC)
     report = CleanupReport(

@@ -31,6 +31,7 @@ from shared.rules.retention import (
     next_window,
     settled_hour,
 )
+from shared.settings import get_settings
 
 log = logging.getLogger("supercheck.rollups")
 ROLLUP_LOCK = 7_340_008  # one rollup writer at a time: the aggregate sweep skips while cleanup catches up
@@ -223,7 +224,7 @@ def _config_for_rollups() -> RetentionConfig:
     """The aggregate sweep calls rollup_step every minute: a bad MONITOR_* variable (cleanup's to report) must
     not stop its deadline sweep, so the defaults apply and the error is logged."""
     try:
-        return RetentionConfig.from_env()
+        return RetentionConfig.from_variables(get_settings().monitor_variables)
     except ValueError as error:
         log.warning("rollups use the default settings: %s", error)
         return RetentionConfig()
@@ -277,7 +278,7 @@ async def rollup_step(
 async def catch_up(now: datetime | None = None, config: RetentionConfig | None = None) -> RollupProgress:
     """Steps until every settled hour and complete day is rolled up (cleanup runs this before deleting).
     Each step commits, so a run cut short keeps its progress."""
-    config = config or RetentionConfig.from_env()
+    config = config or RetentionConfig.from_variables(get_settings().monitor_variables)
     now = now or datetime.now(UTC)
     total = RollupProgress()
     while True:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -48,9 +47,9 @@ class RetentionConfig(BaseModel):
         return value
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> RetentionConfig:
-        """Unset or blank variables take the defaults; a bad value fails naming the variable."""
-        env = os.environ if env is None else env
+    def from_variables(cls, env: Mapping[str, str]) -> RetentionConfig:
+        """From the MONITOR_* variables (Settings.monitor_variables): unset or blank ones take the defaults; a bad
+        value fails naming the variable."""
         aliases = {field.alias for field in cls.model_fields.values()}
         values = {name: value for name, value in env.items() if name in aliases and value.strip()}
         try:

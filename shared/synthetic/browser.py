@@ -55,7 +55,7 @@ class ChromiumNotFound(RuntimeError):
 
 def playwright_download_candidates() -> list[Path]:
     """Where `playwright install chromium` puts its build (PLAYWRIGHT_BROWSERS_PATH or ~/.cache/ms-playwright)."""
-    root = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or Path.home() / ".cache" / "ms-playwright")
+    root = Path(get_settings().playwright_browsers_path or Path.home() / ".cache" / "ms-playwright")
     return sorted(root.glob("chromium-*/chrome-linux*/chrome"), reverse=True)
 
 
