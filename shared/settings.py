@@ -72,7 +72,7 @@ class Settings(BaseModel):
     connector_primary: bool | None = None
     connector_read_jobs: bool = True  # false: a primary whose checks all run in regional installs
     connector_health_host: str = "0.0.0.0"
-    connector_health_port: int = Field(default=8081, ge=1, le=65535)
+    connector_health_port: int = Field(default=8081, ge=0, le=65535)  # 0: no health endpoint
     log_level: str = "INFO"
     # The seed's MONITOR_* retention variables as set; shared.rules.retention.RetentionConfig validates them.
     monitor_variables: dict[str, str] = Field(default_factory=dict)

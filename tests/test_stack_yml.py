@@ -19,6 +19,7 @@ from openfaas.connector.connector import ConnectorConfig
 from openfaas.local.runtime import LocalStack
 from openfaas.local.services import free_port
 from openfaas.local.stack import DEFAULT_STACK, PROJECT_ROOT, load_stack
+from shared.rules.retention import RetentionConfig
 from shared.settings import Settings
 
 DOCS = PROJECT_ROOT / "docs" / "deploy.md"
@@ -235,15 +236,20 @@ def test_stack_yml_environment_changes_nothing_locally_when_the_variables_are_un
         monkeypatch.delenv(var, raising=False)
     for name in ("DATABASE_URL", "REDIS_URL", "SC_CREDENTIAL_KEY"):
         monkeypatch.delenv(name, raising=False)
-    defaults = Settings.from_env().model_dump()
+
+    def effective() -> dict:
+        """Settings as the code reads them: MONITOR_* variables as the retention config they make."""
+        settings = Settings.from_env()
+        retention = RetentionConfig.from_variables(settings.monitor_variables)
+        return {**settings.model_dump(exclude={"monitor_variables"}), "retention": retention.model_dump()}
+
+    defaults = effective()
     for name, spec in load_stack()["functions"].items():
         for key, value in (spec.get("environment") or {}).items():
             if key in WATCHDOG_SETTINGS | CRON_SETTINGS:
                 continue
             monkeypatch.setenv(key, str(value))
-            assert Settings.from_env().model_dump() == defaults, (
-                f"{name}: {key}={value} is not the local default"
-            )
+            assert effective() == defaults, f"{name}: {key}={value} is not the local default"
             monkeypatch.delenv(key)
 
 
