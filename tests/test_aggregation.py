@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.models import LocationConfig
-from shared.rules.locations import aggregate_run
+from shared.rules.locations import aggregate_run, monitor_status_after
 
 ALL3 = ["us-east", "eu-central", "asia-pacific"]
 
@@ -48,3 +48,20 @@ def test_missing_locations_are_listed_and_the_run_is_judged_on_those_that_report
 def test_a_run_where_no_location_reported_is_unknown():
     verdict = aggregate_run({}, ALL3, LocationConfig())
     assert verdict.status == "unknown" and verdict.missing_locations == tuple(ALL3)
+
+
+@pytest.mark.parametrize(
+    ("current", "verdict", "expected"),
+    [
+        ("up", "unknown", "up"),  # nobody reported: the target's state is not known to have changed
+        ("down", "unknown", "down"),
+        ("degraded", "unknown", "degraded"),
+        ("pending", "unknown", "unknown"),  # a first run with no reports is shown as such
+        ("up", "down", "down"),
+        ("down", "up", "up"),
+        ("pending", "up", "up"),
+        ("up", "degraded", "degraded"),
+    ],
+)
+def test_a_run_moves_its_monitor_status_unless_nobody_reported(current, verdict, expected):
+    assert monitor_status_after(current, verdict) == expected

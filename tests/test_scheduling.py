@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from shared import streams
 from shared.models import CheckJob
-from shared.pipeline.schedule import expected_locations, redispatch_stale_runs, schedule_tick
+from shared.pipeline.schedule import redispatch_stale_runs, schedule_tick
+from shared.rules.locations import expected_locations
 
 LOCATIONS = ["us-east", "eu-central", "asia-pacific"]
 

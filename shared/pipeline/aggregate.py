@@ -27,7 +27,7 @@ from shared.rules.alerts import (
     SslFacts,
     decide,
 )
-from shared.rules.locations import RunVerdict, aggregate_run
+from shared.rules.locations import RunVerdict, aggregate_run, monitor_status_after
 
 
 async def finalize_runs(run_ids: Iterable[uuid.UUID], now: datetime | None = None) -> int:
@@ -220,9 +220,7 @@ async def _advance_monitors(
         policy = policies[run["monitor_id"]]
         ssl = SslFacts.worst_of(ssl_details.get(run["id"], ())) if _wants_ssl(policy) else None
         decision = decide(monitor.alert_state, RunOutcome(verdict.status, ssl), policy, now)
-        new_status = (
-            monitor.status if verdict.status == "unknown" and monitor.status != "pending" else verdict.status
-        )
+        new_status = monitor_status_after(monitor.status, verdict.status)
         if new_status != monitor.status:
             effects.status_changes.append((monitor.row["id"], run["id"], monitor.status, new_status))
             effects.flips.append(

@@ -16,9 +16,9 @@ from psycopg.errors import UniqueViolation
 from psycopg.rows import tuple_row
 
 from shared import db, streams
-from shared.checks import configured_timeout
-from shared.models import LocationConfig
+from shared.checks import CHECK_TYPES, configured_timeout
 from shared.pipeline import routing
+from shared.rules.locations import expected_locations
 from shared.settings import get_settings
 
 
@@ -36,27 +36,6 @@ class TickReport:
             "runsRedispatched": self.runs_redispatched,
             "runIds": self.run_ids,
         }
-
-
-@lru_cache(maxsize=4096)
-def _location_config(raw: str) -> LocationConfig:
-    return LocationConfig.model_validate_json(raw)
-
-
-def expected_locations(location_config: dict | str, active_regions: list[str]) -> list[str]:
-    """Where a run goes; location_config as stored (JSON text is parsed once per distinct value)."""
-    raw = (
-        location_config
-        if isinstance(location_config, str)
-        else json.dumps(location_config or {}, sort_keys=True)
-    )
-    config = _location_config(raw)
-    if not config.enabled:
-        return active_regions[:1]
-    if not config.locations:
-        return list(active_regions)
-    chosen = [loc for loc in config.locations if loc in active_regions]
-    return chosen or active_regions[:1]
 
 
 @lru_cache(maxsize=4096)
@@ -230,8 +209,6 @@ _RETRIES = 3
 
 
 def _bundle_params() -> dict:
-    from shared.checks import CHECK_TYPES
-
     return {"bundle_sizes": json.dumps({name: routing.jobs_per_entry(name) for name in CHECK_TYPES})}
 
 

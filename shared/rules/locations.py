@@ -1,9 +1,13 @@
-"""Turning each location's result into one run status (pure), and finalizing runs in the database."""
+"""Pure location decisions: where a run goes, how its locations' results make one status, and what a run
+changes about its monitor. Used by the schedule function (shared/pipeline/schedule.py) and the aggregate
+function (shared/pipeline/aggregate.py)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from shared.models import FAILED_STATUSES, LocationConfig
 
@@ -46,3 +50,32 @@ def aggregate_run(
     else:
         status = "up"
     return RunVerdict(status, 0 < down < reported, missing, down, reported)
+
+
+@lru_cache(maxsize=4096)
+def _location_config(raw: str) -> LocationConfig:
+    return LocationConfig.model_validate_json(raw)
+
+
+def expected_locations(location_config: dict | str, active_regions: list[str]) -> list[str]:
+    """Where a run goes; location_config as stored (JSON text is parsed once per distinct value)."""
+    raw = (
+        location_config
+        if isinstance(location_config, str)
+        else json.dumps(location_config or {}, sort_keys=True)
+    )
+    config = _location_config(raw)
+    if not config.enabled:
+        return active_regions[:1]
+    if not config.locations:
+        return list(active_regions)
+    chosen = [loc for loc in config.locations if loc in active_regions]
+    return chosen or active_regions[:1]
+
+
+def monitor_status_after(current: str, verdict_status: str) -> str:
+    """A run nobody reported on (unknown) says nothing about the target, so it keeps the monitor's status;
+    only a monitor that has never had a verdict (pending) takes it."""
+    if verdict_status == "unknown" and current != "pending":
+        return current
+    return verdict_status
