@@ -17,9 +17,10 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from shared import db, ssrf, streams
+from shared import db, ssrf
 from shared.errors import ApiError, FieldError, PrefixedValidationError
 from shared.models import AlertEnvelope, ApiModel
+from shared.redis import publish_live_events
 from shared.security import key_ring, mask
 from shared.settings import get_settings
 
@@ -798,7 +799,7 @@ async def _claim(event: AlertEnvelope, provider_id: uuid.UUID, message: AlertMes
 
 async def _publish_alert_event(event: AlertEnvelope, provider_id: uuid.UUID, status: str) -> None:
     try:
-        await streams.publish_live_events(
+        await publish_live_events(
             [
                 {
                     "type": "alert",

@@ -1,12 +1,18 @@
-"""Redis clients: one per URL per event loop, so functions, the connector and tests share one path."""
+"""Redis clients (one per URL per event loop, so functions, the connector and tests share one path) and publishing
+to streams: envelopes in bulk XADDs and best-effort live events. Used by every pipeline stage and the connector."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import weakref
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from pydantic import BaseModel
+
 from shared.settings import get_settings
+from shared.streams import LIVE_EVENTS_MAX_LENGTH, LIVE_EVENTS_STREAM, PAYLOAD_FIELD, redis_url_for
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -33,3 +39,62 @@ def get_redis(url: str | None = None) -> aioredis.Redis:
 async def close_redis() -> None:
     for client in _clients.pop(asyncio.get_running_loop(), {}).values():
         await client.aclose()
+
+
+# Appends many entries to one stream in a single call: a round trip per 1,000 messages (or per few MB of
+# bundles) instead of per message, which is what lets one schedule tick fan out hundreds of thousands of jobs.
+_XADD_MANY = """
+for i = 1, #ARGV do
+    redis.call('XADD', KEYS[1], '*', 'data', ARGV[i])
+end
+return #ARGV
+"""
+_XADD_CHUNK = 1000
+_XADD_CHUNK_BYTES = 4_000_000
+
+
+def _chunks(payloads: list[str]) -> Iterable[list[str]]:
+    chunk: list[str] = []
+    size = 0
+    for payload in payloads:
+        if chunk and (len(chunk) >= _XADD_CHUNK or size + len(payload) > _XADD_CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(payload)
+        size += len(payload)
+    if chunk:
+        yield chunk
+
+
+async def publish_payloads(entries: Iterable[tuple[str, str]]) -> int:
+    """XADD already-encoded envelopes, grouped per stream; returns how many were written."""
+    by_stream: dict[str, list[str]] = {}
+    for stream, payload in entries:
+        by_stream.setdefault(stream, []).append(payload)
+    for stream, payloads in by_stream.items():
+        client = get_redis(redis_url_for(stream))
+        script = client.register_script(_XADD_MANY)
+        for chunk in _chunks(payloads):
+            await script(keys=[stream], args=chunk)
+    return sum(len(payloads) for payloads in by_stream.values())
+
+
+async def publish(entries: Iterable[tuple[str, BaseModel]]) -> int:
+    """XADD envelopes (validated models) to their streams; returns how many were written."""
+    return await publish_payloads((stream, message.model_dump_json()) for stream, message in entries)
+
+
+async def publish_live_events(events: Iterable[dict]) -> None:
+    """Live events (results, status changes, alerts sent): best effort, never part of a commit's outcome."""
+    events = list(events)
+    if not events:
+        return
+    pipe = get_redis().pipeline(transaction=False)
+    for event in events:
+        pipe.xadd(
+            LIVE_EVENTS_STREAM,
+            {PAYLOAD_FIELD: json.dumps(event, default=str)},
+            maxlen=LIVE_EVENTS_MAX_LENGTH,
+            approximate=True,
+        )
+    await pipe.execute()

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from openfaas.connector.connector import Connector, ConnectorConfig
 from shared import streams
 from shared.models import ResultEnvelope
+from shared.redis import publish, publish_payloads
 from tests.servers import wait_until
 from tests.test_bundles import a_job
 
@@ -55,8 +56,8 @@ def test_results_reach_aggregate_while_every_check_slot_is_busy(clean, aio):
     gateway = BlockingGateway()
     job_stream = streams.job_stream("http_request", "us-east")
     result = ResultEnvelope(run_id=uuid.uuid4(), monitor_id=uuid.uuid4(), location="us-east", status="up")
-    aio.run(streams.publish_payloads([(job_stream, json.dumps(a_job())) for _ in range(3)]))
-    aio.run(streams.publish([(streams.RESULTS_STREAM, result)]))
+    aio.run(publish_payloads([(job_stream, json.dumps(a_job())) for _ in range(3)]))
+    aio.run(publish([(streams.RESULTS_STREAM, result)]))
     connector = Connector(
         ConnectorConfig(
             redis_url=clean.redis_url,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from datetime import UTC, datetime
 
 import httpx
 from croniter import croniter
 
 from openfaas.local.stack import stack_functions
+from shared.settings import get_settings
 
 log = logging.getLogger("cron")
 
@@ -36,7 +36,7 @@ async def _invoke(client: httpx.AsyncClient, url: str, name: str) -> None:
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s cron %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    gateway_url = os.environ.get("GATEWAY_URL", "http://127.0.0.1:8080").rstrip("/")
+    gateway_url = get_settings().gateway_url.rstrip("/")
     jobs = [(f.name, f.cron_schedule) for f in stack_functions() if f.cron_schedule]
     for name, schedule in jobs:
         log.info("%s on '%s'", name, schedule)

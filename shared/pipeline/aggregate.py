@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from shared import db, streams
 from shared.models import AlertConfig, AlertEnvelope, LocationConfig
+from shared.redis import publish, publish_live_events
 from shared.rules.alerts import (
     DEFAULT_SSL_WARNING_DAYS,
     AlertAction,
@@ -165,7 +166,7 @@ async def _finalize(run_ids: list[uuid.UUID], now: datetime, at_deadline: bool) 
         won = await _mark_finalized(conn, verdicts, now)
         finalized = [run for run in runs if run["id"] in won]  # still in scheduled order
         effects = await _advance_monitors(conn, finalized, verdicts, now)
-    await streams.publish_live_events(effects.flips)
+    await publish_live_events(effects.flips)
     return len(finalized)
 
 
@@ -309,7 +310,7 @@ async def publish_pending_alerts(run_ids: list[uuid.UUID] | None = None) -> int:
         ).fetchall()
         if not rows:
             return 0
-        await streams.publish(
+        await publish(
             (
                 streams.ALERTS_STREAM,
                 AlertEnvelope(

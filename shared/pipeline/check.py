@@ -14,6 +14,7 @@ from shared.checks.spec import CheckTrial
 from shared.handlers import json_endpoint, parse, read_json
 from shared.models import CheckJob, CheckOutcome, ResultEnvelope
 from shared.pipeline.batch import is_connector_batch, parse_job_batch
+from shared.redis import publish, publish_live_events
 from shared.settings import get_settings
 
 _INSERT_RESULTS = """
@@ -105,7 +106,7 @@ async def execute_jobs(jobs: list[CheckJob]) -> int:
     await _store(executed)
     fresh = {(str(job.run_id), job.location): outcome.status for job, outcome, _ in executed}
     statuses = stored | fresh
-    await streams.publish(
+    await publish(
         (
             streams.RESULTS_STREAM,
             ResultEnvelope(
@@ -117,7 +118,7 @@ async def execute_jobs(jobs: list[CheckJob]) -> int:
         )
         for job in jobs
     )
-    await streams.publish_live_events(
+    await publish_live_events(
         {
             "type": "result",
             "monitorId": job.monitor_id,

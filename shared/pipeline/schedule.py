@@ -18,6 +18,7 @@ from psycopg.rows import tuple_row
 from shared import db, streams
 from shared.checks import CHECK_TYPES, configured_timeout
 from shared.pipeline import routing
+from shared.redis import publish_payloads
 from shared.rules.locations import expected_locations
 from shared.settings import get_settings
 
@@ -317,7 +318,7 @@ async def _publish_and_mark(outbox: _Outbox) -> int:
     """Publishes after commit, then drops the batch row; a crash in between leaves it for the sweep."""
     if not outbox.run_ids:
         return 0
-    await streams.publish_payloads(outbox.entries)
+    await publish_payloads(outbox.entries)
     async with db.transaction() as conn:
         await conn.execute("delete from dispatch_batches where id = %s", (outbox.batch_id,))
     return outbox.jobs
@@ -402,7 +403,7 @@ async def redispatch_stale_runs(now: datetime) -> int:
             cursor = conn.cursor(row_factory=tuple_row)
             await cursor.execute(_REPUBLISH + _RENDER, {"run_ids": batch["run_ids"], **_bundle_params()})
             entries, _ = _entries(await cursor.fetchall())
-            await streams.publish_payloads(entries)
+            await publish_payloads(entries)
             await conn.execute("delete from dispatch_batches where id = %s", (batch["id"],))
             republished += len(batch["run_ids"])
     return republished

@@ -11,6 +11,7 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.models import ApiModel
+from shared.streams import DEAD_LETTER_SUFFIX
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
@@ -163,8 +164,6 @@ def stream_trim_floor(cutoff: datetime, groups: Iterable[GroupState]) -> str:
 
 def stream_cutoff(stream: str, now: datetime, config: RetentionConfig) -> datetime:
     """Dead letters are evidence to inspect: they stay as long as raw results; other entries for a day."""
-    from shared.streams import DEAD_LETTER_SUFFIX
-
     if stream.endswith(DEAD_LETTER_SUFFIX):
         return now - timedelta(days=config.retention_days)
     return now - timedelta(hours=config.stream_retention_hours)
