@@ -66,7 +66,7 @@ def _shared_graph() -> dict[str, set[str]]:
     return {name: {dep for dep in _project_imports(name) if dep.startswith("shared")} for name in shared}
 
 
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:  # noqa: C901 -- Tarjan's algorithm, kept whole to read against its textbook form
     """Strongly connected components with more than one module (Tarjan), each as a sorted list."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}

@@ -28,16 +28,28 @@ class Gateway:
             timeout=httpx.Timeout(timeout, connect=5.0), limits=httpx.Limits(max_connections=500)
         )
 
+    async def _lifespan(self, receive, send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.client.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    @staticmethod
+    async def _read_body(receive) -> bytes:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                return body
+
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await self.client.aclose()
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            return await self._lifespan(receive, send)
         path = scope["path"]
         if path == "/healthz":
             return await self._json(send, 200, {"status": "ok"})
@@ -53,12 +65,7 @@ class Gateway:
             return await self._json(
                 send, 404, {"error": {"code": "not_found", "message": f"no function '{name}'"}}
             )
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await self._read_body(receive)
         headers = [
             (k.decode(), v.decode()) for k, v in scope["headers"] if k.decode().lower() not in HOP_BY_HOP
         ]

@@ -287,6 +287,46 @@ async def _judge_certificate(
     return Judgement(status, message or "", [warning] if warning else [])
 
 
+async def _judge_fetched(
+    job: CheckJob,
+    config: WebsiteConfig,
+    facts: HttpFacts,
+    elapsed_ms: int,
+    secrets: list[str],
+    timer: PhaseTimer,
+    details: dict,
+) -> CheckOutcome:
+    """The outcome of a complete response: its assertions, then its certificate when asked for."""
+    judgement = judge_response(facts, config, elapsed_ms)
+    details.update(
+        finalUrl=str(facts.url),
+        address=facts.address,
+        httpVersion=facts.http_version,
+        redirects=facts.redirects,
+        bodyBytes=len(facts.body),
+        bodyTruncated=facts.body_truncated,
+    )
+    if config.enable_ssl_check and facts.peer_certificate:
+        verdict = await _judge_certificate(job, config, facts.peer_certificate, details)
+        if verdict and verdict.status == "down":
+            judgement = verdict
+        elif verdict and verdict.warnings:
+            judgement.warnings += verdict.warnings
+            judgement.message = "; ".join([judgement.message, *verdict.warnings])
+    if judgement.status != "up":
+        details["bodyExcerpt"] = redact(facts.text()[:EXCERPT_CHARS], secrets)
+    if judgement.warnings:
+        details["warnings"] = judgement.warnings
+    return CheckOutcome(
+        status=judgement.status,
+        message=redact(judgement.message, secrets),
+        status_code=facts.status_code,
+        response_time_ms=elapsed_ms,
+        details=details,
+        **timer.as_outcome_fields(),
+    )
+
+
 async def check_http(job: CheckJob) -> CheckOutcome:
     config = CONFIG_MODELS[job.type].model_validate({**job.config, "target": job.target})
     try:
@@ -315,34 +355,7 @@ async def check_http(job: CheckJob) -> CheckOutcome:
             status, message = "down", f"Request failed: {_describe_http_error(error)}"
     else:
         elapsed_ms = round((time.perf_counter() - started) * 1000)
-        judgement = judge_response(facts, config, elapsed_ms)
-        details.update(
-            finalUrl=str(facts.url),
-            address=facts.address,
-            httpVersion=facts.http_version,
-            redirects=facts.redirects,
-            bodyBytes=len(facts.body),
-            bodyTruncated=facts.body_truncated,
-        )
-        if config.enable_ssl_check and facts.peer_certificate:
-            verdict = await _judge_certificate(job, config, facts.peer_certificate, details)
-            if verdict and verdict.status == "down":
-                judgement = verdict
-            elif verdict and verdict.warnings:
-                judgement.warnings += verdict.warnings
-                judgement.message = "; ".join([judgement.message, *verdict.warnings])
-        if judgement.status != "up":
-            details["bodyExcerpt"] = redact(facts.text()[:EXCERPT_CHARS], secrets)
-        if judgement.warnings:
-            details["warnings"] = judgement.warnings
-        return CheckOutcome(
-            status=judgement.status,
-            message=redact(judgement.message, secrets),
-            status_code=facts.status_code,
-            response_time_ms=elapsed_ms,
-            details=details,
-            **timer.as_outcome_fields(),
-        )
+        return await _judge_fetched(job, config, facts, elapsed_ms, secrets, timer, details)
     return CheckOutcome(
         status=status,
         message=redact(message, secrets),

@@ -49,17 +49,25 @@ def judge_port(event: PortEvent, config: PortConfig, detail: str = "") -> tuple[
     """Pure: (status, message, unconfirmed) from what the socket saw."""
     where = f"{config.protocol.upper()} port {config.port}"
     if config.protocol == "tcp":
-        if config.expect_closed:
-            if event == "open":
-                return "down", f"{where} accepts connections, but it should be closed", False
-            return "up", f"{where} is closed, as expected ({detail or event})", False
+        return (*_judge_tcp(event, config, where, detail), False)
+    return _judge_udp(event, config, where, detail)
+
+
+def _judge_tcp(event: PortEvent, config: PortConfig, where: str, detail: str) -> tuple[str, str]:
+    if config.expect_closed:
         if event == "open":
-            return "up", f"{where} is open", False
-        if event == "refused":
-            return "down", f"{where} refused the connection", False
-        if event == "silent":
-            return "timeout", f"{where}: no answer within {config.timeout_seconds}s", False
-        return "down", f"{where} is unreachable ({detail})", False
+            return "down", f"{where} accepts connections, but it should be closed"
+        return "up", f"{where} is closed, as expected ({detail or event})"
+    if event == "open":
+        return "up", f"{where} is open"
+    if event == "refused":
+        return "down", f"{where} refused the connection"
+    if event == "silent":
+        return "timeout", f"{where}: no answer within {config.timeout_seconds}s"
+    return "down", f"{where} is unreachable ({detail})"
+
+
+def _judge_udp(event: PortEvent, config: PortConfig, where: str, detail: str) -> tuple[str, str, bool]:
     if event == "reply":
         return "up", f"{where} replied", False
     if event == "refused":
