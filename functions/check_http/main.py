@@ -1,4 +1,4 @@
-"""check-http: runs a batch of HTTP/website check jobs from the connector, or one check given directly."""
+"""check-http: runs a batch of HTTP/website check jobs from the connector, or one trial (a config run once, not stored)."""
 
 from shared.pipeline.check import check_function_handler
 

@@ -1,4 +1,4 @@
-"""check-ping: runs a batch of ping (ICMP) check jobs from the connector, or one check given directly."""
+"""check-ping: runs a batch of ping (ICMP) check jobs from the connector, or one trial (a config run once, not stored)."""
 
 from shared.pipeline.check import check_function_handler
 

@@ -1,4 +1,4 @@
-"""check-port: runs a batch of TCP/UDP port check jobs from the connector, or one check given directly."""
+"""check-port: runs a batch of TCP/UDP port check jobs from the connector, or one trial (a config run once, not stored)."""
 
 from shared.pipeline.check import check_function_handler
 

@@ -1,4 +1,4 @@
-"""check-synthetic: runs a batch of synthetic_test jobs from the connector, or one check given directly."""
+"""check-synthetic: runs a batch of synthetic_test jobs from the connector, or one trial (a config run once, not stored)."""
 
 from shared.pipeline.check import check_function_handler
 from shared.settings import get_settings

@@ -58,7 +58,7 @@ class Connector:
             self.clients[url] = aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=15)
         self.http = httpx.AsyncClient(timeout=config.request_timeout_seconds)
         # POST slots per function: a function slow to answer (checks of slow targets, jobs waiting for their
-        # slot) must not hold up deliveries to another (results to aggregate, alerts).
+        # slot) must not hold up batches to another (results to aggregate, alerts).
         self.slots: dict[str | None, asyncio.Semaphore] = {}
         self.in_flight: set[asyncio.Task] = set()
         # Messages this process has read and not yet had answered: queued behind a busy POST slot (a read can

@@ -69,7 +69,7 @@ async def _run_all(jobs: list[CheckJob]) -> list[tuple[CheckJob, CheckOutcome, d
 async def _store(executed: list[tuple[CheckJob, CheckOutcome, datetime]]) -> None:
     if not executed:
         return
-    from psycopg.types.json import Jsonb  # with the first results stored: direct checks never load psycopg
+    from psycopg.types.json import Jsonb  # with the first results stored: trials never load psycopg
 
     columns: list[list] = [[] for _ in range(13)]
     for job, outcome, checked_at in executed:
