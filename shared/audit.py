@@ -1,4 +1,5 @@
-"""The audit log: who changed what, written in the same transaction as the change, secrets masked."""
+"""The audit log: who changed what, written in the same transaction as the change, secrets masked.
+Used by the API's services and the synthetic store, inside their transactions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""API keys: random tokens shown once, stored only as hashes, scoped to one project."""
+"""API keys: random tokens shown once, stored only as hashes, scoped to one project.
+Used by the API (shared/api/framework.py authenticates every request) and `python -m shared.auth bootstrap`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Postgres connections: one async pool per event loop, so functions, the connector and tests share one path."""
+"""Postgres connections: one async pool per event loop, so functions, the connector and tests share one path.
+Used by every function except the connector."""
 
 from __future__ import annotations
 

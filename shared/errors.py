@@ -1,4 +1,5 @@
-"""Errors that reach a caller: one JSON shape ({error: {code, message, field?}}), each naming its field."""
+"""Errors that reach a caller: one JSON shape ({error: {code, message, field?}}), each naming its field.
+Used by every function's HTTP edge (shared/handlers.py) and the API."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The HTTP edge every function shares: JSON bodies parsed and vetted, models validated, errors in one shape."""
+"""The HTTP edge every function shares: JSON bodies parsed and vetted, models validated, errors in one shape.
+Used by every functions/<name>/main.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Applies the SQL files in migrations/ in order, once each, under an advisory lock: `python -m shared.migrate`."""
+"""Applies the SQL files in migrations/ in order, once each, under an advisory lock: `python -m shared.migrate`.
+Used by `make run`, deployments and the test fixtures."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Shapes every stage shares: the camelCase base model, the location and alert configs a monitor carries, the
 stream envelopes (versioned JSON) and a check's outcome. Request bodies are in shared/api/requests.py, responses
-in shared/api/schemas.py."""
+in shared/api/schemas.py.
+Used by every function and the connector."""
 
 from __future__ import annotations
 

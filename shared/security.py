@@ -1,4 +1,5 @@
-"""Credential encryption at rest (AES-256-GCM with key ids for rotation) and masking for display."""
+"""Credential encryption at rest (AES-256-GCM with key ids for rotation) and masking for display.
+Used by the API (provider configs, check credentials), the alert function and the synthetic store."""
 
 from __future__ import annotations
 

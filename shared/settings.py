@@ -1,4 +1,5 @@
-"""The one place configuration is read: environment variables, or OpenFaaS secret files for secrets."""
+"""The one place configuration is read: environment variables, or OpenFaaS secret files for secrets.
+Used by everything; tests/test_architecture.py fails on an environment read anywhere else."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""SSRF protection: normalise a target, resolve it, and refuse internal addresses unless ALLOW_INTERNAL_TARGETS."""
+"""SSRF protection: normalise a target, resolve it, and refuse internal addresses unless ALLOW_INTERNAL_TARGETS.
+Used by the check functions (every target) and by the API and alert function (notification URLs)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The one table of check types: each is an async function `(job) -> CheckOutcome` with its config model."""
+"""The one table of check types: each is an async function `(job) -> CheckOutcome` with its config model.
+Used by every check function (through shared/pipeline/check.py), the API's monitor validation and schedule's timeouts."""
 
 from __future__ import annotations
 

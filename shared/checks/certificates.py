@@ -1,4 +1,5 @@
-"""TLS certificate facts, their verdicts, and the adaptive schedule of certificate checks (pure, plus a Redis note)."""
+"""TLS certificate facts, their verdicts, and the adaptive schedule of certificate checks (pure, plus a Redis note).
+Used by the HTTP and website checks (shared/checks/http.py)."""
 
 from __future__ import annotations
 

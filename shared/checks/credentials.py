@@ -1,4 +1,5 @@
-"""Credentials inside check configs: sealed (encrypted) when a config is validated, revealed only inside a check."""
+"""Credentials inside check configs: sealed (encrypted) when a config is validated, revealed only inside a check.
+Used by the HTTP check configs (shared/checks/http.py), shared.rekey and the API's masking."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Which local address checks send from: a region's egress IP on a multi-homed host (SC_SOURCE_ADDRESS)."""
+"""Which local address checks send from: a region's egress IP on a multi-homed host (SC_SOURCE_ADDRESS).
+Used by every network check (http, ping, port)."""
 
 from __future__ import annotations
 

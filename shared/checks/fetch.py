@@ -1,4 +1,5 @@
-"""One HTTP exchange done safely: each hop resolved and SSRF-checked, connected by IP with Host and SNI kept."""
+"""One HTTP exchange done safely: each hop resolved and SSRF-checked, connected by IP with Host and SNI kept.
+Used by the HTTP and website checks (shared/checks/http.py), run by the check-http function."""
 
 from __future__ import annotations
 

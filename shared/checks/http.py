@@ -1,4 +1,5 @@
-"""HTTP request and website checks: configs validated on save, facts gathered, then judged by pure functions."""
+"""HTTP request and website checks: configs validated on save, facts gathered, then judged by pure functions.
+Used by the check-http function, through the check table."""
 
 from __future__ import annotations
 

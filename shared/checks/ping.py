@@ -1,4 +1,5 @@
-"""ICMP ping through icmplib (never a shell): unprivileged sockets where allowed, raw sockets otherwise."""
+"""ICMP ping through icmplib (never a shell): unprivileged sockets where allowed, raw sockets otherwise.
+Used by the check-ping function, through the check table."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TCP and UDP port checks over IPv4 and IPv6: connect (or send a datagram), then judge what happened."""
+"""TCP and UDP port checks over IPv4 and IPv6: connect (or send a datagram), then judge what happened.
+Used by the check-port function, through the check table."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
 """The aggregate function's work: finalize runs (compare-and-set), advance monitor state in order, queue alerts.
+Used by the aggregate function (functions/aggregate).
 
 Set-based: one batch of runs costs a fixed handful of statements however many runs it holds, because aggregate
 keeps up with every check of every region and per-run round trips were what made it fall behind.

@@ -1,4 +1,5 @@
-"""What a check function does with jobs and job bundles: run them concurrently, store results once, announce them."""
+"""What a check function does with jobs and job bundles: run them concurrently, store results once, announce them.
+Used by every check function (functions/check_http, check_ping, check_port, check_synthetic)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The schedule function's work: claim due monitors, record runs (outbox), publish their jobs in bundles."""
+"""The schedule function's work: claim due monitors, record runs (outbox), publish their jobs in bundles.
+Used by the schedule function (functions/schedule) and the API's run-now."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Alert decisions as one pure function: thresholds, at most 3 failure alerts per incident, recovery, SSL, silences."""
+"""Alert decisions as one pure function: thresholds, at most 3 failure alerts per incident, recovery, SSL, silences.
+Used by the aggregate function (shared/pipeline/aggregate.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Pure matchers over check facts, parsed once when a monitor is saved."""
+"""Pure matchers over check facts, parsed once when a monitor is saved.
+Used by the HTTP checks' configs and verdicts (shared/checks/http.py)."""
 
 from __future__ import annotations
 

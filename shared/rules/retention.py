@@ -1,4 +1,5 @@
-"""Retention decisions, pure: configuration, cutoffs, batch plans, stream trim floors, artifacts to expire, reports."""
+"""Retention decisions, pure: configuration, cutoffs, batch plans, stream trim floors, artifacts to expire, reports.
+Used by the cleanup function (shared/pipeline/cleanup.py) and the rollups it builds."""
 
 from __future__ import annotations
 

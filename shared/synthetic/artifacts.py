@@ -1,4 +1,5 @@
-"""Uploads a synthetic run's artifacts to an S3-compatible bucket (MinIO in production) and names their URLs."""
+"""Uploads a synthetic run's artifacts to an S3-compatible bucket (MinIO in production) and names their URLs.
+Used by the check-synthetic function; cleanup expires what it uploaded."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
 """One headless Chromium per warm function process, reachable over CDP on loopback by each check's sandbox.
+Used by the check-synthetic function.
 
 Why CDP: the sandbox is a separate process (so the function's credentials stay out of its reach), yet launching
 Chromium for every check costs most of a second. Chromium listens on 127.0.0.1 with a random debugging port; each

@@ -1,4 +1,5 @@
-"""The synthetic_test check: load the test, run it in the sandbox on the warm browser, mask, report, upload."""
+"""The synthetic_test check: load the test, run it in the sandbox on the warm browser, mask, report, upload.
+Used by the check-synthetic function, through the check table."""
 
 from __future__ import annotations
 

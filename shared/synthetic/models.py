@@ -1,4 +1,5 @@
-"""Validated shapes for synthetic tests and project variables, and the script rules they enforce."""
+"""Validated shapes for synthetic tests and project variables, and the script rules they enforce.
+Used by the API's synthetic test and variable bodies and the synthetic check."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Pure pieces of a synthetic run's output: secret masking, steps read from the Playwright trace, the HTML report."""
+"""Pure pieces of a synthetic run's output: secret masking, steps read from the Playwright trace, the HTML report.
+Used by the synthetic check (shared/synthetic/check.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
 """Runs a script in the sandbox process: clean environment, resource limits, a hard timeout, output captured to files.
+Used by the synthetic check (shared/synthetic/check.py).
 
 The limits are set in the child between fork and exec (preexec), before a line of the script exists in it: CPU
 seconds, data-segment memory, file size and open files. RLIMIT_DATA rather than RLIMIT_AS, because Playwright's

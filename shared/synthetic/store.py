@@ -1,4 +1,5 @@
 """Synthetic tests and project variables in Postgres: create, get, list, update, delete; secrets encrypted at rest.
+Used by the API's synthetic endpoints and the synthetic check.
 
 Every function is scoped to one project and records an audit entry in the same transaction as its change.
 """
