@@ -1,5 +1,5 @@
 """Credentials inside check configs: sealed (encrypted) when a config is validated, revealed only inside a check.
-Used by the HTTP check configs (shared/checks/http.py), shared.rekey and the API's masking."""
+Used by the HTTP checks (shared/checks/http.py): sealed in their config models, revealed in the check."""
 
 from __future__ import annotations
 
