@@ -296,7 +296,7 @@ def _alert_payload(
 
 
 async def publish_pending_alerts(run_ids: list[uuid.UUID] | None = None) -> int:
-    """Outbox relay for alert events; re-publishing is harmless because delivery is keyed on (run, provider, kind)."""
+    """Outbox relay for alert events; re-publishing is harmless because a send is keyed on (run, provider, kind)."""
     async with db.transaction() as conn:
         condition = (
             "run_id = any(%s)" if run_ids is not None else "created_at < now() - interval '30 seconds'"
