@@ -1,5 +1,5 @@
 """Alert latency in the local stack: from a monitor's status flip (aggregate records it) to the webhook receiving the
-alert, p50 and p99; as a ratio against a bare delivery (notify.send_to_provider to the same receiver, in one
+alert, p50 and p99; as a ratio against a bare send (notify.send_to_provider to the same receiver, in one
 process) measured in the same run.
 
     .venv/bin/python bench/alert_latency.py [--flips 100]
@@ -81,7 +81,7 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def bare_delivery_ms(receiver_url: str, sends: int) -> list[float]:
+def bare_send_ms(receiver_url: str, sends: int) -> list[float]:
     from shared import notify
 
     config = notify.validate_provider_config("webhook", {"url": receiver_url})
@@ -186,12 +186,12 @@ def main() -> None:
         with_cron=False,
     ).start()
     try:
-        bare = bare_delivery_ms(loopback.url + "hook", args.flips)
+        bare = bare_send_ms(loopback.url + "hook", args.flips)
         loopback.arrivals.clear()
         from_flip, from_trigger = flip_latencies_ms(stack, postgres.url, loopback, args.flips)
         print(f"flips={args.flips} (alternating down/up, 3 locations, threshold 1)")
         print(
-            f"bare delivery (send_to_provider, one process): p50 {statistics.median(bare):.1f} ms, "
+            f"bare send (send_to_provider, one process): p50 {statistics.median(bare):.1f} ms, "
             f"p99 {percentile(bare, 0.99):.1f} ms"
         )
         print(
@@ -203,7 +203,7 @@ def main() -> None:
             f"p99 {percentile(from_flip, 0.99):.1f} ms"
         )
         print(
-            f"ratio flip->webhook p50 / bare delivery p50: {statistics.median(from_flip) / statistics.median(bare):.2f}"
+            f"ratio flip->webhook p50 / bare send p50: {statistics.median(from_flip) / statistics.median(bare):.2f}"
         )
     finally:
         stack.stop()

@@ -5,7 +5,7 @@ Two columns per function, each from its own fresh process:
 - "first call": the first request is a cheap real invocation (GET /health for api, an empty connector batch
   for the others), as in the figures recorded before.
 - "real work": the first request is a real unit of work (a check of a loopback target, a schedule tick, the
-  aggregate sweep, one alert delivered to a loopback webhook, a cleanup dry run, GET /monitors with an API key),
+  aggregate sweep, one alert sent to a loopback webhook, a cleanup dry run, GET /monitors with an API key),
   checked for having done that work.
 Each request is sent once the function's port accepts connections; the clock runs from process start. Every
 sample is paired with a hello-world start just before it, and the ratio is the median of the paired ratios.
@@ -106,7 +106,7 @@ def _check_is_up(response: httpx.Response) -> bool:
 
 
 def _seed_alert(database_url: str, webhook_url: str) -> dict:
-    """A monitor whose alert goes to a loopback webhook provider, and one undelivered failure alert event."""
+    """A monitor whose alert goes to a loopback webhook provider, and one unsent failure alert event."""
     from shared import notify
     from shared.security import key_ring
 

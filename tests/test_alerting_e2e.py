@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 
 from shared import notify
 from shared.pipeline.aggregate import finalize_runs
+from shared.pipeline.alert import send_alerts
 from shared.settings import reset_settings_cache
 from tests.servers import wait_until
 from tests.test_notify_email import SmtpReceiver
@@ -301,7 +302,7 @@ def test_ssl_expiry_alerts_once_a_day_inside_the_window_and_once_when_expired(
            where e.kind like 'ssl%' order by r.scheduled_at"""
     )
     aio.run(
-        notify.deliver(
+        send_alerts(
             [
                 AlertEnvelope(alert_event_id=e[0], run_id=e[1], monitor_id=e[2], alert_kind=e[3])
                 for e in events

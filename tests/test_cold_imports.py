@@ -85,7 +85,7 @@ def test_the_api_answers_health_without_the_database_driver_redis_or_an_http_cli
 
 
 def test_the_alert_function_loads_apprise_only_to_send():
-    modules = modules_after("alert", "from shared.notify import _apprise; _apprise()")
+    modules = modules_after("alert", "from shared.notify.base import load_apprise; load_apprise()")
     assert "apprise" in modules
 
 

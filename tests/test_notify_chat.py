@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from shared import notify
+from shared.notify import base
 from shared.settings import reset_settings_cache
 from tests.servers import LoopbackHttpServer
 
@@ -74,11 +75,11 @@ class FakeServices:
 def services(monkeypatch) -> FakeServices:
     fake = FakeServices()
     monkeypatch.setattr(requests.Session, "request", fake.request)
-    monkeypatch.setattr(notify, "RETRY_BACKOFF_SECONDS", (0.01, 0.01))
+    monkeypatch.setattr(base, "RETRY_BACKOFF_SECONDS", (0.01, 0.01))
     return fake
 
 
-def send(provider_type: str, config: dict, kind: str = "failure", **message_options) -> notify.DeliveryResult:
+def send(provider_type: str, config: dict, kind: str = "failure", **message_options) -> notify.SendResult:
     stored = notify.validate_provider_config(provider_type, config)
     message = notify.build_message(
         kind, PAYLOAD, monitor_id="m1", link="https://sc.example.net/m/m1", **message_options

@@ -10,6 +10,8 @@ from pydantic import ValidationError
 from shared import notify
 from shared.api.requests import NotificationProviderCreate
 from shared.errors import validation_error_to_api_error
+from shared.notify import base, masking, webhook
+from shared.notify.message import TEMPLATE_VARIABLES
 from shared.settings import reset_settings_cache
 
 SLACK = "https://hooks.slack.com/services/T1234ABCD/B1234ABCD/abcdefghijklmnopqrstuvwx"
@@ -54,7 +56,7 @@ def api_error(provider_type: str, config: dict) -> dict:
 )
 def test_valid_configs_are_accepted(provider_type, config):
     spec = NotificationProviderCreate.model_validate({"name": "p", "type": provider_type, "config": config})
-    assert notify.delivery_targets(provider_type, spec.config)
+    assert notify.PROVIDERS[provider_type].targets(spec.config)
 
 
 @pytest.mark.parametrize(
@@ -159,7 +161,7 @@ def test_masking_keeps_hosts_and_addresses_and_hides_tokens():
 def test_errors_are_redacted_of_every_secret_in_the_config():
     config = {"url": "https://hooks.example.net/T0KENPATH/x?key=QUERYSECRET", "password": "pa55word!"}
     text = "POST https://hooks.example.net/T0KENPATH/x?key=QUERYSECRET failed; login pa55word! refused"
-    redacted = notify._redact(text, notify._secrets_in(config))
+    redacted = masking.redact(text, masking.secrets_in(config))
     for secret in ("T0KENPATH", "QUERYSECRET", "pa55word!"):
         assert secret not in redacted
 
@@ -246,7 +248,7 @@ def test_templates_fill_known_variables_json_escaped_and_leave_unknown_ones():
         }
     )
     message = notify.build_message("failure", {**PAYLOAD, "monitorName": 'Say "hi"\\'}, monitor_id="m1")
-    body = json.loads(notify.webhook_body({"template": template}, message))
+    body = json.loads(webhook.webhook_body({"template": template}, message))
     assert body["routing_key"] == "{{routingKey}}"
     assert body["event_action"] == "trigger" and body["dedup_key"] == "supercheck-m1"
     assert body["payload"]["summary"] == 'Monitor Down - Say "hi"\\'
@@ -255,8 +257,8 @@ def test_templates_fill_known_variables_json_escaped_and_leave_unknown_ones():
 
 
 def test_without_a_template_a_webhook_gets_every_variable():
-    body = json.loads(notify.webhook_body({}, notify.build_message("recovery", PAYLOAD, monitor_id="m1")))
-    assert set(notify.TEMPLATE_VARIABLES) <= set(body)
+    body = json.loads(webhook.webhook_body({}, notify.build_message("recovery", PAYLOAD, monitor_id="m1")))
+    assert set(TEMPLATE_VARIABLES) <= set(body)
     assert body["title"] == "Monitor Recovered - Checkout API" and body["responseTime"] == 812
 
 
@@ -312,6 +314,6 @@ def test_without_a_template_a_webhook_gets_every_variable():
     ],
 )
 def test_failure_classes(lines, transient, reason):
-    failure = notify.classify_failure(lines)
+    failure = base.classify_failure(lines)
     assert failure.transient is transient
     assert reason in failure.reason

@@ -1,4 +1,4 @@
-"""deliver() on real Postgres with real loopback receivers: retries, one failing provider, idempotency, suppression."""
+"""send_alerts() on real Postgres with real loopback receivers: retries, one failing provider, idempotency, suppression."""
 
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from shared import notify
+from shared.api.services.providers import send_test_notification
 from shared.errors import ApiError
 from shared.models import AlertEnvelope
+from shared.notify import base, webhook
+from shared.pipeline.alert import send_alerts
 from shared.security import key_ring
 from shared.settings import reset_settings_cache
 from tests.test_notify_email import SmtpReceiver
@@ -73,7 +76,7 @@ def receivers() -> Iterator[list]:
 @pytest.fixture
 def fast_retries(monkeypatch):
     monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "true")
-    monkeypatch.setattr(notify, "RETRY_BACKOFF_SECONDS", (0.01, 0.01))
+    monkeypatch.setattr(base, "RETRY_BACKOFF_SECONDS", (0.01, 0.01))
     reset_settings_cache()
     yield
     reset_settings_cache()
@@ -153,18 +156,18 @@ def test_one_failing_provider_records_a_failure_after_retries_while_the_others_s
         failing_id = add_provider(env, {"url": failing.url + "broken?token=s3cr3tT0ken"}, name="broken")
         mail_id = add_provider(env, smtp.provider_config("ops@example.net"), "email", "mail")
         event = add_alert(env, [good_id, failing_id, mail_id])
-        counts = aio.run(notify.deliver([event]))
+        counts = aio.run(send_alerts([event]))
     finally:
         smtp.stop()
     assert counts == {"sent": 2, "partial": 0, "failed": 1, "suppressed": 0, "skipped": 0}
     assert len(good.requests) == 1 and good.bodies()[0]["title"] == "Monitor Down - Checkout"
-    assert len(failing.requests) == notify.SEND_ATTEMPTS
+    assert len(failing.requests) == base.SEND_ATTEMPTS
     assert [m["Subject"] for _, m in smtp.messages] == ["Monitor Down - Checkout"]
     rows = history(env)
     assert rows[good_id][:2] == ("sent", 1)
     assert rows[mail_id][0] == "sent" and rows[mail_id][4] == {"ops@example.net": "sent"}
     status, attempts, error, _, _ = rows[failing_id]
-    assert (status, attempts) == ("failed", notify.SEND_ATTEMPTS)
+    assert (status, attempts) == ("failed", base.SEND_ATTEMPTS)
     assert "error=500" in error and "s3cr3tT0ken" not in error
 
 
@@ -174,10 +177,10 @@ def test_a_redelivered_alert_event_never_notifies_twice(env, aio, receivers):
     event = add_alert(env, [add_provider(env, {"url": receiver.url})])
 
     async def twice_at_once():
-        return await asyncio.gather(notify.deliver([event]), notify.deliver([event]))
+        return await asyncio.gather(send_alerts([event]), send_alerts([event]))
 
     first, second = aio.run(twice_at_once())
-    third = aio.run(notify.deliver([event, event]))
+    third = aio.run(send_alerts([event, event]))
     assert sorted([first["sent"], second["sent"]]) == [0, 1]
     assert third == {"sent": 0, "partial": 0, "failed": 0, "suppressed": 0, "skipped": 2}
     assert len(receiver.requests) == 1
@@ -189,8 +192,8 @@ def test_a_suppressed_alert_is_recorded_per_provider_with_its_reason_and_sends_n
     receivers.append(receiver)
     providers = [add_provider(env, {"url": receiver.url}, name=f"hook{i}") for i in range(2)]
     event = add_alert(env, providers, suppressed_reason="maintenance window 'deploy'")
-    assert aio.run(notify.deliver([event]))["suppressed"] == 2
-    assert aio.run(notify.deliver([event]))["skipped"] == 2
+    assert aio.run(send_alerts([event]))["suppressed"] == 2
+    assert aio.run(send_alerts([event]))["skipped"] == 2
     assert receiver.requests == []
     assert {row[:4] for row in history(env).values()} == {
         ("suppressed", 0, None, "maintenance window 'deploy'")
@@ -201,7 +204,7 @@ def test_a_429_is_retried_with_backoff_until_it_goes_through(env, aio, receivers
     receiver = ScriptedReceiver(429, 503, 200)
     receivers.append(receiver)
     provider_id = add_provider(env, {"url": receiver.url})
-    aio.run(notify.deliver([add_alert(env, [provider_id])]))
+    aio.run(send_alerts([add_alert(env, [provider_id])]))
     assert len(receiver.requests) == 3
     assert history(env)[provider_id][:3] == ("sent", 3, None)
 
@@ -210,20 +213,20 @@ def test_a_permanent_rejection_is_not_retried_and_its_reason_recorded(env, aio, 
     receiver = ScriptedReceiver(404)
     receivers.append(receiver)
     provider_id = add_provider(env, {"url": receiver.url})
-    aio.run(notify.deliver([add_alert(env, [provider_id])]))
+    aio.run(send_alerts([add_alert(env, [provider_id])]))
     status, attempts, error, *_ = history(env)[provider_id]
     assert (status, attempts, len(receiver.requests)) == ("failed", 1, 1)
     assert "Not Found, error=404" in error
 
 
 def test_a_receiver_that_times_out_is_retried(env, aio, receivers, monkeypatch):
-    monkeypatch.setattr(notify, "WEBHOOK_TIMEOUT_SECONDS", (2.0, 0.2))
+    monkeypatch.setattr(webhook, "WEBHOOK_TIMEOUT_SECONDS", (2.0, 0.2))
     receiver = ScriptedReceiver(200, delay=0.5)
     receivers.append(receiver)
     provider_id = add_provider(env, {"url": receiver.url})
-    aio.run(notify.deliver([add_alert(env, [provider_id])]))
+    aio.run(send_alerts([add_alert(env, [provider_id])]))
     status, attempts, error, *_ = history(env)[provider_id]
-    assert (status, attempts) == ("failed", notify.SEND_ATTEMPTS)
+    assert (status, attempts) == ("failed", base.SEND_ATTEMPTS)
     assert "timed out" in error
 
 
@@ -235,7 +238,7 @@ def test_a_provider_whose_config_cannot_be_decrypted_fails_alone(env, aio, recei
     env.sql(
         "update notification_providers set config_encrypted = 'enc:v1:gone:AAAA' where id = %s", (broken_id,)
     )
-    counts = aio.run(notify.deliver([add_alert(env, [good_id, broken_id])]))
+    counts = aio.run(send_alerts([add_alert(env, [good_id, broken_id])]))
     assert (counts["sent"], counts["failed"]) == (1, 1)
     assert history(env)[broken_id][0] == "failed" and "could not be attempted" in history(env)[broken_id][2]
 
@@ -251,7 +254,7 @@ def test_templated_webhooks_and_custom_messages_through_delivery(env, aio, recei
     }
     provider_id = add_provider(env, {"url": receiver.url + "v2/enqueue", "template": template})
     event = add_alert(env, [provider_id], kind="recovery", custom_message="{{monitorName}} is back")
-    aio.run(notify.deliver([event]))
+    aio.run(send_alerts([event]))
     ((body,),) = [receiver.bodies()]
     assert body == {
         "routing_key": "R0UTING",
@@ -271,12 +274,12 @@ def test_send_test_notification_sends_through_the_provider_and_records_nothing(e
     receivers.append(receiver)
     project_id = default_project(env)
     provider_id = add_provider(env, {"url": receiver.url}, name="On-call hook")
-    answer = aio.run(notify.send_test_notification(project_id, provider_id))
+    answer = aio.run(send_test_notification(project_id, provider_id))
     assert answer == {"status": "sent", "attempts": 1, "error": None}
     (body,) = receiver.bodies()
     assert body["title"] == "Test Notification - On-call hook" and body["eventAction"] == "trigger"
     assert env.sql("select count(*) from alert_history") == [(0,)]
     other_project = env.sql("insert into projects (name) values ('Other') returning id")[0][0]
     with pytest.raises(ApiError) as missing:
-        aio.run(notify.send_test_notification(other_project, provider_id))
+        aio.run(send_test_notification(other_project, provider_id))
     assert missing.value.status == 404

@@ -13,6 +13,7 @@ from aiosmtpd.controller import Controller
 
 from openfaas.local.services import free_port
 from shared import notify
+from shared.notify import base
 from shared.settings import reset_settings_cache
 
 
@@ -67,7 +68,7 @@ class SmtpReceiver:
 def internal_allowed(monkeypatch):
     """Loopback receivers are 'internal' by the SSRF rules; tests allow them as the local stack does."""
     monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "true")
-    monkeypatch.setattr(notify, "RETRY_BACKOFF_SECONDS", (0.01, 0.01))
+    monkeypatch.setattr(base, "RETRY_BACKOFF_SECONDS", (0.01, 0.01))
     reset_settings_cache()
     yield
     reset_settings_cache()
@@ -157,7 +158,7 @@ def test_multi_recipient_email_reports_each_recipient_and_retries_only_the_trans
     assert smtp.rcpt_attempts == {
         "ops@example.net": 1,
         "gone@example.net": 1,
-        "busy@example.net": notify.SEND_ATTEMPTS,
+        "busy@example.net": base.SEND_ATTEMPTS,
         "cto@example.net": 1,
     }
 
@@ -183,7 +184,7 @@ def test_an_unreachable_smtp_server_is_transient_and_retried(internal_allowed):
         },
     )
     result = asyncio.run(notify.send_to_provider("email", config, notify.build_message("failure", PAYLOAD)))
-    assert (result.status, result.attempts) == ("failed", notify.SEND_ATTEMPTS)
+    assert (result.status, result.attempts) == ("failed", base.SEND_ATTEMPTS)
     assert "b@example.net" in result.error
 
 

@@ -7,9 +7,10 @@ import datetime as dt
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, GetCoreSchemaHandler, GetJsonSchemaHandler, field_validator, model_validator
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from shared.checks import CHECK_TYPES
 from shared.checks.spec import CheckSpec
@@ -66,15 +67,44 @@ class ProviderPatch(ApiModel):
     enabled: bool | None = None
 
 
+def _provider_types() -> list[str]:
+    # loaded with the first provider saved (or the OpenAPI document): the API's other endpoints (and its health)
+    # never load the notifier
+    from shared.notify import PROVIDERS
+
+    return list(PROVIDERS)
+
+
+def _known_provider_type(value: Any) -> str:
+    types = _provider_types()
+    if isinstance(value, str) and value in types:
+        return value
+    expected = ", ".join(repr(name) for name in types[:-1]) + f" or {types[-1]!r}"
+    raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+
+
+class _ProviderType:
+    """A Literal of shared.notify.PROVIDERS' names, read on first use: the same errors and schema, no import."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_plain_validator_function(_known_provider_type)
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        return {"enum": _provider_types(), "type": "string"}
+
+
 class NotificationProviderCreate(ApiModel):
     name: str = Field(min_length=1, max_length=200)
-    type: Literal["webhook", "email", "slack", "discord", "telegram", "teams", "apprise"]
+    type: Annotated[str, _ProviderType]
     config: dict[str, Any]
 
     @model_validator(mode="after")
     def _config_fits_type(self) -> NotificationProviderCreate:
-        # loaded with the first provider saved: the API's other endpoints (and its health) never load the notifier
-        from shared.notify import validate_provider_config
+        from shared.notify import validate_provider_config  # see _provider_types
 
         self.config = validate_provider_config(self.type, self.config)
         return self

@@ -54,7 +54,6 @@ from shared.models import CheckOutcome
 events = LazyModule("shared.api.live")
 maintenance = LazyModule("shared.api.services.maintenance")
 monitors = LazyModule("shared.api.services.monitors")
-notify = LazyModule("shared.notify")
 projects = LazyModule("shared.api.services.projects")
 providers = LazyModule("shared.api.services.providers")
 rollups = LazyModule("shared.pipeline.rollups")
@@ -466,7 +465,7 @@ async def live_events(ctx: Context):
 )
 async def test_provider(ctx: Context, provider_id: str):
     return ProviderTestResult.model_validate(
-        await notify.send_test_notification(ctx.project_id, as_uuid(provider_id, "notification provider"))
+        await providers.send_test_notification(ctx.project_id, as_uuid(provider_id, "notification provider"))
     )
 
 

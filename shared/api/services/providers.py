@@ -1,9 +1,14 @@
-"""Notification providers and which monitors notify them, scoped to a project; configs encrypted at rest."""
+"""Notification providers and which monitors notify them, scoped to a project; configs encrypted at rest.
+
+Used by the API's provider endpoints (shared/api/routes.py), including "send test notification".
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
+from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
@@ -12,7 +17,7 @@ from shared import audit, db
 from shared.api.requests import NotificationProviderCreate, ProviderPatch
 from shared.api.schemas import NotificationSettings, ProviderOut
 from shared.errors import ApiError
-from shared.notify import masked_config, validate_provider_config
+from shared.notify import build_message, masked_config, send_to_provider, validate_provider_config
 from shared.security import key_ring
 
 
@@ -180,3 +185,35 @@ async def _require_monitor(conn: AsyncConnection, project_id: uuid.UUID, monitor
     ).fetchone()
     if row is None:
         raise ApiError(404, "not_found", "monitor not found")
+
+
+async def send_test_notification(project_id: uuid.UUID, provider_id: uuid.UUID) -> dict[str, Any]:
+    """Sends a sample alert through one provider now (with retries) and reports how it went; records nothing."""
+    async with db.transaction() as conn:
+        row = await (
+            await conn.execute(
+                """select p.type, p.name, p.config_encrypted, pr.name as project_name
+                   from notification_providers p join projects pr on pr.id = p.project_id
+                   where p.id = %s and p.project_id = %s""",
+                (provider_id, project_id),
+            )
+        ).fetchone()
+    if row is None:
+        raise ApiError(404, "not_found", "notification provider not found")
+    payload = {
+        "projectName": row["project_name"],
+        "monitorName": row["name"],
+        "monitorType": "test",
+        "target": "this provider",
+        "status": "up",
+        "locationsDown": 0,
+        "locationsTotal": 0,
+        "time": datetime.now(UTC).isoformat(),
+    }
+    message = build_message("test", payload, monitor_id=f"test-{provider_id}")
+    config = json.loads(key_ring().decrypt(row["config_encrypted"]))
+    result = await send_to_provider(row["type"], config, message)
+    answer: dict[str, Any] = {"status": result.status, "attempts": result.attempts, "error": result.error}
+    if result.recipients is not None:
+        answer["recipients"] = result.recipients
+    return answer

@@ -1,0 +1,65 @@
+"""What of a provider's config may be shown: masked copies for API reads, and the secrets cut from error texts.
+
+Used by the API's provider endpoints (shared/api/services/providers.py, config_masked on save) and the send loop
+(shared/notify/base.py), in the alert function and the API's "send test notification".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from shared.security import mask
+
+_SECRET_KEYS = {"password", "botToken", "template"}
+_URL_KEYS = {"url", "webhookUrl"}
+
+
+def masked_config(config: dict) -> dict:
+    """What API reads show: hosts and addresses stay readable, anything that could carry a token is masked."""
+    masked: dict[str, Any] = {}
+    for key, value in config.items():
+        if key in _URL_KEYS and isinstance(value, str):
+            masked[key] = _masked_url(value)
+        elif key in _SECRET_KEYS and value:
+            masked[key] = mask(str(value))
+        else:
+            masked[key] = value
+    return masked
+
+
+def _masked_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        rest = url[len(parts.scheme) + 3 :] if "://" in url else url
+        return f"{parts.scheme}://{mask(rest)}"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    shown = f"{parts.scheme}://{parts.hostname or ''}{port}"
+    hidden = parts.path + (f"?{parts.query}" if parts.query else "")
+    return shown + (mask(hidden) if hidden.strip("/") else hidden)
+
+
+def secrets_in(config: Mapping[str, Any]) -> list[str]:
+    """Substrings of a config that must never reach an error text: passwords, tokens, URL paths and queries."""
+    found: list[str] = []
+    for key, value in config.items():
+        if not isinstance(value, str) or not value:
+            continue
+        if key in _SECRET_KEYS:
+            found.append(value)
+        if key in _URL_KEYS:
+            parts = urlsplit(value)
+            found += [p for p in re.split(r"[/?&=:@]", value.split("://", 1)[-1]) if len(p) >= 6]
+            found += [p for p in (parts.password, parts.path.strip("/"), parts.query) if p and len(p) >= 6]
+    return sorted(set(found), key=len, reverse=True)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "****")
+    return text

@@ -1,0 +1,194 @@
+"""The alert function's work: send each alert event once to each of its monitor's providers.
+
+Each send is claimed, then recorded, in alert_history (unique on run, provider, kind) and announced as a live
+event. Used by the alert function (functions/alert).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from datetime import UTC, datetime
+
+from shared import db
+from shared.models import AlertEnvelope
+from shared.notify import AlertMessage, SendResult, build_message, send_to_provider
+from shared.redis import publish_live_events
+from shared.security import key_ring
+from shared.settings import get_settings
+
+log = logging.getLogger(__name__)
+CLAIM_EXPIRY = "2 minutes"  # a 'sending' row older than this belongs to a crashed invocation
+
+
+def monitor_link(monitor_id: uuid.UUID | str) -> str:
+    return f"{get_settings().public_base_url}/function/api/monitors/{monitor_id}"
+
+
+async def send_alerts(events: list[AlertEnvelope]) -> dict[str, int]:
+    """Sends each alert event to each of its monitor's providers once, recording alert_history rows.
+
+    Monitors are served concurrently, so one slow monitor's providers do not hold up the batch; one monitor's
+    events go out in order, so a flap's "Down" never arrives after its "Recovered".
+    """
+    counts = {"sent": 0, "partial": 0, "failed": 0, "suppressed": 0, "skipped": 0}
+    by_monitor: dict[uuid.UUID, list[AlertEnvelope]] = {}
+    for event in events:
+        by_monitor.setdefault(event.monitor_id, []).append(event)
+
+    async def one_monitor(monitor_events: list[AlertEnvelope]) -> None:
+        for event in monitor_events:
+            providers = await _providers_for(event)
+            outcomes = await asyncio.gather(
+                *(_send_one(event, provider) for provider in providers), return_exceptions=True
+            )
+            for provider, outcome in zip(providers, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    # Recorded as failed where possible; one broken provider never stops the others.
+                    log.error(
+                        "alert %s to provider %s raised %r", event.alert_event_id, provider["id"], outcome
+                    )
+                    counts["failed"] += 1
+                else:
+                    counts[outcome] += 1
+
+    await asyncio.gather(*(one_monitor(monitor_events) for monitor_events in by_monitor.values()))
+    return counts
+
+
+async def _providers_for(event: AlertEnvelope) -> list[dict]:
+    async with db.transaction() as conn:
+        return await (
+            await conn.execute(
+                """
+                select p.id, p.type, p.config_encrypted, e.payload, e.kind, e.suppressed_reason, m.alert_config
+                from alert_events e
+                join monitors m on m.id = e.monitor_id
+                join notification_providers p on p.project_id = m.project_id and p.enabled
+                where e.id = %s and (
+                    p.id::text in (select jsonb_array_elements_text(m.alert_config -> 'notificationProviders'))
+                    or p.id in (select provider_id from monitor_notification_settings s where s.monitor_id = m.id))
+                """,
+                (event.alert_event_id,),
+            )
+        ).fetchall()
+
+
+async def _send_one(event: AlertEnvelope, provider: dict) -> str:
+    message = build_message(
+        provider["kind"],
+        provider["payload"],
+        (provider["alert_config"] or {}).get("customMessage"),
+        event.monitor_id,
+        monitor_link(event.monitor_id),
+    )
+    if provider["suppressed_reason"]:
+        return await _record_suppressed(event, provider["id"], message, provider["suppressed_reason"])
+    claim_id = await _claim(event, provider["id"], message)
+    if claim_id is None:
+        return "skipped"
+    try:
+        config = json.loads(key_ring().decrypt(provider["config_encrypted"]))
+        result = await send_to_provider(provider["type"], config, message)
+    except Exception as error:  # an undecryptable or stale config is this provider's failure, not the batch's
+        log.exception("alert %s to provider %s could not be attempted", event.alert_event_id, provider["id"])
+        result = SendResult("failed", 0, f"could not be attempted: {type(error).__name__}")
+    async with db.transaction() as conn:
+        await conn.execute(
+            """update alert_history set status = %s, error = %s, attempts = attempts + %s, recipients = %s,
+                   sent_at = case when %s then now() end
+               where id = %s""",
+            (
+                result.status,
+                result.error,
+                result.attempts,
+                json.dumps(result.recipients) if result.recipients is not None else None,
+                result.status != "failed",
+                claim_id,
+            ),
+        )
+    if result.status != "sent":
+        log.warning(
+            "alert %s to provider %s %s: %s",
+            event.alert_event_id,
+            provider["id"],
+            result.status,
+            result.error,
+        )
+    await _publish_live_alert(event, provider["id"], result.status)
+    return result.status
+
+
+async def _record_suppressed(
+    event: AlertEnvelope, provider_id: uuid.UUID, message: AlertMessage, reason: str
+) -> str:
+    async with db.transaction() as conn:
+        row = await (
+            await conn.execute(
+                """insert into alert_history
+                       (alert_event_id, monitor_id, run_id, provider_id, kind, status, title, message, reason)
+                   values (%s, %s, %s, %s, %s, 'suppressed', %s, %s, %s)
+                   on conflict (run_id, provider_id, kind) do nothing returning id""",
+                (
+                    event.alert_event_id,
+                    event.monitor_id,
+                    event.run_id,
+                    provider_id,
+                    event.alert_kind,
+                    message.title,
+                    message.text,
+                    reason,
+                ),
+            )
+        ).fetchone()
+    return "suppressed" if row else "skipped"
+
+
+async def _claim(event: AlertEnvelope, provider_id: uuid.UUID, message: AlertMessage) -> int | None:
+    """Exactly one invocation gets to send (run, provider, kind); a crashed sender's claim expires."""
+    async with db.transaction() as conn:
+        await conn.execute(
+            """insert into alert_history (alert_event_id, monitor_id, run_id, provider_id, kind, status, title, message)
+               values (%s, %s, %s, %s, %s, 'pending', %s, %s)
+               on conflict (run_id, provider_id, kind) do nothing""",
+            (
+                event.alert_event_id,
+                event.monitor_id,
+                event.run_id,
+                provider_id,
+                event.alert_kind,
+                message.title,
+                message.text,
+            ),
+        )
+        row = await (
+            await conn.execute(
+                f"""update alert_history set status = 'sending', claimed_at = now()
+                    where run_id = %s and provider_id = %s and kind = %s
+                      and (status = 'pending' or (status = 'sending' and claimed_at < now() - interval '{CLAIM_EXPIRY}'))
+                    returning id""",
+                (event.run_id, provider_id, event.alert_kind),
+            )
+        ).fetchone()
+    return row["id"] if row else None
+
+
+async def _publish_live_alert(event: AlertEnvelope, provider_id: uuid.UUID, status: str) -> None:
+    try:
+        await publish_live_events(
+            [
+                {
+                    "type": "alert",
+                    "monitorId": event.monitor_id,
+                    "runId": event.run_id,
+                    "kind": event.alert_kind,
+                    "providerId": provider_id,
+                    "status": status,
+                    "at": datetime.now(UTC).isoformat(),
+                }
+            ]
+        )
+    except Exception:  # live events are best effort; the send is already recorded
+        log.warning("live event for alert %s not published", event.alert_event_id, exc_info=True)
