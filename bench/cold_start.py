@@ -120,7 +120,7 @@ def _seed_alert(database_url: str, webhook_url: str) -> dict:
                 project,
                 f"hook-{uuid.uuid4().hex[:8]}",
                 key_ring().encrypt(json.dumps(stored)),
-                Jsonb(notify.masked_config(stored)),
+                Jsonb(notify.masked_config("webhook", stored)),
             ),
         ).fetchone()[0]
         alert_config = {"enabled": True, "notificationProviders": [str(provider)]}

@@ -137,21 +137,22 @@ def test_secrets_never_appear_in_validation_errors():
 
 def test_masking_keeps_hosts_and_addresses_and_hides_tokens():
     masked = notify.masked_config(
+        "webhook",
         {
             "url": "https://hooks.example.net/services/secret-path?token=abc123456",
             "template": '{"routing_key": "R0UT1NGKEY"}',
-        }
+        },
     )
     assert masked["url"].startswith("https://hooks.example.net/") and "abc123456" not in masked["url"]
     assert "R0UT1NGKEY" not in masked["template"]
-    email = notify.masked_config({**EMAIL, "username": "mailer", "password": "hunter2-long"})
+    email = notify.masked_config("email", {**EMAIL, "username": "mailer", "password": "hunter2-long"})
     assert email["password"] == "hu****ng" and email["to"] == ["ops@example.net"]
     assert email["smtpHost"] == "smtp.example.net"
-    telegram = notify.masked_config({"botToken": BOT_TOKEN, "chatId": "42"})
+    telegram = notify.masked_config("telegram", {"botToken": BOT_TOKEN, "chatId": "42"})
     assert BOT_TOKEN not in json.dumps(telegram) and telegram["chatId"] == "42"
-    apprise_url = notify.masked_config({"url": f"tgram://{BOT_TOKEN}/42"})
+    apprise_url = notify.masked_config("apprise", {"url": f"tgram://{BOT_TOKEN}/42"})
     assert BOT_TOKEN not in apprise_url["url"] and apprise_url["url"].startswith("tgram://")
-    slack = notify.masked_config({"webhookUrl": SLACK})
+    slack = notify.masked_config("slack", {"webhookUrl": SLACK})
     assert (
         slack["webhookUrl"].startswith("https://hooks.slack.com/")
         and "abcdefghijkl" not in slack["webhookUrl"]
@@ -161,7 +162,7 @@ def test_masking_keeps_hosts_and_addresses_and_hides_tokens():
 def test_errors_are_redacted_of_every_secret_in_the_config():
     config = {"url": "https://hooks.example.net/T0KENPATH/x?key=QUERYSECRET", "password": "pa55word!"}
     text = "POST https://hooks.example.net/T0KENPATH/x?key=QUERYSECRET failed; login pa55word! refused"
-    redacted = masking.redact(text, masking.secrets_in(config))
+    redacted = masking.redact(text, masking.secrets_in(config, {"password"}, {"url"}))
     for secret in ("T0KENPATH", "QUERYSECRET", "pa55word!"):
         assert secret not in redacted
 
@@ -317,3 +318,11 @@ def test_failure_classes(lines, transient, reason):
     failure = base.classify_failure(lines)
     assert failure.transient is transient
     assert reason in failure.reason
+
+
+@pytest.mark.parametrize("provider_type", sorted(notify.PROVIDERS))
+def test_every_masked_field_is_a_field_of_its_providers_config(provider_type):
+    provider = notify.PROVIDERS[provider_type]
+    fields = {field.alias or name for name, field in provider.config_model.model_fields.items()}
+    assert provider.secret_fields | provider.url_fields <= fields
+    assert provider.secret_fields or provider.url_fields, "every provider holds a credential of some kind"

@@ -103,7 +103,7 @@ def add_provider(
             name,
             provider_type,
             key_ring().encrypt(json.dumps(stored)),
-            Jsonb(notify.masked_config(stored)),
+            Jsonb(notify.masked_config(provider_type, stored)),
         ),
     )[0][0]
 

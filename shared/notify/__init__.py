@@ -13,9 +13,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.errors import PrefixedValidationError
-from shared.notify import apprise, discord, email, slack, teams, telegram, webhook
+from shared.notify import apprise, discord, email, masking, slack, teams, telegram, webhook
 from shared.notify.base import Provider, SendResult, send
-from shared.notify.masking import masked_config
 from shared.notify.message import AlertMessage, build_message
 
 __all__ = [
@@ -56,6 +55,12 @@ def validate_provider_config(provider_type: str, config: dict) -> dict:
     stored = parsed.model_dump(by_alias=True, exclude_none=True)
     provider.validate(stored)
     return stored
+
+
+def masked_config(provider_type: str, config: dict) -> dict:
+    """A provider's stored config as API reads show it: its secret fields and URL paths masked."""
+    provider = PROVIDERS[provider_type]
+    return masking.masked_config(config, provider.secret_fields, provider.url_fields)
 
 
 async def send_to_provider(

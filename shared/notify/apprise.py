@@ -27,6 +27,7 @@ class AppriseConfig(ApiModel):
 
 class AppriseProvider(Provider):
     config_model = AppriseConfig
+    url_fields = frozenset({"url"})  # Apprise URLs carry their tokens and passwords
 
     def validate(self, stored: dict) -> None:
         require_plugin(stored["url"], None, "config.url", None)

@@ -68,6 +68,10 @@ class Provider:
 
     config_model: ClassVar[type[ApiModel]]
     body_format: ClassVar[str | None] = "text"  # Apprise's NotifyFormat value for body(), None: the raw body
+    # Config keys (camelCase) that are never shown and are cut from every error text.
+    secret_fields: ClassVar[frozenset[str]] = frozenset()
+    # URLs whose scheme and host may be shown, but whose path and query may carry a token.
+    url_fields: ClassVar[frozenset[str]] = frozenset()
 
     def validate(self, stored: dict) -> None:
         """Checks on the stored form beyond the config model's; raises a FieldError naming config.<field>."""
@@ -142,7 +146,7 @@ async def send(provider: Provider, config: Mapping[str, Any], message: AlertMess
             for target in targets
         )
     )
-    secrets = secrets_in(config)
+    secrets = secrets_in(config, provider.secret_fields, provider.url_fields)
     sent = sum(result.ok for result in results)
     status = "sent" if sent == len(results) else "failed" if sent == 0 else "partial"
     failures = [

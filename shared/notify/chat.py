@@ -21,6 +21,7 @@ class ChatWebhookConfig(ApiModel):
 
 class ChatWebhookProvider(Provider):
     config_model = ChatWebhookConfig
+    url_fields = frozenset({"webhookUrl"})  # the path is the webhook's credential
 
     def __init__(self, service: str, plugins: set[str]):
         self.service = service  # as error messages name it: "is not a <service> URL"

@@ -90,6 +90,7 @@ def _email_url(config: Mapping[str, Any], recipient: str) -> str:
 class EmailProvider(Provider):
     config_model = EmailConfig
     body_format = "html"
+    secret_fields = frozenset({"password"})
 
     def targets(self, config: Mapping[str, Any]) -> list[Target]:
         # One target per address: each recipient is reported (SendResult.recipients) and retried alone.

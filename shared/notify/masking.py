@@ -7,23 +7,21 @@ Used by the API's provider endpoints (shared/api/services/providers.py, config_m
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from shared.security import mask
 
-_SECRET_KEYS = {"password", "botToken", "template"}
-_URL_KEYS = {"url", "webhookUrl"}
 
-
-def masked_config(config: dict) -> dict:
-    """What API reads show: hosts and addresses stay readable, anything that could carry a token is masked."""
+def masked_config(config: dict, secret_fields: Collection[str], url_fields: Collection[str]) -> dict:
+    """What API reads show: hosts and addresses stay readable, anything that could carry a token is masked.
+    The fields are the provider's own (Provider.secret_fields and url_fields)."""
     masked: dict[str, Any] = {}
     for key, value in config.items():
-        if key in _URL_KEYS and isinstance(value, str):
+        if key in url_fields and isinstance(value, str):
             masked[key] = _masked_url(value)
-        elif key in _SECRET_KEYS and value:
+        elif key in secret_fields and value:
             masked[key] = mask(str(value))
         else:
             masked[key] = value
@@ -44,15 +42,17 @@ def _masked_url(url: str) -> str:
     return shown + (mask(hidden) if hidden.strip("/") else hidden)
 
 
-def secrets_in(config: Mapping[str, Any]) -> list[str]:
+def secrets_in(
+    config: Mapping[str, Any], secret_fields: Collection[str], url_fields: Collection[str]
+) -> list[str]:
     """Substrings of a config that must never reach an error text: passwords, tokens, URL paths and queries."""
     found: list[str] = []
     for key, value in config.items():
         if not isinstance(value, str) or not value:
             continue
-        if key in _SECRET_KEYS:
+        if key in secret_fields:
             found.append(value)
-        if key in _URL_KEYS:
+        if key in url_fields:
             parts = urlsplit(value)
             found += [p for p in re.split(r"[/?&=:@]", value.split("://", 1)[-1]) if len(p) >= 6]
             found += [p for p in (parts.password, parts.path.strip("/"), parts.query) if p and len(p) >= 6]

@@ -19,6 +19,7 @@ class TelegramConfig(ApiModel):
 
 class TelegramProvider(Provider):
     config_model = TelegramConfig
+    secret_fields = frozenset({"botToken"})
 
     def targets(self, config: Mapping[str, Any]) -> list[Target]:
         return [Target(f"tgram://{config['botToken']}/{config['chatId']}/")]

@@ -85,6 +85,8 @@ def post_webhook(url: str, body: str) -> Failure | None:
 class WebhookProvider(Provider):
     config_model = WebhookConfig
     body_format = None
+    secret_fields = frozenset({"template"})  # a template may embed a token for the receiver
+    url_fields = frozenset({"url"})
 
     def targets(self, config: Mapping[str, Any]) -> list[Target]:
         parts = urlsplit(config["url"])

@@ -61,7 +61,7 @@ async def create_provider(
                     spec.name,
                     spec.type,
                     key_ring().encrypt(json.dumps(spec.config)),
-                    Jsonb(masked_config(spec.config)),
+                    Jsonb(masked_config(spec.type, spec.config)),
                 ),
             )
         ).fetchone()
@@ -103,7 +103,7 @@ async def update_provider(
                 config = validate_provider_config(row["type"], patch.config)
             except ValueError as error:
                 raise ApiError(400, "validation_error", str(error), str(error).partition(":")[0]) from None
-            encrypted, masked = key_ring().encrypt(json.dumps(config)), masked_config(config)
+            encrypted, masked = key_ring().encrypt(json.dumps(config)), masked_config(row["type"], config)
         row = await (
             await conn.execute(
                 """update notification_providers set name = coalesce(%s, name), enabled = coalesce(%s, enabled),
