@@ -71,6 +71,10 @@ class Endpoint:
     status: int = 200
     authenticated: bool = True
     streaming: bool = False
+    operation_id: str = ""  # the OpenAPI operationId and route name; the handler's name unless given
+
+    def __post_init__(self):
+        self.operation_id = self.operation_id or self.handler.__name__
 
     @property
     def response_model(self) -> Any:
@@ -94,11 +98,23 @@ def endpoint(
     status=200,
     authenticated=True,
     streaming=False,
+    operation_id="",
 ):
     def register(handler: Handler) -> Handler:
         ENDPOINTS.append(
             Endpoint(
-                method, path, handler, summary, tag, body, query, response, status, authenticated, streaming
+                method,
+                path,
+                handler,
+                summary,
+                tag,
+                body,
+                query,
+                response,
+                status,
+                authenticated,
+                streaming,
+                operation_id,
             )
         )
         return handler
