@@ -79,7 +79,7 @@ class Endpoint:
     @property
     def response_model(self) -> Any:
         """The response model; given as a function when its module is heavy and only the OpenAPI document
-        needs the model itself (e.g. `lambda: rollups.UptimeReport`)."""
+        needs the model itself (e.g. `lambda: long_range.UptimeReport`)."""
         return self.response() if inspect.isfunction(self.response) else self.response
 
 

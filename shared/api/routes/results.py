@@ -7,7 +7,7 @@ from shared.api.requests import ResultsQuery, StatsQuery, UptimeQuery
 from shared.api.schemas import LocationStats, ResultPage, RunOut
 
 monitors = LazyModule("shared.api.services.monitors")
-rollups = LazyModule("shared.pipeline.rollups")
+long_range = LazyModule("shared.pipeline.long_range")
 
 
 @endpoint(
@@ -40,7 +40,7 @@ async def location_stats(ctx: Context, monitor_id: str):
     summary="Uptime over up to a year, per UTC day (rollups beyond the raw window)",
     tag="results",
     query=UptimeQuery,
-    response=lambda: rollups.UptimeReport,
+    response=lambda: long_range.UptimeReport,
 )
 async def monitor_uptime(ctx: Context, monitor_id: str):
     return await monitors.uptime(ctx.project_id, as_uuid(monitor_id, "monitor"), ctx.query.days)

@@ -333,11 +333,11 @@ async def location_stats(
     project_id: uuid.UUID, monitor_id: uuid.UUID, days: int, now: datetime | None = None
 ) -> LocationStats:
     """Per location over `days`: raw results inside the raw window, hourly/daily rollups beyond it."""
-    from shared.pipeline import rollups
+    from shared.pipeline import long_range
 
     await get_monitor(project_id, monitor_id)
     now = now or datetime.now(UTC)
-    long_range = await rollups.location_stats(monitor_id, days, now)
+    figures = await long_range.location_stats(monitor_id, days, now)
     async with db.transaction() as conn:
         latest = await (
             await conn.execute(
@@ -362,16 +362,16 @@ async def location_stats(
                 p95_response_time=_round(stat.p95_response_time),
                 latest=latest_by_location.get(stat.location),
             )
-            for stat in sorted(long_range.data, key=lambda stat: stat.location)
+            for stat in sorted(figures.data, key=lambda stat: stat.location)
         ]
     )
 
 
 async def uptime(project_id: uuid.UUID, monitor_id: uuid.UUID, days: int):
-    from shared.pipeline import rollups
+    from shared.pipeline import long_range
 
     await get_monitor(project_id, monitor_id)
-    return await rollups.uptime(monitor_id, days)
+    return await long_range.uptime(monitor_id, days)
 
 
 def _round(value: float | None) -> float | None:
