@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from shared.api.services import monitors
+from shared.api.services import results
 from shared.pipeline import long_range, rollups
 from shared.pipeline.cleanup import run_cleanup
 from shared.rules.retention import RetentionConfig, floor_day, floor_hour, percentile_cont
@@ -173,7 +173,7 @@ def test_long_range_stats_after_cleanup_equal_what_the_raw_data_gave(clean, aio)
 def test_inside_the_raw_window_the_figures_are_the_results_apis(clean, aio):
     monitor_id, _ = seed_year(clean, monitors=2, step="20 minutes", days=20)
     project_id = clean.sql("select project_id from monitors where id = %s", (monitor_id,))[0][0]
-    api = aio.run(monitors.location_stats(project_id, monitor_id, 14, now=NOW))
+    api = aio.run(results.location_stats(project_id, monitor_id, 14, now=NOW))
     ours = aio.run(long_range.location_stats(monitor_id, 14, now=NOW))
     assert [
         (

@@ -1,4 +1,4 @@
-"""The long-range reads for the api function's location stats and uptime (shared.api.services.monitors): daily
+"""The long-range reads for the api function's location stats and uptime (shared.api.services.results): daily
 rollups before the raw boundary (`raw_complete_from`, where cleanup stopped deleting), raw results from it on, so
 a window of any length gives the figures the raw rows gave while they existed."""
 

@@ -6,7 +6,7 @@ from shared.api.framework import Context, LazyModule, as_uuid, endpoint
 from shared.api.requests import ResultsQuery, StatsQuery, UptimeQuery
 from shared.api.schemas import LocationStats, ResultPage, RunOut
 
-monitors = LazyModule("shared.api.services.monitors")
+results = LazyModule("shared.api.services.results")
 long_range = LazyModule("shared.pipeline.long_range")
 
 
@@ -19,7 +19,7 @@ long_range = LazyModule("shared.pipeline.long_range")
     response=ResultPage,
 )
 async def monitor_results(ctx: Context, monitor_id: str):
-    return await monitors.results_page(ctx.project_id, as_uuid(monitor_id, "monitor"), ctx.query)
+    return await results.results_page(ctx.project_id, as_uuid(monitor_id, "monitor"), ctx.query)
 
 
 @endpoint(
@@ -31,7 +31,7 @@ async def monitor_results(ctx: Context, monitor_id: str):
     response=LocationStats,
 )
 async def location_stats(ctx: Context, monitor_id: str):
-    return await monitors.location_stats(ctx.project_id, as_uuid(monitor_id, "monitor"), ctx.query.days)
+    return await results.location_stats(ctx.project_id, as_uuid(monitor_id, "monitor"), ctx.query.days)
 
 
 @endpoint(
@@ -43,7 +43,7 @@ async def location_stats(ctx: Context, monitor_id: str):
     response=lambda: long_range.UptimeReport,
 )
 async def monitor_uptime(ctx: Context, monitor_id: str):
-    return await monitors.uptime(ctx.project_id, as_uuid(monitor_id, "monitor"), ctx.query.days)
+    return await results.uptime(ctx.project_id, as_uuid(monitor_id, "monitor"), ctx.query.days)
 
 
 @endpoint(
@@ -54,4 +54,4 @@ async def monitor_uptime(ctx: Context, monitor_id: str):
     response=RunOut,
 )
 async def get_run(ctx: Context, run_id: str):
-    return await monitors.get_run(ctx.project_id, as_uuid(run_id, "run"))
+    return await results.get_run(ctx.project_id, as_uuid(run_id, "run"))
