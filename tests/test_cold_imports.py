@@ -80,6 +80,8 @@ def test_the_api_answers_health_without_the_database_driver_redis_or_an_http_cli
         "shared.notify",
         "shared.api.services.monitors",
         "shared.pipeline.rollups",
+        "shared.pipeline.long_range",
+        "shared.api.services.results",
     ]
     assert loaded(modules, NEVER_AT_IMPORT + heavy) == []
 

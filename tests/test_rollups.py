@@ -8,11 +8,10 @@ from datetime import timedelta
 
 import pytest
 
-from shared.api.services import monitors
-from shared.pipeline import rollups
+from shared.api.services import results
+from shared.pipeline import long_range, rollups
 from shared.pipeline.cleanup import run_cleanup
-from shared.pipeline.rollups import percentile_cont
-from shared.rules.retention import RetentionConfig, floor_day, floor_hour
+from shared.rules.retention import RetentionConfig, floor_day, floor_hour, percentile_cont
 from shared.settings import reset_settings_cache
 from tests.test_retention_cleanup import CUTOFF, NOW, seed_year
 
@@ -152,30 +151,30 @@ def test_long_range_stats_after_cleanup_equal_what_the_raw_data_gave(clean, aio)
         days: clean.sql(_RAW_DAILY_UPTIME, (rollups.UTC_ORIGIN, monitor_id, since))
         for days, since in windows.items()
     }
-    before_cleanup = aio.run(rollups.location_stats(monitor_id, 7, now=NOW))
+    before_cleanup = aio.run(long_range.location_stats(monitor_id, 7, now=NOW))
 
     report = aio.run(run_cleanup(dry_run=False, now=NOW, config=RetentionConfig()))
     assert report.results_deleted > 50_000 and report.rollups.hourly_pruned > 0
     assert clean.sql("select min(bucket) from rollup_hourly")[0][0] >= floor_day(NOW - timedelta(days=90))
 
     for days, since in windows.items():
-        stats = aio.run(rollups.location_stats(monitor_id, days, now=NOW))
+        stats = aio.run(long_range.location_stats(monitor_id, days, now=NOW))
         assert stats.since == since and stats.raw_from == (since if days == 7 else CUTOFF)
         assert [stat_tuple(stat) for stat in stats.data] == expected_stats[days], f"{days} days"
-        uptime = aio.run(rollups.uptime(monitor_id, days, now=NOW))
+        uptime = aio.run(long_range.uptime(monitor_id, days, now=NOW))
         assert [(d.day, d.checks, d.up_checks) for d in uptime.days] == expected_uptime[days], f"{days} days"
         total = sum(row[1] for row in expected_uptime[days])
         up = sum(row[2] for row in expected_uptime[days])
         assert (uptime.checks, uptime.up_checks) == (total, up)
         assert uptime.uptime_percentage == pytest.approx(100.0 * up / total, rel=1e-12)
-    assert aio.run(rollups.location_stats(monitor_id, 7, now=NOW)) == before_cleanup
+    assert aio.run(long_range.location_stats(monitor_id, 7, now=NOW)) == before_cleanup
 
 
 def test_inside_the_raw_window_the_figures_are_the_results_apis(clean, aio):
     monitor_id, _ = seed_year(clean, monitors=2, step="20 minutes", days=20)
     project_id = clean.sql("select project_id from monitors where id = %s", (monitor_id,))[0][0]
-    api = aio.run(monitors.location_stats(project_id, monitor_id, 14, now=NOW))
-    ours = aio.run(rollups.location_stats(monitor_id, 14, now=NOW))
+    api = aio.run(results.location_stats(project_id, monitor_id, 14, now=NOW))
+    ours = aio.run(long_range.location_stats(monitor_id, 14, now=NOW))
     assert [
         (
             s.location,

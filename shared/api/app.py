@@ -20,7 +20,7 @@ def _route(spec: Endpoint) -> Route:
     async def run(request: Request) -> Response:
         return await invoke(spec, request)
 
-    return Route(spec.path, run, methods=[spec.method], name=spec.handler.__name__)
+    return Route(spec.path, run, methods=[spec.method], name=spec.operation_id)
 
 
 @lru_cache(maxsize=1)

@@ -71,11 +71,15 @@ class Endpoint:
     status: int = 200
     authenticated: bool = True
     streaming: bool = False
+    operation_id: str = ""  # the OpenAPI operationId and route name; the handler's name unless given
+
+    def __post_init__(self):
+        self.operation_id = self.operation_id or self.handler.__name__
 
     @property
     def response_model(self) -> Any:
         """The response model; given as a function when its module is heavy and only the OpenAPI document
-        needs the model itself (e.g. `lambda: rollups.UptimeReport`)."""
+        needs the model itself (e.g. `lambda: long_range.UptimeReport`)."""
         return self.response() if inspect.isfunction(self.response) else self.response
 
 
@@ -94,11 +98,23 @@ def endpoint(
     status=200,
     authenticated=True,
     streaming=False,
+    operation_id="",
 ):
     def register(handler: Handler) -> Handler:
         ENDPOINTS.append(
             Endpoint(
-                method, path, handler, summary, tag, body, query, response, status, authenticated, streaming
+                method,
+                path,
+                handler,
+                summary,
+                tag,
+                body,
+                query,
+                response,
+                status,
+                authenticated,
+                streaming,
+                operation_id,
             )
         )
         return handler

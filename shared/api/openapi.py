@@ -44,7 +44,7 @@ def openapi_document() -> dict[str, Any]:
     paths: dict[str, dict] = {}
     for spec in ENDPOINTS:
         operation: dict[str, Any] = {
-            "operationId": spec.handler.__name__,
+            "operationId": spec.operation_id,
             "summary": spec.summary,
             "tags": [spec.tag],
             "parameters": _path_parameters(spec.path) + _query_parameters(spec.query),

@@ -1,4 +1,5 @@
-"""Hourly and daily rollups of raw results, built in small steps behind watermarks, and the long-range reads on them.
+"""Hourly and daily rollups of raw results, built in small steps behind watermarks: the aggregate function's sweep
+steps them (rollup_step), cleanup catches up, reconciles and prunes them, shared.pipeline.long_range reads them.
 
 Every rollup keeps the exact response-time histogram, so daily percentiles (and those of any longer window) are
 the percentile_cont of the raw rows, not an approximation. Reads take daily rollups before the raw boundary
@@ -9,17 +10,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from math import ceil, floor
+from datetime import UTC, datetime
 
 from psycopg import AsyncConnection
-from pydantic import Field
 
 from shared import db
-from shared.models import ApiModel
 from shared.rules.retention import (
     DAY,
     HOUR,
@@ -40,8 +36,6 @@ DAILY_MARK = "rollup_daily_through"
 RAW_MARK = "raw_complete_from"
 UP_STATUSES = ("up", "degraded")  # as the results API counts them
 PERCENTILES = (0.5, 0.95, 0.99)
-
-# --- building -----------------------------------------------------------------------------------
 
 # `{monitors}` is every monitor, or a chosen few when reconciling. The lateral per-monitor range scan uses the
 # (monitor_id, checked_at) index; a plain range on checked_at would scan the whole table (it has no index).
@@ -323,207 +317,3 @@ async def prune_hourly(before: datetime, batch_size: int, limit: int) -> int:
         if cursor.rowcount < size:
             break
     return deleted
-
-
-# --- reading ------------------------------------------------------------------------------------
-
-
-def percentile_cont(histogram: Iterable[tuple[int, int]], fraction: float) -> float | None:
-    """PostgreSQL's percentile_cont over the multiset a histogram of (value, count) stands for: linear
-    interpolation between the values at rows floor(f*(n-1)) and ceil(f*(n-1)), computed the same way."""
-    pairs = sorted((value, count) for value, count in histogram if count > 0)
-    total = sum(count for _, count in pairs)
-    if total == 0:
-        return None
-    position = fraction * (total - 1)
-    first_row, second_row = floor(position), ceil(position)
-
-    def value_at(row: int) -> float:
-        seen = 0
-        for value, count in pairs:
-            seen += count
-            if row < seen:
-                return float(value)
-        raise AssertionError("row beyond the histogram")
-
-    first = value_at(first_row)
-    if second_row == first_row:
-        return first
-    second = value_at(second_row)
-    return first + (position - first_row) * (second - first)
-
-
-def read_window(now: datetime, days: int, raw_complete_from: datetime | None) -> tuple[datetime, datetime]:
-    """(since, raw_from): a window inside the raw data reads raw only, from exactly `days` ago. One reaching
-    past the raw boundary starts at a UTC day (daily rollups cannot split a day) and switches to raw at it."""
-    since = now - timedelta(days=days)
-    if raw_complete_from is None or since >= raw_complete_from:
-        return since, since
-    return floor_day(since), raw_complete_from
-
-
-class LongRangeLocationStat(ApiModel):
-    """One location's figures over a window, named as the results API's LocationStat (unrounded)."""
-
-    location: str
-    total_checks: int
-    up_checks: int
-    uptime_percentage: float | None
-    avg_response_time: float | None
-    min_response_time: float | None
-    max_response_time: float | None
-    p50_response_time: float | None
-    p95_response_time: float | None
-    p99_response_time: float | None
-
-
-class LongRangeStats(ApiModel):
-    monitor_id: uuid.UUID
-    since: datetime
-    raw_from: datetime
-    until: datetime
-    data: list[LongRangeLocationStat]
-
-
-class DayUptime(ApiModel):
-    day: date
-    checks: int
-    up_checks: int
-    uptime_percentage: float
-
-
-class UptimeReport(ApiModel):
-    monitor_id: uuid.UUID
-    since: datetime
-    raw_from: datetime
-    until: datetime
-    checks: int
-    up_checks: int
-    uptime_percentage: float | None
-    days: list[DayUptime] = Field(default_factory=list)
-
-
-_LOCATION_TOTALS = """
-select location, sum(checks)::bigint as checks, sum(up_checks)::bigint as up_checks,
-       sum(response_count)::bigint as response_count, sum(response_sum_ms)::bigint as response_sum_ms,
-       min(min_ms) as min_ms, max(max_ms) as max_ms
-from (
-    select location, checks, up_checks, response_count, response_sum_ms,
-           min_response_ms as min_ms, max_response_ms as max_ms
-    from rollup_daily where monitor_id = %(monitor_id)s and bucket >= %(since)s and bucket < %(raw_from)s
-    union all
-    select location, count(*), count(*) filter (where status = any(%(up)s)), count(response_time_ms),
-           coalesce(sum(response_time_ms), 0), min(response_time_ms), max(response_time_ms)
-    from monitor_results where monitor_id = %(monitor_id)s and checked_at >= %(raw_from)s
-    group by location
-) parts
-group by location order by location
-"""
-
-_LOCATION_HISTOGRAMS = """
-select location, v, sum(c)::bigint as c
-from (
-    select d.location, u.v, u.c
-    from rollup_daily d cross join lateral unnest(d.response_values_ms, d.response_value_counts) as u(v, c)
-    where d.monitor_id = %(monitor_id)s and d.bucket >= %(since)s and d.bucket < %(raw_from)s
-    union all
-    select location, response_time_ms, count(*)
-    from monitor_results
-    where monitor_id = %(monitor_id)s and checked_at >= %(raw_from)s and response_time_ms is not null
-    group by location, response_time_ms
-) parts
-group by location, v order by location, v
-"""
-
-_DAILY_UPTIME = """
-select day, sum(checks)::bigint as checks, sum(up_checks)::bigint as up_checks
-from (
-    select bucket as day, checks, up_checks
-    from rollup_daily where monitor_id = %(monitor_id)s and bucket >= %(since)s and bucket < %(raw_from)s
-    union all
-    select date_bin('1 day', checked_at, %(origin)s), count(*), count(*) filter (where status = any(%(up)s))
-    from monitor_results where monitor_id = %(monitor_id)s and checked_at >= %(raw_from)s
-    group by 1
-) parts
-group by day order by day
-"""
-
-
-async def _window(conn: AsyncConnection, now: datetime, days: int) -> tuple[datetime, datetime]:
-    marks = await read_marks(conn)
-    return read_window(now, days, marks.get(RAW_MARK))
-
-
-async def location_stats(monitor_id: uuid.UUID, days: int, now: datetime | None = None) -> LongRangeStats:
-    """Per location over the last `days`: what the raw rows gave while they existed, for any length of window."""
-    now = now or datetime.now(UTC)
-    async with db.transaction() as conn:
-        since, raw_from = await _window(conn, now, days)
-        params = {"monitor_id": monitor_id, "since": since, "raw_from": raw_from, "up": list(UP_STATUSES)}
-        totals = await (await conn.execute(_LOCATION_TOTALS, params, prepare=False)).fetchall()
-        histogram_rows = await (await conn.execute(_LOCATION_HISTOGRAMS, params, prepare=False)).fetchall()
-    histograms: dict[str, Counter] = {}
-    for row in histogram_rows:
-        histograms.setdefault(row["location"], Counter())[row["v"]] += row["c"]
-    data = []
-    for row in totals:
-        histogram = histograms.get(row["location"], Counter())
-        pct = {f: percentile_cont(histogram.items(), f) for f in PERCENTILES}
-        data.append(
-            LongRangeLocationStat(
-                location=row["location"],
-                total_checks=row["checks"],
-                up_checks=row["up_checks"],
-                uptime_percentage=100.0 * row["up_checks"] / row["checks"] if row["checks"] else None,
-                avg_response_time=row["response_sum_ms"] / row["response_count"]
-                if row["response_count"]
-                else None,
-                min_response_time=row["min_ms"],
-                max_response_time=row["max_ms"],
-                p50_response_time=pct[0.5],
-                p95_response_time=pct[0.95],
-                p99_response_time=pct[0.99],
-            )
-        )
-    return LongRangeStats(monitor_id=monitor_id, since=since, raw_from=raw_from, until=now, data=data)
-
-
-async def uptime(monitor_id: uuid.UUID, days: int, now: datetime | None = None) -> UptimeReport:
-    """Uptime over the last `days` (up or degraded location checks over all of them), with a UTC-day series."""
-    now = now or datetime.now(UTC)
-    async with db.transaction() as conn:
-        since, raw_from = await _window(conn, now, days)
-        rows = await (
-            await conn.execute(
-                _DAILY_UPTIME,
-                {
-                    "monitor_id": monitor_id,
-                    "since": since,
-                    "raw_from": raw_from,
-                    "up": list(UP_STATUSES),
-                    "origin": UTC_ORIGIN,
-                },
-                prepare=False,
-            )
-        ).fetchall()
-    series = [
-        DayUptime(
-            day=row["day"].astimezone(UTC).date(),
-            checks=row["checks"],
-            up_checks=row["up_checks"],
-            uptime_percentage=100.0 * row["up_checks"] / row["checks"],
-        )
-        for row in rows
-    ]
-    checks = sum(day.checks for day in series)
-    up_checks = sum(day.up_checks for day in series)
-    return UptimeReport(
-        monitor_id=monitor_id,
-        since=since,
-        raw_from=raw_from,
-        until=now,
-        checks=checks,
-        up_checks=up_checks,
-        uptime_percentage=100.0 * up_checks / checks if checks else None,
-        days=series,
-    )

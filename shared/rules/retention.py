@@ -1,5 +1,5 @@
-"""Retention decisions, pure: configuration, cutoffs, batch plans, stream trim floors, artifacts to expire, reports.
-Used by the cleanup function (shared/pipeline/cleanup.py) and the rollups it builds."""
+"""Retention decisions, pure: configuration, cutoffs, batch plans, rollup windows and their percentiles, stream
+trim floors, artifacts to expire, reports. Used by shared/pipeline's cleanup, rollups and long_range modules."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from math import ceil, floor
 
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -116,11 +117,60 @@ def next_batch_size(done: int, batch_size: int, safety_limit: int) -> int:
     return max(0, min(batch_size, safety_limit - done))
 
 
+@dataclass
+class Budget:
+    """The per-run safety limit, spent batch by batch."""
+
+    limit: int
+    used: int = 0
+
+    def next(self, batch_size: int) -> int:
+        return next_batch_size(self.used, batch_size, self.limit)
+
+    @property
+    def spent(self) -> bool:
+        return self.used >= self.limit
+
+
 def next_window(start: datetime, target: datetime, step: timedelta, max_steps: int) -> datetime | None:
     """The end of the next incremental rollup step from `start` towards `target`, or None when caught up."""
     if start >= target:
         return None
     return min(target, start + step * max_steps)
+
+
+def read_window(now: datetime, days: int, raw_complete_from: datetime | None) -> tuple[datetime, datetime]:
+    """(since, raw_from): a window inside the raw data reads raw only, from exactly `days` ago. One reaching
+    past the raw boundary starts at a UTC day (daily rollups cannot split a day) and switches to raw at it."""
+    since = now - timedelta(days=days)
+    if raw_complete_from is None or since >= raw_complete_from:
+        return since, since
+    return floor_day(since), raw_complete_from
+
+
+def percentile_cont(histogram: Iterable[tuple[int, int]], fraction: float) -> float | None:
+    """PostgreSQL's percentile_cont over the multiset a histogram of (value, count) stands for: linear
+    interpolation between the values at rows floor(f*(n-1)) and ceil(f*(n-1)), computed the same way."""
+    pairs = sorted((value, count) for value, count in histogram if count > 0)
+    total = sum(count for _, count in pairs)
+    if total == 0:
+        return None
+    position = fraction * (total - 1)
+    first_row, second_row = floor(position), ceil(position)
+
+    def value_at(row: int) -> float:
+        seen = 0
+        for value, count in pairs:
+            seen += count
+            if row < seen:
+                return float(value)
+        raise AssertionError("row beyond the histogram")
+
+    first = value_at(first_row)
+    if second_row == first_row:
+        return first
+    second = value_at(second_row)
+    return first + (position - first_row) * (second - first)
 
 
 # --- Redis streams ------------------------------------------------------------------------------

@@ -1,0 +1,57 @@
+"""The api function's result endpoints (tag "results"): a monitor's results, location stats, uptime, runs."""
+
+from __future__ import annotations
+
+from shared.api.framework import Context, LazyModule, as_uuid, endpoint
+from shared.api.requests import ResultsQuery, StatsQuery, UptimeQuery
+from shared.api.schemas import LocationStats, ResultPage, RunOut
+
+results = LazyModule("shared.api.services.results")
+long_range = LazyModule("shared.pipeline.long_range")
+
+
+@endpoint(
+    "GET",
+    "/monitors/{monitor_id}/results",
+    summary="A monitor's results, newest first",
+    tag="results",
+    query=ResultsQuery,
+    response=ResultPage,
+)
+async def monitor_results(ctx: Context, monitor_id: str):
+    return await results.results_page(ctx.project_id, as_uuid(monitor_id, "monitor"), ctx.query)
+
+
+@endpoint(
+    "GET",
+    "/monitors/{monitor_id}/location-stats",
+    summary="Uptime and response times per location",
+    tag="results",
+    query=StatsQuery,
+    response=LocationStats,
+)
+async def location_stats(ctx: Context, monitor_id: str):
+    return await results.location_stats(ctx.project_id, as_uuid(monitor_id, "monitor"), ctx.query.days)
+
+
+@endpoint(
+    "GET",
+    "/monitors/{monitor_id}/uptime",
+    summary="Uptime over up to a year, per UTC day (rollups beyond the raw window)",
+    tag="results",
+    query=UptimeQuery,
+    response=lambda: long_range.UptimeReport,
+)
+async def monitor_uptime(ctx: Context, monitor_id: str):
+    return await results.uptime(ctx.project_id, as_uuid(monitor_id, "monitor"), ctx.query.days)
+
+
+@endpoint(
+    "GET",
+    "/runs/{run_id}",
+    summary="One run: each location's result, missing locations, aggregated status",
+    tag="results",
+    response=RunOut,
+)
+async def get_run(ctx: Context, run_id: str):
+    return await results.get_run(ctx.project_id, as_uuid(run_id, "run"))

@@ -1,0 +1,152 @@
+"""A monitor's results, location stats, uptime and runs, as the API reads them (the "results" endpoints in
+shared/api/routes/results.py; always scoped to one project)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, time, timedelta
+
+from shared import db
+from shared.api.requests import ResultsQuery
+from shared.api.schemas import LocationStat, LocationStats, Pagination, ResultOut, ResultPage, RunOut, Timings
+from shared.api.services.monitors import get_monitor
+from shared.errors import ApiError
+
+
+def result_out(row: dict) -> ResultOut:
+    return ResultOut(
+        id=row["id"],
+        run_id=row["run_id"],
+        monitor_id=row["monitor_id"],
+        location=row["location"],
+        status=row["status"],
+        checked_at=row["checked_at"],
+        response_time_ms=row["response_time_ms"],
+        status_code=row["status_code"],
+        timings=Timings(
+            dns_ms=row["dns_ms"],
+            connect_ms=row["connect_ms"],
+            tls_ms=row["tls_ms"],
+            first_byte_ms=row["first_byte_ms"],
+        ),
+        message=row["message"],
+        details=row["details"],
+        is_status_change=row["is_status_change"],
+    )
+
+
+def _local_day_bounds(day, timezone_offset_minutes: int) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(), tzinfo=UTC) + timedelta(minutes=timezone_offset_minutes)
+    return start, start + timedelta(days=1)
+
+
+async def results_page(project_id: uuid.UUID, monitor_id: uuid.UUID, query: ResultsQuery) -> ResultPage:
+    await get_monitor(project_id, monitor_id)
+    conditions, params = ["monitor_id = %s"], [monitor_id]
+    if query.location:
+        conditions.append("location = %s")
+        params.append(query.location)
+    if query.date:
+        start, end = _local_day_bounds(query.date, query.timezone_offset)
+        conditions.append("checked_at >= %s and checked_at < %s")
+        params += [start, end]
+    where = " and ".join(conditions)
+    async with db.transaction() as conn:
+        total = (
+            await (
+                await conn.execute(f"select count(*) as n from monitor_results where {where}", params)
+            ).fetchone()
+        )["n"]
+        rows = await (
+            await conn.execute(
+                f"""select * from monitor_results where {where}
+                    order by checked_at desc, id desc limit %s offset %s""",
+                [*params, query.limit, (query.page - 1) * query.limit],
+            )
+        ).fetchall()
+    return ResultPage(
+        data=[result_out(row) for row in rows], pagination=Pagination.of(query.page, query.limit, total)
+    )
+
+
+async def location_stats(
+    project_id: uuid.UUID, monitor_id: uuid.UUID, days: int, now: datetime | None = None
+) -> LocationStats:
+    """Per location over `days`: raw results inside the raw window, hourly/daily rollups beyond it."""
+    from shared.pipeline import long_range
+
+    await get_monitor(project_id, monitor_id)
+    now = now or datetime.now(UTC)
+    figures = await long_range.location_stats(monitor_id, days, now)
+    async with db.transaction() as conn:
+        latest = await (
+            await conn.execute(
+                """select distinct on (location) * from monitor_results
+                   where monitor_id = %s and checked_at >= %s order by location, checked_at desc, id desc""",
+                (monitor_id, now - timedelta(days=days)),
+            )
+        ).fetchall()
+    latest_by_location = {row["location"]: result_out(row) for row in latest}
+    return LocationStats(
+        data=[
+            LocationStat(
+                location=stat.location,
+                total_checks=stat.total_checks,
+                up_checks=stat.up_checks,
+                uptime_percentage=round(stat.uptime_percentage, 3)
+                if stat.uptime_percentage is not None
+                else None,
+                avg_response_time=_round(stat.avg_response_time),
+                min_response_time=stat.min_response_time,
+                max_response_time=stat.max_response_time,
+                p95_response_time=_round(stat.p95_response_time),
+                latest=latest_by_location.get(stat.location),
+            )
+            for stat in sorted(figures.data, key=lambda stat: stat.location)
+        ]
+    )
+
+
+async def uptime(project_id: uuid.UUID, monitor_id: uuid.UUID, days: int):
+    from shared.pipeline import long_range
+
+    await get_monitor(project_id, monitor_id)
+    return await long_range.uptime(monitor_id, days)
+
+
+def _round(value: float | None) -> float | None:
+    return round(value, 2) if value is not None else None
+
+
+async def get_run(project_id: uuid.UUID, run_id: uuid.UUID) -> RunOut:
+    async with db.transaction() as conn:
+        run = await (
+            await conn.execute(
+                """select r.* from runs r join monitors m on m.id = r.monitor_id
+                   where r.id = %s and m.project_id = %s""",
+                (run_id, project_id),
+            )
+        ).fetchone()
+        if run is None:
+            raise ApiError(404, "not_found", "run not found")
+        results = await (
+            await conn.execute("select * from monitor_results where run_id = %s order by location", (run_id,))
+        ).fetchall()
+    reported = {row["location"] for row in results}
+    missing = (
+        run["missing_locations"]
+        if run["finalized_at"]
+        else [loc for loc in run["expected_locations"] if loc not in reported]
+    )
+    return RunOut(
+        id=run["id"],
+        monitor_id=run["monitor_id"],
+        status=run["status"],
+        is_partial=run["is_partial"],
+        scheduled_at=run["scheduled_at"],
+        finalized_at=run["finalized_at"],
+        deadline=run["deadline"],
+        expected_locations=run["expected_locations"],
+        missing_locations=missing,
+        results=[result_out(row) for row in results],
+    )
