@@ -13,9 +13,8 @@ from psycopg.types.json import Jsonb
 
 from shared import notify
 from shared.pipeline.aggregate import finalize_runs
-from shared.settings import reset_settings_cache
+from tests.factories import SmtpReceiver, default_project
 from tests.servers import wait_until
-from tests.test_notify_email import SmtpReceiver
 
 
 @pytest.fixture
@@ -115,7 +114,7 @@ def test_a_failure_during_maintenance_is_recorded_as_suppressed_and_alerts_once_
     api, infra, http_target, webhook_receiver
 ):
     provider_id = create_provider(api, "webhook", {"url": webhook_receiver.url})
-    project_id = infra.sql("select id from projects where is_default")[0][0]
+    project_id = default_project(infra)
     now = datetime.now(UTC)
     window_id = infra.sql(
         """insert into maintenance_windows (project_id, name, starts_at, ends_at)
@@ -140,7 +139,7 @@ def test_a_recurring_window_for_other_monitors_does_not_silence_this_one(
     api, infra, http_target, webhook_receiver
 ):
     provider_id = create_provider(api, "webhook", {"url": webhook_receiver.url})
-    project_id = infra.sql("select id from projects where is_default")[0][0]
+    project_id = default_project(infra)
     infra.sql(
         """insert into maintenance_windows (project_id, name, monitor_ids, cron, duration_minutes)
            values (%s, 'always, elsewhere', %s, '* * * * *', 5)""",
@@ -217,10 +216,8 @@ def test_an_email_alert_and_a_templated_webhook_from_one_failure(api, infra, htt
 
 
 @pytest.fixture
-def ssl_monitor(clean, aio, webhook_receiver, monkeypatch):
-    monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "true")
-    reset_settings_cache()
-    project_id = clean.sql("select id from projects where is_default")[0][0]
+def ssl_monitor(clean, aio, webhook_receiver, internal_targets):
+    project_id = default_project(clean)
     stored = notify.validate_provider_config("webhook", {"url": webhook_receiver.url})
     from shared.security import key_ring
 
@@ -239,8 +236,7 @@ def ssl_monitor(clean, aio, webhook_receiver, monkeypatch):
            values (%s, 'Storefront', 'http_request', 'https://shop.example.net/', %s, 60, %s) returning id""",
         (project_id, Jsonb({"sslDaysUntilExpirationWarning": 14}), Jsonb(alert_config)),
     )[0][0]
-    yield monitor_id
-    reset_settings_cache()
+    return monitor_id
 
 
 def finalize_run(infra, aio, monitor_id, at: datetime, status: str, ssl: dict | None) -> uuid.UUID:

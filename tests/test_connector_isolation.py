@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from openfaas.connector.connector import Connector, ConnectorConfig
 from shared import streams
 from shared.models import ResultEnvelope
+from tests.factories import a_job
 from tests.servers import wait_until
-from tests.test_bundles import a_job
 
 
 class BlockingGateway:

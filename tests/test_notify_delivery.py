@@ -17,8 +17,7 @@ from shared import notify
 from shared.errors import ApiError
 from shared.models import AlertEnvelope
 from shared.security import key_ring
-from shared.settings import reset_settings_cache
-from tests.test_notify_email import SmtpReceiver
+from tests.factories import SmtpReceiver, default_project
 
 
 class ScriptedReceiver:
@@ -71,21 +70,13 @@ def receivers() -> Iterator[list]:
 
 
 @pytest.fixture
-def fast_retries(monkeypatch):
-    monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "true")
+def fast_retries(internal_targets, monkeypatch):
     monkeypatch.setattr(notify, "RETRY_BACKOFF_SECONDS", (0.01, 0.01))
-    reset_settings_cache()
-    yield
-    reset_settings_cache()
 
 
 @pytest.fixture
 def env(clean, aio, fast_retries, receivers):
     return clean
-
-
-def default_project(infra) -> uuid.UUID:
-    return infra.sql("select id from projects where is_default")[0][0]
 
 
 def add_provider(
