@@ -152,11 +152,22 @@ def webhook_receiver() -> Iterator[LoopbackHttpServer]:
     server.stop()
 
 
-@pytest.fixture
-def internal_targets(monkeypatch) -> Iterator[None]:
-    """Lets in-process checks and saves reach loopback targets for one test (ALLOW_INTERNAL_TARGETS)."""
-    monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "true")
+def _internal_targets(monkeypatch, allowed: bool) -> Iterator[None]:
+    # Set in the environment, not only in the settings, so processes a test starts inherit it too.
+    monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "true" if allowed else "false")
     reset_settings_cache()
     yield
     monkeypatch.undo()
     reset_settings_cache()
+
+
+@pytest.fixture
+def internal_targets(monkeypatch) -> Iterator[None]:
+    """Lets in-process checks and saves reach loopback targets for one test (ALLOW_INTERNAL_TARGETS)."""
+    yield from _internal_targets(monkeypatch, allowed=True)
+
+
+@pytest.fixture
+def internal_targets_blocked(monkeypatch) -> Iterator[None]:
+    """Internal targets refused, as by default, whatever the environment the tests were started in says."""
+    yield from _internal_targets(monkeypatch, allowed=False)

@@ -15,8 +15,8 @@ from shared import notify
 from shared.pipeline.aggregate import finalize_runs
 from shared.pipeline.alert import send_alerts
 from shared.settings import reset_settings_cache
+from tests.factories import SmtpReceiver, default_project
 from tests.servers import wait_until
-from tests.test_notify_email import SmtpReceiver
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ def test_a_failure_during_maintenance_is_recorded_as_suppressed_and_alerts_once_
     api, infra, http_target, webhook_receiver
 ):
     provider_id = create_provider(api, "webhook", {"url": webhook_receiver.url})
-    project_id = infra.sql("select id from projects where is_default")[0][0]
+    project_id = default_project(infra)
     now = datetime.now(UTC)
     window_id = infra.sql(
         """insert into maintenance_windows (project_id, name, starts_at, ends_at)
@@ -141,7 +141,7 @@ def test_a_recurring_window_for_other_monitors_does_not_silence_this_one(
     api, infra, http_target, webhook_receiver
 ):
     provider_id = create_provider(api, "webhook", {"url": webhook_receiver.url})
-    project_id = infra.sql("select id from projects where is_default")[0][0]
+    project_id = default_project(infra)
     infra.sql(
         """insert into maintenance_windows (project_id, name, monitor_ids, cron, duration_minutes)
            values (%s, 'always, elsewhere', %s, '* * * * *', 5)""",
@@ -218,10 +218,21 @@ def test_an_email_alert_and_a_templated_webhook_from_one_failure(api, infra, htt
 
 
 @pytest.fixture
-def ssl_monitor(clean, aio, webhook_receiver, monkeypatch):
-    monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "true")
+def unread_redis(infra, monkeypatch):
+    """Points this process's Redis at a database no connector reads. The tests above start the module's `stack`,
+    which keeps running (module scope); once `clean` has flushed Redis its connector re-creates its consumer
+    groups from the start of each stream, and its alert function would also send the alerts finalized here
+    (the failure alert among them) to this test's receiver."""
+    monkeypatch.setenv("REDIS_URL", infra.redis_url.rsplit("/", 1)[0] + "/1")
     reset_settings_cache()
-    project_id = clean.sql("select id from projects where is_default")[0][0]
+    yield
+    monkeypatch.setenv("REDIS_URL", infra.redis_url)
+    reset_settings_cache()
+
+
+@pytest.fixture
+def ssl_monitor(clean, aio, webhook_receiver, internal_targets, unread_redis):
+    project_id = default_project(clean)
     stored = notify.validate_provider_config("webhook", {"url": webhook_receiver.url})
     from shared.security import key_ring
 
@@ -240,8 +251,7 @@ def ssl_monitor(clean, aio, webhook_receiver, monkeypatch):
            values (%s, 'Storefront', 'http_request', 'https://shop.example.net/', %s, 60, %s) returning id""",
         (project_id, Jsonb({"sslDaysUntilExpirationWarning": 14}), Jsonb(alert_config)),
     )[0][0]
-    yield monitor_id
-    reset_settings_cache()
+    return monitor_id
 
 
 def finalize_run(infra, aio, monitor_id, at: datetime, status: str, ssl: dict | None) -> uuid.UUID:

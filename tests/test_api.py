@@ -15,20 +15,9 @@ from shared.api.framework import ENDPOINTS
 from shared.security import KeyRing, generate_key
 from shared.settings import reset_settings_cache
 from tests.api_client import ApiClient
+from tests.factories import make_project
 
 PROVIDER_TOKEN = "tok-9f8e7d6c5b4a3f2e1d0c"
-
-
-def make_project(aio, name: str) -> str:
-    async def create():
-        async with db.transaction() as conn:
-            project = await (
-                await conn.execute("insert into projects (name) values (%s) returning id", (name,))
-            ).fetchone()
-            _, key = await auth.store_key(conn, project["id"], "test")
-            return key
-
-    return aio.run(create())
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from openfaas.local.runtime import LocalStack
 from openfaas.local.services import free_port
 from shared.api import routes  # noqa: F401  (registers every endpoint)
 from shared.api.openapi import openapi_document
-from tests.test_api import make_project
+from tests.factories import make_project
 
 
 def read_events(url: str, count: int, headers: dict | None = None, timeout: float = 30) -> list[dict]:

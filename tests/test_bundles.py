@@ -17,8 +17,8 @@ from shared.models import CheckJob
 from shared.pipeline import routing
 from shared.pipeline.batch import parse_job_batch
 from shared.pipeline.schedule import redispatch_stale_runs, run_now, schedule_tick
+from tests.factories import LOCATIONS, a_job, bundle, default_project, insert_monitor, seed_due_monitors
 from tests.servers import wait_until
-from tests.test_scheduling import LOCATIONS, seed_due_monitors
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,27 +34,6 @@ def jobs_of(entry: dict) -> list[dict]:
     if entry["kind"] != "check_jobs":
         return [entry]
     return [{"type": entry["type"], "location": entry["location"], **job} for job in entry["jobs"]]
-
-
-def bundle(*jobs: dict, type: str = "http_request", location: str = "us-east") -> dict:
-    return {"v": 1, "kind": "check_jobs", "type": type, "location": location, "jobs": list(jobs)}
-
-
-def a_job(**overrides) -> dict:
-    now = datetime.now(UTC).isoformat()
-    job = {
-        "v": 1,
-        "kind": "check_job",
-        "run_id": str(uuid.uuid4()),
-        "monitor_id": str(uuid.uuid4()),
-        "location": "us-east",
-        "type": "http_request",
-        "target": "http://127.0.0.1:9/",
-        "config": {},
-        "scheduled_at": now,
-        "deadline": now,
-    }
-    return {**job, **overrides}
 
 
 # --- schedule --------------------------------------------------------------------------------------
@@ -81,12 +60,11 @@ def test_a_tick_publishes_bundles_of_at_most_one_post_of_jobs_each(clean, aio):
 
 
 def test_slow_check_types_get_one_plain_job_per_entry(clean, aio):
-    project = clean.sql("select id from projects where is_default")[0][0]
     clean.sql(
         """insert into monitors (project_id, name, type, target, frequency_minutes, next_run_at)
            select %s, 'journey ' || g, 'synthetic_test', 'test-' || g, 5, now() - interval '1 second'
            from generate_series(1, 3) g""",
-        (project,),
+        (default_project(clean),),
     )
     aio.run(schedule_tick())
     for location in LOCATIONS:
@@ -192,12 +170,9 @@ def test_reading_a_job_batch_keeps_good_jobs_and_names_each_bad_one():
 
 
 def insert_run(infra, target: str) -> tuple[uuid.UUID, uuid.UUID]:
-    project = infra.sql("select id from projects where is_default")[0][0]
-    monitor_id = infra.sql(
-        """insert into monitors (project_id, name, type, target, frequency_minutes, next_run_at)
-           values (%s, 'bundled', 'http_request', %s, 5, now() + interval '1 hour') returning id""",
-        (project, target),
-    )[0][0]
+    monitor_id = insert_monitor(
+        infra, "bundled", target=target, next_run_at=datetime.now(UTC) + timedelta(hours=1)
+    )
     run_id = uuid.uuid4()
     infra.sql(
         """insert into runs (id, monitor_id, scheduled_at, expected_locations, deadline)
@@ -308,7 +283,11 @@ def test_through_the_connector_a_bad_job_is_dead_lettered_alone_and_the_bundle_a
 
 def test_the_connector_does_not_reclaim_messages_it_still_holds(clean, aio):
     """A read can bring many bundles that wait for a free POST slot; reclaiming them as idle would POST twice."""
-    stream = streams.job_stream("http_request", "us-east")
+    # A stream of its own, for a location no connector reads: the module's `stack` (started by the test above
+    # and kept for the module) still runs its connector, which, after `clean` flushed Redis, re-creates its
+    # consumer groups on the us-east job streams. On a shared stream that raced the group created here
+    # (BUSYGROUP) and could take the message before this test's own read.
+    stream = streams.job_stream("http_request", f"nowhere-{uuid.uuid4().hex}")
     connector = Connector(
         ConnectorConfig(
             redis_url=clean.redis_url, gateway_url="http://127.0.0.1:1", streams=[stream], idle_reclaim_ms=0

@@ -18,6 +18,7 @@ import pytest
 from openfaas.local.runtime import LocalStack
 from openfaas.local.services import free_port
 from shared import streams
+from tests.factories import default_project
 from tests.servers import LoopbackHttpServer, wait_until
 
 CHAOS_SECONDS = float(os.environ.get("CHAOS_SECONDS", "24"))
@@ -51,7 +52,7 @@ def post(url: str, body: bytes = b"", timeout: float = 10) -> None:
 
 
 def seed(infra, targets: list[str], provider_id: str) -> None:
-    project = infra.sql("select id from projects where is_default")[0][0]
+    project = default_project(infra)
     alert_config = json.dumps(
         {"enabled": True, "notificationProviders": [provider_id], "failureThreshold": 1}
     )

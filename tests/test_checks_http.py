@@ -22,10 +22,13 @@ PASSWORD = "correct-horse-battery"
 TOKEN = "tok_9f8e7d6c5b4a"
 
 
+# Loopback servers stand in for the monitored sites, so these tests lift internal-target protection.
+pytestmark = pytest.mark.usefixtures("internal_targets")
+
+
 @pytest.fixture(autouse=True)
-def internal_allowed(monkeypatch):
-    """Loopback servers stand in for the monitored sites, so these tests lift internal-target protection."""
-    monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "true")
+def credential_key(monkeypatch):
+    """One known credential key for the module, so credentials encrypted in a test decrypt in the check."""
     monkeypatch.setenv("SC_CREDENTIAL_KEY", base64.b64encode(b"k" * 32).decode())
     from shared.security import key_ring
 
@@ -199,7 +202,7 @@ def test_the_body_is_read_up_to_the_cap_and_the_result_says_so(server):
     assert outcome.details["bodyTruncated"] is True and outcome.details["bodyBytes"] == 1024 * 1024
 
 
-def test_every_redirect_hop_is_vetted_again(server, monkeypatch):
+def test_every_redirect_hop_is_vetted_again(server, internal_targets_blocked, monkeypatch):
     """Loopback stands in for a public host here; the redirect to the metadata endpoint must still be refused."""
     import shared.ssrf as ssrf
 
@@ -207,8 +210,6 @@ def test_every_redirect_hop_is_vetted_again(server, monkeypatch):
     monkeypatch.setattr(
         ssrf, "blocked_reason", lambda ip: None if str(ip).startswith("127.") else original(ip)
     )
-    monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "false")
-    reset_settings_cache()
     outcome = check(server.url("/to?url=http://169.254.169.254/latest/meta-data/"))
     assert outcome.status == "error"
     assert (
@@ -413,7 +414,7 @@ def test_credentials_under_an_unknown_key_give_an_error_without_the_secret(serve
 
 def test_api_reads_show_credentials_masked(clean, aio):
     from tests.api_client import ApiClient
-    from tests.test_api import make_project
+    from tests.factories import make_project
 
     client = ApiClient(aio, make_project(aio, "secrets"))
     created = client.post(
@@ -502,13 +503,11 @@ def test_bad_configs_are_refused_on_save_naming_the_field(check_type, config, fi
     assert "a\nb" not in error.message
 
 
-def test_internal_targets_are_refused_on_save_unless_allowed(monkeypatch):
+def test_internal_targets_are_refused_on_save_unless_allowed(internal_targets_blocked):
     from pydantic import ValidationError
 
     from shared.errors import validation_error_to_api_error
 
-    monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "false")
-    reset_settings_cache()
     with pytest.raises(ValidationError) as refused:
         CheckSpec.model_validate({"type": "website", "target": "http://0x7f.1:8080/"})
     error = validation_error_to_api_error(refused.value)

@@ -11,16 +11,10 @@ from shared.checks import ping as ping_module
 from shared.checks import run_check
 from shared.checks.spec import CheckTrial
 from shared.models import CheckJob
-from shared.settings import reset_settings_cache
 from tests.check_servers import has_ipv6_loopback
 
-
-@pytest.fixture(autouse=True)
-def internal_allowed(monkeypatch):
-    monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "true")
-    reset_settings_cache()
-    yield
-    reset_settings_cache()
+# Loopback answers for the hosts these checks reach, so they lift internal-target protection.
+pytestmark = pytest.mark.usefixtures("internal_targets")
 
 
 def ping(target: str, **config):
@@ -55,9 +49,7 @@ def test_ipv4_spellings_are_normalised_before_pinging():
     assert outcome.status == "up" and outcome.details["address"] == "127.0.0.1"
 
 
-def test_pinging_loopback_is_refused_while_internal_targets_are_blocked(monkeypatch):
-    monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "false")
-    reset_settings_cache()
+def test_pinging_loopback_is_refused_while_internal_targets_are_blocked(internal_targets_blocked):
     from datetime import UTC, datetime
     from uuid import uuid4
 

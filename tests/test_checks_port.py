@@ -9,7 +9,6 @@ import pytest
 
 from shared.checks import run_check
 from shared.checks.spec import CheckTrial
-from shared.settings import reset_settings_cache
 from tests.check_servers import UdpPeer, closed_port, has_ipv6_loopback
 
 HOSTS = [
@@ -20,12 +19,8 @@ HOSTS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def internal_allowed(monkeypatch):
-    monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "true")
-    reset_settings_cache()
-    yield
-    reset_settings_cache()
+# Loopback answers for the hosts these checks reach, so they lift internal-target protection.
+pytestmark = pytest.mark.usefixtures("internal_targets")
 
 
 def port_check(target: str, port: int, **config):

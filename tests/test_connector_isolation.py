@@ -13,8 +13,8 @@ from openfaas.connector.connector import Connector, ConnectorConfig
 from shared import streams
 from shared.models import ResultEnvelope
 from shared.redis import publish, publish_payloads
+from tests.factories import a_job
 from tests.servers import wait_until
-from tests.test_bundles import a_job
 
 
 class BlockingGateway:

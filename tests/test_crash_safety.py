@@ -7,8 +7,8 @@ import signal
 import httpx
 
 from shared import streams
+from tests.factories import all_consumed
 from tests.servers import wait_until
-from tests.test_pipeline_e2e import all_consumed
 
 
 def test_connector_killed_between_commit_and_ack_loses_and_doubles_nothing(stack, clean, http_target):

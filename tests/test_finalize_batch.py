@@ -3,32 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from shared.pipeline.aggregate import finalize_runs, sweep_deadlines
-from tests.test_locations import _record_run
+from tests.factories import insert_monitor, record_run
 
 ALERTING = {"enabled": True, "failureThreshold": 1, "recoveryThreshold": 1}
 
 
-def insert_monitor(infra, name: str, alert_config: dict | None = None) -> uuid.UUID:
-    project = infra.sql("select id from projects where is_default")[0][0]
-    return infra.sql(
-        """insert into monitors (project_id, name, type, target, frequency_minutes, next_run_at,
-                                 location_config, alert_config)
-           values (%s, %s, 'http_request', 'http://127.0.0.1:9/', 1, now() + interval '1 day', %s, %s)
-           returning id""",
-        (project, name, json.dumps({"strategy": "all"}), json.dumps(alert_config or {})),
-    )[0][0]
+def idle_monitor(infra, name: str, alert_config: dict | None = None) -> uuid.UUID:
+    """A monitor schedule leaves alone (due tomorrow) whose runs here are recorded by hand, all locations counting."""
+    return insert_monitor(
+        infra,
+        name,
+        frequency_minutes=1,
+        next_run_at=datetime.now(UTC) + timedelta(days=1),
+        location_config={"strategy": "all"},
+        alert_config=alert_config,
+    )
 
 
 def test_one_batch_applies_several_runs_of_a_monitor_in_scheduled_order(clean, aio):
-    monitor_id = insert_monitor(clean, "ordered", ALERTING)
+    monitor_id = idle_monitor(clean, "ordered", ALERTING)
     t0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
     plan = [("down", 0), ("down", 1), ("up", 2), ("up", 3)]
-    runs = [_record_run(clean, monitor_id, t0 + timedelta(minutes=m), {"us-east": s}) for s, m in plan]
+    runs = [record_run(clean, monitor_id, t0 + timedelta(minutes=m), {"us-east": s}) for s, m in plan]
     assert aio.run(finalize_runs(reversed(runs))) == 4, "handed over newest first, applied oldest first"
     assert clean.sql("select from_status, to_status, run_id from status_changes order by changed_at, id") == [
         ("pending", "down", runs[0]),
@@ -46,9 +46,9 @@ def test_one_batch_applies_several_runs_of_a_monitor_in_scheduled_order(clean, a
 
 
 def test_incomplete_runs_wait_and_deadlines_finalize_them_with_the_missing_locations(clean, aio):
-    monitor_id = insert_monitor(clean, "partial")
+    monitor_id = idle_monitor(clean, "partial")
     t0 = datetime.now(UTC) - timedelta(minutes=5)
-    run_id = _record_run(clean, monitor_id, t0, {"us-east": "up"})
+    run_id = record_run(clean, monitor_id, t0, {"us-east": "up"})
     clean.sql("update runs set expected_locations = '{us-east,eu-central}' where id = %s", (run_id,))
     assert aio.run(finalize_runs([run_id])) == 0
     assert aio.run(sweep_deadlines()) == 1
@@ -59,12 +59,12 @@ def test_incomplete_runs_wait_and_deadlines_finalize_them_with_the_missing_locat
 
 def test_concurrent_batches_finalize_each_run_once_and_end_on_the_newest_run(clean, aio):
     t0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
-    monitors = [insert_monitor(clean, f"m{i}", ALERTING) for i in range(40)]
+    monitors = [idle_monitor(clean, f"m{i}", ALERTING) for i in range(40)]
     runs: dict[uuid.UUID, list[uuid.UUID]] = {}
     for index, monitor_id in enumerate(monitors):
         statuses = ["down", "up", "down", "up"] if index % 2 else ["up", "up", "up", "up"]
         runs[monitor_id] = [
-            _record_run(clean, monitor_id, t0 + timedelta(minutes=m), {"us-east": s, "eu-central": s})
+            record_run(clean, monitor_id, t0 + timedelta(minutes=m), {"us-east": s, "eu-central": s})
             for m, s in enumerate(statuses)
         ]
     every_run = [run for monitor_runs in runs.values() for run in monitor_runs]

@@ -15,23 +15,13 @@ from shared.models import CheckJob
 from shared.pipeline.aggregate import finalize_runs, sweep_deadlines
 from shared.pipeline.check import execute_jobs
 from shared.pipeline.schedule import schedule_tick
+from tests.factories import LOCATIONS, insert_monitor, make_project, record_run
 from tests.servers import wait_until
 
-LOCATIONS = ["us-east", "eu-central", "asia-pacific"]
 
-
-def insert_monitor(
-    infra, target: str, locations: list[str] | None = None, strategy: str = "majority"
-) -> uuid.UUID:
-    import json
-
-    project = infra.sql("select id from projects where is_default")[0][0]
-    location_config = {"enabled": True, "locations": locations or [], "strategy": strategy, "threshold": 50}
-    return infra.sql(
-        """insert into monitors (project_id, name, type, target, frequency_minutes, next_run_at, location_config)
-           values (%s, 'loc', 'http_request', %s, 5, now(), %s) returning id""",
-        (project, target, json.dumps(location_config)),
-    )[0][0]
+def across(locations: list[str], strategy: str = "majority") -> dict:
+    """A monitor's location_config: checked from `locations`, its status decided by `strategy`."""
+    return {"enabled": True, "locations": locations, "strategy": strategy, "threshold": 50}
 
 
 @pytest.fixture
@@ -64,7 +54,9 @@ def regional_stacks(infra, clean, tmp_path_factory):
 
 def test_a_regional_connector_reads_only_its_own_locations_streams(regional_stacks, clean, http_target):
     primary = regional_stacks[0]
-    monitor_id = insert_monitor(clean, http_target.url, ["us-east", "eu-central"])
+    monitor_id = insert_monitor(
+        clean, "loc", target=http_target.url, location_config=across(["us-east", "eu-central"])
+    )
     httpx.post(f"{primary.gateway_url}/function/schedule", content=b"").raise_for_status()
     wait_until(
         lambda: clean.sql("select status from monitors where id = %s", (monitor_id,))[0][0] == "up",
@@ -93,7 +85,9 @@ def test_a_regional_connector_reads_only_its_own_locations_streams(regional_stac
 def test_a_location_that_never_answers_is_recorded_missing_at_the_deadline(
     clean, aio, http_target, internal_targets
 ):
-    monitor_id = insert_monitor(clean, http_target.url, LOCATIONS, strategy="all")
+    monitor_id = insert_monitor(
+        clean, "loc", target=http_target.url, location_config=across(LOCATIONS, strategy="all")
+    )
     report = aio.run(schedule_tick())
     run_id = uuid.UUID(report.run_ids[0])
     jobs = [
@@ -114,7 +108,7 @@ def test_a_location_that_never_answers_is_recorded_missing_at_the_deadline(
 
 
 def test_a_run_where_nobody_reported_is_unknown_and_leaves_the_monitor_as_it_was(clean, aio):
-    monitor_id = insert_monitor(clean, "http://127.0.0.1:9/", ["us-east"])
+    monitor_id = insert_monitor(clean, "loc", location_config=across(["us-east"]))
     run_id = uuid.UUID(aio.run(schedule_tick()).run_ids[0])
     ((deadline,),) = clean.sql("select deadline from runs where id = %s", (run_id,))
     aio.run(sweep_deadlines(now=deadline + timedelta(seconds=1)))
@@ -128,27 +122,11 @@ def test_a_run_where_nobody_reported_is_unknown_and_leaves_the_monitor_as_it_was
     assert alert_state.get("consecutive_failures", 0) == 0 and alert_state.get("failure_alerts_sent", 0) == 0
 
 
-def _record_run(infra, monitor_id, scheduled_at: datetime, statuses: dict[str, str]) -> uuid.UUID:
-    run_id = uuid.uuid4()
-    infra.sql(
-        """insert into runs (id, monitor_id, scheduled_at, expected_locations, deadline)
-                 values (%s, %s, %s, %s, %s)""",
-        (run_id, monitor_id, scheduled_at, list(statuses), scheduled_at + timedelta(minutes=1)),
-    )
-    for location, status in statuses.items():
-        infra.sql(
-            """insert into monitor_results (run_id, monitor_id, location, status, checked_at, response_time_ms)
-                     values (%s, %s, %s, %s, %s, 10)""",
-            (run_id, monitor_id, location, status, scheduled_at),
-        )
-    return run_id
-
-
 def test_runs_finalized_out_of_order_never_move_the_monitor_backwards(clean, aio):
-    monitor_id = insert_monitor(clean, "http://127.0.0.1:9/", ["us-east"])
+    monitor_id = insert_monitor(clean, "loc", location_config=across(["us-east"]))
     t0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-    older = _record_run(clean, monitor_id, t0, {"us-east": "down"})
-    newer = _record_run(clean, monitor_id, t0 + timedelta(minutes=5), {"us-east": "up"})
+    older = record_run(clean, monitor_id, t0, {"us-east": "down"})
+    newer = record_run(clean, monitor_id, t0 + timedelta(minutes=5), {"us-east": "up"})
     assert aio.run(finalize_runs([newer])) == 1
     assert aio.run(finalize_runs([older])) == 1, "the late run is still stored and finalized"
     assert clean.sql(
@@ -159,8 +137,8 @@ def test_runs_finalized_out_of_order_never_move_the_monitor_backwards(clean, aio
 
 
 def test_a_partial_outage_shows_beside_the_aggregated_status(clean, aio):
-    monitor_id = insert_monitor(clean, "http://127.0.0.1:9/", LOCATIONS)
-    run_id = _record_run(
+    monitor_id = insert_monitor(clean, "loc", location_config=across(LOCATIONS))
+    run_id = record_run(
         clean, monitor_id, datetime.now(UTC), {"us-east": "up", "eu-central": "down", "asia-pacific": "up"}
     )
     aio.run(finalize_runs([run_id]))
@@ -169,7 +147,6 @@ def test_a_partial_outage_shows_beside_the_aggregated_status(clean, aio):
 
 def test_results_filter_by_location_and_local_day(clean, aio):
     from tests.api_client import ApiClient
-    from tests.test_api import make_project
 
     key = make_project(aio, "filters")
     client = ApiClient(aio, key)
@@ -187,7 +164,7 @@ def test_results_filter_by_location_and_local_day(clean, aio):
         (at(d, 12), "eu-central", "down"),
         (at(next_day, 12), "us-east", "up"),
     ]:
-        _record_run(clean, monitor_id, when, {location: status})
+        record_run(clean, monitor_id, when, {location: status})
     page = client.get(f"/monitors/{monitor_id}/results", params={"location": "us-east"}).json()
     assert [r["location"] for r in page["data"]] == ["us-east", "us-east"]
     utc_day = client.get(f"/monitors/{monitor_id}/results", params={"date": d.isoformat()}).json()

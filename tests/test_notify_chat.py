@@ -12,7 +12,6 @@ import requests
 
 from shared import notify
 from shared.notify import base
-from shared.settings import reset_settings_cache
 from tests.servers import LoopbackHttpServer
 
 SLACK = "https://hooks.slack.com/services/T1234ABCD/B1234ABCD/abcdefghijklmnopqrstuvwx"
@@ -147,10 +146,8 @@ def test_tokens_in_chat_urls_never_reach_the_error_text(services):
     assert BOT_TOKEN not in result.error and BOT_TOKEN.split(":")[1] not in result.error
 
 
-def test_any_other_apprise_url_is_delivered(monkeypatch):
+def test_any_other_apprise_url_is_delivered(internal_targets):
     """ntfy, one of Apprise's other services, self-hosted here on loopback: a real request, nothing patched."""
-    monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "true")
-    reset_settings_cache()
     receiver = LoopbackHttpServer(body=b"{}").start()
     try:
         result = send("apprise", {"url": f"ntfy://127.0.0.1:{receiver.port}/supercheck-alerts"})
@@ -160,4 +157,3 @@ def test_any_other_apprise_url_is_delivered(monkeypatch):
         assert "Monitor Down - Checkout API" in json.dumps(request.json())
     finally:
         receiver.stop()
-        reset_settings_cache()

@@ -12,7 +12,6 @@ from shared.api.requests import NotificationProviderCreate
 from shared.errors import validation_error_to_api_error
 from shared.notify import base, masking, webhook
 from shared.notify.message import TEMPLATE_VARIABLES
-from shared.settings import reset_settings_cache
 
 SLACK = "https://hooks.slack.com/services/T1234ABCD/B1234ABCD/abcdefghijklmnopqrstuvwx"
 DISCORD = "https://discord.com/api/webhooks/123456789012345678/abcdefghijklmnopqrstuvwxyzABCDEF"
@@ -22,14 +21,6 @@ TEAMS = (
 )
 BOT_TOKEN = "123456789:ABCdefGHIjklMNOpqrSTUvwxYZ0123456789a"
 EMAIL = {"smtpHost": "smtp.example.net", "from": "alerts@example.net", "to": ["ops@example.net"]}
-
-
-@pytest.fixture
-def internal_blocked(monkeypatch):
-    monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "false")
-    reset_settings_cache()
-    yield
-    reset_settings_cache()
 
 
 def api_error(provider_type: str, config: dict) -> dict:
@@ -118,7 +109,7 @@ def test_bad_configs_get_a_message_naming_the_field(provider_type, config, field
         ("apprise", {"url": "json://192.168.1.10/hook"}, "config.url"),
     ],
 )
-def test_internal_destinations_are_refused_on_save(internal_blocked, provider_type, config, field):
+def test_internal_destinations_are_refused_on_save(internal_targets_blocked, provider_type, config, field):
     error = api_error(provider_type, config)
     assert error["field"] == field
     assert "ALLOW_INTERNAL_TARGETS" in error["message"]

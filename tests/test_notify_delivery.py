@@ -20,8 +20,7 @@ from shared.models import AlertEnvelope
 from shared.notify import base, webhook
 from shared.pipeline.alert import send_alerts
 from shared.security import key_ring
-from shared.settings import reset_settings_cache
-from tests.test_notify_email import SmtpReceiver
+from tests.factories import SmtpReceiver, default_project
 
 
 class ScriptedReceiver:
@@ -74,21 +73,13 @@ def receivers() -> Iterator[list]:
 
 
 @pytest.fixture
-def fast_retries(monkeypatch):
-    monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "true")
+def fast_retries(internal_targets, monkeypatch):
     monkeypatch.setattr(base, "RETRY_BACKOFF_SECONDS", (0.01, 0.01))
-    reset_settings_cache()
-    yield
-    reset_settings_cache()
 
 
 @pytest.fixture
 def env(clean, aio, fast_retries, receivers):
     return clean
-
-
-def default_project(infra) -> uuid.UUID:
-    return infra.sql("select id from projects where is_default")[0][0]
 
 
 def add_provider(

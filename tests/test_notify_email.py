@@ -3,79 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from openfaas.local.services import free_port
 from shared import notify
 from shared.notify import base
-from shared.settings import reset_settings_cache
-
-
-@dataclass
-class SmtpReceiver:
-    """Accepts mail on 127.0.0.1; RCPT answers per address prefix: 'gone' is refused, 'busy' is told to retry."""
-
-    messages: list[tuple[list[str], email.message.EmailMessage]] = field(default_factory=list)
-    rcpt_attempts: dict[str, int] = field(default_factory=dict)
-    controller: Controller | None = None
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 (aiosmtpd's hook name)
-        self.rcpt_attempts[address] = self.rcpt_attempts.get(address, 0) + 1
-        if address.startswith("gone"):
-            return "550 5.1.1 no such user here"
-        if address.startswith("busy"):
-            return "451 4.3.0 mailbox busy, try later"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append((list(envelope.rcpt_tos), parsed))
-        return "250 OK"
-
-    @property
-    def port(self) -> int:
-        return self.controller.port
-
-    def start(self) -> SmtpReceiver:
-        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
-        self.controller.start()
-        return self
-
-    def stop(self) -> None:
-        self.controller.stop()
-
-    def provider_config(self, *recipients: str) -> dict:
-        return notify.validate_provider_config(
-            "email",
-            {
-                "smtpHost": "127.0.0.1",
-                "smtpPort": self.port,
-                "security": "none",
-                "from": "alerts@example.net",
-                "to": list(recipients),
-            },
-        )
+from tests.factories import SmtpReceiver
 
 
 @pytest.fixture
-def internal_allowed(monkeypatch):
+def fast_retries(internal_targets, monkeypatch):
     """Loopback receivers are 'internal' by the SSRF rules; tests allow them as the local stack does."""
-    monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "true")
     monkeypatch.setattr(base, "RETRY_BACKOFF_SECONDS", (0.01, 0.01))
-    reset_settings_cache()
-    yield
-    reset_settings_cache()
 
 
 @pytest.fixture
-def smtp(internal_allowed) -> Iterator[SmtpReceiver]:
+def smtp(fast_retries) -> Iterator[SmtpReceiver]:
     receiver = SmtpReceiver().start()
     yield receiver
     receiver.stop()
@@ -172,7 +117,7 @@ def test_every_recipient_refused_is_a_failure(smtp):
     assert (result.status, result.attempts) == ("failed", 1)
 
 
-def test_an_unreachable_smtp_server_is_transient_and_retried(internal_allowed):
+def test_an_unreachable_smtp_server_is_transient_and_retried(fast_retries):
     config = notify.validate_provider_config(
         "email",
         {

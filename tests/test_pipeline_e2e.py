@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from shared import streams
+from tests.factories import all_consumed
 from tests.servers import wait_until
 
 
@@ -91,18 +92,6 @@ def test_a_monitor_goes_up_down_and_recovers_with_one_alert_each_way(
         ("up", "down"),
         ("down", "up"),
     ]
-
-
-def consumer_streams(r) -> list[str]:
-    return [s for s in r.keys("sc:*") if r.type(s) == "stream" and r.xinfo_groups(s)]
-
-
-def all_consumed(r) -> bool:
-    return all(
-        r.xpending(s, streams.CONSUMER_GROUP)["pending"] == 0
-        and r.xinfo_groups(s)[0]["last-delivered-id"] == r.xinfo_stream(s)["last-generated-id"]
-        for s in consumer_streams(r)
-    )
 
 
 def test_redelivered_jobs_and_results_change_nothing(api, infra, http_target, webhook_receiver):

@@ -4,74 +4,15 @@ dry runs, runs and alert history, late results, the safety limit, and two runs a
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import psycopg
 import pytest
 
 from shared.pipeline import rollups
 from shared.pipeline.cleanup import CleanupBusy, run_cleanup
-from shared.rules.retention import RetentionConfig, floor_day, results_cutoff
-
-NOW = datetime(2025, 6, 15, 2, 0, 7, tzinfo=UTC)
-LOCATIONS = ["us-east", "eu-central", "asia-pacific"]
-CUTOFF = results_cutoff(NOW, 30)
-
-# Outages last a 6-hour block per monitor and location; single timeouts are sprinkled between them. Timeouts
-# carry no response time, like the real check.
-_SEED = """
-with m as (
-    insert into monitors (project_id, name, type, target, frequency_minutes, status)
-    select (select id from projects where is_default), 'Year ' || i, 'http_request', 'http://127.0.0.1:9/', 5, 'up'
-    from generate_series(1, %(monitors)s) i
-    returning id
-),
-r as (
-    insert into runs (monitor_id, scheduled_at, expected_locations, deadline, finalized_at, status)
-    select m.id, t, %(locations)s, t + interval '1 minute', t + interval '1 minute', 'up'
-    from m, generate_series(%(start)s::timestamptz, %(end)s::timestamptz, %(step)s::interval) t
-    returning id, monitor_id, scheduled_at
-)
-insert into monitor_results (run_id, monitor_id, location, status, checked_at, response_time_ms)
-select r.id, r.monitor_id, loc, s.status, r.scheduled_at + make_interval(secs => 1 + h %% 50),
-       case when s.status = 'timeout' then null else 20 + h %% 480 end
-from r
-cross join unnest(%(locations)s::text[]) as loc
-cross join lateral (
-    select abs(hashtext(r.id::text || loc)) as h,
-           abs(hashtext(r.monitor_id::text || loc || date_bin('6 hours', r.scheduled_at, %(start)s)::text)) as block
-) hashes
-cross join lateral (
-    select case when block %% 100 < 4 then 'down' when block %% 100 < 7 then 'degraded'
-                when h %% 100 < 2 then 'timeout' else 'up' end as status
-) s
-"""
-
-_MARK_STATUS_CHANGES = """
-update monitor_results r set is_status_change = true
-from (select id, status is distinct from lag(status) over (
-          partition by monitor_id, location order by checked_at, id) as changed
-      from monitor_results) x
-where x.id = r.id and x.changed
-"""
-
-
-def seed_year(infra, monitors: int = 2, step: str = "37 minutes", days: int = 365) -> list:
-    """A year (by default) of results up to NOW for `monitors` monitors in three locations; returns their ids."""
-    infra.sql(
-        _SEED,
-        {
-            "monitors": monitors,
-            "locations": LOCATIONS,
-            "start": floor_day(NOW - timedelta(days=days)) + timedelta(minutes=17),
-            "end": NOW - timedelta(minutes=1),
-            "step": step,
-        },
-    )
-    # Fresh statistics first: planned on an empty table's estimates, the self-join below can take minutes.
-    infra.sql("analyze monitor_results")
-    infra.sql(_MARK_STATUS_CHANGES)
-    return [row[0] for row in infra.sql("select id from monitors order by id")]
+from shared.rules.retention import RetentionConfig, floor_day
+from tests.factories import CUTOFF, NOW, default_project, seed_year
 
 
 def config(**overrides) -> RetentionConfig:
@@ -106,7 +47,8 @@ def add_alert_rows(infra, monitor_id, scheduled_at: datetime, age_days: int) -> 
     )[0][0]
     provider_id = infra.sql(
         """insert into notification_providers (project_id, name, type, config_encrypted)
-           values ((select id from projects where is_default), 'hook', 'webhook', 'x') returning id"""
+           values (%s, 'hook', 'webhook', 'x') returning id""",
+        (default_project(infra),),
     )[0][0]
     infra.sql(
         """insert into alert_history (alert_event_id, monitor_id, run_id, provider_id, kind, status, created_at)

@@ -7,12 +7,13 @@ import psycopg
 import pytest
 
 from shared.pipeline.cleanup import CLEANUP_LOCK
+from tests.factories import default_project
 
 # Each monitor: a result 40 days old, one 40 days old that flipped the status, and one from yesterday.
 _SEED = """
 with m as (
     insert into monitors (project_id, name, type, target, frequency_minutes)
-    values ((select id from projects where is_default), 'Old', 'http_request', 'http://127.0.0.1:9/', 5)
+    values (%s, 'Old', 'http_request', 'http://127.0.0.1:9/', 5)
     returning id
 ),
 r as (
@@ -35,7 +36,7 @@ def gateway(stack, clean):
 
 
 def test_a_dry_run_reports_per_monitor_and_deletes_nothing_then_a_manual_run_acts(gateway, clean):
-    monitor_id = str(clean.sql(_SEED)[0][0])
+    monitor_id = str(clean.sql(_SEED, (default_project(clean),))[0][0])
     dry = gateway.post("/cleanup", json={"dryRun": True})
     assert dry.status_code == 200, dry.text
     assert dry.json()["dryRun"] is True

@@ -14,6 +14,7 @@ from shared.pipeline.cleanup import run_cleanup
 from shared.rules.retention import RetentionConfig
 from shared.settings import get_settings
 from shared.streams import CONSUMER_GROUP
+from tests.factories import default_project
 
 NOW = datetime(2025, 6, 15, 2, 0, 7, tzinfo=UTC)
 OLD = NOW - timedelta(hours=48)
@@ -106,7 +107,8 @@ def test_old_synthetic_artifacts_are_deleted_but_not_those_of_a_kept_status_chan
     s3.create_bucket(Bucket="monitor-artifacts")
     monitor_id = clean.sql(
         """insert into monitors (project_id, name, type, target, frequency_minutes)
-           values ((select id from projects where is_default), 'Journey', 'synthetic_test', 'x', 5) returning id"""
+           values (%s, 'Journey', 'synthetic_test', 'x', 5) returning id""",
+        (default_project(clean),),
     )[0][0]
     flip_run = clean.sql(
         """insert into runs (monitor_id, scheduled_at, expected_locations, deadline)

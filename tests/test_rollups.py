@@ -13,7 +13,7 @@ from shared.pipeline import long_range, rollups
 from shared.pipeline.cleanup import run_cleanup
 from shared.rules.retention import RetentionConfig, floor_day, floor_hour, percentile_cont
 from shared.settings import reset_settings_cache
-from tests.test_retention_cleanup import CUTOFF, NOW, seed_year
+from tests.factories import CUTOFF, NOW, seed_year
 
 FRACTIONS = [0.0, 0.25, 0.5, 0.95, 0.99, 1.0]
 _rng = random.Random(8)

@@ -10,17 +10,7 @@ from shared import streams
 from shared.models import CheckJob
 from shared.pipeline.schedule import redispatch_stale_runs, schedule_tick
 from shared.rules.locations import expected_locations
-
-LOCATIONS = ["us-east", "eu-central", "asia-pacific"]
-
-
-def seed_due_monitors(infra, count: int, due_at: datetime) -> None:
-    project = infra.sql("select id from projects where is_default")[0][0]
-    infra.sql(
-        """insert into monitors (project_id, name, type, target, frequency_minutes, next_run_at)
-           select %s, 'm' || g, 'http_request', 'http://127.0.0.1:9/', 1, %s from generate_series(1, %s) g""",
-        (project, due_at, count),
-    )
+from tests.factories import LOCATIONS, default_project, seed_due_monitors
 
 
 def jobs_in_streams(infra) -> list[dict]:
@@ -102,11 +92,10 @@ def test_expected_locations_follow_the_location_config():
 def test_a_cron_window_keeps_ticking_so_monitors_due_mid_minute_run_in_the_same_call(clean, aio):
     from shared.pipeline.schedule import schedule_window
 
-    project = clean.sql("select id from projects where is_default")[0][0]
     clean.sql(
         """insert into monitors (project_id, name, type, target, frequency_minutes, next_run_at)
            values (%s, 'later', 'http_request', 'http://127.0.0.1:9/', 1, now() + interval '1 second')""",
-        (project,),
+        (default_project(clean),),
     )
     report = aio.run(schedule_window(window_seconds=2.5, tick_seconds=0.5))
     assert report.runs_created == 1

@@ -8,7 +8,6 @@ import socket
 
 import pytest
 
-from shared.settings import reset_settings_cache
 from shared.ssrf import (
     BlockedTarget,
     blocked_reason,
@@ -17,23 +16,6 @@ from shared.ssrf import (
     parse_ip,
     resolve_target,
 )
-
-
-@pytest.fixture
-def protected(monkeypatch):
-    monkeypatch.delenv("ALLOW_INTERNAL_TARGETS", raising=False)
-    reset_settings_cache()
-    yield
-    reset_settings_cache()
-
-
-@pytest.fixture
-def internal_allowed(monkeypatch):
-    monkeypatch.setenv("ALLOW_INTERNAL_TARGETS", "true")
-    reset_settings_cache()
-    yield
-    reset_settings_cache()
-
 
 # (URL as a user might type it, the reason fragment it must be refused with)
 BLOCKED_URLS = [
@@ -117,7 +99,7 @@ def test_the_table_is_big_enough():
 
 
 @pytest.mark.parametrize(("url", "reason"), BLOCKED_URLS)
-def test_internal_targets_are_refused_on_save_in_every_spelling(protected, url, reason):
+def test_internal_targets_are_refused_on_save_in_every_spelling(internal_targets_blocked, url, reason):
     with pytest.raises(BlockedTarget) as refused:
         check_url_target(url)
     assert reason in str(refused.value)
@@ -125,12 +107,12 @@ def test_internal_targets_are_refused_on_save_in_every_spelling(protected, url, 
 
 
 @pytest.mark.parametrize("url", ALLOWED_URLS)
-def test_public_targets_pass(protected, url):
+def test_public_targets_pass(internal_targets_blocked, url):
     assert check_url_target(url).host
 
 
 @pytest.mark.parametrize(("url", "_reason"), BLOCKED_URLS)
-def test_allow_internal_targets_lifts_the_protection(internal_allowed, url, _reason):
+def test_allow_internal_targets_lifts_the_protection(internal_targets, url, _reason):
     assert check_url_target(url).host
 
 
@@ -151,7 +133,7 @@ def test_allow_internal_targets_lifts_the_protection(internal_allowed, url, _rea
         ("http://1.2.3.4.5/", "last label is a number"),
     ],
 )
-def test_malformed_urls_are_refused_with_a_reason(protected, url, fragment):
+def test_malformed_urls_are_refused_with_a_reason(internal_targets_blocked, url, fragment):
     with pytest.raises(ValueError) as refused:
         check_url_target(url)
     assert fragment in str(refused.value)
@@ -168,7 +150,7 @@ def test_malformed_urls_are_refused_with_a_reason(protected, url, fragment):
         "a-b.c_d.e",
     ],
 )
-def test_ping_and_port_targets_are_hostnames_or_ip_literals(protected, host):
+def test_ping_and_port_targets_are_hostnames_or_ip_literals(internal_targets_blocked, host):
     assert check_host_target(host) == host
 
 
@@ -187,7 +169,7 @@ def test_ping_and_port_targets_are_hostnames_or_ip_literals(protected, host):
         "-leading.example",
     ],
 )
-def test_anything_else_is_not_a_ping_or_port_target(protected, host):
+def test_anything_else_is_not_a_ping_or_port_target(internal_targets_blocked, host):
     with pytest.raises(ValueError):
         check_host_target(host)
 
@@ -229,31 +211,31 @@ def _answering(monkeypatch, addresses: list[str]):
     return lookups
 
 
-def test_a_name_is_refused_if_any_of_its_addresses_is_internal(protected, monkeypatch):
+def test_a_name_is_refused_if_any_of_its_addresses_is_internal(internal_targets_blocked, monkeypatch):
     _answering(monkeypatch, ["93.184.216.34", "10.0.0.7"])
     with pytest.raises(BlockedTarget) as refused:
         asyncio.run(resolve_target("mixed.example", 80))
     assert "'mixed.example' resolves to 10.0.0.7" in str(refused.value)
 
 
-def test_a_name_resolving_to_public_addresses_passes_in_order(protected, monkeypatch):
+def test_a_name_resolving_to_public_addresses_passes_in_order(internal_targets_blocked, monkeypatch):
     _answering(monkeypatch, ["2606:4700::1", "93.184.216.34", "93.184.216.34"])
     addresses = asyncio.run(resolve_target("public.example", 443))
     assert [str(a) for a in addresses] == ["2606:4700::1", "93.184.216.34"]
 
 
-def test_a_name_resolving_to_a_mapped_loopback_is_refused(protected, monkeypatch):
+def test_a_name_resolving_to_a_mapped_loopback_is_refused(internal_targets_blocked, monkeypatch):
     _answering(monkeypatch, ["::ffff:127.0.0.1"])
     with pytest.raises(BlockedTarget):
         asyncio.run(resolve_target("sneaky.example", 80))
 
 
-def test_localhost_resolves_from_the_hosts_file_and_is_refused(protected):
+def test_localhost_resolves_from_the_hosts_file_and_is_refused(internal_targets_blocked):
     with pytest.raises(BlockedTarget):
         asyncio.run(resolve_target("localhost", 80))
 
 
-def test_literals_never_touch_the_resolver(protected, monkeypatch):
+def test_literals_never_touch_the_resolver(internal_targets_blocked, monkeypatch):
     lookups = _answering(monkeypatch, ["93.184.216.34"])
     assert [str(a) for a in asyncio.run(resolve_target("1.1.1.1", 80))] == ["1.1.1.1"]
     with pytest.raises(BlockedTarget):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.factories import default_project
 from tests.servers import LoopbackHttpServer, wait_until
 
 
@@ -17,7 +18,7 @@ def api(stack, clean):
 def test_a_synthetic_monitor_runs_in_every_location_and_goes_up(api, clean):
     site = LoopbackHttpServer(body=b"Shop is open").start()
     try:
-        project = clean.sql("select id from projects where is_default")[0][0]
+        project = default_project(clean)
         test_id = clean.sql(
             "insert into synthetic_tests (project_id, title, script) values (%s, 'Shop is open', %s) returning id",
             (

@@ -29,6 +29,7 @@ from shared.synthetic import browser as browser_module
 from shared.synthetic import check as check_module
 from shared.synthetic import store
 from shared.synthetic.artifacts import ArtifactStore
+from tests.factories import default_project
 
 BUCKET = "synthetic-artifacts"
 PASSWORD = "s3cr3t-Pa55w0rd"
@@ -137,7 +138,7 @@ def site() -> Iterator[LoginSite]:
 
 @pytest.fixture
 def project_id(clean):
-    return clean.sql("select id from projects where is_default")[0][0]
+    return default_project(clean)
 
 
 @pytest.fixture
@@ -411,9 +412,7 @@ def test_without_a_bucket_the_check_runs_and_says_artifacts_were_not_kept(aio, s
     assert outcome.details["artifactsSkipped"] == "S3_BUCKET is not set"
 
 
-def test_the_check_synthetic_function_runs_a_direct_check_through_its_http_app(
-    aio, s3, project_id, variables
-):
+def test_the_check_synthetic_function_runs_a_trial_through_its_http_app(aio, s3, project_id, variables):
     test_id = create_test(aio, project_id, LOGIN_SCRIPT)
     app = create_asgi_app(target="handle", source=str(PROJECT_ROOT / "functions/check_synthetic/main.py"))
 

@@ -15,6 +15,7 @@ from shared.api.requests import (
 )
 from shared.errors import ApiError
 from shared.synthetic import store
+from tests.factories import default_project
 
 SCRIPT = "async def run(page, context, variables):\n    await page.goto(variables['BASE_URL'])\n"
 SECRET = "correct-horse-battery-staple"
@@ -22,7 +23,7 @@ SECRET = "correct-horse-battery-staple"
 
 @pytest.fixture
 def projects(clean):
-    default = clean.sql("select id from projects where is_default")[0][0]
+    default = default_project(clean)
     other = clean.sql("insert into projects (name) values ('other') returning id")[0][0]
     return default, other
 

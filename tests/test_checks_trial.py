@@ -1,4 +1,5 @@
-"""Direct invocation: POST /function/check-http|check-ping|check-port runs one check and stores nothing."""
+"""Trials: POST /function/check-http|check-ping|check-port with a check given in the body runs it once and stores
+nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import pytest
 from functions_framework.aio import create_asgi_app
 
 from openfaas.local.stack import PROJECT_ROOT
-from shared.settings import reset_settings_cache
 from tests.check_servers import RouteServer, UdpPeer, closed_port
 
 
@@ -95,11 +95,11 @@ def test_credentials_given_in_plaintext_are_used_and_not_echoed(gateway, target)
         json={
             "type": "http",
             "target": target.url("/echo?status=500"),
-            "config": {"auth": {"type": "bearer", "token": "direct-secret-token"}},
+            "config": {"auth": {"type": "bearer", "token": "trial-secret-token"}},
         },
     )
-    assert target.seen[-1].headers["Authorization"] == "Bearer direct-secret-token"
-    assert response.json()["status"] == "down" and "direct-secret-token" not in response.text
+    assert target.seen[-1].headers["Authorization"] == "Bearer trial-secret-token"
+    assert response.json()["status"] == "down" and "trial-secret-token" not in response.text
 
 
 @pytest.mark.parametrize(
@@ -111,10 +111,8 @@ def test_credentials_given_in_plaintext_are_used_and_not_echoed(gateway, target)
         ("check-port", {"type": "port_check", "target": "10.0.0.1", "config": {"port": 22}}),
     ],
 )
-def test_direct_checks_obey_the_same_ssrf_rules(monkeypatch, function, body):
+def test_trials_obey_the_same_ssrf_rules(internal_targets_blocked, function, body):
     """The function's own app, in this process, with internal targets blocked as they are by default."""
-    monkeypatch.delenv("ALLOW_INTERNAL_TARGETS", raising=False)
-    reset_settings_cache()
     folder = function.replace("-", "_")
     app = create_asgi_app(target="handle", source=str(PROJECT_ROOT / f"functions/{folder}/main.py"))
 
@@ -126,10 +124,7 @@ def test_direct_checks_obey_the_same_ssrf_rules(monkeypatch, function, body):
 
     import asyncio
 
-    try:
-        response = asyncio.run(call())
-    finally:
-        reset_settings_cache()
+    response = asyncio.run(call())
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["field"] == "target" and "internal targets are blocked" in error["message"]

@@ -1,0 +1,247 @@
+"""Builders the test modules share: rows in Postgres, job envelopes, the seeded retention year, an SMTP receiver."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from aiosmtpd.controller import Controller
+
+from openfaas.local.services import free_port
+from shared import auth, db, notify, streams
+from shared.rules.retention import floor_day, results_cutoff
+
+LOCATIONS = ["us-east", "eu-central", "asia-pacific"]
+UNREACHABLE_TARGET = "http://127.0.0.1:9/"  # the discard port: nothing listens, so a check of it fails fast
+
+
+# --- projects and monitors ---------------------------------------------------------------------------------
+
+
+def default_project(infra) -> uuid.UUID:
+    """The project the migrations seed (and the anonymous local mode uses)."""
+    return infra.sql("select id from projects where is_default")[0][0]
+
+
+def make_project(aio, name: str) -> str:
+    """A new project with one API key; returns the key."""
+
+    async def create():
+        async with db.transaction() as conn:
+            project = await (
+                await conn.execute("insert into projects (name) values (%s) returning id", (name,))
+            ).fetchone()
+            _, key = await auth.store_key(conn, project["id"], "test")
+            return key
+
+    return aio.run(create())
+
+
+def insert_monitor(
+    infra,
+    name: str = "monitor",
+    *,
+    target: str = UNREACHABLE_TARGET,
+    frequency_minutes: int = 5,
+    next_run_at: datetime | None = None,
+    location_config: dict | None = None,
+    alert_config: dict | None = None,
+) -> uuid.UUID:
+    """An http_request monitor of the default project, due now unless `next_run_at` says otherwise."""
+    return infra.sql(
+        """insert into monitors (project_id, name, type, target, frequency_minutes, next_run_at,
+                                 location_config, alert_config)
+           values (%s, %s, 'http_request', %s, %s, coalesce(%s, now()), %s, %s)
+           returning id""",
+        (
+            default_project(infra),
+            name,
+            target,
+            frequency_minutes,
+            next_run_at,
+            json.dumps(location_config or {}),
+            json.dumps(alert_config or {}),
+        ),
+    )[0][0]
+
+
+def seed_due_monitors(infra, count: int, due_at: datetime) -> None:
+    """`count` http_request monitors of the default project, every minute, all due at `due_at`."""
+    infra.sql(
+        """insert into monitors (project_id, name, type, target, frequency_minutes, next_run_at)
+           select %s, 'm' || g, 'http_request', %s, 1, %s from generate_series(1, %s) g""",
+        (default_project(infra), UNREACHABLE_TARGET, due_at, count),
+    )
+
+
+def record_run(infra, monitor_id, scheduled_at: datetime, statuses: dict[str, str]) -> uuid.UUID:
+    """A run of `monitor_id` expecting the locations of `statuses`, with one stored result per location."""
+    run_id = uuid.uuid4()
+    infra.sql(
+        """insert into runs (id, monitor_id, scheduled_at, expected_locations, deadline)
+                 values (%s, %s, %s, %s, %s)""",
+        (run_id, monitor_id, scheduled_at, list(statuses), scheduled_at + timedelta(minutes=1)),
+    )
+    for location, status in statuses.items():
+        infra.sql(
+            """insert into monitor_results (run_id, monitor_id, location, status, checked_at, response_time_ms)
+                     values (%s, %s, %s, %s, %s, 10)""",
+            (run_id, monitor_id, location, status, scheduled_at),
+        )
+    return run_id
+
+
+# --- jobs and streams ----------------------------------------------------------------------------------------
+
+
+def a_job(**overrides) -> dict:
+    """A valid check_job envelope (http_request in us-east, due now), with `overrides` applied."""
+    now = datetime.now(UTC).isoformat()
+    job = {
+        "v": 1,
+        "kind": "check_job",
+        "run_id": str(uuid.uuid4()),
+        "monitor_id": str(uuid.uuid4()),
+        "location": "us-east",
+        "type": "http_request",
+        "target": UNREACHABLE_TARGET,
+        "config": {},
+        "scheduled_at": now,
+        "deadline": now,
+    }
+    return {**job, **overrides}
+
+
+def bundle(*jobs: dict, type: str = "http_request", location: str = "us-east") -> dict:
+    """A check_jobs entry carrying `jobs`, as schedule publishes them."""
+    return {"v": 1, "kind": "check_jobs", "type": type, "location": location, "jobs": list(jobs)}
+
+
+def consumer_streams(r) -> list[str]:
+    return [s for s in r.keys("sc:*") if r.type(s) == "stream" and r.xinfo_groups(s)]
+
+
+def all_consumed(r) -> bool:
+    """Every stream with a consumer group has been read to its end and acknowledged."""
+    return all(
+        r.xpending(s, streams.CONSUMER_GROUP)["pending"] == 0
+        and r.xinfo_groups(s)[0]["last-delivered-id"] == r.xinfo_stream(s)["last-generated-id"]
+        for s in consumer_streams(r)
+    )
+
+
+# --- a seeded year for retention and rollups -------------------------------------------------------------
+
+NOW = datetime(2025, 6, 15, 2, 0, 7, tzinfo=UTC)  # the retention tests' clock: just after the nightly run
+CUTOFF = results_cutoff(NOW, 30)
+
+# Outages last a 6-hour block per monitor and location; single timeouts are sprinkled between them. Timeouts
+# carry no response time, like the real check.
+_SEED_YEAR = """
+with m as (
+    insert into monitors (project_id, name, type, target, frequency_minutes, status)
+    select %(project)s, 'Year ' || i, 'http_request', 'http://127.0.0.1:9/', 5, 'up'
+    from generate_series(1, %(monitors)s) i
+    returning id
+),
+r as (
+    insert into runs (monitor_id, scheduled_at, expected_locations, deadline, finalized_at, status)
+    select m.id, t, %(locations)s, t + interval '1 minute', t + interval '1 minute', 'up'
+    from m, generate_series(%(start)s::timestamptz, %(end)s::timestamptz, %(step)s::interval) t
+    returning id, monitor_id, scheduled_at
+)
+insert into monitor_results (run_id, monitor_id, location, status, checked_at, response_time_ms)
+select r.id, r.monitor_id, loc, s.status, r.scheduled_at + make_interval(secs => 1 + h %% 50),
+       case when s.status = 'timeout' then null else 20 + h %% 480 end
+from r
+cross join unnest(%(locations)s::text[]) as loc
+cross join lateral (
+    select abs(hashtext(r.id::text || loc)) as h,
+           abs(hashtext(r.monitor_id::text || loc || date_bin('6 hours', r.scheduled_at, %(start)s)::text)) as block
+) hashes
+cross join lateral (
+    select case when block %% 100 < 4 then 'down' when block %% 100 < 7 then 'degraded'
+                when h %% 100 < 2 then 'timeout' else 'up' end as status
+) s
+"""
+
+_MARK_STATUS_CHANGES = """
+update monitor_results r set is_status_change = true
+from (select id, status is distinct from lag(status) over (
+          partition by monitor_id, location order by checked_at, id) as changed
+      from monitor_results) x
+where x.id = r.id and x.changed
+"""
+
+
+def seed_year(infra, monitors: int = 2, step: str = "37 minutes", days: int = 365) -> list:
+    """A year (by default) of results up to NOW for `monitors` monitors in three locations; returns their ids."""
+    infra.sql(
+        _SEED_YEAR,
+        {
+            "project": default_project(infra),
+            "monitors": monitors,
+            "locations": LOCATIONS,
+            "start": floor_day(NOW - timedelta(days=days)) + timedelta(minutes=17),
+            "end": NOW - timedelta(minutes=1),
+            "step": step,
+        },
+    )
+    # Fresh statistics first: planned on an empty table's estimates, the self-join below can take minutes.
+    infra.sql("analyze monitor_results")
+    infra.sql(_MARK_STATUS_CHANGES)
+    return [row[0] for row in infra.sql("select id from monitors order by id")]
+
+
+# --- an SMTP receiver ------------------------------------------------------------------------------------
+
+
+@dataclass
+class SmtpReceiver:
+    """Accepts mail on 127.0.0.1; RCPT answers per address prefix: 'gone' is refused, 'busy' is told to retry."""
+
+    messages: list[tuple[list[str], email.message.EmailMessage]] = field(default_factory=list)
+    rcpt_attempts: dict[str, int] = field(default_factory=dict)
+    controller: Controller | None = None
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 (aiosmtpd's hook name)
+        self.rcpt_attempts[address] = self.rcpt_attempts.get(address, 0) + 1
+        if address.startswith("gone"):
+            return "550 5.1.1 no such user here"
+        if address.startswith("busy"):
+            return "451 4.3.0 mailbox busy, try later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append((list(envelope.rcpt_tos), parsed))
+        return "250 OK"
+
+    @property
+    def port(self) -> int:
+        return self.controller.port
+
+    def start(self) -> SmtpReceiver:
+        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    def provider_config(self, *recipients: str) -> dict:
+        return notify.validate_provider_config(
+            "email",
+            {
+                "smtpHost": "127.0.0.1",
+                "smtpPort": self.port,
+                "security": "none",
+                "from": "alerts@example.net",
+                "to": list(recipients),
+            },
+        )
