@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 
 from shared import notify
 from shared.pipeline.aggregate import finalize_runs
+from shared.settings import reset_settings_cache
 from tests.factories import SmtpReceiver, default_project
 from tests.servers import wait_until
 
@@ -216,7 +217,20 @@ def test_an_email_alert_and_a_templated_webhook_from_one_failure(api, infra, htt
 
 
 @pytest.fixture
-def ssl_monitor(clean, aio, webhook_receiver, internal_targets):
+def unread_redis(infra, monkeypatch):
+    """Points this process's Redis at a database no connector reads. The tests above start the module's `stack`,
+    which keeps running (module scope); once `clean` has flushed Redis its connector re-creates its consumer
+    groups from the start of each stream, and its alert function would also deliver the alerts finalized here
+    (the failure alert among them) to this test's receiver."""
+    monkeypatch.setenv("REDIS_URL", infra.redis_url.rsplit("/", 1)[0] + "/1")
+    reset_settings_cache()
+    yield
+    monkeypatch.setenv("REDIS_URL", infra.redis_url)
+    reset_settings_cache()
+
+
+@pytest.fixture
+def ssl_monitor(clean, aio, webhook_receiver, internal_targets, unread_redis):
     project_id = default_project(clean)
     stored = notify.validate_provider_config("webhook", {"url": webhook_receiver.url})
     from shared.security import key_ring
