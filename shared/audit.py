@@ -30,6 +30,6 @@ async def record(
             action,
             object_type,
             str(object_id) if object_id else None,
-            Jsonb(mask_secrets(changes or {})),
+            Jsonb(mask_secrets(changes or {}, project_id)),
         ),
     )

@@ -58,11 +58,12 @@ def _reject_unstorable_text(value: Any, path: tuple) -> None:
             _reject_unstorable_text(item, (*path, index))
 
 
-def parse(model: type[M], data: Any) -> M:
+def parse(model: type[M], data: Any, context: dict | None = None) -> M:
+    """context: pydantic's validation context, e.g. the Sealing that encrypts a check config's secrets."""
     if not isinstance(data, dict):
         raise ApiError(400, "validation_error", "request body must be a JSON object")
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as error:
         raise validation_error_to_api_error(error) from None
 

@@ -82,6 +82,9 @@ class CheckJob(Envelope):
     kind: Literal["check_job"] = "check_job"
     run_id: uuid.UUID
     monitor_id: uuid.UUID
+    # The monitor's project, which the config's credentials are sealed to; None only in jobs queued by an older
+    # schedule, whose credentials (sealed before they were bound to a project) still decrypt.
+    project_id: uuid.UUID | None = None
     location: str = Field(min_length=1, max_length=64)
     type: str
     target: str

@@ -1,23 +1,48 @@
 """Credential encryption at rest (AES-256-GCM with key ids for rotation) and masking for display.
-Used by the API (provider configs, check credentials), the alert function and the synthetic store."""
+Used by the API (provider configs, check credentials), the alert function, the checks and the synthetic store.
+
+Every ciphertext is bound to where it belongs: its key id, its project and its field are the cipher's
+associated data, so a ciphertext copied into another project or another field does not decrypt there."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import os
+import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 
 from shared.settings import get_settings
 
-CIPHERTEXT_PREFIX = "enc:v1"
+CIPHERTEXT_PREFIX = "enc:v2"
+# Bound only to its key id; still read, so rows written before v2 keep working until `python -m shared.rekey`.
+LEGACY_PREFIX = "enc:v1"
 _NONCE_BYTES = 12
 _MASK = "****"
 
 
 class CredentialKeyError(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class Binding:
+    """Where a ciphertext belongs: the project that owns it and the field that holds it (e.g. 'config.auth.password').
+
+    Decrypting under any other binding fails, as AES-GCM checks the associated data with the tag.
+    """
+
+    project_id: uuid.UUID | str
+    field: str
+
+    def associated_data(self, key_id: str) -> bytes:
+        return f"{CIPHERTEXT_PREFIX}|{key_id}|{self.project_id}|{self.field}".encode()
+
+
+def provider_binding(project_id: uuid.UUID | str) -> Binding:
+    """A notification provider's config is encrypted whole, as one field."""
+    return Binding(project_id, "notification_providers.config")
 
 
 @dataclass(frozen=True)
@@ -52,30 +77,38 @@ class KeyRing:
             primary_id = primary_id or key_id
         return cls(keys=keys, primary_id=primary_id)
 
-    def encrypt(self, plaintext: str) -> str:
+    def encrypt(self, plaintext: str, binding: Binding) -> str:
         nonce = os.urandom(_NONCE_BYTES)
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # loaded by the first seal or reveal
 
-        sealed = AESGCM(self.keys[self.primary_id]).encrypt(
-            nonce, plaintext.encode(), self.primary_id.encode()
-        )
-        return f"{CIPHERTEXT_PREFIX}:{self.primary_id}:{base64.b64encode(nonce + sealed).decode()}"
+        key_id = self.primary_id
+        sealed = AESGCM(self.keys[key_id]).encrypt(nonce, plaintext.encode(), binding.associated_data(key_id))
+        return f"{CIPHERTEXT_PREFIX}:{key_id}:{base64.b64encode(nonce + sealed).decode()}"
 
-    def decrypt(self, token: str) -> str:
-        prefix, _, rest = token.partition(f"{CIPHERTEXT_PREFIX}:")
-        key_id, _, encoded = rest.partition(":")
-        if prefix or not encoded:
-            raise ValueError("not an encrypted credential")
+    def decrypt(self, token: str, binding: Binding) -> str:
+        """The plaintext; raises InvalidTag when the token was made for another project or field (or forged)."""
+        version, key_id, encoded = _split(token)
         key = self.keys.get(key_id)
         if key is None:
             raise CredentialKeyError(f"credential encrypted with unknown key id '{key_id}'")
         raw = base64.b64decode(encoded)
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-        return AESGCM(key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], key_id.encode()).decode()
+        associated = binding.associated_data(key_id) if version == CIPHERTEXT_PREFIX else key_id.encode()
+        return AESGCM(key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], associated).decode()
 
     def needs_reencryption(self, token: str) -> bool:
+        """Under an older key, or from before ciphertexts were bound to their project and field."""
         return not token.startswith(f"{CIPHERTEXT_PREFIX}:{self.primary_id}:")
+
+
+def _split(token: str) -> tuple[str, str, str]:
+    for version in (CIPHERTEXT_PREFIX, LEGACY_PREFIX):
+        if token.startswith(version + ":"):
+            key_id, _, encoded = token[len(version) + 1 :].partition(":")
+            if key_id and encoded:
+                return version, key_id, encoded
+    raise ValueError("not an encrypted credential")
 
 
 @lru_cache(maxsize=1)
@@ -84,7 +117,7 @@ def key_ring() -> KeyRing:
 
 
 def is_encrypted(value: object) -> bool:
-    return isinstance(value, str) and value.startswith(CIPHERTEXT_PREFIX + ":")
+    return isinstance(value, str) and value.startswith((CIPHERTEXT_PREFIX + ":", LEGACY_PREFIX + ":"))
 
 
 def mask(value: str | None) -> str:
@@ -105,22 +138,27 @@ SECRET_FIELD_NAMES = frozenset(
 )
 
 
-def mask_secrets(value: object) -> object:
-    """Walks JSON-like data: encrypted values become the mask of their plaintext, secret-named fields are masked."""
+def mask_secrets(value: object, project_id: uuid.UUID | str, path: tuple[str, ...] = ()) -> object:
+    """Walks JSON-like data: encrypted values become the mask of their plaintext, secret-named fields are masked.
+
+    path: where value sits (e.g. ('config',) for a monitor's config), which names each ciphertext's field.
+    """
     if isinstance(value, dict):
         return {
             key: mask(str(item))
             if key.lower().replace("-", "_") in SECRET_FIELD_NAMES
             and isinstance(item, str)
             and not is_encrypted(item)
-            else mask_secrets(item)
+            else mask_secrets(item, project_id, (*path, str(key)))
             for key, item in value.items()
         }
     if isinstance(value, list):
-        return [mask_secrets(item) for item in value]
+        return [mask_secrets(item, project_id, path) for item in value]
     if is_encrypted(value):
         try:
-            return mask(key_ring().decrypt(value))
-        except Exception:  # a key that no longer decrypts still must not leak anything
+            return mask(key_ring().decrypt(value, Binding(project_id, ".".join(path))))
+        except (
+            Exception
+        ):  # a key that no longer decrypts, or a ciphertext of elsewhere, must not leak anything
             return _MASK
     return value

@@ -19,6 +19,21 @@ LOCATIONS = ["us-east", "eu-central", "asia-pacific"]
 UNREACHABLE_TARGET = "http://127.0.0.1:9/"  # the discard port: nothing listens, so a check of it fails fast
 
 
+# --- trials ------------------------------------------------------------------------------------------------
+
+# The project a trial's secrets are sealed to when no database is involved: sealing binds to its id only.
+TRIAL_PROJECT = uuid.UUID("00000000-0000-4000-8000-00000000a11c")
+
+
+def trial_job(body: dict, project_id: uuid.UUID = TRIAL_PROJECT):
+    """A trial body validated as a check function validates it (secrets sealed to project_id), as a job."""
+    from shared.checks.credentials import Sealing
+    from shared.checks.spec import CheckTrial
+
+    context = Sealing(project_id, passes_ciphertext=True).context()
+    return CheckTrial.model_validate(body, context=context).as_job(project_id)
+
+
 # --- projects and monitors ---------------------------------------------------------------------------------
 
 

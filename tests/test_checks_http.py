@@ -11,11 +11,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.checks import run_check
+from shared.checks.credentials import Sealing
 from shared.checks.fetch import tls_context
-from shared.checks.spec import CheckSpec, CheckTrial
+from shared.checks.spec import CheckSpec
 from shared.models import CheckJob
 from shared.settings import reset_settings_cache
 from tests.check_servers import CertificateAuthority, RouteServer, self_signed
+from tests.factories import TRIAL_PROJECT, trial_job
 
 AUTHORITY = CertificateAuthority()
 PASSWORD = "correct-horse-battery"
@@ -56,7 +58,7 @@ def https_server(credential):
 
 
 def check(target: str, check_type: str = "http_request", **config):
-    job = CheckTrial.model_validate({"type": check_type, "target": target, "config": config}).as_job()
+    job = trial_job({"type": check_type, "target": target, "config": config})
     return asyncio.run(run_check(job))
 
 
@@ -364,8 +366,12 @@ def test_certificate_checks_follow_the_adaptive_schedule(infra, aio):
 # --- credentials -------------------------------------------------------------------------------
 
 
+def sealed(body: dict, project_id: uuid.UUID = TRIAL_PROJECT) -> CheckSpec:
+    return CheckSpec.model_validate(body, context=Sealing(project_id).context())
+
+
 def test_credentials_are_stored_encrypted_and_revealed_only_inside_the_check(server):
-    spec = CheckSpec.model_validate(
+    spec = sealed(
         {
             "type": "http",
             "target": server.url("/echo?status=500"),
@@ -377,11 +383,11 @@ def test_credentials_are_stored_encrypted_and_revealed_only_inside_the_check(ser
     )
     stored = json.dumps(spec.config)
     assert PASSWORD not in stored and "key-abcdef-123" not in stored
-    assert spec.config["auth"]["password"].startswith("enc:v1:")
+    assert spec.config["auth"]["password"].startswith("enc:v2:")
     assert spec.config["headers"]["Accept"] == "application/json"
     assert CheckSpec.model_validate(spec.model_dump(by_alias=True)).config == spec.config, "stable on re-save"
 
-    outcome = asyncio.run(run_check(CheckTrial.model_validate(spec.model_dump(by_alias=True)).as_job()))
+    outcome = asyncio.run(run_check(trial_job(spec.model_dump(by_alias=True))))
     basic = base64.b64encode(f"ops:{PASSWORD}".encode()).decode()
     assert server.seen[-1].headers["Authorization"] == f"Basic {basic}"
     assert server.seen[-1].headers["X-Api-Key"] == "key-abcdef-123"
@@ -392,6 +398,58 @@ def test_credentials_are_stored_encrypted_and_revealed_only_inside_the_check(ser
         assert secret not in reported
 
 
+def test_a_ciphertext_opens_only_in_its_own_project_and_field(server):
+    """Associated data binds each ciphertext to its project and field: moved elsewhere, it does not decrypt."""
+    spec = sealed(
+        {"type": "http", "target": server.url("/"), "config": {"auth": {"type": "bearer", "token": TOKEN}}}
+    )
+    ciphertext = spec.config["auth"]["token"]
+    other_project = uuid.uuid4()
+    elsewhere = CheckJob.model_validate(
+        {**trial_job(spec.model_dump(by_alias=True)).model_dump(), "project_id": other_project}
+    )
+    outcome = asyncio.run(run_check(elsewhere))
+    assert outcome.status == "error" and "cannot be decrypted" in outcome.message
+    assert server.seen == [], "nothing was sent with a credential that is not this project's"
+
+    as_header = trial_job({"type": "http", "target": server.url("/"), "config": {}}).model_copy(
+        update={"config": {"headers": {"X-Token": ciphertext}}}
+    )
+    outcome = asyncio.run(run_check(as_header))
+    assert outcome.status == "error" and "cannot be decrypted" in outcome.message, "another field: refused"
+    assert server.seen == []
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"auth": {"type": "bearer", "token": "enc:v2:k1:AAAA"}},
+        {"auth": {"type": "basic", "username": "ops", "password": "enc:v1:k1:AAAA"}},
+        {"headers": {"Authorization": "enc:v2:k1:AAAA"}},
+    ],
+)
+def test_a_ciphertext_in_a_request_is_refused_with_its_field_named(config):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="encrypted value; send the secret itself") as raised:
+        sealed({"type": "http_request", "target": "https://example.com/", "config": config})
+    assert "config.auth." in str(raised.value) or "config.headers:" in str(raised.value)
+
+
+def test_a_partial_update_keeps_the_stored_ciphertexts_and_only_those():
+    body = {
+        "type": "http",
+        "target": "https://example.com/",
+        "config": {"auth": {"type": "bearer", "token": TOKEN}},
+    }
+    stored = sealed(body).config
+    kept = Sealing.keeping(TRIAL_PROJECT, stored).context()
+    assert CheckSpec.model_validate({**body, "config": stored}, context=kept).config == stored
+    foreign = sealed(body, uuid.uuid4()).config
+    with pytest.raises(ValueError, match="encrypted value"):
+        CheckSpec.model_validate({**body, "config": foreign}, context=kept)
+
+
 def test_a_bearer_token_is_sent_and_never_reported(server):
     outcome = check(server.url("/echo?status=503"), auth={"type": "bearer", "token": TOKEN})
     assert server.seen[-1].headers["Authorization"] == f"Bearer {TOKEN}"
@@ -399,7 +457,7 @@ def test_a_bearer_token_is_sent_and_never_reported(server):
 
 
 def test_credentials_under_an_unknown_key_give_an_error_without_the_secret(server, monkeypatch):
-    spec = CheckSpec.model_validate(
+    spec = sealed(
         {"type": "http", "target": server.url("/"), "config": {"auth": {"type": "bearer", "token": TOKEN}}}
     )
     from shared.security import key_ring
@@ -407,7 +465,7 @@ def test_credentials_under_an_unknown_key_give_an_error_without_the_secret(serve
     monkeypatch.setenv("SC_CREDENTIAL_KEY", "k9:" + base64.b64encode(b"z" * 32).decode())
     reset_settings_cache()
     key_ring.cache_clear()
-    outcome = asyncio.run(run_check(CheckTrial.model_validate(spec.model_dump(by_alias=True)).as_job()))
+    outcome = asyncio.run(run_check(trial_job(spec.model_dump(by_alias=True))))
     assert outcome.status == "error" and "cannot be decrypted" in outcome.message
     assert server.seen == []
 
@@ -435,7 +493,7 @@ def test_api_reads_show_credentials_masked(clean, aio):
     assert shown["auth"]["password"] == "co****ry"
     assert shown["headers"]["Authorization-Extra"] == "to****90"
     ((stored,),) = clean.sql("select config::text from monitors")
-    assert PASSWORD not in stored and "tok-1234567890" not in stored and "enc:v1:" in stored
+    assert PASSWORD not in stored and "tok-1234567890" not in stored and "enc:v2:" in stored
 
 
 # --- validation on save ------------------------------------------------------------------------
@@ -496,7 +554,7 @@ def test_bad_configs_are_refused_on_save_naming_the_field(check_type, config, fi
     from shared.errors import validation_error_to_api_error
 
     with pytest.raises(ValidationError) as refused:
-        CheckSpec.model_validate({"type": check_type, "target": "https://example.com/", "config": config})
+        sealed({"type": check_type, "target": "https://example.com/", "config": config})
     error = validation_error_to_api_error(refused.value)
     assert error.field == field, error.message
     assert fragment in error.message

@@ -12,13 +12,14 @@ from shared.checks import run_check
 from shared.checks.spec import CheckTrial
 from shared.models import CheckJob
 from tests.check_servers import has_ipv6_loopback
+from tests.factories import trial_job
 
 # Loopback answers for the hosts these checks reach, so they lift internal-target protection.
 pytestmark = pytest.mark.usefixtures("internal_targets")
 
 
 def ping(target: str, **config):
-    job = CheckTrial.model_validate({"type": "ping_host", "target": target, "config": config}).as_job()
+    job = trial_job({"type": "ping_host", "target": target, "config": config})
     return asyncio.run(run_check(job))
 
 

@@ -10,6 +10,7 @@ import pytest
 from shared.checks import run_check
 from shared.checks.spec import CheckTrial
 from tests.check_servers import UdpPeer, closed_port, has_ipv6_loopback
+from tests.factories import trial_job
 
 HOSTS = [
     "127.0.0.1",
@@ -24,9 +25,7 @@ pytestmark = pytest.mark.usefixtures("internal_targets")
 
 
 def port_check(target: str, port: int, **config):
-    job = CheckTrial.model_validate(
-        {"type": "port_check", "target": target, "config": {"port": port, **config}}
-    ).as_job()
+    job = trial_job({"type": "port_check", "target": target, "config": {"port": port, **config}})
     return asyncio.run(run_check(job))
 
 

@@ -154,6 +154,13 @@ async def authenticate(request: Request) -> auth.Principal:
     return principal
 
 
+def sealing_context(principal: auth.Principal | None) -> dict | None:
+    """Secrets in a body are encrypted for the caller's project, and may not arrive already encrypted."""
+    from shared.checks.credentials import Sealing
+
+    return Sealing(principal.project_id).context() if principal else None
+
+
 def render(result: Any, status: int) -> Response:
     if isinstance(result, Response):
         return result
@@ -173,7 +180,7 @@ async def invoke(spec: Endpoint, request: Request) -> Response:
     try:
         principal = await authenticate(request) if spec.authenticated else None
         query = parse(spec.query, dict(request.query_params)) if spec.query else None
-        body = parse(spec.body, await read_json(request)) if spec.body else None
+        body = parse(spec.body, await read_json(request), sealing_context(principal)) if spec.body else None
         result = await spec.handler(Context(request, principal, body, query), **request.path_params)
     except ApiError as error:
         return error_response(error)

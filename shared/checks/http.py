@@ -8,6 +8,7 @@ import json
 import re
 import ssl
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -19,12 +20,14 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from shared.checks import certificates
 from shared.checks.base import CheckConfig, ConfigModel
 from shared.checks.credentials import (
-    SealedSecret,
     basic_auth_header,
+    header_field,
     is_sensitive_header,
     redact,
     reveal,
     seal,
+    sealed_secret,
+    sealing_of,
 )
 from shared.checks.fetch import Exchange, HttpFacts, PhaseTimer, TooManyRedirects, fetch, ssl_error_of
 from shared.checks.spec import TRIAL_LOCATION  # a trial leaves no certificate note behind
@@ -51,8 +54,8 @@ _CLIENT_MANAGED_HEADERS = {"host", "content-length", "transfer-encoding", "conne
 class AuthConfig(ConfigModel):
     type: Literal["none", "basic", "bearer"] = "none"
     username: str | None = Field(default=None, max_length=256)
-    password: SealedSecret = None
-    token: SealedSecret = None
+    password: sealed_secret("config.auth.password") = None
+    token: sealed_secret("config.auth.token") = None
 
     @model_validator(mode="after")
     def _fields_fit_type(self) -> AuthConfig:
@@ -140,7 +143,7 @@ class HttpConfig(_HttpCommon):
 
     @field_validator("headers")
     @classmethod
-    def _valid_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+    def _valid_headers(cls, headers: dict[str, str], info: ValidationInfo) -> dict[str, str]:
         size = 0
         for name, value in headers.items():
             if not _TOKEN.match(name):
@@ -152,7 +155,11 @@ class HttpConfig(_HttpCommon):
             size += len(name.encode()) + 4 + (0 if is_encrypted(value) else len(value.encode()))
         if size > MAX_HEADER_BYTES:
             raise ValueError(f"headers total {size} bytes; at most {MAX_HEADER_BYTES} bytes are allowed")
-        return {name: seal(value) if is_sensitive_header(name) else value for name, value in headers.items()}
+        sealing = sealing_of(info)
+        return {
+            name: seal(value, header_field(name), sealing) if is_sensitive_header(name) else value
+            for name, value in headers.items()
+        }
 
     @field_validator("body", mode="before")
     @classmethod
@@ -214,17 +221,23 @@ def judge_response(facts: HttpFacts, config: WebsiteConfig, elapsed_ms: int) -> 
     return Judgement("up", f"Received status code: {facts.status_code}" + cap_note)
 
 
-def build_exchange(config: WebsiteConfig) -> tuple[Exchange, list[str]]:
-    """The request to send, with credentials revealed; also every secret, to scrub from what we report."""
-    headers = {name: reveal(value) for name, value in config.headers.items()}
+def build_exchange(config: WebsiteConfig, project_id: uuid.UUID | None) -> tuple[Exchange, list[str]]:
+    """The request to send, with credentials revealed; also every secret, to scrub from what we report.
+
+    project_id: the monitor's project; a ciphertext sealed for another project does not decrypt (InvalidTag).
+    """
+    headers = {
+        name: reveal(value, project_id, header_field(name)) if is_sensitive_header(name) else value
+        for name, value in config.headers.items()
+    }
     secrets = [value for name, value in headers.items() if is_sensitive_header(name)]
     auth = config.auth
     if auth and auth.type == "basic":
-        password = reveal(auth.password)
+        password = reveal(auth.password, project_id, "config.auth.password")
         headers["Authorization"] = basic_auth_header(auth.username, password)
         secrets += [password, headers["Authorization"].split(" ", 1)[1]]
     elif auth and auth.type == "bearer":
-        token = reveal(auth.token)
+        token = reveal(auth.token, project_id, "config.auth.token")
         headers["Authorization"] = f"Bearer {token}"
         secrets.append(token)
     content = config.body.encode() if config.body is not None else None
@@ -331,7 +344,7 @@ async def _judge_fetched(
 async def check_http(job: CheckJob) -> CheckOutcome:
     config = CONFIG_MODELS[job.type].model_validate({**job.config, "target": job.target})
     try:
-        exchange, secrets = build_exchange(config)
+        exchange, secrets = build_exchange(config, job.project_id)
     except (CredentialKeyError, ValueError, InvalidTag) as error:
         return CheckOutcome(
             status="error", message=f"Stored credentials cannot be decrypted ({type(error).__name__})"

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from shared.checks import CHECK_TYPES
 from shared.errors import PrefixedValidationError
@@ -38,10 +38,13 @@ class CheckSpec(ApiModel):
         return canonical
 
     @model_validator(mode="after")
-    def _config_fits_type(self) -> CheckSpec:
+    def _config_fits_type(self, info: ValidationInfo) -> CheckSpec:
         check_type = CHECK_TYPES[self.type]
         try:
-            parsed = check_type.config_model.model_validate({**self.config, "target": self.target})
+            # the context carries the Sealing (shared.checks.credentials) that encrypts the config's secrets
+            parsed = check_type.config_model.model_validate(
+                {**self.config, "target": self.target}, context=info.context
+            )
         except ValidationError as error:
             raise PrefixedValidationError(error, prefix=("config",)) from None
         self.config = parsed.model_dump(by_alias=True, exclude={"target"}, exclude_none=True)
@@ -54,11 +57,13 @@ class CheckTrial(CheckSpec):
 
     location: str = TRIAL_LOCATION
 
-    def as_job(self) -> CheckJob:
+    def as_job(self, project_id: uuid.UUID) -> CheckJob:
+        """project_id: the caller's, which the trial's credentials were sealed to."""
         now = datetime.now(UTC)
         return CheckJob(
             run_id=uuid.uuid4(),
             monitor_id=uuid.uuid4(),
+            project_id=project_id,
             location=self.location,
             type=self.type,
             target=self.target,

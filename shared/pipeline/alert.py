@@ -16,7 +16,7 @@ from shared import db
 from shared.models import AlertEnvelope
 from shared.notify import AlertMessage, SendResult, build_message, send_to_provider
 from shared.redis import publish_live_events
-from shared.security import key_ring
+from shared.security import key_ring, provider_binding
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ async def _providers_for(event: AlertEnvelope) -> list[dict]:
         return await (
             await conn.execute(
                 """
-                select p.id, p.type, p.config_encrypted, e.payload, e.kind, e.suppressed_reason, m.alert_config
+                select p.id, p.project_id, p.type, p.config_encrypted, e.payload, e.kind, e.suppressed_reason, m.alert_config
                 from alert_events e
                 join monitors m on m.id = e.monitor_id
                 join notification_providers p on p.project_id = m.project_id and p.enabled
@@ -90,7 +90,9 @@ async def _send_one(event: AlertEnvelope, provider: dict) -> str:
     if claim_id is None:
         return "skipped"
     try:
-        config = json.loads(key_ring().decrypt(provider["config_encrypted"]))
+        config = json.loads(
+            key_ring().decrypt(provider["config_encrypted"], provider_binding(provider["project_id"]))
+        )
         result = await send_to_provider(provider["type"], config, message)
     except Exception as error:  # an undecryptable or stale config is this provider's failure, not the batch's
         log.exception("alert %s to provider %s could not be attempted", event.alert_event_id, provider["id"])

@@ -4,6 +4,7 @@ Used by every check function (functions/check_http, check_ping, check_port, chec
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -11,6 +12,7 @@ from starlette.requests import Request
 
 from shared import db, streams
 from shared.checks import run_check
+from shared.checks.credentials import Sealing
 from shared.checks.spec import CheckTrial
 from shared.handlers import json_endpoint, parse, read_json
 from shared.models import CheckJob, CheckOutcome, ResultEnvelope
@@ -134,6 +136,17 @@ async def execute_jobs(jobs: list[CheckJob]) -> int:
     return len(executed)
 
 
+async def trial_project(request: Request) -> uuid.UUID:
+    """Whose trial this is: the API key's project (the API forwards its caller's key), else the default one."""
+    from shared.api.framework import authenticate
+
+    if request.headers.get("authorization"):
+        return (await authenticate(request)).project_id
+    async with db.transaction() as conn:
+        row = await (await conn.execute("select id from projects where is_default")).fetchone()
+    return row["id"]
+
+
 def check_function_handler(group_size: Callable[[], int] | None = None):
     """The handler every check function serves: a connector batch of jobs and bundles, or one trial.
 
@@ -152,7 +165,8 @@ def check_function_handler(group_size: Callable[[], int] | None = None):
             for start in range(0, len(jobs), step):
                 executed += await execute_jobs(jobs[start : start + step])
             return batch.reply(executed=executed)
-        trial = parse(CheckTrial, data)
-        return (await run_check(trial.as_job())).model_dump(by_alias=True)
+        project_id = await trial_project(request)
+        trial = parse(CheckTrial, data, Sealing(project_id, passes_ciphertext=True).context())
+        return (await run_check(trial.as_job(project_id))).model_dump(by_alias=True)
 
     return handle

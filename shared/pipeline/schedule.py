@@ -122,7 +122,7 @@ from claimed
 # row's position; far cheaper than one gen_random_uuid() per row.
 _RECORD_AND_RENDER = """
 with planned as (
-    select m.id as monitor_id, m.type, m.target, config.text as config, {scheduled_at} as scheduled_at,
+    select m.id as monitor_id, m.project_id, m.type, m.target, config.text as config, {scheduled_at} as scheduled_at,
         greatest(%(now)s, {scheduled_at}) + make_interval(secs => least(
             (%(budgets)s::jsonb ->> (m.type || ' ' || config.text))::float8, m.frequency_minutes * 60)) as deadline,
         string_to_array(%(location_lists)s::jsonb ->> m.location_config::text, ',') as locations,
@@ -171,7 +171,8 @@ from (
     from (
         -- concat() of JSON-safe parts renders twice as fast as json_build_object()
         select planned.*, concat(
-            '{"run_id":"', run_id, '","monitor_id":"', monitor_id, '","target":', to_json(target),
+            '{"run_id":"', run_id, '","monitor_id":"', monitor_id, '","project_id":"', project_id,
+            '","target":', to_json(target),
             ',"config":', config, ',"scheduled_at":', to_json(scheduled_at), ',"deadline":', to_json(deadline),
             '}') as job
         from planned
@@ -188,7 +189,7 @@ select id, run_ids from dispatch_batches where created_at < %s order by created_
 
 _REPUBLISH = """
 with planned as (
-    select r.id as run_id, r.monitor_id, m.type, m.target, m.config, r.scheduled_at, r.deadline,
+    select r.id as run_id, r.monitor_id, m.project_id, m.type, m.target, m.config, r.scheduled_at, r.deadline,
         r.expected_locations as locations, row_number() over (partition by m.type) - 1 as position
     from runs r join monitors m on m.id = r.monitor_id
     where r.id = any(%(run_ids)s) and r.finalized_at is null

@@ -20,7 +20,7 @@ from shared.api.requests import (
 )
 from shared.api.schemas import ProjectVariableOut, SyntheticTestOut
 from shared.errors import ApiError
-from shared.security import key_ring, mask
+from shared.security import Binding, key_ring, mask
 
 _TEST_COLUMNS = "id, project_id, title, script, created_at, updated_at"
 _VARIABLE_COLUMNS = "name, value, is_secret, created_at, updated_at"
@@ -143,18 +143,23 @@ async def delete_test(project_id: uuid.UUID, test_id: uuid.UUID, api_key_id: uui
 # --- project variables ------------------------------------------------------------------------
 
 
-def _variable_out(row: dict) -> ProjectVariableOut:
+def variable_binding(project_id: uuid.UUID, name: str) -> Binding:
+    """A secret variable's ciphertext opens only as that variable of that project."""
+    return Binding(project_id, f"project_variables.{name}")
+
+
+def _variable_out(row: dict, project_id: uuid.UUID) -> ProjectVariableOut:
     value = row["value"]
     if row["is_secret"]:
         try:
-            value = mask(key_ring().decrypt(value))
+            value = mask(key_ring().decrypt(value, variable_binding(project_id, row["name"])))
         except Exception:  # a key that no longer decrypts must still not leak anything
             value = mask("unreadable")
     return ProjectVariableOut(**{**row, "value": value})
 
 
-def _stored_value(value: str, is_secret: bool) -> str:
-    return key_ring().encrypt(value) if is_secret else value
+def _stored_value(value: str, is_secret: bool, project_id: uuid.UUID, name: str) -> str:
+    return key_ring().encrypt(value, variable_binding(project_id, name)) if is_secret else value
 
 
 async def create_variable(
@@ -166,7 +171,12 @@ async def create_variable(
                 await conn.execute(
                     f"""insert into project_variables (project_id, name, value, is_secret) values (%s, %s, %s, %s)
                         returning {_VARIABLE_COLUMNS}""",
-                    (project_id, body.name, _stored_value(body.value, body.is_secret), body.is_secret),
+                    (
+                        project_id,
+                        body.name,
+                        _stored_value(body.value, body.is_secret, project_id, body.name),
+                        body.is_secret,
+                    ),
                 )
             ).fetchone()
             await audit.record(
@@ -182,7 +192,7 @@ async def create_variable(
         raise ApiError(
             409, "conflict", f"name: a variable named '{body.name}' already exists", "name"
         ) from None
-    return _variable_out(row)
+    return _variable_out(row, project_id)
 
 
 async def get_variable(project_id: uuid.UUID, name: str) -> ProjectVariableOut:
@@ -195,7 +205,7 @@ async def get_variable(project_id: uuid.UUID, name: str) -> ProjectVariableOut:
         ).fetchone()
     if row is None:
         raise _variable_not_found(name)
-    return _variable_out(row)
+    return _variable_out(row, project_id)
 
 
 async def list_variables(project_id: uuid.UUID) -> list[ProjectVariableOut]:
@@ -206,7 +216,7 @@ async def list_variables(project_id: uuid.UUID) -> list[ProjectVariableOut]:
                 (project_id,),
             )
         ).fetchall()
-    return [_variable_out(row) for row in rows]
+    return [_variable_out(row, project_id) for row in rows]
 
 
 async def update_variable(
@@ -225,12 +235,14 @@ async def update_variable(
         is_secret = current["is_secret"] if body.is_secret is None else body.is_secret
         plaintext = body.value
         if plaintext is None:
-            plaintext = key_ring().decrypt(current["value"]) if current["is_secret"] else current["value"]
+            plaintext = current["value"]
+            if current["is_secret"]:
+                plaintext = key_ring().decrypt(plaintext, variable_binding(project_id, name))
         row = await (
             await conn.execute(
                 f"""update project_variables set value = %s, is_secret = %s, updated_at = now()
                     where project_id = %s and name = %s returning {_VARIABLE_COLUMNS}""",
-                (_stored_value(plaintext, is_secret), is_secret, project_id, name),
+                (_stored_value(plaintext, is_secret, project_id, name), is_secret, project_id, name),
             )
         ).fetchone()
         await audit.record(
@@ -242,7 +254,7 @@ async def update_variable(
             name,
             {"isSecret": is_secret, "value": "(changed)" if body.value is not None else "(unchanged)"},
         )
-    return _variable_out(row)
+    return _variable_out(row, project_id)
 
 
 async def delete_variable(project_id: uuid.UUID, name: str, api_key_id: uuid.UUID | None = None) -> None:
@@ -295,7 +307,9 @@ async def load_runnable_test(test_id: uuid.UUID, monitor_id: uuid.UUID | None = 
     variables: dict[str, str] = {}
     secrets: list[str] = []
     for row in rows:
-        value = key_ring().decrypt(row["value"]) if row["is_secret"] else row["value"]
+        value = row["value"]
+        if row["is_secret"]:
+            value = key_ring().decrypt(value, variable_binding(test["project_id"], row["name"]))
         variables[row["name"]] = value
         if row["is_secret"] and value:
             secrets.append(value)

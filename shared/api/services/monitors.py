@@ -46,7 +46,7 @@ def monitor_out(row: dict) -> MonitorOut:
         target=row["target"],
         frequency_minutes=row["frequency_minutes"],
         enabled=row["enabled"],
-        config=mask_secrets(row["config"]),
+        config=mask_secrets(row["config"], row["project_id"], ("config",)),
         location_config=row["location_config"],
         alert_config=row["alert_config"],
         tags=row["tags"],

@@ -18,7 +18,7 @@ from shared.api.requests import NotificationProviderCreate, ProviderPatch
 from shared.api.schemas import NotificationSettings, ProviderOut
 from shared.errors import ApiError
 from shared.notify import build_message, masked_config, send_to_provider, validate_provider_config
-from shared.security import key_ring
+from shared.security import key_ring, provider_binding
 
 
 def provider_out(row: dict) -> ProviderOut:
@@ -60,7 +60,7 @@ async def create_provider(
                     project_id,
                     spec.name,
                     spec.type,
-                    key_ring().encrypt(json.dumps(spec.config)),
+                    key_ring().encrypt(json.dumps(spec.config), provider_binding(project_id)),
                     Jsonb(masked_config(spec.type, spec.config)),
                 ),
             )
@@ -103,7 +103,8 @@ async def update_provider(
                 config = validate_provider_config(row["type"], patch.config)
             except ValueError as error:
                 raise ApiError(400, "validation_error", str(error), str(error).partition(":")[0]) from None
-            encrypted, masked = key_ring().encrypt(json.dumps(config)), masked_config(row["type"], config)
+            encrypted = key_ring().encrypt(json.dumps(config), provider_binding(project_id))
+            masked = masked_config(row["type"], config)
         row = await (
             await conn.execute(
                 """update notification_providers set name = coalesce(%s, name), enabled = coalesce(%s, enabled),
@@ -211,7 +212,7 @@ async def send_test_notification(project_id: uuid.UUID, provider_id: uuid.UUID) 
         "time": datetime.now(UTC).isoformat(),
     }
     message = build_message("test", payload, monitor_id=f"test-{provider_id}")
-    config = json.loads(key_ring().decrypt(row["config_encrypted"]))
+    config = json.loads(key_ring().decrypt(row["config_encrypted"], provider_binding(row["project_id"])))
     result = await send_to_provider(row["type"], config, message)
     answer: dict[str, Any] = {"status": result.status, "attempts": result.attempts, "error": result.error}
     if result.recipients is not None:

@@ -11,13 +11,20 @@ from shared.models import CheckOutcome
 from shared.settings import get_settings
 
 
-async def run_trial(check: CheckTrial) -> CheckOutcome:
-    """POSTs the config to the type's check function (same SSRF rules and validation as scheduled checks)."""
+async def run_trial(check: CheckTrial, authorization: str | None = None) -> CheckOutcome:
+    """POSTs the config to the type's check function (same SSRF rules and validation as scheduled checks).
+
+    authorization: the caller's header, passed on so the check function opens the secrets sealed for its project.
+    """
     function = CHECK_TYPES[check.type].function
     url = f"{get_settings().gateway_url.rstrip('/')}/function/{function}"
     try:
         async with httpx.AsyncClient(timeout=330) as client:
-            response = await client.post(url, json=check.model_dump(mode="json", by_alias=True))
+            response = await client.post(
+                url,
+                json=check.model_dump(mode="json", by_alias=True),
+                headers={"Authorization": authorization} if authorization else None,
+            )
     except httpx.HTTPError as error:
         raise ApiError(
             502, "check_unavailable", f"{function} could not be reached ({type(error).__name__})"
