@@ -108,7 +108,7 @@ def _check_is_up(response: httpx.Response) -> bool:
 def _seed_alert(database_url: str, webhook_url: str) -> dict:
     """A monitor whose alert goes to a loopback webhook provider, and one unsent failure alert event."""
     from shared import notify
-    from shared.security import key_ring
+    from shared.security import key_ring, provider_binding
 
     stored = notify.validate_provider_config("webhook", {"url": webhook_url})
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -119,7 +119,7 @@ def _seed_alert(database_url: str, webhook_url: str) -> dict:
             (
                 project,
                 f"hook-{uuid.uuid4().hex[:8]}",
-                key_ring().encrypt(json.dumps(stored)),
+                key_ring().encrypt(json.dumps(stored), provider_binding(project)),
                 Jsonb(notify.masked_config("webhook", stored)),
             ),
         ).fetchone()[0]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -19,6 +21,22 @@ from shared.migrate import apply_migrations
 from shared.security import generate_key
 from shared.settings import reset_settings_cache
 from tests.servers import LoopbackHttpServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A temporary root of this run's own. pytest's default root is shared by every run of the same user, and
+    each new run deletes all but the three newest runs' folders there, so concurrent runs (two checkouts, CI
+    next to a developer) would delete each other's Postgres data mid-run."""
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        config.option.basetemp = tempfile.mkdtemp(prefix="supercheck-tests-")
+        config._supercheck_basetemp = config.option.basetemp
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    own = getattr(session.config, "_supercheck_basetemp", None)
+    if own and exitstatus == 0:  # a failed run's folder stays, with its servers' logs
+        shutil.rmtree(own, ignore_errors=True)
+
 
 KEPT_TABLES = {"projects", "regions", "schema_migrations"}
 

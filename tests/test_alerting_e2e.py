@@ -234,12 +234,12 @@ def unread_redis(infra, monkeypatch):
 def ssl_monitor(clean, aio, webhook_receiver, internal_targets, unread_redis):
     project_id = default_project(clean)
     stored = notify.validate_provider_config("webhook", {"url": webhook_receiver.url})
-    from shared.security import key_ring
+    from shared.security import key_ring, provider_binding
 
     provider_id = clean.sql(
         """insert into notification_providers (project_id, name, type, config_encrypted)
            values (%s, 'hook', 'webhook', %s) returning id""",
-        (project_id, key_ring().encrypt(json.dumps(stored))),
+        (project_id, key_ring().encrypt(json.dumps(stored), provider_binding(project_id))),
     )[0][0]
     alert_config = {
         "enabled": True,

@@ -254,8 +254,9 @@ def test_keys_rotate_old_data_stays_readable_and_rekey_moves_it_to_the_newest_ke
     a, _, objects = tenants
     old_setting = security.key_ring()
     old_id = old_setting.primary_id
-    ((stored,),) = clean.sql("select config_encrypted from notification_providers")
-    assert stored.startswith(f"enc:v1:{old_id}:")
+    ((stored, owner),) = clean.sql("select config_encrypted, project_id from notification_providers")
+    assert stored.startswith(f"enc:v2:{old_id}:")
+    binding = security.provider_binding(owner)
     new_key = generate_key()
     old_entries = ",".join(
         f"{kid}:{__import__('base64').b64encode(key).decode()}" for kid, key in old_setting.keys.items()
@@ -266,12 +267,14 @@ def test_keys_rotate_old_data_stays_readable_and_rekey_moves_it_to_the_newest_ke
     try:
         ring = security.key_ring()
         assert ring.primary_id == "k2"
-        assert "hooks.example.net" in ring.decrypt(stored), "data under the old key is still readable"
+        assert "hooks.example.net" in ring.decrypt(stored, binding), (
+            "data under the old key is still readable"
+        )
         counts = aio.run(reencrypt_all())
         assert counts["notification_providers"] == 1
         ((rotated,),) = clean.sql("select config_encrypted from notification_providers")
-        assert rotated.startswith("enc:v1:k2:")
-        assert KeyRing.parse(f"k2:{new_key}").decrypt(rotated) == ring.decrypt(stored)
+        assert rotated.startswith("enc:v2:k2:")
+        assert KeyRing.parse(f"k2:{new_key}").decrypt(rotated, binding) == ring.decrypt(stored, binding)
         assert aio.run(reencrypt_all())["notification_providers"] == 0
     finally:
         monkeypatch.undo()

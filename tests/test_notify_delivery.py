@@ -19,7 +19,7 @@ from shared.errors import ApiError
 from shared.models import AlertEnvelope
 from shared.notify import base, webhook
 from shared.pipeline.alert import send_alerts
-from shared.security import key_ring
+from shared.security import key_ring, provider_binding
 from tests.factories import SmtpReceiver, default_project
 
 
@@ -86,14 +86,15 @@ def add_provider(
     infra, config: dict, provider_type: str = "webhook", name: str = "hook", project=None
 ) -> uuid.UUID:
     stored = notify.validate_provider_config(provider_type, config)
+    project = project or default_project(infra)
     return infra.sql(
         """insert into notification_providers (project_id, name, type, config_encrypted, config_masked)
            values (%s, %s, %s, %s, %s) returning id""",
         (
-            project or default_project(infra),
+            project,
             name,
             provider_type,
-            key_ring().encrypt(json.dumps(stored)),
+            key_ring().encrypt(json.dumps(stored), provider_binding(project)),
             Jsonb(notify.masked_config(provider_type, stored)),
         ),
     )[0][0]

@@ -86,7 +86,7 @@ def test_secret_variables_are_encrypted_at_rest_masked_when_read_and_plain_for_t
 
     stored = dict(clean.sql("select name, value from project_variables"))
     assert stored["BASE_URL"] == "http://127.0.0.1:9/"
-    assert stored["PASSWORD"].startswith("enc:v1:") and SECRET not in stored["PASSWORD"]
+    assert stored["PASSWORD"].startswith("enc:v2:") and SECRET not in stored["PASSWORD"]
     listed = {v.name: v.value for v in aio.run(store.list_variables(project))}
     assert listed == {"BASE_URL": "http://127.0.0.1:9/", "PASSWORD": "co****le"}
     assert aio.run(store.list_variables(other)) == []
@@ -104,7 +104,7 @@ def test_a_variable_can_become_secret_and_back_without_retyping_it(aio, clean, p
     aio.run(store.create_variable(project, ProjectVariableCreate(name="TOKEN", value=SECRET)))
     secret = aio.run(store.update_variable(project, "TOKEN", ProjectVariableUpdate(is_secret=True)))
     assert (secret.is_secret, secret.value) == (True, "co****le")
-    assert clean.sql("select value from project_variables")[0][0].startswith("enc:v1:")
+    assert clean.sql("select value from project_variables")[0][0].startswith("enc:v2:")
     plain = aio.run(store.update_variable(project, "TOKEN", ProjectVariableUpdate(is_secret=False)))
     assert (plain.is_secret, plain.value) == (False, SECRET)
     changed = aio.run(store.update_variable(project, "TOKEN", ProjectVariableUpdate(value="other")))

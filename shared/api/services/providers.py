@@ -212,7 +212,7 @@ async def send_test_notification(project_id: uuid.UUID, provider_id: uuid.UUID) 
         "time": datetime.now(UTC).isoformat(),
     }
     message = build_message("test", payload, monitor_id=f"test-{provider_id}")
-    config = json.loads(key_ring().decrypt(row["config_encrypted"], provider_binding(row["project_id"])))
+    config = json.loads(key_ring().decrypt(row["config_encrypted"], provider_binding(project_id)))
     result = await send_to_provider(row["type"], config, message)
     answer: dict[str, Any] = {"status": result.status, "attempts": result.attempts, "error": result.error}
     if result.recipients is not None:
