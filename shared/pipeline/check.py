@@ -4,6 +4,7 @@ Used by every check function (functions/check_http, check_ping, check_port, chec
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -11,8 +12,9 @@ from starlette.requests import Request
 
 from shared import db, streams
 from shared.checks import run_check
-from shared.checks.spec import CheckTrial
-from shared.handlers import json_endpoint, parse, read_json
+from shared.checks.spec import CheckTrial, ProjectTrial
+from shared.errors import ApiError
+from shared.handlers import Caller, identify_caller, json_endpoint, parse, read_json
 from shared.models import CheckJob, CheckOutcome, ResultEnvelope
 from shared.pipeline.batch import is_connector_batch, parse_job_batch
 from shared.redis import publish, publish_live_events
@@ -134,8 +136,25 @@ async def execute_jobs(jobs: list[CheckJob]) -> int:
     return len(executed)
 
 
+async def run_trial(caller: Caller, data: object) -> dict:
+    """One check run at once for a project: sent signed by the API (projectId in the body) or by a key's holder."""
+    if caller.kind == "internal":
+        trial: CheckTrial = parse(ProjectTrial, data)
+        project_id = trial.project_id
+    else:
+        trial, project_id = parse(CheckTrial, data), caller.project_id
+    if trial.type == "synthetic_test":
+        # The test's project never changes, so a test found in the caller's project stays there for the run;
+        # another project's test is 404, as if absent (its script and secret variables never load).
+        from shared.synthetic import store
+
+        await store.get_test(project_id, uuid.UUID(trial.target))
+    return (await run_check(trial.as_job())).model_dump(by_alias=True)
+
+
 def check_function_handler(group_size: Callable[[], int] | None = None):
-    """The handler every check function serves: a connector batch of jobs and bundles, or one trial.
+    """The handler every check function serves: a signed connector batch of jobs and bundles, or one trial
+    (signed from the API, or with an API key).
 
     group_size: run a batch a few jobs at a time, each group stored and announced before the next starts
     (browser journeys take minutes; a job's timeout must not be spent queueing behind the others).
@@ -143,8 +162,11 @@ def check_function_handler(group_size: Callable[[], int] | None = None):
 
     @json_endpoint
     async def handle(request: Request):
+        caller = await identify_caller(request)
         data = await read_json(request)
         if is_connector_batch(data):
+            if caller.kind != "internal":
+                raise ApiError(403, "forbidden", "messages: job batches are accepted from the connector only")
             batch = parse_job_batch(data)
             jobs = batch.items
             step = max(1, group_size() if group_size else len(jobs))
@@ -152,7 +174,6 @@ def check_function_handler(group_size: Callable[[], int] | None = None):
             for start in range(0, len(jobs), step):
                 executed += await execute_jobs(jobs[start : start + step])
             return batch.reply(executed=executed)
-        trial = parse(CheckTrial, data)
-        return (await run_check(trial.as_job())).model_dump(by_alias=True)
+        return await run_trial(caller, data)
 
     return handle

@@ -56,7 +56,7 @@ async def create_monitor(ctx: Context):
 async def trial_check(ctx: Context):
     from shared.api.services.trial import run_trial
 
-    return await run_trial(ctx.body)
+    return await run_trial(ctx.body, ctx.project_id)
 
 
 @endpoint(
