@@ -1,5 +1,6 @@
 """API keys: random tokens shown once, stored only as hashes, scoped to one project.
-Used by the API (shared/api/framework.py authenticates every request) and `python -m shared.auth bootstrap`."""
+Used by the API (shared/api/framework.py authenticates every request), the functions that take parameters
+(shared/handlers.py) and `python -m shared.auth bootstrap`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 from psycopg import AsyncConnection
 
+from shared.errors import ApiError
 from shared.settings import get_settings
 
 KEY_PREFIX = "sck_"
@@ -61,6 +63,28 @@ async def principal_for(conn: AsyncConnection, key: str) -> Principal | None:
         )
     ).fetchone()
     return Principal(row["project_id"], row["id"]) if row else None
+
+
+async def authenticate(authorization: str) -> Principal:
+    """The principal of an Authorization header's value ("Bearer <api key>"), for the API and every function
+    that takes parameters. Without a header, only the local anonymous mode (SC_ALLOW_ANONYMOUS_LOCAL, which
+    `make run` sets so the seed's curl examples work) acts, in the default project."""
+    from shared import db
+
+    scheme, _, key = authorization.partition(" ")
+    if not authorization:
+        if get_settings().allow_anonymous_local:
+            async with db.transaction() as conn:
+                row = await (await conn.execute("select id from projects where is_default")).fetchone()
+            return Principal(row["id"], None)
+        raise ApiError(401, "unauthorized", "missing Authorization: Bearer <api key> header")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise ApiError(401, "unauthorized", "Authorization header must be 'Bearer <api key>'")
+    async with db.transaction() as conn:
+        principal = await principal_for(conn, key.strip())
+    if principal is None:
+        raise ApiError(401, "unauthorized", "API key is not valid or has been revoked")
+    return principal
 
 
 async def bootstrap(conn: AsyncConnection) -> str | None:

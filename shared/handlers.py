@@ -1,22 +1,57 @@
-"""The HTTP edge every function shares: JSON bodies parsed and vetted, models validated, errors in one shape.
-Used by every functions/<name>/main.py."""
+"""The HTTP edge every function shares: who is calling, JSON bodies parsed and vetted, models validated, errors
+in one shape. Used by every functions/<name>/main.py."""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
+import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from shared import internal_auth
 from shared.errors import ApiError, validation_error_to_api_error
 
 log = logging.getLogger("supercheck")
 M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who called a function: a signed internal call (connector, api), the cron-connector's empty-bodied call,
+    or an API key's holder, who acts in that key's project only."""
+
+    kind: Literal["internal", "cron", "key"]
+    project_id: uuid.UUID | None = None  # a key's project; None for internal and cron calls
+
+
+async def identify_caller(request: Request, *, cron: bool = False, keys: bool = True) -> Caller:
+    """Decides who calls before a byte of the body is parsed (a refused call is 401 whatever its body).
+
+    A call carrying signature headers must verify. An unsigned call with an empty body and no Authorization is
+    the cron-connector's, where the function has cron work (cron=True). Anything else needs an API key (or the
+    local anonymous mode), where the function takes parameters from outside (keys=True).
+    """
+    raw = await request.body()
+    if internal_auth.is_signed(request.headers):
+        try:
+            internal_auth.verify(request.headers, raw)
+        except internal_auth.SignatureRefused as refused:
+            raise ApiError(401, "unauthorized", f"signed call refused: {refused}") from None
+        return Caller("internal")
+    if cron and not raw.strip() and "authorization" not in request.headers:
+        return Caller("cron")
+    if not keys:
+        raise ApiError(401, "unauthorized", "this function accepts only signed deliveries from the connector")
+    from shared import auth  # the database driver loads with the first keyed call
+
+    return Caller("key", (await auth.authenticate(request.headers.get("authorization", ""))).project_id)
 
 
 def error_response(error: ApiError) -> JSONResponse:

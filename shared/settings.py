@@ -37,6 +37,8 @@ class Settings(BaseModel):
     locations: tuple[str, ...] = DEFAULT_LOCATIONS
     allow_internal_targets: bool = False
     credential_keys: str | None = Field(default=None, repr=False)
+    # Keys the HMAC over connector deliveries and the API's calls to functions (shared/internal_auth.py).
+    internal_token: str | None = Field(default=None, repr=False)
     # The local address checks send from (e.g. a region's egress IP on a multi-homed host); None lets the OS pick.
     source_address: IPvAnyAddress | None = None
     # Optional: a location's jobs live in that region's own Redis (JSON object location -> URL).
@@ -93,6 +95,7 @@ class Settings(BaseModel):
             "database_url": read_secret("database-url", "DATABASE_URL"),
             "redis_url": read_secret("redis-url", "REDIS_URL"),
             "credential_keys": read_secret("credential-key", "SC_CREDENTIAL_KEY"),
+            "internal_token": read_secret("internal-token", "SC_INTERNAL_TOKEN"),
             "worker_location": env.get("WORKER_LOCATION"),
             "locations": locations,
             "allow_internal_targets": _flag("ALLOW_INTERNAL_TARGETS"),
@@ -145,6 +148,13 @@ class Settings(BaseModel):
         if not self.database_url:
             raise RuntimeError("DATABASE_URL is not set (nor the OpenFaaS secret 'database-url')")
         return self.database_url
+
+    def require_internal_token(self) -> str:
+        if not self.internal_token:
+            raise RuntimeError("SC_INTERNAL_TOKEN is not set (nor the OpenFaaS secret 'internal-token')")
+        if len(self.internal_token) < 32:
+            raise RuntimeError("the internal token (secret 'internal-token') must be at least 32 characters")
+        return self.internal_token
 
     def require_redis_url(self) -> str:
         if not self.redis_url:

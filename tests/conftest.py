@@ -15,7 +15,7 @@ import psycopg
 import pytest
 import redis
 
-from openfaas.local.runtime import LocalStack
+from openfaas.local.runtime import LocalStack, new_internal_token
 from openfaas.local.services import ManagedServer, embedded_postgres, embedded_redis, free_port
 from shared.migrate import apply_migrations
 from shared.security import generate_key
@@ -111,6 +111,8 @@ def infra(tmp_path_factory) -> Iterator[Infra]:
             "DATABASE_URL": postgres.url,
             "REDIS_URL": redis_server.url,
             "SC_CREDENTIAL_KEY": os.environ.get("SC_TEST_CREDENTIAL_KEY") or generate_key(),
+            # shared by this process and every stack it starts: tests sign deliveries as the connector does
+            "SC_INTERNAL_TOKEN": new_internal_token(),
             "DISPATCH_SWEEP_AFTER_SECONDS": "2",
         }
     )

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from aiosmtpd.controller import Controller
 
 from openfaas.local.services import free_port
-from shared import auth, db, notify, streams
+from shared import auth, db, internal_auth, notify, streams
 from shared.rules.retention import floor_day, results_cutoff
 
 LOCATIONS = ["us-east", "eu-central", "asia-pacific"]
@@ -32,6 +32,21 @@ def trial_job(body: dict, project_id: uuid.UUID = TRIAL_PROJECT):
 
     context = Sealing(project_id, passes_ciphertext=True).context()
     return CheckTrial.model_validate(body, context=context).as_job(project_id)
+
+
+# --- calls to functions ------------------------------------------------------------------------------------
+
+
+def signed(body: dict | list | bytes, now: float | None = None, token: str | None = None) -> dict:
+    """httpx keyword arguments for a call signed as the connector and the API sign theirs (the test process
+    shares its internal token with every stack it starts)."""
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", **internal_auth.sign(content, token=token, now=now)}
+    return {"content": content, "headers": headers}
+
+
+def bearer(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
 
 
 # --- projects and monitors ---------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import uuid
@@ -148,6 +149,48 @@ def test_lists_and_run_by_tag_only_ever_show_the_callers_project(tenants):
     assert b.get("/audit-log").json()["pagination"]["total"] == 0
     assert b.get("/events", params={"monitorId": objects["monitor_id"]}).status_code == 404
     assert a.get("/monitors", params={"tag": "checkout"}).json()["pagination"]["total"] == 1
+
+
+# Functions the gateway serves beside the api take the same keys: another project's objects are 404 there too.
+FUNCTION_DOORS = {
+    "schedule run-now by id": ("schedule", {"monitorIds": ["{monitor_id}"]}),
+    "synthetic trial": ("check-synthetic", {"type": "synthetic_test", "target": "{test_id}"}),
+    "synthetic trial naming the test twice": (
+        "check-synthetic",
+        {"type": "synthetic_test", "target": "{test_id}", "config": {"testId": "{test_id}"}},
+    ),
+}
+
+
+@pytest.mark.parametrize(("function", "body"), FUNCTION_DOORS.values(), ids=FUNCTION_DOORS.keys())
+def test_another_projects_key_cannot_reach_an_object_through_a_function(tenants, clean, function, body):
+    a, b, objects = tenants
+    runs = clean.sql("select count(*) from runs")
+    filled = json.loads(_fill(json.dumps(body), objects))
+    response = ApiClient(b.aio, b.key, function).post("", json=filled)
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["code"] == "not_found"
+    assert clean.sql("select count(*) from runs") == runs, "nothing was run"
+
+
+def test_a_functions_lists_only_ever_show_the_callers_project(tenants, clean):
+    a, b, objects = tenants
+    # A's run-now, made 40 days old, with its result: past retention, so a dry run lists it
+    clean.sql(
+        """with old as (update runs set scheduled_at = now() - interval '40 days' where monitor_id = %(m)s
+                        returning id, monitor_id, scheduled_at)
+           insert into monitor_results (run_id, monitor_id, location, status, checked_at)
+           select id, monitor_id, 'us-east', 'up', scheduled_at from old""",
+        {"m": objects["monitor_id"]},
+    )
+    listed = {
+        name: ApiClient(client.aio, client.key, "cleanup").post("", json={"dryRun": True}).json()["monitors"]
+        for name, client in (("a", a), ("b", b))
+    }
+    assert [entry["monitorId"] for entry in listed["a"]] == [objects["monitor_id"]]
+    assert listed["b"] == []
+    by_tag = ApiClient(b.aio, b.key, "schedule").post("", json={"tag": "checkout"})
+    assert by_tag.status_code == 200 and by_tag.json()["monitorIds"] == []
 
 
 def test_monitor_lifecycle_through_the_api(tenants, clean):

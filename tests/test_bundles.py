@@ -17,7 +17,15 @@ from shared.models import CheckJob
 from shared.pipeline import routing
 from shared.pipeline.batch import parse_job_batch
 from shared.pipeline.schedule import redispatch_stale_runs, run_now, schedule_tick
-from tests.factories import LOCATIONS, a_job, bundle, default_project, insert_monitor, seed_due_monitors
+from tests.factories import (
+    LOCATIONS,
+    a_job,
+    bundle,
+    default_project,
+    insert_monitor,
+    seed_due_monitors,
+    signed,
+)
 from tests.servers import wait_until
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -196,7 +204,7 @@ def test_a_bundle_with_a_bad_job_stores_the_good_ones_once_and_reports_the_bad_o
 
     async def deliver() -> dict:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-            response = await client.post("/", json=batch)
+            response = await client.post("/", **signed(batch))  # as the connector delivers it
             assert response.status_code == 200, response.text
             return response.json()
 

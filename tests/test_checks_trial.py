@@ -4,6 +4,7 @@ nothing."""
 from __future__ import annotations
 
 import socket
+import uuid
 
 import httpx
 import pytest
@@ -11,6 +12,7 @@ from functions_framework.aio import create_asgi_app
 
 from openfaas.local.stack import PROJECT_ROOT
 from tests.check_servers import RouteServer, UdpPeer, closed_port
+from tests.factories import signed
 
 
 @pytest.fixture
@@ -120,7 +122,10 @@ def test_trials_obey_the_same_ssrf_rules(internal_targets_blocked, function, bod
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://gateway"
         ) as client:
-            return await client.post(f"/function/{function}", json=body)
+            # signed as the API signs its trials: this process runs no anonymous mode
+            return await client.post(
+                f"/function/{function}", **signed({**body, "projectId": str(uuid.uuid4())})
+            )
 
     import asyncio
 

@@ -144,6 +144,8 @@ def test_each_function_gets_the_secrets_it_needs(name):
     assert len(secrets) == len(set(secrets))
     if name == "api" or name == "alert" or name.startswith("check-"):
         assert "credential-key" in secrets, f"{name}: encrypts or decrypts stored credentials"
+    # every function verifies signed deliveries (shared/handlers.py), and the api signs its trials
+    assert "internal-token" in secrets, f"{name}: verifies or signs internal calls"
 
 
 def documented_secrets() -> set[str]:

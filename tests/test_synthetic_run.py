@@ -29,7 +29,7 @@ from shared.synthetic import browser as browser_module
 from shared.synthetic import check as check_module
 from shared.synthetic import store
 from shared.synthetic.artifacts import ArtifactStore
-from tests.factories import default_project
+from tests.factories import default_project, signed
 
 BUCKET = "synthetic-artifacts"
 PASSWORD = "s3cr3t-Pa55w0rd"
@@ -419,7 +419,10 @@ def test_the_check_synthetic_function_runs_a_trial_through_its_http_app(aio, s3,
     async def post(body):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=120) as client:
-            return await client.post("/function/check-synthetic", json=body)
+            # signed, naming the project, as the API's trials are
+            return await client.post(
+                "/function/check-synthetic", **signed({**body, "projectId": str(project_id)})
+            )
 
     response = aio.run(post({"type": "synthetic_test", "target": test_id}), timeout=180)
     assert response.status_code == 200, response.text

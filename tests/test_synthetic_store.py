@@ -94,7 +94,8 @@ def test_secret_variables_are_encrypted_at_rest_masked_when_read_and_plain_for_t
     assert SECRET not in audit
 
     test = aio.run(store.create_test(project, SyntheticTestCreate(title="t", script=SCRIPT)))
-    runnable = aio.run(store.load_runnable_test(test.id))
+    assert aio.run(store.load_runnable_test(test.id, other)) is None, "another project's job cannot load it"
+    runnable = aio.run(store.load_runnable_test(test.id, project))
     assert runnable.variables == {"BASE_URL": "http://127.0.0.1:9/", "PASSWORD": SECRET}
     assert runnable.secrets == (SECRET,)
 
@@ -132,4 +133,4 @@ def test_variable_names_are_unique_per_project_and_missing_ones_are_404(aio, cle
 
 
 def test_a_missing_test_loads_as_none(aio, clean, projects):
-    assert aio.run(store.load_runnable_test(uuid.uuid4())) is None
+    assert aio.run(store.load_runnable_test(uuid.uuid4(), None)) is None

@@ -351,6 +351,22 @@ def test_the_faasd_snippet_configures_the_connector_from_environment_and_a_secre
     assert connector["user"] == "10001"
 
 
+def test_the_connector_refuses_to_start_without_the_internal_token(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "openfaas.connector"],
+        cwd=PROJECT_ROOT,
+        env={
+            "PATH": f"{BIN}:/usr/bin:/bin",
+            "REDIS_URL": "redis://127.0.0.1:9/0",
+            "SC_SECRETS_DIR": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0 and "internal-token" in result.stderr
+
+
 def test_the_connector_answers_its_health_endpoint(infra, tmp_path):
     port = free_port()
     env = {
@@ -361,6 +377,7 @@ def test_the_connector_answers_its_health_endpoint(infra, tmp_path):
         "CONNECTOR_HEALTH_PORT": str(port),
         "CONNECTOR_HEALTH_HOST": "127.0.0.1",
         "SC_SECRETS_DIR": str(tmp_path),  # no secret files: the URL comes from the environment
+        "SC_INTERNAL_TOKEN": "t" * 32,
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "openfaas.connector"],

@@ -1,8 +1,9 @@
-"""aggregate: finalizes runs as their results arrive; a cron call (empty body) sweeps deadlines and the outbox."""
+"""aggregate: finalizes runs as their results arrive (signed connector deliveries only); a cron call (empty body,
+unsigned) sweeps deadlines and the outbox."""
 
 from starlette.requests import Request
 
-from shared.handlers import json_endpoint, read_json
+from shared.handlers import identify_caller, json_endpoint, read_json
 from shared.models import ResultEnvelope
 from shared.pipeline.aggregate import finalize_runs, publish_pending_alerts, sweep_deadlines
 from shared.pipeline.batch import is_connector_batch, parse_batch
@@ -11,6 +12,7 @@ from shared.pipeline.rollups import rollup_step
 
 @json_endpoint
 async def handle(request: Request):
+    await identify_caller(request, cron=True, keys=False)
     data = await read_json(request, allow_empty=True)
     if is_connector_batch(data):
         batch = parse_batch(data, ResultEnvelope)

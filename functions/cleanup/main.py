@@ -1,10 +1,11 @@
-"""cleanup: the daily retention run (empty body, from cron), a manual run ({}), or {"dryRun": true} to only report."""
+"""cleanup: the daily retention run (empty body, from cron), a manual run ({}), or {"dryRun": true} to only report;
+with an API key the manual and dry runs act in the key's project only."""
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from shared.errors import ApiError
-from shared.handlers import json_endpoint, parse, read_json
+from shared.handlers import identify_caller, json_endpoint, parse, read_json
 from shared.pipeline.cleanup import CleanupBusy, run_cleanup
 from shared.rules.retention import CleanupRequest, RetentionConfig
 from shared.settings import get_settings
@@ -19,7 +20,8 @@ def _config() -> RetentionConfig:
 
 @json_endpoint
 async def handle(request: Request):
-    from_cron = not (await request.body()).strip()
+    caller = await identify_caller(request, cron=True)
+    from_cron = caller.kind == "cron"
     body = parse(CleanupRequest, await read_json(request, allow_empty=True))
     config = _config()
     if not body.dry_run and not config.enabled:
@@ -29,7 +31,7 @@ async def handle(request: Request):
             409, "cleanup_disabled", "cleanup is disabled (MONITOR_CLEANUP_ENABLED=false); dryRun still works"
         )
     try:
-        report = await run_cleanup(dry_run=body.dry_run, config=config)
+        report = await run_cleanup(dry_run=body.dry_run, config=config, project_id=caller.project_id)
     except CleanupBusy as busy:
         if from_cron:
             return JSONResponse({"skipped": str(busy)})

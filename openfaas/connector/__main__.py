@@ -33,6 +33,7 @@ def config_from_env() -> ConnectorConfig:
         concurrency=settings.connector_concurrency,
         max_deliveries=settings.connector_max_deliveries,
         idle_reclaim_ms=settings.connector_idle_reclaim_ms,
+        internal_token=settings.require_internal_token(),  # unsigned deliveries would all be refused
     )
 
 

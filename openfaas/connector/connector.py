@@ -2,7 +2,8 @@
 
 Acknowledges a message only after the function answered 2xx (the function commits before answering), reclaims
 messages left idle by a crashed consumer, and moves a message to `<stream>:dead` with the reason once it was
-rejected as malformed or delivered too many times.
+rejected as malformed or delivered too many times. Every POST is signed with the internal token
+(shared/internal_auth.py): the functions refuse unsigned batches.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import httpx
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from shared import streams
+from shared import internal_auth, streams
 from shared.pipeline import routing
+from shared.settings import get_settings
 
 log = logging.getLogger("connector")
 
@@ -38,6 +40,8 @@ class ConnectorConfig:
     consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     # Streams living in another Redis (a region's own job Redis); every other stream is in redis_url.
     stream_redis_urls: dict[str, str] = field(default_factory=dict)
+    # Signs each delivery; `python -m openfaas.connector` refuses to start without one.
+    internal_token: str | None = field(default_factory=lambda: get_settings().internal_token, repr=False)
 
 
 @dataclass
@@ -227,8 +231,13 @@ class Connector:
     ) -> None:
         url = f"{self.config.gateway_url.rstrip('/')}/function/{function}"
         self.stats.delivered += len(messages)
+        body = json.dumps({"messages": messages}).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.config.internal_token:
+            # signed at each attempt, so a retry after a long outage is not refused as stale
+            headers.update(internal_auth.sign(body, self.config.internal_token))
         try:
-            response = await self.http.post(url, json={"messages": messages})
+            response = await self.http.post(url, content=body, headers=headers)
         except httpx.HTTPError as error:
             self.stats.failed_posts += 1
             log.warning(

@@ -9,9 +9,10 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
-from openfaas.local.runtime import LocalStack
+from openfaas.local.runtime import LocalStack, new_internal_token
 from openfaas.local.services import ManagedServer, embedded_postgres, embedded_redis, free_port
 from openfaas.local.stack import PROJECT_ROOT
 
@@ -42,6 +43,8 @@ def prepare_environment(data_dir: Path) -> tuple[dict[str, str], list[ManagedSer
         env["REDIS_URL"] = server.url
     if not os.environ.get("SC_CREDENTIAL_KEY"):
         env["SC_CREDENTIAL_KEY"] = _local_credential_key(data_dir)
+    if not os.environ.get("SC_INTERNAL_TOKEN"):
+        env["SC_INTERNAL_TOKEN"] = _local_secret(data_dir / "internal.token", new_internal_token)
     os.environ.update(env)
     return env, servers
 
@@ -49,10 +52,14 @@ def prepare_environment(data_dir: Path) -> tuple[dict[str, str], list[ManagedSer
 def _local_credential_key(data_dir: Path) -> str:
     from shared.security import generate_key
 
-    path = data_dir / "credential.key"
+    return _local_secret(data_dir / "credential.key", generate_key)
+
+
+def _local_secret(path: Path, generate: Callable[[], str]) -> str:
+    """Generated on the first `make run`, kept in .data (mode 0600) for the next."""
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(generate_key())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(generate())
         path.chmod(0o600)
     return path.read_text().strip()
 

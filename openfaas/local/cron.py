@@ -1,4 +1,7 @@
-"""A local stand-in for the OpenFaaS cron-connector: POSTs an empty body to each cron-annotated function on time."""
+"""A local stand-in for the OpenFaaS cron-connector: POSTs an empty body to each cron-annotated function on time.
+
+Unsigned, as the real cron-connector's calls are (it sends no headers): an empty-bodied call needs no signature
+and does only the function's own bounded, idempotent work, so locally the same path runs as in production."""
 
 from __future__ import annotations
 

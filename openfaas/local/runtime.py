@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -17,6 +18,11 @@ from openfaas.local.services import die_with_parent, free_port, wait_for_port
 from openfaas.local.stack import PROJECT_ROOT, StackFunction, stack_functions
 
 BIN = Path(sys.executable).parent
+
+
+def new_internal_token() -> str:
+    """A value for the `internal-token` secret (SC_INTERNAL_TOKEN): 256 random bits."""
+    return secrets.token_urlsafe(32)
 
 
 def function_command(function: StackFunction, port: int) -> list[str]:
@@ -103,6 +109,9 @@ class LocalStack:
     def start(self) -> LocalStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         base_env = {**os.environ, **self.env, "GATEWAY_URL": self.gateway_url, "PYTHONUNBUFFERED": "1"}
+        if not base_env.get("SC_INTERNAL_TOKEN"):
+            # one for this stack's processes alone, so the connector's deliveries verify; `make run` keeps its own
+            base_env["SC_INTERNAL_TOKEN"] = new_internal_token()
         upstreams = {}
         for function in stack_functions():
             if self.only_functions is not None and function.name not in self.only_functions:

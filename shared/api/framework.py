@@ -18,7 +18,6 @@ from starlette.responses import JSONResponse, Response
 
 from shared.errors import ApiError
 from shared.handlers import error_response, parse, read_json
-from shared.settings import get_settings
 
 if TYPE_CHECKING:
     from shared import auth
@@ -129,29 +128,10 @@ def as_uuid(value: str, what: str) -> uuid.UUID:
         raise ApiError(404, "not_found", f"{what} not found") from None
 
 
-def anonymous_allowed() -> bool:
-    """Only the local runtime (`make run`) sets this: the seed's unauthenticated curl examples then work locally."""
-    return get_settings().allow_anonymous_local
-
-
 async def authenticate(request: Request) -> auth.Principal:
-    from shared import auth, db  # the database driver loads with the first authenticated request
+    from shared import auth  # the database driver loads with the first authenticated request
 
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if not header:
-        if anonymous_allowed():
-            async with db.transaction() as conn:
-                row = await (await conn.execute("select id from projects where is_default")).fetchone()
-            return auth.Principal(row["id"], None)
-        raise ApiError(401, "unauthorized", "missing Authorization: Bearer <api key> header")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise ApiError(401, "unauthorized", "Authorization header must be 'Bearer <api key>'")
-    async with db.transaction() as conn:
-        principal = await auth.principal_for(conn, key.strip())
-    if principal is None:
-        raise ApiError(401, "unauthorized", "API key is not valid or has been revoked")
-    return principal
+    return await auth.authenticate(request.headers.get("authorization", ""))
 
 
 def sealing_context(principal: auth.Principal | None) -> dict | None:

@@ -241,7 +241,8 @@ class ProjectVariableUpdate(ApiModel):
 
 
 class RunRequest(ApiModel):
-    """Body of POST /function/schedule: empty for a cron tick, or monitors to run now.
+    """Body of a signed internal POST /function/schedule: empty for a cron tick, or monitors to run now (a
+    caller with an API key sends a RunNowRequest instead, run in its project).
 
     A cron call ticks every `tickSeconds` for `windowSeconds` (SCHEDULE_WINDOW_SECONDS, e.g. 55 under a
     once-a-minute cron), so due times are met although cron itself fires once a minute; each tick also claims

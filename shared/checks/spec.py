@@ -71,3 +71,10 @@ class CheckTrial(CheckSpec):
             scheduled_at=now,
             deadline=now,
         )
+
+
+class ProjectTrial(CheckTrial):
+    """A trial the API sends on behalf of a caller's project, signed: the check function then knows the project
+    (a synthetic_test trial may only run that project's tests, with that project's variables)."""
+
+    project_id: uuid.UUID

@@ -13,8 +13,9 @@ from starlette.requests import Request
 from shared import db, streams
 from shared.checks import run_check
 from shared.checks.credentials import Sealing
-from shared.checks.spec import CheckTrial
-from shared.handlers import json_endpoint, parse, read_json
+from shared.checks.spec import CheckTrial, ProjectTrial
+from shared.errors import ApiError
+from shared.handlers import Caller, identify_caller, json_endpoint, parse, read_json
 from shared.models import CheckJob, CheckOutcome, ResultEnvelope
 from shared.pipeline.batch import is_connector_batch, parse_job_batch
 from shared.redis import publish, publish_live_events
@@ -136,19 +137,41 @@ async def execute_jobs(jobs: list[CheckJob]) -> int:
     return len(executed)
 
 
-async def trial_project(request: Request) -> uuid.UUID:
-    """Whose trial this is: the API key's project (the API forwards its caller's key), else the default one."""
-    from shared.api.framework import authenticate
+def _named_project(data: object) -> uuid.UUID:
+    """The project a signed trial names, read first: the rest of the trial is validated as that project's."""
+    named = data.get("projectId") if isinstance(data, dict) else None
+    try:
+        return uuid.UUID(str(named))
+    except ValueError:
+        raise ApiError(
+            400, "validation_error", "projectId: a signed trial must name its project", "projectId"
+        ) from None
 
-    if request.headers.get("authorization"):
-        return (await authenticate(request)).project_id
-    async with db.transaction() as conn:
-        row = await (await conn.execute("select id from projects where is_default")).fetchone()
-    return row["id"]
+
+async def run_trial(caller: Caller, data: object) -> dict:
+    """One check run at once for a project: sent signed by the API (projectId in the body) or by a key's holder.
+
+    Its secrets are sealed to that project; ciphertexts pass (the API sealed them), and open only if they are
+    that project's.
+    """
+    if caller.kind == "internal":
+        project_id = _named_project(data)
+        trial: CheckTrial = parse(ProjectTrial, data, Sealing(project_id, passes_ciphertext=True).context())
+    else:
+        project_id = caller.project_id
+        trial = parse(CheckTrial, data, Sealing(project_id, passes_ciphertext=True).context())
+    if trial.type == "synthetic_test":
+        # The test's project never changes, so a test found in the caller's project stays there for the run;
+        # another project's test is 404, as if absent (its script and secret variables never load).
+        from shared.synthetic import store
+
+        await store.get_test(project_id, uuid.UUID(trial.target))
+    return (await run_check(trial.as_job(project_id))).model_dump(by_alias=True)
 
 
 def check_function_handler(group_size: Callable[[], int] | None = None):
-    """The handler every check function serves: a connector batch of jobs and bundles, or one trial.
+    """The handler every check function serves: a signed connector batch of jobs and bundles, or one trial
+    (signed from the API, or with an API key).
 
     group_size: run a batch a few jobs at a time, each group stored and announced before the next starts
     (browser journeys take minutes; a job's timeout must not be spent queueing behind the others).
@@ -156,8 +179,11 @@ def check_function_handler(group_size: Callable[[], int] | None = None):
 
     @json_endpoint
     async def handle(request: Request):
+        caller = await identify_caller(request)
         data = await read_json(request)
         if is_connector_batch(data):
+            if caller.kind != "internal":
+                raise ApiError(403, "forbidden", "messages: job batches are accepted from the connector only")
             batch = parse_job_batch(data)
             jobs = batch.items
             step = max(1, group_size() if group_size else len(jobs))
@@ -165,8 +191,6 @@ def check_function_handler(group_size: Callable[[], int] | None = None):
             for start in range(0, len(jobs), step):
                 executed += await execute_jobs(jobs[start : start + step])
             return batch.reply(executed=executed)
-        project_id = await trial_project(request)
-        trial = parse(CheckTrial, data, Sealing(project_id, passes_ciphertext=True).context())
-        return (await run_check(trial.as_job(project_id))).model_dump(by_alias=True)
+        return await run_trial(caller, data)
 
     return handle

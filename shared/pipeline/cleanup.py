@@ -1,11 +1,14 @@
 """The cleanup function's run (functions/cleanup): roll up, then delete old results, runs and alert history in
 short batches (cleanup_tables), trim streams (cleanup_streams), expire artifacts (cleanup_artifacts). The decisions
-are shared/rules/retention.py's; these modules only carry them out."""
+are shared/rules/retention.py's; these modules only carry them out. A run for one project (asked for with its API
+key) counts and deletes that project's rows only, and leaves what every project shares (streams, artifacts, the
+hourly rollups' pruning, the marks of how far deletion has reached) to the daily run."""
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,6 +21,7 @@ from shared.pipeline.cleanup_artifacts import expire_artifacts
 from shared.pipeline.cleanup_streams import trim_streams
 from shared.pipeline.cleanup_tables import count_deletions, delete_old, delete_results, delete_runs
 from shared.rules.retention import (
+    ArtifactReport,
     CleanupReport,
     RetentionConfig,
     RollupReport,
@@ -30,6 +34,7 @@ from shared.settings import Settings, get_settings
 
 log = logging.getLogger("supercheck.cleanup")
 CLEANUP_LOCK = 7_340_009  # one cleanup run at a time; the cron-connector does not prevent overlaps
+_SHARED_BY_EVERY_PROJECT = "streams and artifacts are shared by every project: the daily run expires them"
 
 
 @contextmanager
@@ -50,9 +55,10 @@ async def run_cleanup(
     now: datetime | None = None,
     config: RetentionConfig | None = None,
     settings: Settings | None = None,
+    project_id: uuid.UUID | None = None,
 ) -> CleanupReport:
     """A real run holds the cleanup lock from start to end (CleanupBusy if another has it); a dry run writes
-    nothing, so it needs no lock."""
+    nothing, so it needs no lock. project_id: only that project's monitors are counted, deleted and reported."""
     config = config or RetentionConfig.from_variables(get_settings().monitor_variables)
     settings = settings or get_settings()
     now = now or datetime.now(UTC)
@@ -63,18 +69,22 @@ async def run_cleanup(
         preserve_status_changes=config.preserve_status_changes,
         results_cutoff=results_cutoff(now, config.retention_days),
         alert_history_cutoff=alert_cutoff(now, config.alert_history_days),
+        project_id=project_id,
     )
     with _timed(report, "total"):
         if dry_run:
             with _timed(report, "database"):
-                await count_deletions(report, config)
+                await count_deletions(report, config, project_id)
         else:
             async with _exclusive(settings):
-                await _real_run(report, config, now)
-        with _timed(report, "streams"):
-            await trim_streams(report, config, settings, now)
-        with _timed(report, "artifacts"):
-            await expire_artifacts(report, config, settings, now)
+                await _real_run(report, config, now, project_id)
+        if project_id is None:
+            with _timed(report, "streams"):
+                await trim_streams(report, config, settings, now)
+            with _timed(report, "artifacts"):
+                await expire_artifacts(report, config, settings, now)
+        else:
+            report.artifacts = ArtifactReport(skipped=_SHARED_BY_EVERY_PROJECT)
     log.info(
         "cleanup%s: %d results, %d runs, %d alert rows deleted; %d status changes kept; phases %s",
         " (dry run)" if dry_run else "",
@@ -114,7 +124,9 @@ class _exclusive:
             await self.conn.close()
 
 
-async def _real_run(report: CleanupReport, config: RetentionConfig, now: datetime) -> None:
+async def _real_run(
+    report: CleanupReport, config: RetentionConfig, now: datetime, project_id: uuid.UUID | None
+) -> None:
     with _timed(report, "rollups"):
         progress = await rollups.catch_up(now, config)
     report.rollups = RollupReport(
@@ -143,19 +155,21 @@ async def _real_run(report: CleanupReport, config: RetentionConfig, now: datetim
             await rollups.set_mark(conn, rollups.RAW_MARK, cutoff)
 
     with _timed(report, "results"):
-        await delete_results(report, config, cutoff)
+        await delete_results(report, config, cutoff, project_id)
     with _timed(report, "alerts"):
         report.alert_history_deleted = await delete_old(
-            "alert_history", report.alert_history_cutoff, config.batch_size, config.safety_limit
+            "alert_history", report.alert_history_cutoff, config.batch_size, config.safety_limit, project_id
         )
         report.alert_events_deleted = await delete_old(
-            "alert_events", report.alert_history_cutoff, config.batch_size, config.safety_limit
+            "alert_events", report.alert_history_cutoff, config.batch_size, config.safety_limit, project_id
         )
     if report.safety_limit_reached:
         report.notes.append("safety limit reached: old runs are left for the next run")
     else:
         with _timed(report, "runs"):
-            await delete_runs(report, config, cutoff)
+            await delete_runs(report, config, cutoff, project_id)
+    if project_id is not None:
+        return
     async with db.transaction() as conn:
         raw_complete_from = (await rollups.read_marks(conn)).get(rollups.RAW_MARK)
     prune_before = hourly_prune_cutoff(now, config.hourly_rollup_days, raw_complete_from)

@@ -1,8 +1,10 @@
 """Cleanup's database part (shared.pipeline.cleanup): old results, runs and alert rows deleted in short batches,
-each its own transaction, under the per-run safety limit; and the dry run's counts of the same."""
+each its own transaction, under the per-run safety limit; and the dry run's counts of the same. Each takes an
+optional project: a run asked for by a project's key sees and deletes that project's rows only."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from shared import db
@@ -21,6 +23,7 @@ cross join lateral (
     where r.monitor_id = m.id and r.checked_at >= %(since)s and r.checked_at < %(cutoff)s
 ) c
 where (c.deletable > 0 or c.kept > 0) and (%(monitor_ids)s::uuid[] is null or m.id = any(%(monitor_ids)s::uuid[]))
+  and (%(project_id)s::uuid is null or m.project_id = %(project_id)s::uuid)
 order by m.id
 """
 
@@ -95,6 +98,14 @@ select (select count(*) from gone) as deleted, (select count(*) from batch) as s
        (select min(scheduled_at) from batch) as last_at
 """
 
+# A row of the given project's monitors, or of any when no project is given.
+_IN_PROJECT = (
+    "(%(project_id)s::uuid is null"
+    " or {alias}.monitor_id in (select id from monitors where project_id = %(project_id)s::uuid))"
+)
+
+_RUNS_IN_PROJECT = _IN_PROJECT.format(alias="r")
+
 # The dry run's mirror of the above: the runs that would have no reference left once results and alert rows
 # past their retention are gone.
 _COUNT_RUNS_BY_MONITOR = f"""
@@ -105,11 +116,14 @@ where r.scheduled_at >= %(runs_since)s and r.scheduled_at < %(cutoff)s
   and not exists (select 1 from alert_events e where e.run_id = r.id and e.created_at >= %(alert_cutoff)s)
   and not exists (select 1 from alert_history h where h.run_id = r.id and h.created_at >= %(alert_cutoff)s)
   and {_RUN_UNREFERENCED}
+  and {_RUNS_IN_PROJECT}
 group by r.monitor_id order by r.monitor_id
 """
 
 
-async def count_deletions(report: CleanupReport, config: RetentionConfig) -> None:
+async def count_deletions(
+    report: CleanupReport, config: RetentionConfig, project_id: uuid.UUID | None = None
+) -> None:
     """The dry run: what a real run would delete now, counted under the same safety limit; writes nothing."""
     cutoff = report.results_cutoff
     async with db.transaction() as conn:
@@ -124,6 +138,7 @@ async def count_deletions(report: CleanupReport, config: RetentionConfig) -> Non
             "preserve": config.preserve_status_changes,
             "alert_cutoff": report.alert_history_cutoff,
             "monitor_ids": None,
+            "project_id": project_id,
         }
         old = await (await conn.execute(_OLD_RESULTS_BY_MONITOR, params)).fetchall()
         budget = Budget(config.safety_limit)
@@ -134,7 +149,10 @@ async def count_deletions(report: CleanupReport, config: RetentionConfig) -> Non
             budget.used += entry.results_deleted
         report.safety_limit_reached = sum(row["deletable"] for row in old) > config.safety_limit
         for table in ("alert_history", "alert_events"):
-            count_sql = f"select count(*) as n from {table} where created_at < %(alert_cutoff)s"
+            count_sql = (
+                f"select count(*) as n from {table} t where created_at < %(alert_cutoff)s"
+                f" and {_IN_PROJECT.format(alias='t')}"
+            )
             count = (await (await conn.execute(count_sql, params)).fetchone())["n"]
             setattr(report, f"{table}_deleted", min(config.safety_limit, count))
         if report.safety_limit_reached:
@@ -149,11 +167,15 @@ async def count_deletions(report: CleanupReport, config: RetentionConfig) -> Non
                 budget.used += n
 
 
-async def _monitor_ids() -> list:
+async def _monitor_ids(project_id: uuid.UUID | None) -> list:
     async with db.transaction() as conn:
-        return [
-            row["id"] for row in await (await conn.execute("select id from monitors order by id")).fetchall()
-        ]
+        rows = await (
+            await conn.execute(
+                "select id from monitors where %(p)s::uuid is null or project_id = %(p)s::uuid order by id",
+                {"p": project_id},
+            )
+        ).fetchall()
+    return [row["id"] for row in rows]
 
 
 async def _walk(sql: str, params: dict, batch_size: int, budget: Budget) -> tuple[int, int, bool]:
@@ -174,13 +196,20 @@ async def _walk(sql: str, params: dict, batch_size: int, budget: Budget) -> tupl
     return deleted, kept, False
 
 
-async def delete_results(report: CleanupReport, config: RetentionConfig, cutoff: datetime) -> None:
+async def delete_results(
+    report: CleanupReport, config: RetentionConfig, cutoff: datetime, project_id: uuid.UUID | None = None
+) -> None:
     async with db.transaction() as conn:
         since = _walk_from(await rollups.read_marks(conn), config)
-    params = {"since": since, "cutoff": cutoff, "preserve": config.preserve_status_changes}
+    params = {
+        "since": since,
+        "cutoff": cutoff,
+        "preserve": config.preserve_status_changes,
+        "project_id": project_id,
+    }
     budget = Budget(config.safety_limit)
     unfinished = []
-    for monitor_id in await _monitor_ids():
+    for monitor_id in await _monitor_ids(project_id):
         if budget.spent:  # the safety limit: the rest waits for the next run
             unfinished.append(monitor_id)
             continue
@@ -202,16 +231,18 @@ async def delete_results(report: CleanupReport, config: RetentionConfig, cutoff:
         for row in rows:
             report.monitor(row["monitor_id"]).status_changes_kept = row["kept"]
         report.safety_limit_reached = any(row["deletable"] for row in rows)
-    if not report.safety_limit_reached:
+    if not report.safety_limit_reached and project_id is None:  # the mark speaks for every project's rows
         async with db.transaction() as conn:
             await rollups.set_mark(conn, DELETED_MARK, cutoff)
 
 
-async def delete_runs(report: CleanupReport, config: RetentionConfig, cutoff: datetime) -> None:
+async def delete_runs(
+    report: CleanupReport, config: RetentionConfig, cutoff: datetime, project_id: uuid.UUID | None = None
+) -> None:
     async with db.transaction() as conn:
         since = _runs_walk_from(await rollups.read_marks(conn), config)
     budget = Budget(config.safety_limit)
-    for monitor_id in await _monitor_ids():
+    for monitor_id in await _monitor_ids(project_id):
         deleted, _, _ = await _walk(
             _RUNS_WALK_BATCH,
             {"since": since, "cutoff": cutoff, "monitor_id": monitor_id},
@@ -223,8 +254,9 @@ async def delete_runs(report: CleanupReport, config: RetentionConfig, cutoff: da
         if budget.spent:
             report.notes.append("safety limit reached while deleting runs: the rest wait for the next run")
             return
-    async with db.transaction() as conn:
-        await rollups.set_mark(conn, RUNS_DELETED_MARK, cutoff)
+    if project_id is None:
+        async with db.transaction() as conn:
+            await rollups.set_mark(conn, RUNS_DELETED_MARK, cutoff)
 
 
 async def _delete_in_batches(sql: str, params: dict, batch_size: int, budget: Budget) -> int:
@@ -240,6 +272,13 @@ async def _delete_in_batches(sql: str, params: dict, batch_size: int, budget: Bu
     return deleted
 
 
-async def delete_old(table: str, cutoff: datetime, batch_size: int, limit: int) -> int:
-    sql = f"delete from {table} where id in (select id from {table} where created_at < %(cutoff)s limit %(size)s)"
-    return await _delete_in_batches(sql, {"cutoff": cutoff}, batch_size, Budget(limit))
+async def delete_old(
+    table: str, cutoff: datetime, batch_size: int, limit: int, project_id: uuid.UUID | None = None
+) -> int:
+    sql = (
+        f"delete from {table} where id in (select id from {table} t where created_at < %(cutoff)s"
+        f" and {_IN_PROJECT.format(alias='t')} limit %(size)s)"
+    )
+    return await _delete_in_batches(
+        sql, {"cutoff": cutoff, "project_id": project_id}, batch_size, Budget(limit)
+    )

@@ -64,7 +64,8 @@ class RetentionConfig(BaseModel):
 
 
 class CleanupRequest(ApiModel):
-    """Body of POST /function/cleanup: empty for the cron run, {"dryRun": true} to see what would go."""
+    """Body of POST /function/cleanup: empty for the cron run, {"dryRun": true} to see what would go. With an API
+    key, both act in the key's project only."""
 
     dry_run: bool = False
 
@@ -296,6 +297,7 @@ class CleanupReport(ApiModel):
     preserve_status_changes: bool
     results_cutoff: datetime
     alert_history_cutoff: datetime
+    project_id: uuid.UUID | None = None  # a run for one project: only its monitors are counted and reported
     results_deleted: int = 0
     status_changes_kept: int = 0
     runs_deleted: int = 0

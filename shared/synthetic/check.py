@@ -139,7 +139,7 @@ def _sandbox_slots() -> asyncio.Semaphore:
 
 async def check_synthetic(job: CheckJob) -> CheckOutcome:
     config = SyntheticConfig.model_validate({**job.config, "target": job.target})
-    test = await store.load_runnable_test(uuid.UUID(config.test_id), job.monitor_id)
+    test = await store.load_runnable_test(uuid.UUID(config.test_id), job.project_id, job.monitor_id)
     if test is None:
         return CheckOutcome(
             status="error",

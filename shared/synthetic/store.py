@@ -285,15 +285,18 @@ class RunnableTest:
     secrets: tuple[str, ...]  # the secret values, to mask in every output
 
 
-async def load_runnable_test(test_id: uuid.UUID, monitor_id: uuid.UUID | None = None) -> RunnableTest | None:
-    """The test with its project's variables decrypted; None if it is gone or not in the monitor's project."""
+async def load_runnable_test(
+    test_id: uuid.UUID, project_id: uuid.UUID | None, monitor_id: uuid.UUID | None = None
+) -> RunnableTest | None:
+    """The test with its project's variables decrypted; None if it is gone, or not the job's project's, or not
+    in the monitor's project. project_id is None only for a job queued by an older schedule."""
     async with db.transaction() as conn:
         test = await (
             await conn.execute(
                 """select t.id, t.project_id, t.title, t.script from synthetic_tests t
-                   where t.id = %s and not exists (
+                   where t.id = %s and t.project_id = coalesce(%s, t.project_id) and not exists (
                        select 1 from monitors m where m.id = %s and m.project_id <> t.project_id)""",
-                (test_id, monitor_id),
+                (test_id, project_id, monitor_id),
             )
         ).fetchone()
         if test is None:

@@ -1,9 +1,14 @@
-"""Trying a check config before saving it: the API asks the check function itself, exactly as OpenFaaS would."""
+"""Trying a check config before saving it: the API asks the check function itself, exactly as OpenFaaS would,
+in a call signed with the internal token that names the caller's project (the function trusts only that)."""
 
 from __future__ import annotations
 
+import json
+import uuid
+
 import httpx
 
+from shared import internal_auth
 from shared.checks import CHECK_TYPES
 from shared.checks.spec import CheckTrial
 from shared.errors import ApiError
@@ -11,27 +16,23 @@ from shared.models import CheckOutcome
 from shared.settings import get_settings
 
 
-async def run_trial(check: CheckTrial, authorization: str | None = None) -> CheckOutcome:
-    """POSTs the config to the type's check function (same SSRF rules and validation as scheduled checks).
-
-    authorization: the caller's header, passed on so the check function opens the secrets sealed for its project.
-    """
+async def run_trial(check: CheckTrial, project_id: uuid.UUID) -> CheckOutcome:
+    """POSTs the config to the type's check function (same SSRF rules and validation as scheduled checks)."""
     function = CHECK_TYPES[check.type].function
     url = f"{get_settings().gateway_url.rstrip('/')}/function/{function}"
+    body = json.dumps({**check.model_dump(mode="json", by_alias=True), "projectId": str(project_id)}).encode()
+    headers = {"Content-Type": "application/json", **internal_auth.sign(body)}
     try:
         async with httpx.AsyncClient(timeout=330) as client:
-            response = await client.post(
-                url,
-                json=check.model_dump(mode="json", by_alias=True),
-                headers={"Authorization": authorization} if authorization else None,
-            )
+            response = await client.post(url, content=body, headers=headers)
     except httpx.HTTPError as error:
         raise ApiError(
             502, "check_unavailable", f"{function} could not be reached ({type(error).__name__})"
         ) from None
-    if response.status_code == 400:
+    if response.status_code in (400, 404):  # invalid, or naming what the project does not have
         error = response.json().get("error", {})
-        raise ApiError(400, "validation_error", error.get("message", "invalid check"), error.get("field"))
+        code = "validation_error" if response.status_code == 400 else "not_found"
+        raise ApiError(response.status_code, code, error.get("message", "invalid check"), error.get("field"))
     if response.status_code // 100 != 2:
         raise ApiError(502, "check_failed", f"{function} answered {response.status_code}")
     return CheckOutcome.model_validate(response.json())
