@@ -49,6 +49,8 @@ class Settings(BaseModel):
     connector_max_deliveries: int = Field(default=5, ge=1, le=100)
     connector_idle_reclaim_ms: int = Field(default=60_000, ge=100)
     check_concurrency: int = Field(default=200, ge=1, le=5000)
+    # A send claimed longer ago than this belongs to a dead alert function; at least the function's exec_timeout
+    alert_claim_expiry_seconds: int = Field(default=120, ge=1, le=3600)
     # Response bodies a check process buffers at once, for keyword and JSON path assertions (checks/body_budget.py)
     check_body_buffer_mb: int = Field(default=256, ge=1, le=65536)
     run_deadline_grace_seconds: int = Field(default=30, ge=0)
@@ -119,6 +121,7 @@ class Settings(BaseModel):
             "connector_max_deliveries": "CONNECTOR_MAX_DELIVERIES",
             "connector_idle_reclaim_ms": "CONNECTOR_IDLE_RECLAIM_MS",
             "check_concurrency": "CHECK_CONCURRENCY",
+            "alert_claim_expiry_seconds": "ALERT_CLAIM_EXPIRY_SECONDS",
             "check_body_buffer_mb": "CHECK_BODY_BUFFER_MB",
             "run_deadline_grace_seconds": "RUN_DEADLINE_GRACE_SECONDS",
             "dispatch_sweep_after_seconds": "DISPATCH_SWEEP_AFTER_SECONDS",

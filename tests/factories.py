@@ -10,10 +10,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from aiosmtpd.controller import Controller
+from psycopg.types.json import Jsonb
 
 from openfaas.local.services import free_port
 from shared import auth, db, internal_auth, notify, streams
+from shared.models import AlertEnvelope
 from shared.rules.retention import floor_day, results_cutoff
+from shared.security import key_ring, provider_binding
 
 LOCATIONS = ["us-east", "eu-central", "asia-pacific"]
 UNREACHABLE_TARGET = "http://127.0.0.1:9/"  # the discard port: nothing listens, so a check of it fails fast
@@ -97,6 +100,61 @@ def insert_monitor(
             json.dumps(alert_config or {}),
         ),
     )[0][0]
+
+
+# --- notification providers and alert events ---------------------------------------------------------------
+
+
+def add_provider(
+    infra, config: dict, provider_type: str = "webhook", name: str = "hook", project=None
+) -> uuid.UUID:
+    stored = notify.validate_provider_config(provider_type, config)
+    project = project or default_project(infra)
+    return infra.sql(
+        """insert into notification_providers (project_id, name, type, config_encrypted, config_masked)
+           values (%s, %s, %s, %s, %s) returning id""",
+        (
+            project,
+            name,
+            provider_type,
+            key_ring().encrypt(json.dumps(stored), provider_binding(project)),
+            Jsonb(notify.masked_config(provider_type, stored)),
+        ),
+    )[0][0]
+
+
+def add_alert(
+    infra, provider_ids, kind="failure", suppressed_reason=None, custom_message=None
+) -> AlertEnvelope:
+    alert_config = {"enabled": True, "notificationProviders": [str(p) for p in provider_ids]}
+    if custom_message:
+        alert_config["customMessage"] = custom_message
+    monitor_id = infra.sql(
+        """insert into monitors (project_id, name, type, target, frequency_minutes, alert_config)
+           values (%s, 'Checkout', 'http_request', 'https://shop.example.net/', 5, %s) returning id""",
+        (default_project(infra), Jsonb(alert_config)),
+    )[0][0]
+    run_id = infra.sql(
+        """insert into runs (monitor_id, scheduled_at, expected_locations, deadline)
+           values (%s, now(), '{us-east}', now()) returning id""",
+        (monitor_id,),
+    )[0][0]
+    payload = {
+        "projectName": "Default",
+        "monitorName": "Checkout",
+        "monitorType": "http_request",
+        "target": "https://shop.example.net/",
+        "status": "down" if kind == "failure" else "up",
+        "locationsDown": 1,
+        "locationsTotal": 1,
+        "time": "2026-03-02T09:00:00+00:00",
+    }
+    event_id = infra.sql(
+        """insert into alert_events (monitor_id, run_id, kind, payload, suppressed_reason)
+           values (%s, %s, %s, %s, %s) returning id""",
+        (monitor_id, run_id, kind, Jsonb(payload), suppressed_reason),
+    )[0][0]
+    return AlertEnvelope(alert_event_id=event_id, run_id=run_id, monitor_id=monitor_id, alert_kind=kind)
 
 
 def seed_due_monitors(infra, count: int, due_at: datetime) -> None:

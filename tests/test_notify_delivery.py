@@ -11,16 +11,12 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from psycopg.types.json import Jsonb
 
-from shared import notify
 from shared.api.services.providers import send_test_notification
 from shared.errors import ApiError
-from shared.models import AlertEnvelope
 from shared.notify import base, webhook
 from shared.pipeline.alert import send_alerts
-from shared.security import key_ring, provider_binding
-from tests.factories import SmtpReceiver, default_project
+from tests.factories import SmtpReceiver, add_alert, add_provider, default_project
 
 
 class ScriptedReceiver:
@@ -82,58 +78,6 @@ def env(clean, aio, fast_retries, receivers):
     return clean
 
 
-def add_provider(
-    infra, config: dict, provider_type: str = "webhook", name: str = "hook", project=None
-) -> uuid.UUID:
-    stored = notify.validate_provider_config(provider_type, config)
-    project = project or default_project(infra)
-    return infra.sql(
-        """insert into notification_providers (project_id, name, type, config_encrypted, config_masked)
-           values (%s, %s, %s, %s, %s) returning id""",
-        (
-            project,
-            name,
-            provider_type,
-            key_ring().encrypt(json.dumps(stored), provider_binding(project)),
-            Jsonb(notify.masked_config(provider_type, stored)),
-        ),
-    )[0][0]
-
-
-def add_alert(
-    infra, provider_ids, kind="failure", suppressed_reason=None, custom_message=None
-) -> AlertEnvelope:
-    alert_config = {"enabled": True, "notificationProviders": [str(p) for p in provider_ids]}
-    if custom_message:
-        alert_config["customMessage"] = custom_message
-    monitor_id = infra.sql(
-        """insert into monitors (project_id, name, type, target, frequency_minutes, alert_config)
-           values (%s, 'Checkout', 'http_request', 'https://shop.example.net/', 5, %s) returning id""",
-        (default_project(infra), Jsonb(alert_config)),
-    )[0][0]
-    run_id = infra.sql(
-        """insert into runs (monitor_id, scheduled_at, expected_locations, deadline)
-           values (%s, now(), '{us-east}', now()) returning id""",
-        (monitor_id,),
-    )[0][0]
-    payload = {
-        "projectName": "Default",
-        "monitorName": "Checkout",
-        "monitorType": "http_request",
-        "target": "https://shop.example.net/",
-        "status": "down" if kind == "failure" else "up",
-        "locationsDown": 1,
-        "locationsTotal": 1,
-        "time": "2026-03-02T09:00:00+00:00",
-    }
-    event_id = infra.sql(
-        """insert into alert_events (monitor_id, run_id, kind, payload, suppressed_reason)
-           values (%s, %s, %s, %s, %s) returning id""",
-        (monitor_id, run_id, kind, Jsonb(payload), suppressed_reason),
-    )[0][0]
-    return AlertEnvelope(alert_event_id=event_id, run_id=run_id, monitor_id=monitor_id, alert_kind=kind)
-
-
 def history(infra) -> dict[uuid.UUID, tuple]:
     rows = infra.sql("select provider_id, status, attempts, error, reason, recipients from alert_history")
     return {row[0]: row[1:] for row in rows}
@@ -151,7 +95,7 @@ def test_one_failing_provider_records_a_failure_after_retries_while_the_others_s
         counts = aio.run(send_alerts([event]))
     finally:
         smtp.stop()
-    assert counts == {"sent": 2, "partial": 0, "failed": 1, "suppressed": 0, "skipped": 0}
+    assert counts == {"sent": 2, "partial": 0, "failed": 1, "suppressed": 0, "skipped": 0, "in_flight": 0}
     assert len(good.requests) == 1 and good.bodies()[0]["title"] == "Monitor Down - Checkout"
     assert len(failing.requests) == base.SEND_ATTEMPTS
     assert [m["Subject"] for _, m in smtp.messages] == ["Monitor Down - Checkout"]
@@ -174,7 +118,7 @@ def test_a_redelivered_alert_event_never_notifies_twice(env, aio, receivers):
     first, second = aio.run(twice_at_once())
     third = aio.run(send_alerts([event, event]))
     assert sorted([first["sent"], second["sent"]]) == [0, 1]
-    assert third == {"sent": 0, "partial": 0, "failed": 0, "suppressed": 0, "skipped": 2}
+    assert third == {"sent": 0, "partial": 0, "failed": 0, "suppressed": 0, "skipped": 2, "in_flight": 0}
     assert len(receiver.requests) == 1
     assert env.sql("select count(*), min(status) from alert_history") == [(1, "sent")]
 

@@ -5,7 +5,7 @@ from starlette.requests import Request
 
 from shared.handlers import identify_caller, json_endpoint, read_json
 from shared.models import AlertEnvelope
-from shared.pipeline.alert import send_alerts
+from shared.pipeline.alert import send_alert_batch
 from shared.pipeline.batch import parse_batch
 
 
@@ -13,5 +13,11 @@ from shared.pipeline.batch import parse_batch
 async def handle(request: Request):
     await identify_caller(request, keys=False)
     batch = parse_batch(await read_json(request), AlertEnvelope)
-    counts = await send_alerts([event for event in batch.items])
+    counts, in_flight = await send_alert_batch([event for event in batch.items])
+    # parse_batch lists an entry's id in processed in the order of its envelope in items
+    batch.processed = [
+        message_id
+        for message_id, event in zip(batch.processed, batch.items, strict=True)
+        if event.alert_event_id not in in_flight
+    ]
     return batch.reply(**counts)

@@ -32,6 +32,7 @@ TEMPLATE_VARIABLES = (
     "responseTime",
     "time",
     "dedupKey",
+    "deliveryKey",
     "eventAction",
 )
 SAMPLE_VARIABLES = {name: "x" for name in TEMPLATE_VARIABLES}
@@ -112,8 +113,13 @@ def build_message(
     custom_message: str | None = None,
     monitor_id: uuid.UUID | str | None = None,
     link: str | None = None,
+    delivery_key: str | None = None,
 ) -> AlertMessage:
-    """Title, plain text, HTML and template variables for one alert; customMessage replaces the default text."""
+    """Title, plain text, HTML and template variables for one alert; customMessage replaces the default text.
+
+    dedupKey names the incident (one per monitor, as PagerDuty's); deliveryKey names this one alert, the same
+    on every retry of it, so a receiver can drop a duplicate delivery.
+    """
     name = payload.get("monitorName", "")
     title = TITLES[kind].format(name=name)
     time = _utc_iso(payload.get("time"))
@@ -129,6 +135,7 @@ def build_message(
         "responseTime": payload.get("responseTimeMs"),
         "time": time,
         "dedupKey": f"supercheck-{monitor_id}" + ("-ssl" if kind.startswith("ssl") else ""),
+        "deliveryKey": delivery_key or "",
         "eventAction": "resolve" if kind == "recovery" else "trigger",
         "kind": kind,
         "link": link or "",

@@ -2,6 +2,14 @@
 
 Each send is claimed, then recorded, in alert_history (unique on run, provider, kind) and announced as a live
 event. Used by the alert function (functions/alert).
+
+A send whose claim another invocation holds is left in flight: its stream message is not acknowledged, so the
+connector delivers it again. If that sender finished, the next delivery finds the send recorded and skips it; if
+it died (killed mid-send), its claim expires after ALERT_CLAIM_EXPIRY_SECONDS (120 s, the alert function's
+exec_timeout in stack.yml, which ends any live sender first; tests/test_alert_claims.py reads both) and the next
+delivery sends. Each delivery
+carries its dedup key (`deliveryKey`), the same on every retry, so a receiver can drop the rare duplicate of a
+sender that died after its request went out and before it recorded the send.
 """
 
 from __future__ import annotations
@@ -20,7 +28,6 @@ from shared.security import key_ring, provider_binding
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
-CLAIM_EXPIRY = "2 minutes"  # a 'sending' row older than this belongs to a crashed invocation
 
 
 def monitor_link(monitor_id: uuid.UUID | str) -> str:
@@ -28,12 +35,21 @@ def monitor_link(monitor_id: uuid.UUID | str) -> str:
 
 
 async def send_alerts(events: list[AlertEnvelope]) -> dict[str, int]:
+    """send_alert_batch's counts alone."""
+    counts, _ = await send_alert_batch(events)
+    return counts
+
+
+async def send_alert_batch(events: list[AlertEnvelope]) -> tuple[dict[str, int], set[uuid.UUID]]:
     """Sends each alert event to each of its monitor's providers once, recording alert_history rows.
 
     Monitors are served concurrently, so one slow monitor's providers do not hold up the batch; one monitor's
     events go out in order, so a flap's "Down" never arrives after its "Recovered".
+
+    Returns the counts, and the alert events with a send still claimed elsewhere (to deliver again later).
     """
-    counts = {"sent": 0, "partial": 0, "failed": 0, "suppressed": 0, "skipped": 0}
+    counts = {"sent": 0, "partial": 0, "failed": 0, "suppressed": 0, "skipped": 0, "in_flight": 0}
+    in_flight: set[uuid.UUID] = set()
     by_monitor: dict[uuid.UUID, list[AlertEnvelope]] = {}
     for event in events:
         by_monitor.setdefault(event.monitor_id, []).append(event)
@@ -53,9 +69,11 @@ async def send_alerts(events: list[AlertEnvelope]) -> dict[str, int]:
                     counts["failed"] += 1
                 else:
                     counts[outcome] += 1
+                    if outcome == "in_flight":
+                        in_flight.add(event.alert_event_id)
 
     await asyncio.gather(*(one_monitor(monitor_events) for monitor_events in by_monitor.values()))
-    return counts
+    return counts, in_flight
 
 
 async def _providers_for(event: AlertEnvelope) -> list[dict]:
@@ -83,10 +101,13 @@ async def _send_one(event: AlertEnvelope, provider: dict) -> str:
         (provider["alert_config"] or {}).get("customMessage"),
         event.monitor_id,
         monitor_link(event.monitor_id),
+        delivery_key=f"supercheck-{event.run_id}-{event.alert_kind}",
     )
     if provider["suppressed_reason"]:
         return await _record_suppressed(event, provider["id"], message, provider["suppressed_reason"])
     claim_id = await _claim(event, provider["id"], message)
+    if claim_id == _HELD_ELSEWHERE:
+        return "in_flight"
     if claim_id is None:
         return "skipped"
     try:
@@ -148,8 +169,15 @@ async def _record_suppressed(
     return "suppressed" if row else "skipped"
 
 
+_HELD_ELSEWHERE = -1
+
+
 async def _claim(event: AlertEnvelope, provider_id: uuid.UUID, message: AlertMessage) -> int | None:
-    """Exactly one invocation gets to send (run, provider, kind); a crashed sender's claim expires."""
+    """Exactly one invocation gets to send (run, provider, kind); a dead sender's claim expires.
+
+    Returns the row to record the send in; None when the send is already recorded; _HELD_ELSEWHERE when another
+    invocation's claim is still fresh (it may be sending right now, or it may have died).
+    """
     async with db.transaction() as conn:
         await conn.execute(
             """insert into alert_history (alert_event_id, monitor_id, run_id, provider_id, kind, status, title, message)
@@ -167,14 +195,24 @@ async def _claim(event: AlertEnvelope, provider_id: uuid.UUID, message: AlertMes
         )
         row = await (
             await conn.execute(
-                f"""update alert_history set status = 'sending', claimed_at = now()
-                    where run_id = %s and provider_id = %s and kind = %s
-                      and (status = 'pending' or (status = 'sending' and claimed_at < now() - interval '{CLAIM_EXPIRY}'))
-                    returning id""",
+                """update alert_history set status = 'sending', claimed_at = now()
+                   where run_id = %s and provider_id = %s and kind = %s
+                     and (status = 'pending'
+                          or (status = 'sending' and claimed_at < now() - make_interval(secs => %s)))
+                   returning id""",
+                (event.run_id, provider_id, event.alert_kind, get_settings().alert_claim_expiry_seconds),
+            )
+        ).fetchone()
+        if row:
+            return row["id"]
+        held = await (
+            await conn.execute(
+                """select 1 from alert_history where run_id = %s and provider_id = %s and kind = %s
+                   and status = 'sending'""",
                 (event.run_id, provider_id, event.alert_kind),
             )
         ).fetchone()
-    return row["id"] if row else None
+    return _HELD_ELSEWHERE if held else None
 
 
 async def _publish_live_alert(event: AlertEnvelope, provider_id: uuid.UUID, status: str) -> None:
