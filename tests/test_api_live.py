@@ -96,8 +96,9 @@ def fuzz_key(api_only_stack, aio):
 schema = schemathesis.openapi.from_dict(openapi_document()).exclude(path="/events")
 
 
+@pytest.mark.fuzz
 @schema.parametrize()
-@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_every_operation_answers_within_its_documented_contract(case, api_only_stack, fuzz_key):
     case.call_and_validate(
         base_url=f"{api_only_stack.gateway_url}/function/api",

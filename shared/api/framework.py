@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from shared.errors import ApiError
-from shared.handlers import error_response, parse, read_json
+from shared.handlers import error_response, parse, read_json, reject_unstorable_text
 
 if TYPE_CHECKING:
     from shared import auth
@@ -159,6 +159,9 @@ def render(result: Any, status: int) -> Response:
 async def invoke(spec: Endpoint, request: Request) -> Response:
     try:
         principal = await authenticate(request) if spec.authenticated else None
+        # a NUL in a query or path value (%00) cannot reach PostgreSQL text: refused naming its parameter
+        reject_unstorable_text(dict(request.query_params), ())
+        reject_unstorable_text(dict(request.path_params), ())
         query = parse(spec.query, dict(request.query_params)) if spec.query else None
         body = parse(spec.body, await read_json(request), sealing_context(principal)) if spec.body else None
         result = await spec.handler(Context(request, principal, body, query), **request.path_params)
