@@ -49,6 +49,9 @@ class Settings(BaseModel):
     connector_max_deliveries: int = Field(default=5, ge=1, le=100)
     connector_idle_reclaim_ms: int = Field(default=60_000, ge=100)
     check_concurrency: int = Field(default=200, ge=1, le=5000)
+    # Threads of the one pool every DNS lookup of a check runs in (shared.ssrf.dns_executor), apart from the
+    # default pool the rest of the process uses.
+    dns_lookup_threads: int = Field(default=16, ge=1, le=256)
     run_deadline_grace_seconds: int = Field(default=30, ge=0)
     dispatch_sweep_after_seconds: int = Field(default=30, ge=1)
     # schedule claims runs due up to this far ahead and the check waits for the due time: a tick's interval and
@@ -117,6 +120,7 @@ class Settings(BaseModel):
             "connector_max_deliveries": "CONNECTOR_MAX_DELIVERIES",
             "connector_idle_reclaim_ms": "CONNECTOR_IDLE_RECLAIM_MS",
             "check_concurrency": "CHECK_CONCURRENCY",
+            "dns_lookup_threads": "DNS_LOOKUP_THREADS",
             "run_deadline_grace_seconds": "RUN_DEADLINE_GRACE_SECONDS",
             "dispatch_sweep_after_seconds": "DISPATCH_SWEEP_AFTER_SECONDS",
             "schedule_lookahead_seconds": "SCHEDULE_LOOKAHEAD_SECONDS",
