@@ -138,7 +138,7 @@ class Seen:
 
 class RouteHandler(BaseHTTPRequestHandler):
     """Routes: /status/<code>, /redirect/<n>, /to?url=, /see-other, /echo, /json, /text?body=, /big?bytes=,
-    /slow?seconds=, /gzip?body=. Everything else: 200 'ok'."""
+    /slow?seconds=, /gzip?body=, /chunked?bytes= (no Content-Length). Everything else: 200 'ok'."""
 
     protocol_version = "HTTP/1.1"
     server: RouteServer
@@ -189,10 +189,24 @@ class RouteHandler(BaseHTTPRequestHandler):
         elif route[0] == "slow":
             time.sleep(float(query["seconds"]))
             self._reply(200, b"slow ok")
+        elif route[0] == "chunked":
+            self._chunked(int(query["bytes"]))
         elif route[0] == "gzip":
             self._reply(200, gzip.compress(query.get("body", "").encode()), {"Content-Encoding": "gzip"})
         else:
             self._reply(200, b"ok")
+
+    def _chunked(self, size: int) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b"y" * 65536
+        while size > 0:
+            part = chunk[: min(size, len(chunk))]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            size -= len(part)
+        self.wfile.write(b"0\r\n\r\n")
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _answer
 

@@ -15,12 +15,15 @@ from functools import lru_cache
 import httpcore
 import httpx
 
+from shared.checks.body_budget import BodyLease
 from shared.checks.egress import source_address_for
 from shared.ssrf import IPAddress, resolve_target
 
 USER_AGENT = "supercheck-faas/0.1 (+uptime monitor)"
 _DEFAULT_HEADERS = ((b"User-Agent", USER_AGENT.encode()), (b"Accept", b"*/*"))  # a monitor's own headers win
 _READ_CHUNK = 64 * 1024
+# Kept of a body no assertion reads, for the excerpt a failure shows (300 characters, up to 4 bytes each).
+EXCERPT_BYTES = 1200
 _BODY_CHANGING_STATUSES = {301, 302, 303}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -83,6 +86,10 @@ class Exchange:
     max_body_bytes: int
     # Headers dropped when a redirect leaves the origin, as browsers do with Authorization.
     origin_bound_headers: frozenset[str] = frozenset()
+    # Whether an assertion (keyword, JSON path) reads the body; if not, it is streamed, counted and dropped.
+    keeps_body: bool = True
+    # The check's share of the process's body buffer (shared.checks.body_budget); None buffers without a bound.
+    lease: BodyLease | None = None
 
 
 @dataclass
@@ -92,12 +99,15 @@ class HttpFacts:
     address: str
     http_version: str
     headers: httpx.Headers
-    body: bytes
+    body: bytes  # the whole body (up to the cap) when the exchange keeps it, else its first EXCERPT_BYTES
     body_truncated: bool
+    body_bytes: int  # how much was read, kept or not
     redirects: list[str] = field(default_factory=list)
     peer_certificate: bytes | None = None
 
-    def text(self) -> str:
+    def text(self, limit_bytes: int | None = None) -> str:
+        """The body decoded by its charset; limit_bytes decodes only a prefix (an excerpt needs no more)."""
+        body = self.body if limit_bytes is None else self.body[:limit_bytes]
         charset = self.headers.get_list("content-type")
         encoding = "utf-8"
         for value in charset:
@@ -106,9 +116,9 @@ class HttpFacts:
                 if key.lower() == "charset" and found:
                     encoding = found.strip("\"'")
         try:
-            return self.body.decode(encoding, errors="replace")
+            return body.decode(encoding, errors="replace")
         except LookupError:
-            return self.body.decode("utf-8", errors="replace")
+            return body.decode("utf-8", errors="replace")
 
 
 def _origin(url: httpx.URL) -> tuple:
@@ -134,6 +144,8 @@ def _redirected(exchange: Exchange, facts: HttpFacts, location: str) -> Exchange
         exchange.max_redirects,
         exchange.max_body_bytes,
         exchange.origin_bound_headers,
+        exchange.keeps_body,
+        exchange.lease,
     )
 
 
@@ -254,21 +266,42 @@ def _request_headers(exchange: Exchange) -> list[tuple[bytes, bytes]]:
     return headers
 
 
-async def _read_body(response: httpcore.Response, exchange: Exchange) -> tuple[bytes, bool, httpx.Headers]:
-    """The body up to the cap; decoded (gzip, deflate, br) through httpx only when the server encoded it."""
+async def _read_body(
+    response: httpcore.Response, exchange: Exchange
+) -> tuple[bytes, bool, int, httpx.Headers]:
+    """The body up to the cap, decoded (gzip, deflate, br) through httpx only when the server encoded it.
+
+    Kept whole only when an assertion reads it, within the check's lease; otherwise counted as it streams past,
+    keeping only the excerpt's bytes, so a 100 MB page costs a check-http replica 64 KB at a time.
+    """
     headers = httpx.Headers(response.headers)
     chunks: AsyncIterator[bytes] = response.aiter_stream()
-    if "content-encoding" in headers:
+    encoded = "content-encoding" in headers
+    if encoded:
         chunks = httpx.Response(response.status, headers=headers, stream=_Body(response.stream)).aiter_bytes()
-    body, truncated = bytearray(), False
-    if exchange.method != "HEAD":
-        async for chunk in chunks:
-            body += chunk
-            if len(body) > exchange.max_body_bytes:
-                del body[exchange.max_body_bytes :]
-                truncated = True
-                break
-    return bytes(body), truncated, headers
+    if exchange.method == "HEAD":
+        return b"", False, 0, headers
+    cap = exchange.max_body_bytes
+    keep = cap if exchange.keeps_body else min(cap, EXCERPT_BYTES)
+    if exchange.keeps_body and exchange.lease is not None:
+        await exchange.lease.hold(_bytes_to_reserve(headers, encoded, cap))
+    body, size, truncated = bytearray(), 0, False
+    async for chunk in chunks:
+        if len(body) < keep:
+            body += chunk[: keep - len(body)]
+        size += len(chunk)
+        if size > cap:
+            size, truncated = cap, True
+            break
+    return bytes(body), truncated, size, headers
+
+
+def _bytes_to_reserve(headers: httpx.Headers, encoded: bool, cap: int) -> int:
+    """What the body may take once buffered and decoded to text: the declared length when the wire bytes are
+    the body's (no content-encoding), else the cap; twice over, since judging decodes a copy to text."""
+    declared = headers.get("content-length", "")
+    size = min(cap, int(declared)) if declared.isdigit() and not encoded else cap
+    return 2 * size
 
 
 async def _send_to(address: IPAddress, exchange: Exchange, timer: PhaseTimer) -> HttpFacts:
@@ -302,7 +335,7 @@ async def _send_to(address: IPAddress, exchange: Exchange, timer: PhaseTimer) ->
                 if url.scheme == "https":
                     ssl_object = response.extensions["network_stream"].get_extra_info("ssl_object")
                     certificate = ssl_object.getpeercert(binary_form=True) if ssl_object else None
-                body, truncated, headers = await _read_body(response, exchange)
+                body, truncated, size, headers = await _read_body(response, exchange)
             finally:
                 await response.aclose()
     finally:
@@ -315,6 +348,7 @@ async def _send_to(address: IPAddress, exchange: Exchange, timer: PhaseTimer) ->
         headers=headers,
         body=body,
         body_truncated=truncated,
+        body_bytes=size,
         peer_certificate=certificate,
     )
 

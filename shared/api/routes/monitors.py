@@ -90,6 +90,7 @@ async def replace_monitor(ctx: Context, monitor_id: str):
     response=MonitorOut,
 )
 async def patch_monitor(ctx: Context, monitor_id: str):
+    from shared.checks.credentials import Sealing
     from shared.handlers import parse
 
     current = await monitors.get_monitor(ctx.project_id, as_uuid(monitor_id, "monitor"))
@@ -100,7 +101,10 @@ async def patch_monitor(ctx: Context, monitor_id: str):
     # a config that is not an object is left whole for validation to refuse, naming the field
     if "config" in patch and "type" not in patch and isinstance(patch["config"], dict | None):
         patch = {**patch, "config": {**merged["config"], **(patch["config"] or {})}}
-    spec = parse(MonitorCreate, {**merged, **patch})
+    # the stored config's own ciphertexts may stay; any other ciphertext in the body is refused
+    spec = parse(
+        MonitorCreate, {**merged, **patch}, Sealing.keeping(ctx.project_id, merged["config"]).context()
+    )
     return await _save(ctx, current["id"], spec)
 
 
