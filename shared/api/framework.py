@@ -71,6 +71,7 @@ class Endpoint:
     authenticated: bool = True
     streaming: bool = False
     operation_id: str = ""  # the OpenAPI operationId and route name; the handler's name unless given
+    conflict: str = ""  # when the endpoint may answer 409, why (documented in the OpenAPI document)
 
     def __post_init__(self):
         self.operation_id = self.operation_id or self.handler.__name__
@@ -98,6 +99,7 @@ def endpoint(
     authenticated=True,
     streaming=False,
     operation_id="",
+    conflict="",
 ):
     def register(handler: Handler) -> Handler:
         ENDPOINTS.append(
@@ -114,6 +116,7 @@ def endpoint(
                 authenticated,
                 streaming,
                 operation_id,
+                conflict,
             )
         )
         return handler

@@ -107,6 +107,8 @@ def _responses(spec, schema_for) -> dict:
         if code == "401" and not spec.authenticated:
             continue
         responses[code] = {"description": description, **error}
+    if spec.conflict:
+        responses["409"] = {"description": spec.conflict, **error}
     return responses
 
 
