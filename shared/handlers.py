@@ -68,14 +68,14 @@ async def read_json(request: Request, allow_empty: bool = False) -> Any:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {error}") from None
-    _reject_unstorable_text(data, ())
+    reject_unstorable_text(data, ())
     return data
 
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL, and lone surrogates json.loads lets through
 
 
-def _reject_unstorable_text(value: Any, path: tuple) -> None:
+def reject_unstorable_text(value: Any, path: tuple) -> None:
     """JSON may carry NUL characters and lone surrogates; PostgreSQL text and UTF-8 cannot, so refuse them here."""
     if isinstance(value, str):
         if _UNSTORABLE.search(value):
@@ -86,11 +86,11 @@ def _reject_unstorable_text(value: Any, path: tuple) -> None:
             )
     elif isinstance(value, dict):
         for key, item in value.items():
-            _reject_unstorable_text(key, path)
-            _reject_unstorable_text(item, (*path, key))
+            reject_unstorable_text(key, path)
+            reject_unstorable_text(item, (*path, key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _reject_unstorable_text(item, (*path, index))
+            reject_unstorable_text(item, (*path, index))
 
 
 def parse(model: type[M], data: Any, context: dict | None = None) -> M:

@@ -19,7 +19,9 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 CheckStatus = Literal["up", "down", "degraded", "error", "timeout"]
-MonitorStatus = Literal["pending", "up", "down", "degraded", "unknown"]
+# error: set aside, its stored row no longer validates (the monitor's statusReason says why; saving it again
+# puts it back in the schedule)
+MonitorStatus = Literal["pending", "up", "down", "degraded", "unknown", "error"]
 Strategy = Literal["all", "majority", "any", "custom"]
 FAILED_STATUSES = frozenset({"down", "error", "timeout"})
 ENVELOPE_VERSION = 1

@@ -5,18 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import weakref
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from shared.settings import get_settings
-from shared.streams import LIVE_EVENTS_MAX_LENGTH, LIVE_EVENTS_STREAM, PAYLOAD_FIELD, redis_url_for
+from shared.streams import (
+    DEAD_LETTER_SUFFIX,
+    LIVE_EVENTS_MAX_LENGTH,
+    LIVE_EVENTS_STREAM,
+    PAYLOAD_FIELD,
+    redis_url_for,
+)
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
+log = logging.getLogger("supercheck.redis")
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aioredis.Redis]] = (
     weakref.WeakKeyDictionary()
 )
@@ -84,17 +93,51 @@ async def publish(entries: Iterable[tuple[str, BaseModel]]) -> int:
     return await publish_payloads((stream, message.model_dump_json()) for stream, message in entries)
 
 
-async def publish_live_events(events: Iterable[dict]) -> None:
-    """Live events (results, status changes, alerts sent): best effort, never part of a commit's outcome."""
+async def publish_dead_letters(entries: Iterable[tuple[str, str, str]]) -> int:
+    """XADD (dead-letter stream, payload, reason) entries in the connector's dead-letter shape."""
+    entries = list(entries)
+    if entries:
+        pipe = get_redis().pipeline(transaction=False)
+        for stream, payload, reason in entries:
+            pipe.xadd(
+                stream,
+                {"stream": stream.removesuffix(DEAD_LETTER_SUFFIX), "reason": reason, PAYLOAD_FIELD: payload},
+            )
+        await pipe.execute()
+    return len(entries)
+
+
+@dataclass
+class LiveEventStats:
+    """Live events this process dropped because Redis refused them (read by tests and logs)."""
+
+    dropped: int = 0
+
+
+live_event_stats = LiveEventStats()
+
+
+async def publish_live_events(events: Iterable[dict]) -> bool:
+    """Live events (results, status changes, alerts sent): best effort, never part of a commit's outcome. A
+    Redis that refuses them is logged and counted, never raised: the commit they describe has happened, and an
+    exception here would make its caller answer 500 and have its batch redelivered. Returns whether they went out."""
     events = list(events)
     if not events:
-        return
-    pipe = get_redis().pipeline(transaction=False)
-    for event in events:
-        pipe.xadd(
-            LIVE_EVENTS_STREAM,
-            {PAYLOAD_FIELD: json.dumps(event, default=str)},
-            maxlen=LIVE_EVENTS_MAX_LENGTH,
-            approximate=True,
-        )
-    await pipe.execute()
+        return True
+    import redis.exceptions
+
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        for event in events:
+            pipe.xadd(
+                LIVE_EVENTS_STREAM,
+                {PAYLOAD_FIELD: json.dumps(event, default=str)},
+                maxlen=LIVE_EVENTS_MAX_LENGTH,
+                approximate=True,
+            )
+        await pipe.execute()
+    except (redis.exceptions.RedisError, OSError) as error:
+        live_event_stats.dropped += len(events)
+        log.warning("dropped %d live event(s), Redis refused them: %s", len(events), error)
+        return False
+    return True

@@ -51,6 +51,9 @@ class Settings(BaseModel):
     check_concurrency: int = Field(default=200, ge=1, le=5000)
     # A send claimed longer ago than this belongs to a dead alert function; at least the function's exec_timeout
     alert_claim_expiry_seconds: int = Field(default=120, ge=1, le=3600)
+    # Threads of the one pool every DNS lookup of a check runs in (shared.ssrf.dns_executor), apart from the
+    # default pool the rest of the process uses.
+    dns_lookup_threads: int = Field(default=16, ge=1, le=256)
     # Response bodies a check process buffers at once, for keyword and JSON path assertions (checks/body_budget.py)
     check_body_buffer_mb: int = Field(default=256, ge=1, le=65536)
     run_deadline_grace_seconds: int = Field(default=30, ge=0)
@@ -122,6 +125,7 @@ class Settings(BaseModel):
             "connector_idle_reclaim_ms": "CONNECTOR_IDLE_RECLAIM_MS",
             "check_concurrency": "CHECK_CONCURRENCY",
             "alert_claim_expiry_seconds": "ALERT_CLAIM_EXPIRY_SECONDS",
+            "dns_lookup_threads": "DNS_LOOKUP_THREADS",
             "check_body_buffer_mb": "CHECK_BODY_BUFFER_MB",
             "run_deadline_grace_seconds": "RUN_DEADLINE_GRACE_SECONDS",
             "dispatch_sweep_after_seconds": "DISPATCH_SWEEP_AFTER_SECONDS",

@@ -7,7 +7,8 @@ import asyncio
 import ipaddress
 import re
 import socket
-from functools import lru_cache
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -217,6 +218,14 @@ def _vetted_url(url: str, allow_userinfo: bool, internal_allowed: bool) -> httpx
     return parsed
 
 
+@lru_cache(maxsize=1)
+def dns_executor() -> ThreadPoolExecutor:
+    """DNS lookups get threads of their own (DNS_LOOKUP_THREADS): getaddrinfo blocks a thread for as long as a
+    resolver takes, and in the loop's default pool (a handful of threads) a burst of slow lookups from hundreds of
+    concurrent checks would stall everything else that pool runs. Lookups past the bound wait their turn."""
+    return ThreadPoolExecutor(max_workers=get_settings().dns_lookup_threads, thread_name_prefix="dns")
+
+
 async def resolve_target(host: str, port: int | None = None) -> list[IPAddress]:
     """Every address of the host, in connection order; refuses them all if any one is internal.
 
@@ -228,8 +237,8 @@ async def resolve_target(host: str, port: int | None = None) -> list[IPAddress]:
         addresses: list[IPAddress] = [literal]
     else:
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host.strip("[]"), port, type=socket.SOCK_STREAM
+            infos = await asyncio.get_running_loop().run_in_executor(
+                dns_executor(), partial(socket.getaddrinfo, host.strip("[]"), port, type=socket.SOCK_STREAM)
             )
         except socket.gaierror as error:
             raise UnresolvableTarget(f"DNS lookup for '{host}' failed: {error.strerror or error}") from None

@@ -96,17 +96,22 @@ def fuzz_key(api_only_stack, aio):
 schema = schemathesis.openapi.from_dict(openapi_document()).exclude(path="/events")
 
 
+def _stops_at_the_router(case) -> bool:
+    """A raw newline in a path value: functions-framework's catch-all route does not match it and answers its own
+    plain-text 404 before the API sees the request (in production as here), so only "no server error" applies."""
+    return any(isinstance(v, str) and ("\n" in v or "\r" in v) for v in (case.path_parameters or {}).values())
+
+
+# Run by hand (`pytest -m fuzz tests/test_api_live.py`, see README "Development"): a few minutes at 100 examples
+# per operation, positive and negative, which `make test` skips.
+@pytest.mark.fuzz
 @schema.parametrize()
-@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_every_operation_answers_within_its_documented_contract(case, api_only_stack, fuzz_key):
+    contract = [status_code_conformance, content_type_conformance, response_schema_conformance]
     case.call_and_validate(
         base_url=f"{api_only_stack.gateway_url}/function/api",
         headers={"Authorization": f"Bearer {fuzz_key}"},
-        checks=[
-            not_a_server_error,
-            status_code_conformance,
-            content_type_conformance,
-            response_schema_conformance,
-        ],
+        checks=[not_a_server_error, *([] if _stops_at_the_router(case) else contract)],
         timeout=30,
     )

@@ -239,13 +239,13 @@ def test_one_lookup_per_hop_so_a_second_dns_answer_is_never_used(server, monkeyp
 
     lookups: list[str] = []
 
-    async def getaddrinfo(self, host, port, *args, **kwargs):
+    def getaddrinfo(host, port, *args, **kwargs):  # resolve_target calls it in its own DNS pool
         lookups.append(host)
         # A rebinding resolver: the first answer is the real server, any later one somewhere else.
         address = "127.0.0.1" if len(lookups) == 1 else "127.0.0.2"
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
 
-    monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     outcome = check(f"http://rebind.example:{server.port}/echo")
     assert outcome.status == "up" and lookups == ["rebind.example"]
     assert server.seen[-1].headers["Host"] == f"rebind.example:{server.port}"

@@ -86,7 +86,9 @@ def test_expected_locations_follow_the_location_config():
     assert expected_locations({}, active) == LOCATIONS
     assert expected_locations({"locations": ["eu-central"]}, active) == ["eu-central"]
     assert expected_locations({"enabled": False, "locations": ["eu-central"]}, active) == ["us-east"]
-    assert expected_locations({"locations": ["mars-1", "asia-pacific"]}, active) == ["asia-pacific"]
+    # kept as named: schedule dead-letters the job for mars-1 rather than quietly running it elsewhere
+    assert expected_locations({"locations": ["mars-1", "asia-pacific"]}, active) == ["mars-1", "asia-pacific"]
+    assert expected_locations({"locations": ["mars-1"]}, active) == ["mars-1"]
 
 
 def test_a_cron_window_keeps_ticking_so_monitors_due_mid_minute_run_in_the_same_call(clean, aio):

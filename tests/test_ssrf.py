@@ -200,14 +200,14 @@ def _answering(monkeypatch, addresses: list[str]):
     """This machine has no DNS: stand in for the resolver with a fixed answer, and count the lookups."""
     lookups: list[str] = []
 
-    async def getaddrinfo(self, host, port, *args, **kwargs):
+    def getaddrinfo(host, port, *args, **kwargs):  # resolve_target calls it in its own DNS pool
         lookups.append(host)
         return [
             (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port or 0))
             for a in addresses
         ]
 
-    monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     return lookups
 
 

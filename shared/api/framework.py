@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from shared.errors import ApiError
-from shared.handlers import error_response, parse, read_json
+from shared.handlers import error_response, parse, read_json, reject_unstorable_text
 
 if TYPE_CHECKING:
     from shared import auth
@@ -71,6 +71,7 @@ class Endpoint:
     authenticated: bool = True
     streaming: bool = False
     operation_id: str = ""  # the OpenAPI operationId and route name; the handler's name unless given
+    conflict: str = ""  # when the endpoint may answer 409, why (documented in the OpenAPI document)
 
     def __post_init__(self):
         self.operation_id = self.operation_id or self.handler.__name__
@@ -98,6 +99,7 @@ def endpoint(
     authenticated=True,
     streaming=False,
     operation_id="",
+    conflict="",
 ):
     def register(handler: Handler) -> Handler:
         ENDPOINTS.append(
@@ -114,6 +116,7 @@ def endpoint(
                 authenticated,
                 streaming,
                 operation_id,
+                conflict,
             )
         )
         return handler
@@ -159,6 +162,9 @@ def render(result: Any, status: int) -> Response:
 async def invoke(spec: Endpoint, request: Request) -> Response:
     try:
         principal = await authenticate(request) if spec.authenticated else None
+        # a NUL in a query or path value (%00) cannot reach PostgreSQL text: refused naming its parameter
+        reject_unstorable_text(dict(request.query_params), ())
+        reject_unstorable_text(dict(request.path_params), ())
         query = parse(spec.query, dict(request.query_params)) if spec.query else None
         body = parse(spec.body, await read_json(request), sealing_context(principal)) if spec.body else None
         result = await spec.handler(Context(request, principal, body, query), **request.path_params)

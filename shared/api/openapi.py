@@ -9,6 +9,7 @@ from typing import Any, get_args, get_origin
 from pydantic.json_schema import models_json_schema
 
 from shared.api.schemas import ErrorBody
+from shared.synthetic.models import VARIABLE_NAME
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 _ERRORS = {
@@ -106,12 +107,26 @@ def _responses(spec, schema_for) -> dict:
         if code == "401" and not spec.authenticated:
             continue
         responses[code] = {"description": description, **error}
+    if spec.conflict:
+        responses["409"] = {"description": spec.conflict, **error}
     return responses
+
+
+# What a path segment holds: every *_id is a UUID, a variable's name is an identifier. Anything else is 404 (or
+# 400 for a NUL); a raw newline never even reaches the API (functions-framework's catch-all route stops at it).
+
+
+def _path_schema(name: str) -> dict:
+    if name.endswith("_id"):
+        return {"type": "string", "format": "uuid"}
+    if name == "name":
+        return {"type": "string", "pattern": VARIABLE_NAME.pattern}
+    return {"type": "string"}
 
 
 def _path_parameters(path: str) -> list[dict]:
     return [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": _path_schema(name)}
         for name in re.findall(r"{(\w+)}", path)
     ]
 

@@ -45,6 +45,23 @@ class MonitorCreate(CheckSpec):
             raise ValueError(f"must be at least {minimum} for {check_type.name} monitors")
         return minutes
 
+    @model_validator(mode="after")
+    def _timeout_fits_frequency(self) -> MonitorCreate:
+        """A run's deadline is capped at its frequency: a check that cannot report inside it is refused, so a
+        target that never answers ends its run `timeout` (down), never `unknown` (see README, "Deadlines")."""
+        from shared.checks import configured_timeout
+        from shared.rules.deadlines import timeout_problem
+        from shared.settings import get_settings
+
+        problem = timeout_problem(
+            configured_timeout(self.type, self.config),
+            get_settings().run_deadline_grace_seconds,
+            self.frequency_minutes,
+        )
+        if problem:
+            raise FieldError("config.timeoutSeconds", problem)
+        return self
+
 
 class RunNowRequest(ApiModel):
     """Run monitors now: by id, by tag, or both. CI calls this after a deploy."""
@@ -286,6 +303,25 @@ class ResultsQuery(PageQuery):
         if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
             raise ValueError("must be a date as YYYY-MM-DD")
         return value
+
+    @model_validator(mode="after")
+    def _day_representable(self) -> ResultsQuery:
+        if self.date is not None:
+            try:
+                self.day_bounds()
+            except OverflowError:
+                raise FieldError(
+                    "date", "with timezoneOffset, the day starts or ends outside years 1 to 9999"
+                ) from None
+        return self
+
+    def day_bounds(self) -> tuple[datetime, datetime]:
+        """The UTC instants the local day `date` (at timezoneOffset) starts and ends."""
+        assert self.date is not None
+        start = datetime.combine(self.date, dt.time(), tzinfo=UTC) + dt.timedelta(
+            minutes=self.timezone_offset
+        )
+        return start, start + dt.timedelta(days=1)
 
 
 class StatsQuery(ApiModel):

@@ -60,10 +60,15 @@ class MonitorOut(ApiModel):
     frequency_minutes: int
     enabled: bool
     config: dict[str, Any]
-    location_config: LocationConfig
-    alert_config: AlertConfig
+    # as stored; a stored shape that no longer validates is shown as it is (the monitor is then set aside)
+    location_config: LocationConfig | dict[str, Any]
+    alert_config: AlertConfig | dict[str, Any]
     tags: list[str]
     status: str
+    status_reason: str | None = Field(
+        default=None,
+        description="Why the monitor is set aside (status error): its stored row no longer validates",
+    )
     next_run_at: datetime | None
     last_check_at: datetime | None
     last_run: RunSummary | None = None

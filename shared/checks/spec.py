@@ -55,7 +55,7 @@ class CheckTrial(CheckSpec):
     """A trial: one check of a config sent straight to a check function, before or instead of saving a
     monitor; nothing is stored."""
 
-    location: str = TRIAL_LOCATION
+    location: str = Field(default=TRIAL_LOCATION, min_length=1, max_length=64)
 
     def as_job(self, project_id: uuid.UUID) -> CheckJob:
         """project_id: the caller's, which the trial's credentials were sealed to."""

@@ -11,24 +11,16 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from shared import db, streams
-from shared.models import AlertConfig, AlertEnvelope, LocationConfig
+from shared.models import AlertEnvelope
+from shared.pipeline.alert_inputs import alert_contexts, alert_payload, alert_policies, ssl_details, wants_ssl
+from shared.pipeline.set_aside import location_config, set_aside
 from shared.redis import publish, publish_live_events
-from shared.rules.alerts import (
-    DEFAULT_SSL_WARNING_DAYS,
-    AlertAction,
-    AlertPolicy,
-    AlertState,
-    MaintenanceWindow,
-    RunOutcome,
-    SslFacts,
-    decide,
-)
+from shared.rules.alerts import AlertAction, AlertState, RunOutcome, SslFacts, decide
 from shared.rules.locations import RunVerdict, aggregate_run, monitor_status_after
 
 
@@ -121,16 +113,6 @@ on conflict (run_id, kind) do nothing
 """
 
 
-@lru_cache(maxsize=4096)
-def _location_config(raw: str | None) -> LocationConfig:
-    return LocationConfig.model_validate_json(raw or "{}")
-
-
-@lru_cache(maxsize=4096)
-def _alert_config(raw: str | None) -> AlertConfig:
-    return AlertConfig.model_validate_json(raw or "{}")
-
-
 @dataclass
 class _MonitorState:
     """A locked monitor row as this batch advances it: several of its runs may finalize in one batch."""
@@ -153,20 +135,35 @@ class _Effects:
     flips: list[dict] = field(default_factory=list)
 
 
+def _verdicts(
+    runs: list[dict], at_deadline: bool
+) -> tuple[dict[uuid.UUID, RunVerdict], dict[uuid.UUID, str]]:
+    """Each finalizable run's verdict, and why a monitor whose stored location config no longer validates is
+    set aside: its runs are finalized `unknown` (they cannot be judged) so none waits forever, and never applied."""
+    verdicts: dict[uuid.UUID, RunVerdict] = {}
+    problems: dict[uuid.UUID, str] = {}
+    for run in runs:
+        statuses = dict(zip(run["locations"], run["statuses"], strict=True))
+        expected = run["expected_locations"]
+        if not at_deadline and any(loc not in statuses for loc in expected):
+            continue
+        config = location_config(run["location_config"])
+        if isinstance(config, str):
+            problems[run["monitor_id"]] = config
+            missing = tuple(loc for loc in expected if loc not in statuses)
+            verdicts[run["id"]] = RunVerdict("unknown", False, missing, 0, len(statuses))
+            continue
+        verdicts[run["id"]] = aggregate_run(statuses, expected, config)
+    return verdicts, problems
+
+
 async def _finalize(run_ids: list[uuid.UUID], now: datetime, at_deadline: bool) -> int:
     async with db.transaction() as conn:
         runs = await (await conn.execute(_UNFINALIZED_RUNS, (run_ids,))).fetchall()
-        verdicts: dict[uuid.UUID, RunVerdict] = {}
-        for run in runs:
-            statuses = dict(zip(run["locations"], run["statuses"], strict=True))
-            if not at_deadline and any(loc not in statuses for loc in run["expected_locations"]):
-                continue
-            verdicts[run["id"]] = aggregate_run(
-                statuses, run["expected_locations"], _location_config(run["location_config"])
-            )
+        verdicts, problems = _verdicts(runs, at_deadline)
         won = await _mark_finalized(conn, verdicts, now)
         finalized = [run for run in runs if run["id"] in won]  # still in scheduled order
-        effects = await _advance_monitors(conn, finalized, verdicts, now)
+        effects = await _advance_monitors(conn, finalized, verdicts, now, problems)
     await publish_live_events(effects.flips)
     return len(finalized)
 
@@ -192,11 +189,17 @@ async def _mark_finalized(
 
 
 async def _advance_monitors(
-    conn: AsyncConnection, runs: list[dict], verdicts: dict[uuid.UUID, RunVerdict], now: datetime
+    conn: AsyncConnection,
+    runs: list[dict],
+    verdicts: dict[uuid.UUID, RunVerdict],
+    now: datetime,
+    problems: dict[uuid.UUID, str],
 ) -> _Effects:
-    """Applies finalized runs to their monitors in scheduled order; late runs are stored but never applied."""
+    """Applies finalized runs to their monitors in scheduled order; late runs are stored but never applied, and
+    monitors whose stored row no longer validates (problems) are set aside instead."""
     effects = _Effects()
     if not runs:
+        await set_aside(conn, problems)
         return effects
     rows = await (
         await conn.execute(_LOCK_MONITORS, (sorted({run["monitor_id"] for run in runs}),))
@@ -207,21 +210,25 @@ async def _advance_monitors(
         )
         for row in rows
     }
-    policies = await _alert_policies(conn, [m.row for m in monitors.values()], now)
-    ssl_details = await _ssl_details(
+    earliest = min(run["scheduled_at"] for run in runs)
+    policies, alert_problems = await alert_policies(conn, [m.row for m in monitors.values()], earliest, now)
+    problems = {**alert_problems, **problems}
+    await set_aside(conn, problems)
+    certificates = await ssl_details(
         conn,
-        [run["id"] for run in runs if _wants_ssl(policies.get(run["monitor_id"]))],
+        [run["id"] for run in runs if wants_ssl(policies.get(run["monitor_id"]))],
     )
     for run in runs:
         monitor = monitors.get(run["monitor_id"])
-        if monitor is None:
-            continue  # deleted while the run was in flight
+        if monitor is None or run["monitor_id"] in problems:
+            continue  # deleted while the run was in flight, or set aside
         if monitor.applied_at is not None and run["scheduled_at"] <= monitor.applied_at:
             continue  # a late run: stored and finalized, but state only moves forward
         verdict = verdicts[run["id"]]
         policy = policies[run["monitor_id"]]
-        ssl = SslFacts.worst_of(ssl_details.get(run["id"], ())) if _wants_ssl(policy) else None
-        decision = decide(monitor.alert_state, RunOutcome(verdict.status, ssl), policy, now)
+        ssl = SslFacts.worst_of(certificates.get(run["id"], ())) if wants_ssl(policy) else None
+        outcome = RunOutcome(verdict.status, ssl, scheduled_at=run["scheduled_at"])
+        decision = decide(monitor.alert_state, outcome, policy, now)
         new_status = monitor_status_after(monitor.status, verdict.status)
         if new_status != monitor.status:
             effects.status_changes.append((monitor.row["id"], run["id"], monitor.status, new_status))
@@ -263,36 +270,18 @@ async def _write_effects(
             ),
         )
     if effects.alerts:
-        contexts = await _alert_contexts(conn, [run["id"] for _, run, _, _ in effects.alerts])
+        contexts = await alert_contexts(conn, [run["id"] for _, run, _, _ in effects.alerts])
         rows = [
             (
                 monitor["id"],
                 run["id"],
                 action.kind,
-                Jsonb(_alert_payload(contexts.get(run["id"], {}), monitor, run, verdict, action, now)),
+                Jsonb(alert_payload(contexts.get(run["id"], {}), monitor, run, verdict, action, now)),
                 action.suppressed_reason,
             )
             for monitor, run, verdict, action in effects.alerts
         ]
         await conn.execute(_QUEUE_ALERTS, tuple(map(list, zip(*rows, strict=True))))
-
-
-def _alert_payload(
-    context: dict, monitor: dict, run: dict, verdict: RunVerdict, action: AlertAction, now: datetime
-) -> dict:
-    return {
-        **context,
-        "monitorName": monitor["name"],
-        "monitorType": monitor["type"],
-        "target": monitor["target"],
-        "status": verdict.status,
-        "locationsDown": verdict.locations_down,
-        "locationsTotal": len(run["expected_locations"]),
-        "missingLocations": list(verdict.missing_locations),
-        "sequenceNumber": action.sequence_number,
-        "time": now.isoformat(),
-        **({"ssl": action.details} if action.kind.startswith("ssl") else {}),
-    }
 
 
 async def publish_pending_alerts(run_ids: list[uuid.UUID] | None = None) -> int:
@@ -327,95 +316,3 @@ async def publish_pending_alerts(run_ids: list[uuid.UUID] | None = None) -> int:
             "update alert_events set dispatched_at = now() where id = any(%s)", ([r["id"] for r in rows],)
         )
     return len(rows)
-
-
-# --- alerting inputs: what decide() needs beyond the run status, and what an alert says ------------------
-
-
-async def _alert_policies(
-    conn: AsyncConnection, monitors: list[dict], now: datetime
-) -> dict[uuid.UUID, AlertPolicy]:
-    """Each monitor's policy; the maintenance windows of every project involved are read in one statement."""
-    configs = {monitor["id"]: _alert_config(monitor["alert_config"]) for monitor in monitors}
-    alerting = [monitor for monitor in monitors if configs[monitor["id"]].enabled]
-    windows = (
-        await (
-            await conn.execute(
-                """select project_id, monitor_ids, name, starts_at, ends_at, cron, duration_minutes, timezone
-                   from maintenance_windows
-                   where project_id = any(%s) and (cron is not null or (starts_at <= %s and ends_at > %s))""",
-                (list({monitor["project_id"] for monitor in alerting}), now, now),
-            )
-        ).fetchall()
-        if alerting
-        else []
-    )
-    policies = {monitor["id"]: AlertPolicy(configs[monitor["id"]]) for monitor in monitors}
-    for monitor in alerting:
-        applying = tuple(
-            MaintenanceWindow(
-                name=w["name"],
-                starts_at=w["starts_at"],
-                ends_at=w["ends_at"],
-                cron=w["cron"],
-                duration_minutes=w["duration_minutes"],
-                timezone=w["timezone"],
-            )
-            for w in windows
-            if w["project_id"] == monitor["project_id"]
-            and (not w["monitor_ids"] or monitor["id"] in w["monitor_ids"])
-        )
-        warning_days = (monitor["config"] or {}).get("sslDaysUntilExpirationWarning")
-        policies[monitor["id"]] = AlertPolicy(
-            configs[monitor["id"]],
-            applying,
-            warning_days if isinstance(warning_days, int) and warning_days > 0 else DEFAULT_SSL_WARNING_DAYS,
-        )
-    return policies
-
-
-def _wants_ssl(policy: AlertPolicy | None) -> bool:
-    return policy is not None and policy.config.enabled and policy.config.alert_on_ssl_expiration
-
-
-async def _ssl_details(conn: AsyncConnection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, list]:
-    """The certificate facts each run's checks reported in details["ssl"], by run."""
-    if not run_ids:
-        return {}
-    rows = await (
-        await conn.execute(
-            "select run_id, details -> 'ssl' as ssl from monitor_results where run_id = any(%s) and details ? 'ssl'",
-            (run_ids,),
-        )
-    ).fetchall()
-    by_run: dict[uuid.UUID, list] = {}
-    for row in rows:
-        by_run.setdefault(row["run_id"], []).append(row["ssl"])
-    return by_run
-
-
-async def _alert_contexts(conn: AsyncConnection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
-    rows = await (
-        await conn.execute(
-            """select r.id as run_id, p.name as project_name,
-                      round(avg(res.response_time_ms))::int as response_time_ms,
-                      (array_agg(res.location || ': ' || res.message order by res.location)
-                         filter (where res.status in ('down', 'error', 'timeout') and res.message <> ''))[1]
-                         as reason
-               from runs r
-               join monitors m on m.id = r.monitor_id
-               join projects p on p.id = m.project_id
-               left join monitor_results res on res.run_id = r.id
-               where r.id = any(%s)
-               group by r.id, p.name""",
-            (list(set(run_ids)),),
-        )
-    ).fetchall()
-    return {
-        row["run_id"]: {
-            "projectName": row["project_name"],
-            "responseTimeMs": row["response_time_ms"],
-            "reason": row["reason"],
-        }
-        for row in rows
-    }

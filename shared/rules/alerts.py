@@ -83,6 +83,9 @@ class SslFacts:
 class RunOutcome:
     status: str  # up | degraded | down | unknown (the aggregated run status)
     ssl: SslFacts | None = None
+    # When the run was scheduled: maintenance windows are judged then, not when it is finalized (a run checked
+    # inside a window and finalized after it is still maintenance). None: judged at the decision time.
+    scheduled_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -116,9 +119,11 @@ class AlertPolicy:
     maintenance_windows: tuple[MaintenanceWindow, ...] = ()
     ssl_warning_days: int = DEFAULT_SSL_WARNING_DAYS
 
-    def suppression_reason(self, now: datetime) -> str | None:
+    def suppression_reason(self, now: datetime, run_at: datetime | None = None) -> str | None:
+        """Why an alert decided at `now` about a run scheduled at `run_at` is suppressed, or None. Maintenance
+        is about the run (when its target was checked); a mute is about the alert (when it would be sent)."""
         for window in self.maintenance_windows:
-            if window.active_at(now):
+            if window.active_at(run_at or now):
                 return f"maintenance window '{window.name}'"
         muted_until = self.config.muted_until
         if muted_until is not None and now < muted_until:
@@ -151,15 +156,16 @@ def decide(state: AlertState, outcome: RunOutcome, policy: AlertPolicy, now: dat
     """
     if outcome.status == "unknown":
         return Decision(state)
+    reason = policy.suppression_reason(now, outcome.scheduled_at)
     if outcome.status in FAILED_STATUSES:
-        decision = _after_failure(state, policy, now)
+        decision = _after_failure(state, policy, reason)
     else:
-        decision = _after_success(state, policy, now)
-    state, ssl_actions = _after_ssl_facts(decision.state, outcome.ssl, policy, now)
+        decision = _after_success(state, policy, reason)
+    state, ssl_actions = _after_ssl_facts(decision.state, outcome.ssl, policy, now, reason)
     return Decision(state, [*decision.actions, *ssl_actions])
 
 
-def _after_failure(state: AlertState, policy: AlertPolicy, now: datetime) -> Decision:
+def _after_failure(state: AlertState, policy: AlertPolicy, reason: str | None) -> Decision:
     state = replace(
         state,
         consecutive_failures=state.consecutive_failures + 1,
@@ -170,7 +176,6 @@ def _after_failure(state: AlertState, policy: AlertPolicy, now: datetime) -> Dec
     if not (config.enabled and config.alert_on_failure):
         return Decision(state)
     interval = reminder_interval(config)
-    reason = policy.suppression_reason(now)
     if reason is not None:
         # Suppressed alerts follow the same cadence, so a long window records a few rows, not one per run.
         decided = state.failure_alerts_sent + state.failure_alerts_suppressed
@@ -200,7 +205,7 @@ def _after_failure(state: AlertState, policy: AlertPolicy, now: datetime) -> Dec
     )
 
 
-def _after_success(state: AlertState, policy: AlertPolicy, now: datetime) -> Decision:
+def _after_success(state: AlertState, policy: AlertPolicy, reason: str | None) -> Decision:
     successes = state.consecutive_successes + 1
     config = policy.config
     if successes < config.recovery_threshold:
@@ -208,9 +213,7 @@ def _after_success(state: AlertState, policy: AlertPolicy, now: datetime) -> Dec
         return Decision(replace(state, consecutive_successes=successes, consecutive_failures=0))
     recovered = replace(AlertState(), consecutive_successes=successes, **_ssl_fields(state))
     if state.failure_alerts_sent and config.enabled and config.alert_on_recovery:
-        return Decision(
-            recovered, [AlertAction("recovery", suppressed_reason=policy.suppression_reason(now))]
-        )
+        return Decision(recovered, [AlertAction("recovery", suppressed_reason=reason)])
     return Decision(recovered)
 
 
@@ -223,7 +226,7 @@ def _ssl_fields(state: AlertState) -> dict[str, Any]:
 
 
 def _after_ssl_facts(
-    state: AlertState, ssl: SslFacts | None, policy: AlertPolicy, now: datetime
+    state: AlertState, ssl: SslFacts | None, policy: AlertPolicy, now: datetime, reason: str | None
 ) -> tuple[AlertState, list[AlertAction]]:
     if ssl is None:
         return state, []  # checks look at the certificate only now and then; no facts, no change
@@ -240,7 +243,6 @@ def _after_ssl_facts(
         return state, []
     details = {"daysUntilExpiry": ssl.days_until_expiry, "validTo": ssl.valid_to}
     kind: AlertKind = "ssl_expired" if ssl.expired else "ssl_expiring"
-    reason = policy.suppression_reason(now)
     if reason is not None:
         if not _older_than(state.ssl_suppressed_at, now, SSL_WARNING_EVERY):
             return state, []

@@ -57,20 +57,26 @@ def _location_config(raw: str) -> LocationConfig:
     return LocationConfig.model_validate_json(raw)
 
 
-def expected_locations(location_config: dict | str, active_regions: list[str]) -> list[str]:
-    """Where a run goes; location_config as stored (JSON text is parsed once per distinct value)."""
-    raw = (
-        location_config
-        if isinstance(location_config, str)
-        else json.dumps(location_config or {}, sort_keys=True)
-    )
-    config = _location_config(raw)
+def expected_locations(location_config: LocationConfig | dict | str, active_regions: list[str]) -> list[str]:
+    """Where a run goes; location_config as stored (JSON text is parsed once per distinct value).
+
+    Named locations are kept as named, known or not: a job for a location no region serves is dead-lettered by
+    schedule and its run records the location missing, never quietly sent to another region instead.
+    """
+    if isinstance(location_config, LocationConfig):
+        config = location_config
+    else:
+        raw = (
+            location_config
+            if isinstance(location_config, str)
+            else json.dumps(location_config or {}, sort_keys=True)
+        )
+        config = _location_config(raw)
     if not config.enabled:
         return active_regions[:1]
     if not config.locations:
         return list(active_regions)
-    chosen = [loc for loc in config.locations if loc in active_regions]
-    return chosen or active_regions[:1]
+    return list(config.locations)
 
 
 def monitor_status_after(current: str, verdict_status: str) -> str:

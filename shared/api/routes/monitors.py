@@ -98,7 +98,8 @@ async def patch_monitor(ctx: Context, monitor_id: str):
     if not isinstance(patch, dict):
         raise ApiError(400, "validation_error", "request body must be a JSON object")
     merged = monitors.spec_of(current)
-    if "config" in patch and "type" not in patch:
+    # a config that is not an object is left whole for validation to refuse, naming the field
+    if "config" in patch and "type" not in patch and isinstance(patch["config"], dict | None):
         patch = {**patch, "config": {**merged["config"], **(patch["config"] or {})}}
     # the stored config's own ciphertexts may stay; any other ciphertext in the body is refused
     spec = parse(

@@ -69,6 +69,7 @@ async def update_synthetic_test(ctx: Context, test_id: str):
     summary="Delete a script no monitor uses",
     tag="synthetic",
     status=204,
+    conflict="Monitors still use the test; the message names them",
 )
 async def delete_synthetic_test(ctx: Context, test_id: str):
     await synthetic_store.delete_test(ctx.project_id, as_uuid(test_id, "synthetic test"), ctx.api_key_id)
@@ -93,6 +94,7 @@ async def list_variables(ctx: Context):
     body=ProjectVariableCreate,
     response=ProjectVariableOut,
     status=201,
+    conflict="A variable of that name exists in this project",
 )
 async def create_variable(ctx: Context):
     return await synthetic_store.create_variable(ctx.project_id, ctx.body, ctx.api_key_id)

@@ -47,16 +47,22 @@ def monitor_out(row: dict) -> MonitorOut:
         frequency_minutes=row["frequency_minutes"],
         enabled=row["enabled"],
         config=mask_secrets(row["config"], row["project_id"], ("config",)),
-        location_config=row["location_config"],
-        alert_config=row["alert_config"],
+        location_config=_as_stored(row["location_config"]),
+        alert_config=_as_stored(row["alert_config"]),
         tags=row["tags"],
         status=row["status"],
+        status_reason=row.get("status_reason"),
         next_run_at=row["next_run_at"],
         last_check_at=row["last_check_at"],
         last_run=last_run,
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
+
+
+def _as_stored(value: Any) -> dict:
+    """A stored JSON object shown as it is; anything else (a row edited by hand) under "invalid"."""
+    return value if isinstance(value, dict) else {"invalid": value}
 
 
 def spec_of(row: dict) -> dict[str, Any]:
@@ -75,8 +81,9 @@ def spec_of(row: dict) -> dict[str, Any]:
 
 
 async def _require_references(conn: AsyncConnection, project_id: uuid.UUID, spec: MonitorCreate) -> None:
-    """Everything a monitor points at must belong to its own project."""
+    """Everything a monitor points at must belong to its own project, and its locations must exist."""
     await _require_providers(conn, project_id, spec.alert_config.notification_providers)
+    await _require_locations(conn, spec.location_config.locations)
     if spec.type == "synthetic_test":  # the target is the test's id, as in the seed
         found = await (
             await conn.execute(
@@ -86,6 +93,22 @@ async def _require_references(conn: AsyncConnection, project_id: uuid.UUID, spec
         ).fetchone()
         if found is None:
             raise ApiError(400, "validation_error", f"target: no synthetic test {spec.target}", "target")
+
+
+async def _require_locations(conn: AsyncConnection, locations: list[str]) -> None:
+    """A location no region serves is refused, not quietly run elsewhere (schedule dead-letters its jobs)."""
+    if not locations:
+        return
+    rows = await (await conn.execute("select code from regions where active order by code")).fetchall()
+    known = [row["code"] for row in rows]
+    unknown = [location for location in locations if location not in known]
+    if unknown:
+        raise ApiError(
+            400,
+            "validation_error",
+            f"locationConfig.locations: unknown location '{unknown[0]}'; expected any of: {', '.join(known)}",
+            "locationConfig.locations",
+        )
 
 
 async def _require_providers(
@@ -177,7 +200,9 @@ async def update_monitor(
             await conn.execute(
                 """update monitors set name = %s, type = %s, target = %s, config = %s, frequency_minutes = %s,
                        enabled = %s, location_config = %s, alert_config = %s, tags = %s, updated_at = now(),
-                       next_run_at = case when %s and next_run_at is null then now() else next_run_at end
+                       next_run_at = case when %s and next_run_at is null then now() else next_run_at end,
+                       -- a monitor set aside (status error) is valid again once saved: back in the schedule
+                       status = case when status = 'error' then 'pending' else status end, status_reason = null
                    where id = %s returning *""",
                 (*_columns(spec), spec.enabled, monitor_id),
             )

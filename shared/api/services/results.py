@@ -4,7 +4,7 @@ shared/api/routes/results.py; always scoped to one project)."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 
 from shared import db
 from shared.api.requests import ResultsQuery
@@ -35,11 +35,6 @@ def result_out(row: dict) -> ResultOut:
     )
 
 
-def _local_day_bounds(day, timezone_offset_minutes: int) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time(), tzinfo=UTC) + timedelta(minutes=timezone_offset_minutes)
-    return start, start + timedelta(days=1)
-
-
 async def results_page(project_id: uuid.UUID, monitor_id: uuid.UUID, query: ResultsQuery) -> ResultPage:
     await get_monitor(project_id, monitor_id)
     conditions, params = ["monitor_id = %s"], [monitor_id]
@@ -47,7 +42,7 @@ async def results_page(project_id: uuid.UUID, monitor_id: uuid.UUID, query: Resu
         conditions.append("location = %s")
         params.append(query.location)
     if query.date:
-        start, end = _local_day_bounds(query.date, query.timezone_offset)
+        start, end = query.day_bounds()
         conditions.append("checked_at >= %s and checked_at < %s")
         params += [start, end]
     where = " and ".join(conditions)
