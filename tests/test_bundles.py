@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +27,7 @@ from tests.factories import (
     seed_due_monitors,
     signed,
 )
-from tests.servers import wait_until
+from tests.servers import LoopbackHttpServer, wait_until
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -287,6 +288,35 @@ def test_through_the_connector_a_bad_job_is_dead_lettered_alone_and_the_bundle_a
     assert fields["job_index"] == "1" and json.loads(fields["data"]) == bad
     assert "jobs.1.deadline" in fields["reason"]
     assert clean.sql("select run_id, location from monitor_results") == [(run_id, "us-east")]
+
+
+def test_deleting_a_monitor_mid_check_drops_its_result_and_stores_its_bundle_mates_once(stack, clean):
+    """The deleted monitor's result would fail the foreign key of the bundle's one insert: a 500, then every
+    bundle-mate's target hit again on each redelivery, and the jobs dead-lettered in the end."""
+    held = LoopbackHttpServer(hold=threading.Event()).start()
+    mates = [LoopbackHttpServer().start() for _ in range(2)]
+    try:
+        runs = [insert_run(clean, server.url) for server in [held, *mates]]
+        jobs = [
+            a_job(run_id=str(run_id), monitor_id=str(monitor_id), target=server.url)
+            for (monitor_id, run_id), server in zip(runs, [held, *mates], strict=True)
+        ]
+        stream = streams.job_stream("http_request", "us-east")
+        r = clean.redis()
+        r.xadd(stream, {"data": json.dumps(bundle(*jobs))})
+        held.wait_for_requests(1)  # the bundle's checks are running, one of them held by its target
+        clean.sql("delete from monitors where id = %s", (runs[0][0],))
+        held.hold.set()
+        wait_until(lambda: r.xpending(stream, streams.CONSUMER_GROUP)["pending"] == 0, message="bundle acked")
+        assert r.xrange(streams.dead_letter_stream(stream)) == []
+        assert [len(server.requests) for server in [held, *mates]] == [1, 1, 1]
+        assert sorted(clean.sql("select run_id, count(*) from monitor_results group by run_id")) == sorted(
+            (run_id, 1) for _, run_id in runs[1:]
+        )
+    finally:
+        held.hold.set()
+        for server in [held, *mates]:
+            server.stop()
 
 
 def test_the_connector_does_not_reclaim_messages_it_still_holds(clean, aio):

@@ -21,22 +21,37 @@ from shared.pipeline.batch import is_connector_batch, parse_job_batch
 from shared.redis import publish, publish_live_events
 from shared.settings import get_settings
 
+# Only results whose run still exists are stored: a monitor deleted while its check ran took its runs along,
+# and its result would fail the foreign key and with it the whole bundle's insert. Returns the results kept
+# (inserted now, or already stored by an earlier delivery).
 _INSERT_RESULTS = """
-insert into monitor_results (
-    run_id, monitor_id, location, status, checked_at, response_time_ms,
-    dns_ms, connect_ms, tls_ms, first_byte_ms, status_code, message, details, is_status_change)
-select r.run_id, r.monitor_id, r.location, r.status, r.checked_at, r.response_time_ms,
-    r.dns_ms, r.connect_ms, r.tls_ms, r.first_byte_ms, r.status_code, r.message, r.details,
-    r.status is distinct from (
-        select p.status from monitor_results p
-        where p.monitor_id = r.monitor_id and p.location = r.location
-        order by p.checked_at desc limit 1)
-from unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::timestamptz[], %s::int[],
-            %s::real[], %s::real[], %s::real[], %s::real[], %s::int[], %s::text[], %s::jsonb[])
-    as r(run_id, monitor_id, location, status, checked_at, response_time_ms,
-         dns_ms, connect_ms, tls_ms, first_byte_ms, status_code, message, details)
-on conflict (run_id, location) do nothing
+with r as (
+    select * from unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::timestamptz[], %s::int[],
+                         %s::real[], %s::real[], %s::real[], %s::real[], %s::int[], %s::text[], %s::jsonb[])
+        as r(run_id, monitor_id, location, status, checked_at, response_time_ms,
+             dns_ms, connect_ms, tls_ms, first_byte_ms, status_code, message, details)
+),
+kept as (
+    select r.* from r join runs on runs.id = r.run_id and runs.monitor_id = r.monitor_id
+),
+inserted as (
+    insert into monitor_results (
+        run_id, monitor_id, location, status, checked_at, response_time_ms,
+        dns_ms, connect_ms, tls_ms, first_byte_ms, status_code, message, details, is_status_change)
+    select k.run_id, k.monitor_id, k.location, k.status, k.checked_at, k.response_time_ms,
+        k.dns_ms, k.connect_ms, k.tls_ms, k.first_byte_ms, k.status_code, k.message, k.details,
+        k.status is distinct from (
+            select p.status from monitor_results p
+            where p.monitor_id = k.monitor_id and p.location = k.location
+            order by p.checked_at desc limit 1)
+    from kept k
+    on conflict (run_id, location) do nothing
+)
+select run_id, location from kept
 """
+
+# A deletion committed while the insert ran still fails its foreign key; the next attempt no longer sees the run.
+_STORE_ATTEMPTS = 3
 
 
 # A job never waits longer than this for its slot, whatever a skewed clock says.
@@ -70,9 +85,10 @@ async def _run_all(jobs: list[CheckJob]) -> list[tuple[CheckJob, CheckOutcome, d
     return await asyncio.gather(*(one(job) for job in jobs))
 
 
-async def _store(executed: list[tuple[CheckJob, CheckOutcome, datetime]]) -> None:
+async def _store(executed: list[tuple[CheckJob, CheckOutcome, datetime]]) -> set[tuple[str, str]]:
+    """Stores the results in one statement; returns the (run_id, location) of those whose run still exists."""
     if not executed:
-        return
+        return set()
     from psycopg.types.json import Jsonb  # with the first results stored: trials never load psycopg
 
     columns: list[list] = [[] for _ in range(13)]
@@ -94,8 +110,20 @@ async def _store(executed: list[tuple[CheckJob, CheckOutcome, datetime]]) -> Non
         )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
+    from psycopg.errors import ForeignKeyViolation
+
+    for _ in range(_STORE_ATTEMPTS - 1):
+        try:
+            return await _insert(columns)
+        except ForeignKeyViolation:
+            continue
+    return await _insert(columns)
+
+
+async def _insert(columns: list[list]) -> set[tuple[str, str]]:
     async with db.transaction() as conn:
-        await conn.execute(_INSERT_RESULTS, columns)
+        rows = await (await conn.execute(_INSERT_RESULTS, columns)).fetchall()
+    return {(str(row["run_id"]), row["location"]) for row in rows}
 
 
 async def execute_jobs(jobs: list[CheckJob]) -> int:
@@ -106,8 +134,10 @@ async def execute_jobs(jobs: list[CheckJob]) -> int:
     """
     stored = await _already_stored(jobs)
     pending = [job for job in jobs if (str(job.run_id), job.location) not in stored]
-    executed = await _run_all(pending)
-    await _store(executed)
+    ran = await _run_all(pending)
+    kept = await _store(ran)
+    # a result whose monitor was deleted meanwhile is dropped quietly: not stored, not announced
+    executed = [entry for entry in ran if (str(entry[0].run_id), entry[0].location) in kept]
     fresh = {(str(job.run_id), job.location): outcome.status for job, outcome, _ in executed}
     statuses = stored | fresh
     await publish(
@@ -121,6 +151,7 @@ async def execute_jobs(jobs: list[CheckJob]) -> int:
             ),
         )
         for job in jobs
+        if (str(job.run_id), job.location) in statuses
     )
     await publish_live_events(
         {
@@ -134,7 +165,7 @@ async def execute_jobs(jobs: list[CheckJob]) -> int:
         }
         for job, outcome, checked_at in executed
     )
-    return len(executed)
+    return len(ran)
 
 
 def _named_project(data: object) -> uuid.UUID:
