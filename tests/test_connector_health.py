@@ -1,5 +1,5 @@
 """The connector never dies quietly: a loop that dies is reported by /health and restarted, /health answers while
-Redis hangs, and a message's delivery count is always Redis's own, never guessed."""
+Redis hangs, an entry that is not text kills no loop, and a message's delivery count is always Redis's own."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import redis
 
 from openfaas.connector.connector import Connector, ConnectorConfig
 from openfaas.connector.liveness import serve_health
@@ -165,3 +166,15 @@ def test_delivery_counts_come_from_redis_even_when_other_consumers_pending_entri
     assert [m["id"] for m in post.json()["messages"]] == [first[0]], (
         "another consumer's message is theirs to deliver"
     )
+
+
+def test_an_entry_that_is_not_utf8_is_dead_lettered_as_malformed_and_kills_no_loop(running, clean, gateway):
+    running.wait_for("ok", "every loop running")
+    raw = redis.Redis.from_url(clean.redis_url)  # bytes: the entry is no text
+    poison = raw.xadd(running.stream, {"data": b"\xff\xfe not text"})
+    dead_letters = streams.dead_letter_stream(running.stream)
+    ((_, dead),) = wait_until(lambda: raw.xrange(dead_letters), message="the entry dead-lettered")
+    assert dead[b"id"] == poison and dead[b"reason"].startswith(b"malformed stream entry")
+    assert dead[b"data"] == b"\xff\xfe not text", "kept byte for byte"
+    status, body = running.health()
+    assert status == 200 and all(loop["restarts"] == 0 for loop in body["loops"].values())

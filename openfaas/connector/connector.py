@@ -69,6 +69,9 @@ class Connector:
             self.clients[url] = aioredis.Redis.from_url(
                 url,
                 decode_responses=True,
+                # an entry that is not UTF-8 reaches _dispatch (dead-lettered as malformed, byte for byte)
+                # instead of failing the whole read, and every later read of it, with UnicodeDecodeError
+                encoding_errors="surrogateescape",
                 health_check_interval=15,
                 socket_timeout=config.redis_timeout_seconds,
                 socket_connect_timeout=config.redis_timeout_seconds,
