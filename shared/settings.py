@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, Field, IPvAnyAddress, field_validator
 
+_NUMBER = re.compile(r"\d+(\.\d+)?")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 SECRETS_DIR = Path(os.environ.get("SC_SECRETS_DIR", "/var/openfaas/secrets"))
 DEFAULT_LOCATIONS = ("us-east", "eu-central", "asia-pacific")
 
@@ -78,6 +82,9 @@ class Settings(BaseModel):
     sse_keepalive_seconds: float = Field(default=15.0, gt=0, le=300)
     # A cron call to schedule ticks through this window (e.g. 55 under a once-a-minute cron); 0: one tick.
     schedule_window_seconds: float = Field(default=0.0, ge=0, le=300)
+    # The of-watchdog's exec_timeout (stack.yml sets it per function, and the function's process inherits it):
+    # a check batch answers before it with the results it has.
+    exec_timeout_seconds: float = Field(default=120.0, gt=0)
     # The connector: a primary also feeds aggregate and alert (default: when it reads every location).
     connector_primary: bool | None = None
     connector_read_jobs: bool = True  # false: a primary whose checks all run in regional installs
@@ -86,6 +93,17 @@ class Settings(BaseModel):
     log_level: str = "INFO"
     # The seed's MONITOR_* retention variables as set; shared.rules.retention.RetentionConfig validates them.
     monitor_variables: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("exec_timeout_seconds", mode="before")
+    @classmethod
+    def _go_duration(cls, value: object) -> object:
+        """The watchdog's Go durations (120s, 2m, 1m30s, 500ms); a bare number is seconds."""
+        if not isinstance(value, str) or _NUMBER.fullmatch(value.strip()):
+            return value
+        parts = _DURATION_PART.findall(value.strip())
+        if not parts or "".join(number + unit for number, unit in parts) != value.strip():
+            raise ValueError(f"'{value}' is not a duration such as 120s or 2m")
+        return sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
 
     @field_validator("worker_location")
     @classmethod
@@ -143,6 +161,7 @@ class Settings(BaseModel):
             "connector_health_host": "CONNECTOR_HEALTH_HOST",
             "connector_health_port": "CONNECTOR_HEALTH_PORT",
             "log_level": "LOG_LEVEL",
+            "exec_timeout_seconds": "exec_timeout",
             "bootstrap_api_key": "SC_BOOTSTRAP_API_KEY",
         }
         for field_name, env_var in optional.items():

@@ -33,6 +33,8 @@ class LoopbackHttpServer:
     requests: list[RecordedRequest] = field(default_factory=list)
     # Optional: the status to answer a given client address with (regions told apart by source address).
     status_for_client: Callable[[str], int] | None = None
+    # Optional: requests are answered only once this is set (a check held mid-flight while a test acts).
+    hold: threading.Event | None = None
     _server: ThreadingHTTPServer | None = None
 
     @property
@@ -58,6 +60,8 @@ class LoopbackHttpServer:
                 )
                 if owner.delay:
                     time.sleep(owner.delay)
+                if owner.hold is not None:
+                    owner.hold.wait(60)
                 self.send_response(
                     owner.status_for_client(client) if owner.status_for_client else owner.status
                 )

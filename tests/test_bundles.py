@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +19,8 @@ from shared.models import CheckJob
 from shared.pipeline import routing
 from shared.pipeline.batch import parse_job_batch
 from shared.pipeline.schedule import redispatch_stale_runs, run_now, schedule_tick
+from shared.rules.batch_deadline import time_to_give
+from shared.settings import reset_settings_cache
 from tests.factories import (
     LOCATIONS,
     a_job,
@@ -26,7 +30,7 @@ from tests.factories import (
     seed_due_monitors,
     signed,
 )
-from tests.servers import wait_until
+from tests.servers import LoopbackHttpServer, wait_until
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -222,6 +226,109 @@ def test_a_bundle_with_a_bad_job_stores_the_good_ones_once_and_reports_the_bad_o
     assert clean.sql("select count(*) from monitor_results") == [(2,)]
 
 
+@pytest.mark.parametrize(
+    ("needed", "time_left", "window", "given"),
+    [
+        (35.0, 115.0, 115.0, 35.0),  # fits: all it needs
+        (35.0, 35.0, 115.0, 35.0),
+        (35.0, 20.0, 115.0, None),  # would be cut short: left for the next delivery
+        (35.0, 0.0, 115.0, None),
+        (305.0, 115.0, 115.0, 115.0),  # could never fit (stored before the limits): what is left, not never
+        (305.0, 10.0, 115.0, 10.0),
+        (305.0, 0.0, 115.0, None),
+    ],
+)
+def test_a_job_starts_only_with_the_time_it_needs_before_its_batch_must_answer(
+    needed, time_left, window, given
+):
+    assert time_to_give(needed, time_left, window) == given
+
+
+def check_http_app():
+    return create_asgi_app(target="handle", source=str(PROJECT_ROOT / "functions/check_http/main.py"))
+
+
+async def deliver_to(app, batch: dict) -> dict:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+        response = await client.post("/", **signed(batch))
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+def test_a_batch_cut_short_keeps_the_checks_that_finished_and_its_redelivery_runs_only_the_rest(
+    clean, aio, internal_targets
+):
+    """The watchdog's kill at exec_timeout, or a crash: whatever finished is stored already."""
+    fast, held = LoopbackHttpServer().start(), LoopbackHttpServer(hold=threading.Event()).start()
+    try:
+        runs = [insert_run(clean, server.url) for server in (fast, held)]
+        jobs = [
+            a_job(run_id=str(run_id), monitor_id=str(monitor_id), target=server.url)
+            for (monitor_id, run_id), server in zip(runs, (fast, held), strict=True)
+        ]
+        batch = {"messages": [{"id": "1-0", "data": bundle(*jobs)}]}
+        app = check_http_app()
+        cut_short = asyncio.run_coroutine_threadsafe(deliver_to(app, batch), aio.loop)
+        held.wait_for_requests(1)
+        wait_until(
+            lambda: clean.sql("select run_id from monitor_results") == [(runs[0][1],)],
+            message="the finished check stored while its bundle-mate still runs",
+        )
+        cut_short.cancel()
+        held.hold.set()
+        reply = aio.run(deliver_to(app, batch))
+        assert reply["executed"] == 1 and reply["processed"] == ["1-0"]
+        assert [len(fast.requests), len(held.requests)] == [1, 2]
+        assert sorted(clean.sql("select run_id from monitor_results")) == sorted(
+            (run_id,) for _, run_id in runs
+        )
+    finally:
+        held.hold.set()
+        fast.stop()
+        held.stop()
+
+
+def test_a_job_that_cannot_finish_before_the_batch_must_answer_is_left_for_the_next_delivery(
+    clean, aio, internal_targets, monkeypatch
+):
+    fast, later = LoopbackHttpServer().start(), LoopbackHttpServer().start()
+    try:
+        runs = [insert_run(clean, server.url) for server in (fast, later)]
+        now = datetime.now(UTC)
+        jobs = [
+            a_job(
+                run_id=str(runs[0][1]),
+                monitor_id=str(runs[0][0]),
+                target=fast.url,
+                config={"timeoutSeconds": 1},
+            ),
+            # dispatched ahead: its wait for the slot and its check (1 s and the slack) outlast the batch's time
+            a_job(
+                run_id=str(runs[1][1]),
+                monitor_id=str(runs[1][0]),
+                target=later.url,
+                config={"timeoutSeconds": 1},
+                scheduled_at=(now + timedelta(seconds=4)).isoformat(),
+            ),
+        ]
+        batch = {"messages": [{"id": "1-0", "data": bundle(*jobs)}]}
+        app = check_http_app()
+        monkeypatch.setenv("exec_timeout", "12s")  # 7 s for the batch once the reply's margin is kept
+        reset_settings_cache()
+        first = aio.run(deliver_to(app, batch))
+        assert (first["executed"], first["left"], first["processed"], first["rejected"]) == (1, 1, [], [])
+        assert [len(fast.requests), len(later.requests)] == [1, 0]
+        assert clean.sql("select run_id from monitor_results") == [(runs[0][1],)]
+        monkeypatch.delenv("exec_timeout")
+        reset_settings_cache()
+        second = aio.run(deliver_to(app, batch))  # as the connector redelivers what was not answered
+        assert (second["executed"], second["left"], second["processed"]) == (1, 0, ["1-0"])
+        assert [len(fast.requests), len(later.requests)] == [1, 1]
+    finally:
+        fast.stop()
+        later.stop()
+
+
 # --- connector ------------------------------------------------------------------------------------
 
 
@@ -287,6 +394,35 @@ def test_through_the_connector_a_bad_job_is_dead_lettered_alone_and_the_bundle_a
     assert fields["job_index"] == "1" and json.loads(fields["data"]) == bad
     assert "jobs.1.deadline" in fields["reason"]
     assert clean.sql("select run_id, location from monitor_results") == [(run_id, "us-east")]
+
+
+def test_deleting_a_monitor_mid_check_drops_its_result_and_stores_its_bundle_mates_once(stack, clean):
+    """The deleted monitor's result would fail the foreign key of the bundle's one insert: a 500, then every
+    bundle-mate's target hit again on each redelivery, and the jobs dead-lettered in the end."""
+    held = LoopbackHttpServer(hold=threading.Event()).start()
+    mates = [LoopbackHttpServer().start() for _ in range(2)]
+    try:
+        runs = [insert_run(clean, server.url) for server in [held, *mates]]
+        jobs = [
+            a_job(run_id=str(run_id), monitor_id=str(monitor_id), target=server.url)
+            for (monitor_id, run_id), server in zip(runs, [held, *mates], strict=True)
+        ]
+        stream = streams.job_stream("http_request", "us-east")
+        r = clean.redis()
+        r.xadd(stream, {"data": json.dumps(bundle(*jobs))})
+        held.wait_for_requests(1)  # the bundle's checks are running, one of them held by its target
+        clean.sql("delete from monitors where id = %s", (runs[0][0],))
+        held.hold.set()
+        wait_until(lambda: r.xpending(stream, streams.CONSUMER_GROUP)["pending"] == 0, message="bundle acked")
+        assert r.xrange(streams.dead_letter_stream(stream)) == []
+        assert [len(server.requests) for server in [held, *mates]] == [1, 1, 1]
+        assert sorted(clean.sql("select run_id, count(*) from monitor_results group by run_id")) == sorted(
+            (run_id, 1) for _, run_id in runs[1:]
+        )
+    finally:
+        held.hold.set()
+        for server in [held, *mates]:
+            server.stop()
 
 
 def test_the_connector_does_not_reclaim_messages_it_still_holds(clean, aio):

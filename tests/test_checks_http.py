@@ -504,7 +504,7 @@ def test_api_reads_show_credentials_masked(clean, aio):
     [
         ("http", {"method": "TRACE"}, "config.method", "Input should be"),
         ("http", {"timeoutSeconds": 0}, "config.timeoutSeconds", "greater than or equal to 1"),
-        ("http", {"timeoutSeconds": 301}, "config.timeoutSeconds", "less than or equal to 300"),
+        ("http", {"timeoutSeconds": 61}, "config.timeoutSeconds", "less than or equal to 60"),
         ("http", {"expectedStatusCodes": "6xx"}, "config.expectedStatusCodes", "'6xx'"),
         ("http", {"expectedStatusCodes": "300-200"}, "config.expectedStatusCodes", "backwards"),
         ("http", {"body": "x"}, "config.body", "a GET request cannot carry a body"),

@@ -147,7 +147,7 @@ def test_a_job_dispatched_ahead_starts_on_its_slot(clean, aio, http_target, inte
     report = aio.run(schedule_tick())
     assert report.runs_created == 1
     job = next(j for j in jobs_in_streams(clean) if j["location"] == LOCATIONS[0])
-    assert aio.run(execute_jobs([CheckJob.model_validate(job)])) == 1
+    assert aio.run(execute_jobs([CheckJob.model_validate(job)])) == (1, [])
     ((checked_at, scheduled_at),) = clean.sql(
         "select m.checked_at, r.scheduled_at from monitor_results m join runs r on r.id = m.run_id"
     )

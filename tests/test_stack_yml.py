@@ -7,6 +7,7 @@ import importlib.util
 import inspect
 import re
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,13 +15,18 @@ import httpx
 import pytest
 import yaml
 from croniter import croniter
+from pydantic import ValidationError
 
 from openfaas.connector.connector import ConnectorConfig
 from openfaas.local.runtime import LocalStack
 from openfaas.local.services import free_port
 from openfaas.local.stack import DEFAULT_STACK, PROJECT_ROOT, load_stack
+from shared.checks import CHECK_TYPES, time_allowed
+from shared.models import CheckJob
+from shared.pipeline.check import REPLY_MARGIN_SECONDS
 from shared.rules.retention import RetentionConfig
 from shared.settings import Settings
+from tests.factories import a_job
 
 DOCS = PROJECT_ROOT / "docs" / "deploy.md"
 REGIONS_DIR = PROJECT_ROOT / "openfaas" / "regions"
@@ -177,6 +183,50 @@ def test_each_function_has_watchdog_timeouts_that_fit_the_connector(name):
     assert write < ConnectorConfig.request_timeout_seconds, name
     if name == "check-synthetic":
         assert execute >= 120, "browser journeys need minutes"
+
+
+# The longest config each check type accepts, and one just past it (which validation must refuse).
+LONGEST_CHECKS = [
+    ("http_request", "https://example.com/", {"timeoutSeconds": 60}, {"timeoutSeconds": 61}),
+    ("website", "https://example.com/", {"timeoutSeconds": 60}, {"timeoutSeconds": 61}),
+    ("port_check", "example.com", {"port": 443, "timeoutSeconds": 60}, {"port": 443, "timeoutSeconds": 61}),
+    (
+        "ping_host",
+        "example.com",
+        {"count": 20, "intervalSeconds": 2, "timeoutSeconds": 20},
+        {"count": 20, "intervalSeconds": 2, "timeoutSeconds": 21},
+    ),
+    (
+        "synthetic_test",
+        str(uuid.uuid4()),
+        {"playwrightOptions": {"timeout": 240_000}},
+        {"playwrightOptions": {"timeout": 240_001}},
+    ),
+]
+
+
+@pytest.mark.parametrize(("check_type", "target", "longest", "too_long"), LONGEST_CHECKS)
+def test_the_longest_check_each_type_accepts_fits_its_functions_exec_timeout(
+    check_type, target, longest, too_long
+):
+    """Past exec_timeout the watchdog kills the batch, and the connector's redelivery runs its bundle-mates again."""
+    check = CHECK_TYPES[check_type]
+    check.config_model.model_validate({"target": target, **longest})
+    with pytest.raises(ValidationError):
+        check.config_model.model_validate({"target": target, **too_long})
+    environment = FUNCTIONS[check.function]["environment"]
+    settings = Settings.from_env()
+    # what the function process reads: stack.yml's environment is the watchdog's, and the function inherits it
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("exec_timeout", environment["exec_timeout"])
+        exec_timeout = Settings.from_env().exec_timeout_seconds
+    assert exec_timeout == seconds(environment["exec_timeout"])
+    job = CheckJob.model_validate(a_job(type=check_type, target=target, config=longest))
+    # its check's hard timeout, a wait for its slot when dispatched ahead, and the time to store and answer
+    needed = time_allowed(job) + settings.schedule_lookahead_seconds + REPLY_MARGIN_SECONDS
+    assert needed <= exec_timeout, (
+        f"{check_type}: {needed} s does not fit {check.function}'s {exec_timeout} s"
+    )
 
 
 def test_the_gateway_timeouts_in_the_docs_cover_the_longest_function():

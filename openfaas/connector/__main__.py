@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
 
 from openfaas.connector.connector import Connector, ConnectorConfig
+from openfaas.connector.liveness import serve_health
 from shared import streams
 from shared.pipeline import routing
 from shared.settings import get_settings
@@ -37,22 +37,6 @@ def config_from_env() -> ConnectorConfig:
     )
 
 
-async def serve_health(connector: Connector, port: int) -> asyncio.base_events.Server:
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readline()
-        body = json.dumps(
-            {"status": "ok", "streams": connector.config.streams, **connector.stats.__dict__}
-        ).encode()
-        writer.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-            b"Connection: close\r\n\r\n%s" % (len(body), body)
-        )
-        await writer.drain()
-        writer.close()
-
-    return await asyncio.start_server(answer, get_settings().connector_health_host, port)
-
-
 async def main() -> None:
     logging.basicConfig(
         level=get_settings().log_level, format="%(asctime)s connector %(levelname)s %(message)s"
@@ -60,7 +44,8 @@ async def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     connector = Connector(config_from_env())
     health_port = get_settings().connector_health_port
-    server = await serve_health(connector, health_port) if health_port else None
+    host = get_settings().connector_health_host
+    server = await serve_health(connector, host, health_port) if health_port else None
     logging.getLogger("connector").info(
         "reading %d stream(s): %s", len(connector.config.streams), ", ".join(connector.config.streams)
     )

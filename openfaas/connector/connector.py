@@ -14,12 +14,15 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import httpx
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from openfaas.connector.liveness import LoopState, supervise
 from shared import internal_auth, streams
 from shared.pipeline import routing
 from shared.settings import get_settings
@@ -37,6 +40,10 @@ class ConnectorConfig:
     max_deliveries: int = 5
     idle_reclaim_ms: int = 60_000
     request_timeout_seconds: float = 330.0
+    # A Redis that stops answering fails the command after this long (a blocking read waits 1 s), so a loop
+    # reports it instead of hanging unnoticed.
+    redis_timeout_seconds: float = 10.0
+    restart_after_seconds: float = 1.0  # before a loop that died starts again
     consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     # Streams living in another Redis (a region's own job Redis); every other stream is in redis_url.
     stream_redis_urls: dict[str, str] = field(default_factory=dict)
@@ -59,7 +66,16 @@ class Connector:
         self.config = config
         self.clients: dict[str, aioredis.Redis] = {}
         for url in {config.redis_url, *config.stream_redis_urls.values()}:
-            self.clients[url] = aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=15)
+            self.clients[url] = aioredis.Redis.from_url(
+                url,
+                decode_responses=True,
+                # an entry that is not UTF-8 reaches _dispatch (dead-lettered as malformed, byte for byte)
+                # instead of failing the whole read, and every later read of it, with UnicodeDecodeError
+                encoding_errors="surrogateescape",
+                health_check_interval=15,
+                socket_timeout=config.redis_timeout_seconds,
+                socket_connect_timeout=config.redis_timeout_seconds,
+            )
         self.http = httpx.AsyncClient(timeout=config.request_timeout_seconds)
         # POST slots per function: a function slow to answer (checks of slow targets, jobs waiting for their
         # slot) must not hold up batches to another (results to aggregate, alerts).
@@ -69,6 +85,7 @@ class Connector:
         # bring many bundles) or in flight. Reclaiming them as idle would POST them a second time.
         self.held: set[tuple[str, str]] = set()
         self.stats = ConnectorStats()
+        self.loops: dict[str, LoopState] = {}  # what /health reports, filled by run_forever
         self._groups_ready: set[str] = set()
 
     async def close(self) -> None:
@@ -156,14 +173,22 @@ class Connector:
         return reclaimed
 
     async def _delivery_counts(self, stream: str, ids: list[str]) -> dict[str, int]:
-        pending = await self.redis_for(stream).xpending_range(
-            stream,
-            streams.CONSUMER_GROUP,
-            min=min(ids, key=_id_key),
-            max=max(ids, key=_id_key),
-            count=len(ids) * 4 + 10,
-        )
-        return {entry["message_id"]: entry["times_delivered"] for entry in pending}
+        """Each message's delivery count as Redis keeps it, asked id by id: a range over the batch could be cut
+        off by other consumers' entries in between. A message no longer pending to this consumer (acknowledged,
+        or claimed by another since it was read) is absent."""
+        pipe = self.redis_for(stream).pipeline(transaction=False)
+        for message_id in ids:
+            pipe.xpending_range(
+                stream,
+                streams.CONSUMER_GROUP,
+                min=message_id,
+                max=message_id,
+                count=1,
+                consumername=self.config.consumer,
+            )
+        return {
+            entry["message_id"]: entry["times_delivered"] for reply in await pipe.execute() for entry in reply
+        }
 
     # --- dispatching -----------------------------------------------------------------------------
 
@@ -172,7 +197,10 @@ class Connector:
         counts = await self._delivery_counts(stream, [message_id for message_id, _ in entries])
         messages, dead = [], []
         for message_id, fields in entries:
-            deliveries = counts.get(message_id, 1)
+            deliveries = counts.get(message_id)
+            if deliveries is None:  # someone else has it now; a guessed count could deliver it forever
+                log.info("%s %s is no longer pending to this consumer; not delivered", stream, message_id)
+                continue
             if function is None:
                 dead.append((message_id, fields, f"no function consumes stream {stream}"))
                 continue
@@ -302,27 +330,45 @@ class Connector:
         return self.stats
 
     async def run_forever(self, reclaim_every_seconds: float = 5.0) -> None:
-        readers = [self._read_loop(group) for group in self.read_groups()]
-        await asyncio.gather(*readers, self._reclaim_loop(reclaim_every_seconds))
+        """Every read loop and the reclaim loop, each supervised: one that dies is reported and restarted."""
+        bodies: dict[str, Callable[[LoopState], Awaitable[None]]] = {}
+        for number, group in enumerate(self.read_groups()):
+            name = f"read {group[1] or 'unrouted'}"
+            bodies[name if name not in bodies else f"{name} #{number}"] = partial(self._read_loop, group)
+        bodies["reclaim"] = partial(self._reclaim_loop, reclaim_every_seconds)
+        self.loops = {name: LoopState(name) for name in bodies}
+        await asyncio.gather(
+            *(
+                supervise(self.loops[name], body, self.config.restart_after_seconds)
+                for name, body in bodies.items()
+            )
+        )
 
-    async def _read_loop(self, group: tuple[str, str | None]) -> None:
+    async def _read_loop(self, group: tuple[str, str | None], state: LoopState) -> None:
+        state.entered()
         while True:
             self.stats.last_loop_at = time.time()
             try:
                 await self.read_new(block_ms=1000, group=group)
             except (RedisError, OSError) as error:
-                await self._redis_trouble(error)
+                await self._redis_trouble(error, state)
+            else:
+                state.iterated()
 
-    async def _reclaim_loop(self, every_seconds: float) -> None:
+    async def _reclaim_loop(self, every_seconds: float, state: LoopState) -> None:
+        state.entered()
         while True:
             await asyncio.sleep(every_seconds)
             try:
                 await self.reclaim_idle()
             except (RedisError, OSError) as error:
-                await self._redis_trouble(error)
+                await self._redis_trouble(error, state)
+            else:
+                state.iterated()
 
-    async def _redis_trouble(self, error: Exception) -> None:
+    async def _redis_trouble(self, error: Exception, state: LoopState) -> None:
         log.warning("redis unavailable (%s); retrying", error)
+        state.redis_unavailable(error)
         self._groups_ready.clear()  # a restarted Redis without persistence lost the consumer groups
         await asyncio.sleep(1.0)
 
@@ -341,8 +387,3 @@ def _dead_letters(function: str, message_id: str, item: dict, fields: dict) -> l
         for job in jobs
         if isinstance(job, dict)
     ] or whole
-
-
-def _id_key(message_id: str) -> tuple[int, int]:
-    millis, _, sequence = message_id.partition("-")
-    return int(millis), int(sequence or 0)

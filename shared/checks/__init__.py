@@ -68,6 +68,11 @@ def configured_timeout(check_type: str, config: dict) -> float:
     return CHECK_TYPES[check_type].config_model.budget_seconds(config)
 
 
+def time_allowed(job: CheckJob) -> float:
+    """How long the caller lets a job's check run before declaring it hung: its budget and the slack."""
+    return configured_timeout(job.type, job.config) + _HARD_TIMEOUT_SLACK_SECONDS
+
+
 def _invalid_config(error: ValidationError) -> CheckOutcome:
     first = error.errors()[0]
     field = ".".join(str(part) for part in first["loc"])
@@ -75,12 +80,14 @@ def _invalid_config(error: ValidationError) -> CheckOutcome:
     return CheckOutcome(status="error", message=f"Invalid monitor config: {where}: {describe_error(first)}")
 
 
-async def run_check(job: CheckJob) -> CheckOutcome:
-    """Owns what every check shares: the hard timeout, total timing, and turning crashes into results."""
+async def run_check(job: CheckJob, limit: float | None = None) -> CheckOutcome:
+    """Owns what every check shares: the hard timeout (at most `limit` seconds, if given), total timing, and
+    turning crashes into results."""
     check_type = CHECK_TYPES[job.type]
     started = time.perf_counter()
+    allowed = time_allowed(job) if limit is None else min(time_allowed(job), limit)
     try:
-        async with asyncio.timeout(configured_timeout(job.type, job.config) + _HARD_TIMEOUT_SLACK_SECONDS):
+        async with asyncio.timeout(allowed):
             outcome = await check_type.run(job)
     except TimeoutError:
         outcome = CheckOutcome(status="timeout", message="Check exceeded its timeout")

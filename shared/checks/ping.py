@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 
 import icmplib
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from shared.checks.base import CheckConfig
+from shared.checks.base import MAX_CHECK_SECONDS, CheckConfig
 from shared.checks.egress import source_address_for
 from shared.models import CheckJob, CheckOutcome
 from shared.ssrf import BlockedTarget, UnresolvableTarget, check_host_target, resolve_target
@@ -25,7 +25,7 @@ class PingConfig(CheckConfig):
     count: int = Field(default=3, ge=1, le=20)
     interval_seconds: float = Field(default=0.5, ge=0.1, le=5)
     # How long to wait for the replies once the last request is sent.
-    timeout_seconds: int = Field(default=5, ge=1, le=60)
+    timeout_seconds: int = Field(default=5, ge=1, le=MAX_CHECK_SECONDS)
     # Up while packet loss stays below this; the default 100 means any reply counts as up.
     max_packet_loss_percent: int = Field(default=100, ge=1, le=100)
 
@@ -33,6 +33,14 @@ class PingConfig(CheckConfig):
     @classmethod
     def _host(cls, target: str) -> str:
         return check_host_target(target)
+
+    @model_validator(mode="after")
+    def _fits_one_call(self) -> PingConfig:
+        if self.count * self.interval_seconds + self.timeout_seconds > MAX_CHECK_SECONDS:
+            raise ValueError(
+                f"count × intervalSeconds + timeoutSeconds must be at most {MAX_CHECK_SECONDS} s"
+            )
+        return self
 
     @classmethod
     def budget_seconds(cls, config: dict) -> float:

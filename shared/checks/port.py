@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from shared.checks.base import CheckConfig
+from shared.checks.base import MAX_CHECK_SECONDS, CheckConfig
 from shared.checks.egress import source_address_for
 from shared.models import CheckJob, CheckOutcome
 from shared.ssrf import BlockedTarget, UnresolvableTarget, check_host_target, resolve_target
@@ -22,7 +22,7 @@ class PortConfig(CheckConfig):
     target: str
     port: int = Field(ge=1, le=65535)
     protocol: Literal["tcp", "udp"] = "tcp"
-    timeout_seconds: int = Field(default=10, ge=1, le=300)
+    timeout_seconds: int = Field(default=10, ge=1, le=MAX_CHECK_SECONDS)
     # "Upside down": for TCP, a port that accepts connections is the failure.
     expect_closed: bool = False
     udp_payload: str = Field(default="", max_length=1024)

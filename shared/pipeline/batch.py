@@ -5,7 +5,7 @@ function the connector feeds (check functions, aggregate, alert)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -28,9 +28,21 @@ class Batch:
     items: list[Any] = field(default_factory=list)
     processed: list[str] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)  # the entry each item came from
 
-    def reply(self, **extra: Any) -> JSONResponse:
-        return JSONResponse({"processed": self.processed, "rejected": self.rejected, **extra})
+    def add(self, item: Any, message_id: str) -> None:
+        self.items.append(item)
+        self.sources.append(message_id)
+
+    def reply(self, unfinished: Collection[str] = (), **extra: Any) -> JSONResponse:
+        """The answer; entries `unfinished` are in neither list, so the connector delivers them again."""
+        return JSONResponse(
+            {
+                "processed": [message_id for message_id in self.processed if message_id not in unfinished],
+                "rejected": [item for item in self.rejected if item["id"] not in unfinished],
+                **extra,
+            }
+        )
 
 
 def is_connector_batch(data: Any) -> bool:
@@ -63,7 +75,7 @@ def parse_batch(data: Any, model: type[M]) -> Batch:
     batch = Batch()
     for message_id, payload in _entries(data):
         try:
-            batch.items.append(model.model_validate(payload))
+            batch.add(model.model_validate(payload), message_id)
         except ValidationError as error:
             batch.rejected.append({"id": message_id, "error": _reason(error)})
         else:
@@ -98,7 +110,7 @@ def parse_job_batch(data: Any) -> Batch:
             if isinstance(job, str):
                 batch.rejected.append({"id": message_id, "error": job})
             else:
-                batch.items.append(job)
+                batch.add(job, message_id)
                 batch.processed.append(message_id)
             continue
         try:
@@ -112,7 +124,7 @@ def parse_job_batch(data: Any) -> Batch:
             if isinstance(job, str):
                 invalid.append({"index": position, "error": job, "job": raw})
             else:
-                batch.items.append(job)
+                batch.add(job, message_id)
         if invalid:
             batch.rejected.append(
                 {

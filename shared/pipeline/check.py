@@ -4,14 +4,16 @@ Used by every check function (functions/check_http, check_ping, check_port, chec
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from starlette.requests import Request
 
 from shared import db, streams
-from shared.checks import run_check
+from shared.checks import run_check, time_allowed
 from shared.checks.credentials import Sealing
 from shared.checks.spec import CheckTrial, ProjectTrial
 from shared.errors import ApiError
@@ -19,28 +21,48 @@ from shared.handlers import Caller, identify_caller, json_endpoint, parse, read_
 from shared.models import CheckJob, CheckOutcome, ResultEnvelope
 from shared.pipeline.batch import is_connector_batch, parse_job_batch
 from shared.redis import publish, publish_live_events
+from shared.rules.batch_deadline import time_to_give
 from shared.settings import get_settings
 
+# Only results whose run still exists are stored: a monitor deleted while its check ran took its runs along,
+# and its result would fail the foreign key and with it the whole bundle's insert. Returns the results kept
+# (inserted now, or already stored by an earlier delivery).
 _INSERT_RESULTS = """
-insert into monitor_results (
-    run_id, monitor_id, location, status, checked_at, response_time_ms,
-    dns_ms, connect_ms, tls_ms, first_byte_ms, status_code, message, details, is_status_change)
-select r.run_id, r.monitor_id, r.location, r.status, r.checked_at, r.response_time_ms,
-    r.dns_ms, r.connect_ms, r.tls_ms, r.first_byte_ms, r.status_code, r.message, r.details,
-    r.status is distinct from (
-        select p.status from monitor_results p
-        where p.monitor_id = r.monitor_id and p.location = r.location
-        order by p.checked_at desc limit 1)
-from unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::timestamptz[], %s::int[],
-            %s::real[], %s::real[], %s::real[], %s::real[], %s::int[], %s::text[], %s::jsonb[])
-    as r(run_id, monitor_id, location, status, checked_at, response_time_ms,
-         dns_ms, connect_ms, tls_ms, first_byte_ms, status_code, message, details)
-on conflict (run_id, location) do nothing
+with r as (
+    select * from unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::timestamptz[], %s::int[],
+                         %s::real[], %s::real[], %s::real[], %s::real[], %s::int[], %s::text[], %s::jsonb[])
+        as r(run_id, monitor_id, location, status, checked_at, response_time_ms,
+             dns_ms, connect_ms, tls_ms, first_byte_ms, status_code, message, details)
+),
+kept as (
+    select r.* from r join runs on runs.id = r.run_id and runs.monitor_id = r.monitor_id
+),
+inserted as (
+    insert into monitor_results (
+        run_id, monitor_id, location, status, checked_at, response_time_ms,
+        dns_ms, connect_ms, tls_ms, first_byte_ms, status_code, message, details, is_status_change)
+    select k.run_id, k.monitor_id, k.location, k.status, k.checked_at, k.response_time_ms,
+        k.dns_ms, k.connect_ms, k.tls_ms, k.first_byte_ms, k.status_code, k.message, k.details,
+        k.status is distinct from (
+            select p.status from monitor_results p
+            where p.monitor_id = k.monitor_id and p.location = k.location
+            order by p.checked_at desc limit 1)
+    from kept k
+    on conflict (run_id, location) do nothing
+)
+select run_id, location from kept
 """
+
+# A deletion committed while the insert ran still fails its foreign key; the next attempt no longer sees the run.
+_STORE_ATTEMPTS = 3
 
 
 # A job never waits longer than this for its slot, whatever a skewed clock says.
 MAX_EARLY_START_SECONDS = 30.0
+# A batch answers this long before the watchdog's exec_timeout: the last results are stored, the reply written.
+REPLY_MARGIN_SECONDS = 5.0
+
+Executed = tuple[CheckJob, CheckOutcome, datetime]
 
 
 async def _already_stored(jobs: list[CheckJob]) -> dict[tuple[str, str], str]:
@@ -56,23 +78,10 @@ async def _already_stored(jobs: list[CheckJob]) -> dict[tuple[str, str], str]:
     return {(str(row["run_id"]), row["location"]): row["status"] for row in rows}
 
 
-async def _run_all(jobs: list[CheckJob]) -> list[tuple[CheckJob, CheckOutcome, datetime]]:
-    limit = asyncio.Semaphore(get_settings().check_concurrency)
-
-    async def one(job: CheckJob) -> tuple[CheckJob, CheckOutcome, datetime]:
-        early = (job.scheduled_at - datetime.now(UTC)).total_seconds()
-        if early > 0:  # dispatched ahead of its slot (SCHEDULE_LOOKAHEAD_SECONDS): start on the slot
-            await asyncio.sleep(min(early, MAX_EARLY_START_SECONDS))
-        async with limit:
-            checked_at = datetime.now(UTC)
-            return job, await run_check(job), checked_at
-
-    return await asyncio.gather(*(one(job) for job in jobs))
-
-
-async def _store(executed: list[tuple[CheckJob, CheckOutcome, datetime]]) -> None:
+async def _store(executed: list[Executed]) -> set[tuple[str, str]]:
+    """Stores the results in one statement; returns the (run_id, location) of those whose run still exists."""
     if not executed:
-        return
+        return set()
     from psycopg.types.json import Jsonb  # with the first results stored: trials never load psycopg
 
     columns: list[list] = [[] for _ in range(13)]
@@ -94,33 +103,38 @@ async def _store(executed: list[tuple[CheckJob, CheckOutcome, datetime]]) -> Non
         )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
+    from psycopg.errors import ForeignKeyViolation
+
+    for _ in range(_STORE_ATTEMPTS - 1):
+        try:
+            return await _insert(columns)
+        except ForeignKeyViolation:
+            continue
+    return await _insert(columns)
+
+
+async def _insert(columns: list[list]) -> set[tuple[str, str]]:
     async with db.transaction() as conn:
-        await conn.execute(_INSERT_RESULTS, columns)
+        rows = await (await conn.execute(_INSERT_RESULTS, columns)).fetchall()
+    return {(str(row["run_id"]), row["location"]) for row in rows}
 
 
-async def execute_jobs(jobs: list[CheckJob]) -> int:
-    """Runs each job not yet stored, commits every result, then publishes one event per job.
+def _key(job: CheckJob) -> tuple[str, str]:
+    return str(job.run_id), job.location
 
-    Redelivered jobs are not re-run; their stored result is announced again, which aggregate ignores if seen.
-    Returns how many checks actually ran.
-    """
-    stored = await _already_stored(jobs)
-    pending = [job for job in jobs if (str(job.run_id), job.location) not in stored]
-    executed = await _run_all(pending)
-    await _store(executed)
-    fresh = {(str(job.run_id), job.location): outcome.status for job, outcome, _ in executed}
-    statuses = stored | fresh
+
+async def _store_and_announce(group: list[Executed]) -> None:
+    kept = await _store(group)
+    # a result whose monitor was deleted meanwhile is dropped quietly: not stored, not announced
+    executed = [entry for entry in group if _key(entry[0]) in kept]
     await publish(
         (
             streams.RESULTS_STREAM,
             ResultEnvelope(
-                run_id=job.run_id,
-                monitor_id=job.monitor_id,
-                location=job.location,
-                status=statuses[(str(job.run_id), job.location)],
+                run_id=job.run_id, monitor_id=job.monitor_id, location=job.location, status=outcome.status
             ),
         )
-        for job in jobs
+        for job, outcome, _ in executed
     )
     await publish_live_events(
         {
@@ -134,7 +148,83 @@ async def execute_jobs(jobs: list[CheckJob]) -> int:
         }
         for job, outcome, checked_at in executed
     )
-    return len(executed)
+
+
+class _Flusher:
+    """Stores results as their checks finish, a group at a time: whatever finished while the last group was
+    being stored. A batch cut short (the watchdog, a crash) then loses no finished check, and its redelivery
+    re-runs none of them."""
+
+    def __init__(self) -> None:
+        self.waiting: list[Executed] = []
+        self.lock = asyncio.Lock()
+
+    async def add(self, executed: Executed) -> None:
+        self.waiting.append(executed)
+        async with self.lock:
+            group, self.waiting = self.waiting, []
+            if group:
+                await _store_and_announce(group)
+
+
+@dataclass(frozen=True)
+class BatchClock:
+    """When a connector batch must have answered: before the watchdog's exec_timeout, less the reply's margin."""
+
+    window: float
+    answer_by: float  # on the monotonic clock
+
+    @classmethod
+    def start(cls, window: float | None = None) -> BatchClock:
+        window = get_settings().exec_timeout_seconds - REPLY_MARGIN_SECONDS if window is None else window
+        return cls(window, time.monotonic() + window)
+
+    def left(self) -> float:
+        return self.answer_by - time.monotonic()
+
+
+async def execute_jobs(jobs: list[CheckJob], clock: BatchClock | None = None) -> tuple[int, list[int]]:
+    """Runs each job not yet stored, storing and announcing results as they finish.
+
+    Redelivered jobs are not re-run; their stored result is announced again, which aggregate ignores if seen.
+    A job that could not finish before the clock's deadline is not started: it is left for the next delivery.
+    Returns how many checks ran, and the positions of the jobs left.
+    """
+    clock = clock or BatchClock.start()
+    stored = await _already_stored(jobs)
+    await publish(
+        (
+            streams.RESULTS_STREAM,
+            ResultEnvelope(
+                run_id=job.run_id, monitor_id=job.monitor_id, location=job.location, status=stored[_key(job)]
+            ),
+        )
+        for job in jobs
+        if _key(job) in stored
+    )
+    limit = asyncio.Semaphore(get_settings().check_concurrency)
+    flusher = _Flusher()
+
+    async def one(job: CheckJob) -> bool:
+        early = min(max(0.0, (job.scheduled_at - datetime.now(UTC)).total_seconds()), MAX_EARLY_START_SECONDS)
+        if time_to_give(time_allowed(job), clock.left() - early, clock.window) is None:
+            return False  # not worth waiting for its slot
+        if early > 0:  # dispatched ahead of its slot (SCHEDULE_LOOKAHEAD_SECONDS): start on the slot
+            await asyncio.sleep(early)
+        async with limit:
+            given = time_to_give(time_allowed(job), clock.left(), clock.window)
+            if given is None:  # queued behind the others for too long
+                return False
+            checked_at = datetime.now(UTC)
+            outcome = await run_check(job, limit=given)
+        await flusher.add((job, outcome, checked_at))
+        return True
+
+    pending = [position for position, job in enumerate(jobs) if _key(job) not in stored]
+    async with asyncio.TaskGroup() as group:  # a failed store stops the other checks: the batch is retried
+        tasks = [group.create_task(one(jobs[position])) for position in pending]
+    done = [task.result() for task in tasks]
+    return sum(done), [position for position, ran in zip(pending, done, strict=True) if not ran]
 
 
 def _named_project(data: object) -> uuid.UUID:
@@ -185,12 +275,16 @@ def check_function_handler(group_size: Callable[[], int] | None = None):
             if caller.kind != "internal":
                 raise ApiError(403, "forbidden", "messages: job batches are accepted from the connector only")
             batch = parse_job_batch(data)
+            clock = BatchClock.start()
             jobs = batch.items
             step = max(1, group_size() if group_size else len(jobs))
-            executed = 0
+            executed, left = 0, []
             for start in range(0, len(jobs), step):
-                executed += await execute_jobs(jobs[start : start + step])
-            return batch.reply(executed=executed)
+                ran, group_left = await execute_jobs(jobs[start : start + step], clock)
+                executed += ran
+                left += [batch.sources[start + position] for position in group_left]
+            # an entry with a job left is not answered: the connector redelivers it, and only that job runs
+            return batch.reply(unfinished=set(left), executed=executed, left=len(left))
         return await run_trial(caller, data)
 
     return handle
