@@ -238,8 +238,17 @@ async def set_enabled(
 
 async def delete_monitor(project_id: uuid.UUID, api_key_id: uuid.UUID | None, monitor_id: uuid.UUID) -> None:
     async with db.transaction() as conn:
-        await _fetch(conn, project_id, monitor_id, lock=True)
-        await conn.execute("delete from monitors where id = %s", (monitor_id,))
+        await _fetch(conn, project_id, monitor_id)
+        # Runs first, then the monitor: the order aggregate locks them in (a run, then its monitor). Locking the
+        # monitor first and its runs through the delete trigger deadlocked with finalizing under load.
+        await conn.execute("delete from runs where monitor_id = %s", (monitor_id,))
+        deleted = await (
+            await conn.execute(
+                "delete from monitors where id = %s and project_id = %s returning id", (monitor_id, project_id)
+            )
+        ).fetchone()
+        if deleted is None:  # deleted by a concurrent request meanwhile
+            raise ApiError(404, "not_found", "monitor not found")
         await audit.record(conn, project_id, api_key_id, "monitor.delete", "monitor", monitor_id)
 
 
