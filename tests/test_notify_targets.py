@@ -1,7 +1,7 @@
 """Notification destinations: each provider type's host is refused on save when internal, refused again at send
 (also when DNS changes its answer in between), and a send connects only to the address it vetted.
 
-DNS answers for made-up names come from shared.ssrf.lookup, the resolver seam: this machine has no DNS server,
+DNS answers for made-up names come from shared.ssrf.lookup, the resolver seam (tests/destinations.py): this machine has no DNS server,
 and a rebinding one cannot run here. Names the script does not know go to the real resolver (/etc/hosts)."""
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from shared.pipeline.alert import send_alerts
 from shared.security import key_ring
 from shared.settings import reset_settings_cache
 from tests.check_servers import CertificateAuthority, RouteServer
+from tests.destinations import CountingListener, ScriptedDns
 from tests.factories import SmtpReceiver, default_project
 
 PUBLIC = "93.184.216.34"
@@ -45,58 +46,6 @@ PAYLOAD = {
     "locationsTotal": 1,
     "time": "2026-03-02T09:00:00+00:00",
 }
-
-
-class ScriptedDns:
-    """Answers for made-up names, one list per lookup (the last repeats); other names go to the real resolver."""
-
-    def __init__(self) -> None:
-        self.answers: dict[str, list[list[str]]] = {}
-        self.lookups: list[str] = []
-        self._lock = threading.Lock()
-
-    def answer(self, name: str, *answers: list[str]) -> None:
-        self.answers[name] = list(answers)
-
-    async def __call__(self, host: str, port: int | None) -> list[str]:
-        with self._lock:
-            self.lookups.append(host)
-            script = self.answers.get(host.lower())
-            if script is None:
-                pass
-            elif len(script) > 1:
-                return script.pop(0)
-            else:
-                return script[0]
-        return await ssrf.system_lookup(host, port)
-
-
-class CountingListener:
-    """A TCP port on 127.0.0.1 (and ::1, where it can) that counts the connections it accepts, and closes them."""
-
-    def __init__(self) -> None:
-        self.connections = 0
-        self.sockets = [socket.create_server(("127.0.0.1", 0))]
-        self.port = self.sockets[0].getsockname()[1]
-        try:
-            self.sockets.append(socket.create_server(("::1", self.port), family=socket.AF_INET6))
-        except OSError:
-            pass
-        for listening in self.sockets:
-            threading.Thread(target=self._accept, args=(listening,), daemon=True).start()
-
-    def _accept(self, listening: socket.socket) -> None:
-        while True:
-            try:
-                connection, _ = listening.accept()
-            except OSError:
-                return
-            self.connections += 1
-            connection.close()
-
-    def stop(self) -> None:
-        for listening in self.sockets:
-            listening.close()
 
 
 @pytest.fixture
@@ -137,77 +86,73 @@ def hosts_file_loopback_name() -> str | None:
         address, *names = line.split("#")[0].split() or [""]
         if address.startswith("127.") or address == "::1":
             for name in names:
-                if "localhost" not in name and "." not in name.strip("."):
+                if "localhost" not in name:
                     return name
     return None
 
 
-EMAIL = {"smtpPort": "{port}", "security": "none", "from": "alerts@example.net", "to": ["ops@example.net"]}
+# The config field each provider type's destination goes in (email: the SMTP host; telegram: the chat id).
+FIELD = {"webhook": "url", "apprise": "url", "email": "smtpHost", "telegram": "chatId"} | dict.fromkeys(
+    ("teams", "slack", "discord"), "webhookUrl"
+)
 
 
-def email(host: str) -> dict:
-    return {**EMAIL, "smtpHost": host}
+def config_for(provider_type: str, destination: str, port: int) -> dict:
+    destination = destination.replace("{port}", str(port))
+    if provider_type == "email":
+        return {
+            "smtpHost": destination,
+            "smtpPort": port,
+            "security": "none",
+            "from": "a@example.net",
+            "to": [MAILBOX],
+        }
+    if provider_type == "telegram":
+        return {"botToken": BOT_TOKEN, "chatId": destination}
+    return {FIELD[provider_type]: destination}
 
 
-# (case, provider type, config with {port} for the listener's port, the field a save names, reason fragment)
+MAILBOX = "ops@example.net"
+# (case, provider type, destination ({port}: the listener's), the reason a save and a send give)
 REFUSED_ON_SAVE = [
-    ("webhook-ipv4", "webhook", {"url": f"http://127.0.0.1:{{port}}/hook?token={TOKEN}"}, "url", "loopback"),
-    ("webhook-mapped-v6", "webhook", {"url": "http://[::ffff:127.0.0.1]:{port}/"}, "url", "loopback"),
-    ("webhook-decimal", "webhook", {"url": f"http://2130706433:{{port}}/?token={TOKEN}"}, "url", "loopback"),
-    ("webhook-octal-short", "webhook", {"url": "http://0177.1:{port}/"}, "url", "loopback"),
-    ("webhook-hex", "webhook", {"url": "http://0x7f000001:{port}/"}, "url", "loopback"),
-    ("webhook-short", "webhook", {"url": "http://127.1:{port}/"}, "url", "loopback"),
-    ("webhook-unspecified", "webhook", {"url": "http://0.0.0.0:{port}/"}, "url", "unspecified"),
-    ("webhook-v6-loopback", "webhook", {"url": "http://[::1]:{port}/"}, "url", "IPv6 loopback"),
-    ("webhook-metadata", "webhook", {"url": "http://169.254.169.254/latest/meta-data/"}, "url", "metadata"),
-    ("webhook-localhost", "webhook", {"url": "http://localhost:{port}/"}, "url", "loopback"),
-    ("email-rfc1918", "email", email("10.1.2.3"), "smtpHost", "RFC 1918"),
-    ("email-octal", "email", email("0177.0.0.1"), "smtpHost", "loopback"),
-    ("email-v6-loopback", "email", email("::1"), "smtpHost", "IPv6 loopback"),
-    (
-        "teams-loopback",
-        "teams",
-        {"webhookUrl": "workflows://127.0.0.1:{port}/a/b/c"},
-        "webhookUrl",
-        "loopback",
-    ),
-    ("teams-rfc1918", "teams", {"webhookUrl": "workflows://172.16.5.4/a/b/c"}, "webhookUrl", "RFC 1918"),
-    ("ntfy-loopback", "apprise", {"url": "ntfy://127.0.0.1:{port}/topic"}, "url", "loopback"),
-    ("json-rfc1918", "apprise", {"url": "json://192.168.1.10/"}, "url", "RFC 1918"),
-    ("xml-cgnat", "apprise", {"url": "xml://100.64.0.1/"}, "url", "carrier-grade NAT"),
-    ("form-ula", "apprise", {"url": "form://[fc00::1]/"}, "url", "unique local"),
-    ("form-decimal", "apprise", {"url": "forms://2130706433:{port}/"}, "url", "loopback"),
-    (
-        "gotify-hex-mapped",
-        "apprise",
-        {"url": "gotify://[::ffff:7f00:1]:{port}/tokenabcdef"},
-        "url",
-        "loopback",
-    ),
-    ("mattermost-hex", "apprise", {"url": "mmost://0x7f000001:{port}/tokenabc"}, "url", "loopback"),
-    ("rocketchat-rfc1918", "apprise", {"url": "rocket://user:pass@10.0.0.1/room"}, "url", "RFC 1918"),
-    ("matrix-localhost", "apprise", {"url": "matrix://user:pass@localhost:{port}/#room"}, "url", "loopback"),
+    ("webhook-ipv4", "webhook", f"http://127.0.0.1:{{port}}/hook?token={TOKEN}", "loopback"),
+    ("webhook-mapped-v6", "webhook", "http://[::ffff:127.0.0.1]:{port}/", "loopback"),
+    ("webhook-decimal", "webhook", f"http://2130706433:{{port}}/?token={TOKEN}", "loopback"),
+    ("webhook-octal-short", "webhook", "http://0177.1:{port}/", "loopback"),
+    ("webhook-hex", "webhook", "http://0x7f000001:{port}/", "loopback"),
+    ("webhook-short", "webhook", "http://127.1:{port}/", "loopback"),
+    ("webhook-unspecified", "webhook", "http://0.0.0.0:{port}/", "unspecified"),
+    ("webhook-v6-loopback", "webhook", "http://[::1]:{port}/", "IPv6 loopback"),
+    ("webhook-metadata", "webhook", "http://169.254.169.254/latest/meta-data/", "metadata"),
+    ("webhook-localhost", "webhook", "http://localhost:{port}/", "loopback"),
+    ("email-rfc1918", "email", "10.1.2.3", "RFC 1918"),
+    ("email-octal", "email", "0177.0.0.1", "loopback"),
+    ("email-v6-loopback", "email", "::1", "IPv6 loopback"),
+    ("teams-loopback", "teams", "workflows://127.0.0.1:{port}/a/b/c", "loopback"),
+    ("teams-rfc1918", "teams", "workflows://172.16.5.4/a/b/c", "RFC 1918"),
+    ("ntfy-loopback", "apprise", "ntfy://127.0.0.1:{port}/topic", "loopback"),
+    ("json-rfc1918", "apprise", "json://192.168.1.10/", "RFC 1918"),
+    ("xml-cgnat", "apprise", "xml://100.64.0.1/", "carrier-grade NAT"),
+    ("form-ula", "apprise", "form://[fc00::1]/", "unique local"),
+    ("form-decimal", "apprise", "forms://2130706433:{port}/", "loopback"),
+    ("gotify-hex-mapped", "apprise", "gotify://[::ffff:7f00:1]:{port}/tokenabcdef", "loopback"),
+    ("mattermost-hex", "apprise", "mmost://0x7f000001:{port}/tokenabc", "loopback"),
+    ("rocketchat-rfc1918", "apprise", "rocket://user:pass@10.0.0.1/room", "RFC 1918"),
+    ("matrix-localhost", "apprise", "matrix://user:pass@localhost:{port}/#room", "loopback"),
 ]
 
 
-def _filled(config: dict, port: int) -> dict:
-    filled = {k: v.replace("{port}", str(port)) if isinstance(v, str) else v for k, v in config.items()}
-    if "smtpPort" in filled:
-        filled["smtpPort"] = port
-    return filled
-
-
 @pytest.mark.parametrize(
-    ("provider_type", "config", "field", "fragment"),
+    ("provider_type", "destination", "fragment"),
     [case[1:] for case in REFUSED_ON_SAVE],
     ids=[case[0] for case in REFUSED_ON_SAVE],
 )
 def test_an_internal_destination_is_refused_on_save_and_again_at_send(
-    internal_targets_blocked, monkeypatch, dns, listener, provider_type, config, field, fragment
+    internal_targets_blocked, monkeypatch, dns, listener, provider_type, destination, fragment
 ):
-    config = _filled(config, listener.port)
+    config = config_for(provider_type, destination, listener.port)
     refused = save_error(provider_type, config)
-    assert (refused.status, refused.field) == (400, f"config.{field}")
+    assert (refused.status, refused.field) == (400, f"config.{FIELD[provider_type]}")
     assert fragment in refused.message and "ALLOW_INTERNAL_TARGETS" in refused.message
 
     # Stored while internal targets were allowed (or before saves were vetted): the send refuses it itself.
@@ -217,7 +162,7 @@ def test_an_internal_destination_is_refused_on_save_and_again_at_send(
     result = send(provider_type, stored)
 
     assert result.status == "failed"
-    assert result.error.startswith(("destination blocked: ", "ops@example.net: destination blocked: "))
+    assert result.error.startswith(("destination blocked: ", f"{MAILBOX}: destination blocked: "))
     assert fragment in result.error and result.attempts <= 1
     provider = PROVIDERS[provider_type]
     for secret in masking.secrets_in(stored, provider.secret_fields, provider.url_fields):
@@ -233,80 +178,49 @@ def test_a_name_in_the_hosts_file_that_means_loopback_is_refused_on_save(interna
     assert refused.field == "config.url" and f"'{name}' resolves to 127." in refused.message
 
 
-# (case, provider type, config, the name the send looks up, its internal answer, reason fragment)
+# (case, provider type, destination, the name the send looks up, the reason its internal answer gives)
 # Saves pass: the user chose no internal host. At send the name answers with an internal address.
 REFUSED_AT_SEND = [
-    (
-        "webhook-rebinding",
-        "webhook",
-        {"url": "http://rebind.example:{port}/hook"},
-        "rebind.example",
-        "loopback",
-    ),
-    ("email-rebinding", "email", email("mail.rebind.example"), "mail.rebind.example", "loopback"),
+    ("webhook-rebinding", "webhook", "http://rebind.example:{port}/hook", "rebind.example", "loopback"),
+    ("email-rebinding", "email", "mail.rebind.example", "mail.rebind.example", "loopback"),
     (
         "teams-rebinding",
         "teams",
-        {"webhookUrl": "workflows://wf.rebind.example:{port}/a/b/c"},
+        "workflows://wf.rebind.example:{port}/a/b/c",
         "wf.rebind.example",
         "loopback",
     ),
     (
         "ntfy-rebinding",
         "apprise",
-        {"url": "ntfy://ntfy.rebind.example:{port}/topic"},
+        "ntfy://ntfy.rebind.example:{port}/topic",
         "ntfy.rebind.example",
         "loopback",
     ),
-    (
-        "json-rebinding",
-        "apprise",
-        {"url": "json://json.rebind.example:{port}/"},
-        "json.rebind.example",
-        "loopback",
-    ),
-    (
-        "slack-fixed-host",
-        "slack",
-        {"webhookUrl": f"https://hooks.slack.com/{SLACK_PATH}"},
-        "hooks.slack.com",
-        "RFC 1918",
-    ),
-    (
-        "discord-fixed-host",
-        "discord",
-        {"webhookUrl": f"https://discord.com/{DISCORD_PATH}"},
-        "discord.com",
-        "metadata",
-    ),
-    (
-        "telegram-fixed-host",
-        "telegram",
-        {"botToken": BOT_TOKEN, "chatId": "-1001234567890"},
-        "api.telegram.org",
-        "loopback",
-    ),
-    ("ntfy-fixed-host", "apprise", {"url": "ntfy://supercheck-alerts"}, "ntfy.sh", "carrier-grade NAT"),
+    ("json-rebinding", "apprise", "json://json.rebind.example:{port}/", "json.rebind.example", "loopback"),
+    ("slack-fixed-host", "slack", f"https://hooks.slack.com/{SLACK_PATH}", "hooks.slack.com", "RFC 1918"),
+    ("discord-fixed-host", "discord", f"https://discord.com/{DISCORD_PATH}", "discord.com", "metadata"),
+    ("telegram-fixed-host", "telegram", "-1001234567890", "api.telegram.org", "loopback"),
+    ("ntfy-fixed-host", "apprise", "ntfy://supercheck-alerts", "ntfy.sh", "carrier-grade NAT"),
 ]
-INTERNAL_ANSWER = {
-    "loopback": "127.0.0.1",
-    "RFC 1918": "10.9.8.7",
-    "metadata": "169.254.169.254",
-    "carrier-grade NAT": "100.64.1.2",
+INTERNAL_ANSWER = {"loopback": "127.0.0.1", "RFC 1918": "10.9.8.7", "metadata": "169.254.169.254"} | {
+    "carrier-grade NAT": "100.64.1.2"
 }
 
 
 @pytest.mark.parametrize(
-    ("provider_type", "config", "name", "fragment"),
+    ("provider_type", "destination", "name", "fragment"),
     [case[1:] for case in REFUSED_AT_SEND],
     ids=[case[0] for case in REFUSED_AT_SEND],
 )
 def test_a_name_public_on_save_but_internal_at_send_is_never_connected_to(
-    internal_targets_blocked, dns, listener, provider_type, config, name, fragment
+    internal_targets_blocked, dns, listener, provider_type, destination, name, fragment
 ):
     internal = INTERNAL_ANSWER[fragment]
     dns.answer(name, [PUBLIC], [internal])
-    stored = notify.validate_provider_config(provider_type, _filled(config, listener.port))
+    stored = notify.validate_provider_config(
+        provider_type, config_for(provider_type, destination, listener.port)
+    )
     if (
         name not in dns.lookups
     ):  # a service's own fixed host: nothing to vet on save, the send's lookup is first
@@ -319,11 +233,16 @@ def test_a_name_public_on_save_but_internal_at_send_is_never_connected_to(
 
 
 def test_a_service_resolving_names_outside_the_pinned_resolver_must_be_given_an_address(
-    internal_targets_blocked, dns
+    internal_targets_blocked, monkeypatch, dns
 ):
     refused = save_error("apprise", {"url": "rsyslog://syslog.example.net"})
     assert refused.field == "config.url" and "give its IP address" in refused.message
     assert notify.validate_provider_config("apprise", {"url": f"rsyslog://{PUBLIC}"})
+    set_internal_targets(monkeypatch, True)
+    stored = notify.validate_provider_config("apprise", {"url": "rsyslog://syslog.example.net"})
+    set_internal_targets(monkeypatch, False)
+    result = send("apprise", stored)
+    assert (result.status, result.attempts) == ("failed", 0) and "give its IP address" in result.error
 
 
 def test_a_blocked_send_is_recorded_in_alert_history_without_secrets(
@@ -405,12 +324,12 @@ def test_email_goes_to_the_vetted_smtp_address(internal_targets, dns):
     dns.answer("mail.example", ["127.0.0.1"])
     smtp = SmtpReceiver().start()
     try:
-        stored = notify.validate_provider_config("email", {**email("mail.example"), "smtpPort": smtp.port})
+        stored = notify.validate_provider_config("email", config_for("email", "mail.example", smtp.port))
         result = send("email", stored)
     finally:
         smtp.stop()
     assert result.status == "sent"
-    assert [recipients for recipients, _ in smtp.messages] == [["ops@example.net"]]
+    assert [recipients for recipients, _ in smtp.messages] == [[MAILBOX]]
 
 
 def test_tls_is_verified_against_the_name_not_the_pinned_address(

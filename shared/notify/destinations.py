@@ -97,7 +97,7 @@ def _pinned_getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):  # noqa
         except ssrf.BlockedTarget as error:
             pins.blocked.append(str(error))
             raise socket.gaierror(socket.EAI_NONAME, "destination blocked") from None
-        except ssrf.UnresolvableTarget as error:
+        except (ssrf.UnresolvableTarget, ValueError) as error:  # ValueError: no valid IP literal either
             raise socket.gaierror(socket.EAI_NONAME, str(error)) from None
         pins.addresses[_key(name)] = addresses  # later connections of this send reuse what was vetted
     infos = []
