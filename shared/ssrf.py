@@ -7,7 +7,9 @@ import asyncio
 import ipaddress
 import re
 import socket
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -226,6 +228,22 @@ def dns_executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=get_settings().dns_lookup_threads, thread_name_prefix="dns")
 
 
+async def system_lookup(host: str, port: int | None) -> list[str]:
+    """The addresses DNS (and /etc/hosts) gives for a name, as getaddrinfo orders them."""
+    try:
+        infos = await asyncio.get_running_loop().run_in_executor(
+            dns_executor(), partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+        )
+    except socket.gaierror as error:
+        raise UnresolvableTarget(f"DNS lookup for '{host}' failed: {error.strerror or error}") from None
+    return [info[4][0] for info in infos]
+
+
+# The one DNS seam: every name the SSRF rules judge is looked up here, for checks, saves and alert sends alike.
+# Tests swap it for a scripted answer (this machine has no DNS server, and a rebinding one cannot be run here).
+lookup: Callable[[str, int | None], Awaitable[list[str]]] = system_lookup
+
+
 async def resolve_target(host: str, port: int | None = None) -> list[IPAddress]:
     """Every address of the host, in connection order; refuses them all if any one is internal.
 
@@ -236,13 +254,8 @@ async def resolve_target(host: str, port: int | None = None) -> list[IPAddress]:
     if literal is not None:
         addresses: list[IPAddress] = [literal]
     else:
-        try:
-            infos = await asyncio.get_running_loop().run_in_executor(
-                dns_executor(), partial(socket.getaddrinfo, host.strip("[]"), port, type=socket.SOCK_STREAM)
-            )
-        except socket.gaierror as error:
-            raise UnresolvableTarget(f"DNS lookup for '{host}' failed: {error.strerror or error}") from None
-        addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
+        answers = await lookup(host.strip("[]"), port)
+        addresses = list(dict.fromkeys(ipaddress.ip_address(answer) for answer in answers))
         if not addresses:
             raise UnresolvableTarget(f"DNS lookup for '{host}' returned no address")
     if not internal_targets_allowed():
@@ -252,3 +265,19 @@ async def resolve_target(host: str, port: int | None = None) -> list[IPAddress]:
                 shown = f"'{host}' resolves to {address}" if literal is None else f"'{host}' is {address}"
                 raise BlockedTarget(f"{shown}: {reason}; {_ALLOW_HINT}")
     return addresses
+
+
+_BLOCKING_RESOLVER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ssrf-resolve")
+
+
+def resolve_target_blocking(host: str, port: int | None = None, timeout: float = 10.0) -> list[IPAddress]:
+    """resolve_target for synchronous callers (a save's validation, a library's socket lookup during a send).
+
+    It runs on a thread of its own with its own event loop, so it works whether or not the caller's thread
+    has a loop running; a lookup slower than `timeout` counts as unresolvable.
+    """
+    future = _BLOCKING_RESOLVER.submit(asyncio.run, resolve_target(host, port))
+    try:
+        return future.result(timeout=timeout)
+    except FutureTimeout:
+        raise UnresolvableTarget(f"DNS lookup for '{host}' took longer than {timeout:g} s") from None

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from shared import ssrf
 from shared.errors import FieldError
+from shared.notify.destinations import plugin_destination, run_pinned, unpinnable_reason, vet_host_on_save
 from shared.notify.masking import redact, secrets_in
 
 if TYPE_CHECKING:
@@ -56,7 +57,9 @@ Post = Callable[[str, str], Failure | None]
 class Target:
     url: str  # an Apprise URL; for a webhook, the URL it POSTs to
     recipient: str | None = None  # email: one target per address, so each is sent and retried alone
-    guard_host: tuple[str, int | None] | None = None  # resolved before sending: SSRF rules at send time
+    # Resolved and vetted before sending, and the send pinned to those addresses; every other host the send
+    # looks up is vetted and pinned as it goes (shared/notify/destinations.py).
+    guard_host: tuple[str, int | None] | None = None
     post: Post | None = None  # sends (url, body) without Apprise
 
 
@@ -84,16 +87,28 @@ class Provider:
 
 
 def check_destination(url: str) -> str:
-    """SSRF rules (shared/ssrf.py) for where alerts go: the single call site for webhook and custom URLs."""
-    return str(ssrf.check_url_target(url, allow_userinfo=True))
+    """SSRF rules (shared/ssrf.py) for where alerts go: the single call site for webhook and custom URLs.
+    The host is resolved now too, so a name that answers with an internal address is refused on save."""
+    parsed = ssrf.check_url_target(url, allow_userinfo=True)
+    vet_host_on_save(parsed.host)
+    return str(parsed)
 
 
 def require_plugin(url: str, plugin_names: set[str] | None, field_name: str, service: str | None) -> None:
-    """The URL must be one Apprise understands, and (given plugin_names) resolve to one of those plugins."""
+    """The URL must be one Apprise understands, and (given plugin_names) resolve to one of those plugins;
+    the host it sends to, where the URL chooses one, must not be internal."""
     plugin = load_apprise().Apprise.instantiate(url)
     if plugin is None or (plugin_names and type(plugin).__name__ not in plugin_names):
         what = f"a {service} URL" if service else "a URL that Apprise understands"
         raise FieldError(field_name, f"is not {what}")
+    host = plugin_destination(plugin)
+    try:
+        if host is not None:
+            vet_host_on_save(host)
+    except ValueError as error:  # BlockedTarget, or a host that is no valid address
+        raise FieldError(field_name, str(error)) from None
+    if reason := unpinnable_reason(plugin):
+        raise FieldError(field_name, reason)
 
 
 _HTTP_CODE = re.compile(r"error=(\d{3})")
@@ -172,8 +187,12 @@ async def send(provider: Provider, config: Mapping[str, Any], message: AlertMess
 async def _send_target(
     target: Target, title: str, body: str, body_format: str | None, notify_type
 ) -> TargetResult:
-    if target.post is None and load_apprise().Apprise.instantiate(target.url) is None:
-        return TargetResult(False, 0, "provider URL is not valid for Apprise")
+    if target.post is None:
+        plugin = load_apprise().Apprise.instantiate(target.url)
+        if plugin is None:
+            return TargetResult(False, 0, "provider URL is not valid for Apprise")
+        if reason := unpinnable_reason(plugin):
+            return TargetResult(False, 0, f"destination blocked: {reason}")
     failure = Failure(False, "delivery failed")
     for attempt in range(1, SEND_ATTEMPTS + 1):
         failure = await _attempt(target, title, body, body_format, notify_type)
@@ -188,21 +207,26 @@ async def _send_target(
 async def _attempt(
     target: Target, title: str, body: str, body_format: str | None, notify_type
 ) -> Failure | None:
+    """One try, pinned: the guard host to the addresses vetted here, any other host as the send resolves it."""
+    vetted: dict[str, list[ssrf.IPAddress]] = {}
     if target.guard_host is not None:
         try:
-            await ssrf.resolve_target(*target.guard_host)
+            vetted[target.guard_host[0]] = await ssrf.resolve_target(*target.guard_host)
         except ssrf.BlockedTarget as error:
-            return Failure(False, f"blocked: {error}")
+            return Failure(False, f"destination blocked: {error}")
         except ssrf.UnresolvableTarget as error:
             return Failure(True, str(error))
     if target.post is not None:
-        return await asyncio.to_thread(target.post, target.url, body)
+        failure, blocked = await asyncio.to_thread(run_pinned, vetted, target.post, target.url, body)
+        return Failure(False, f"destination blocked: {blocked}") if blocked else failure
     # A fresh Apprise object per attempt: a reused plugin throttles itself (5.5 s for email), and our backoff
     # is the one that should decide how long a retry waits.
     apprise = load_apprise()
     notifier = apprise.Apprise()
     notifier.add(target.url)
-    result = await asyncio.to_thread(
+    result, blocked = await asyncio.to_thread(
+        run_pinned,
+        vetted,
         notifier.notify,
         body=body,
         title=title,
@@ -210,6 +234,8 @@ async def _attempt(
         body_format=apprise.NotifyFormat(body_format) if body_format else None,
         log_level=logging.DEBUG,
     )
+    if blocked:
+        return Failure(False, f"destination blocked: {blocked}")
     if result:
         return None
     return classify_failure(

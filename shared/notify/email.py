@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from shared import ssrf
 from shared.models import ApiModel
 from shared.notify.base import Provider, Target
+from shared.notify.destinations import vet_host_on_save
 from shared.notify.message import AlertMessage
 
 MAX_RECIPIENTS = 20
@@ -33,7 +34,7 @@ class EmailConfig(ApiModel):
     @classmethod
     def _safe_host(cls, host: str) -> str:
         ssrf.check_hostname_syntax(host)
-        ssrf.check_literal_host(host)
+        vet_host_on_save(host)
         return host
 
     @field_validator("sender")

@@ -54,7 +54,14 @@ def secrets_in(
             found.append(value)
         if key in url_fields:
             parts = urlsplit(value)
-            found += [p for p in re.split(r"[/?&=:@]", value.split("://", 1)[-1]) if len(p) >= 6]
+            # An http(s) URL's host is shown by masked_config, so error texts may name it too ("destination
+            # blocked: '10.0.0.5' is ..."); any other scheme's host part may be a token (tgram://<token>/...).
+            shown = (parts.hostname or "") if parts.scheme in ("http", "https") else ""
+            found += [
+                p
+                for p in re.split(r"[/?&=:@]", value.split("://", 1)[-1])
+                if len(p) >= 6 and p.lower() != shown
+            ]
             found += [p for p in (parts.password, parts.path.strip("/"), parts.query) if p and len(p) >= 6]
     return sorted(set(found), key=len, reverse=True)
 

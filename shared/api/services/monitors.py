@@ -244,7 +244,8 @@ async def delete_monitor(project_id: uuid.UUID, api_key_id: uuid.UUID | None, mo
         await conn.execute("delete from runs where monitor_id = %s", (monitor_id,))
         deleted = await (
             await conn.execute(
-                "delete from monitors where id = %s and project_id = %s returning id", (monitor_id, project_id)
+                "delete from monitors where id = %s and project_id = %s returning id",
+                (monitor_id, project_id),
             )
         ).fetchone()
         if deleted is None:  # deleted by a concurrent request meanwhile
