@@ -160,8 +160,20 @@ def test_nothing_is_lost_doubled_or_stuck_when_processes_and_servers_die(chaos_s
         for run_id, kind, status in infra.sql("select run_id, kind, status from alert_history")
     }
     unrecorded = {key: recorded.get(key, "no row") for key in alert_of_key if recorded.get(key) != "sent"}
+    diagnosis = [
+        (
+            key,
+            status,
+            infra.sql("select count(*) from runs where id = %s", (key[11:47],)),
+            infra.sql(
+                "select kind, dispatched_at is not null from alert_events where run_id = %s", (key[11:47],)
+            ),
+        )
+        for key, status in list(unrecorded.items())[:5]
+        if status == "no row"
+    ]
     assert sent <= len(alerts) <= sent + cut_off, (
-        f"every recorded send arrived, and nothing unrecorded did: {list(unrecorded.items())[:10]}"
+        f"every recorded send arrived, and nothing unrecorded did: {list(unrecorded.items())[:10]} {diagnosis}"
     )
     dead = r.xrange(streams.dead_letter_stream(poison_stream))
     assert {fields["id"] for _, fields in dead} == poison_ids

@@ -8,28 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import socket
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from shared import notify, ssrf
 from shared.api.requests import NotificationProviderCreate
 from shared.errors import validation_error_to_api_error
-from shared.models import AlertEnvelope
 from shared.notify import PROVIDERS, base, destinations, masking
 from shared.pipeline.alert import send_alerts
-from shared.security import key_ring
 from shared.settings import reset_settings_cache
 from tests.check_servers import CertificateAuthority, RouteServer
 from tests.destinations import CountingListener, ScriptedDns
-from tests.factories import SmtpReceiver, default_project
+from tests.factories import SmtpReceiver, add_alert, add_provider
 
 PUBLIC = "93.184.216.34"
 SLACK_PATH = "services/T1234ABCD/B1234ABCD/abcdefghijklmnopqrstuvwx"
@@ -250,17 +245,8 @@ def test_a_blocked_send_is_recorded_in_alert_history_without_secrets(
 ):
     dns.answer("hooks.rebind.example", [PUBLIC], ["192.168.7.7"])
     config = {"url": f"http://hooks.rebind.example:{listener.port}/alerts/{TOKEN}?sig={TOKEN}x"}
-    stored = notify.validate_provider_config("webhook", config)
-    provider_id = clean.sql(
-        """insert into notification_providers (project_id, name, type, config_encrypted, config_masked)
-           values (%s, 'hook', 'webhook', %s, %s) returning id""",
-        (
-            default_project(clean),
-            key_ring().encrypt(json.dumps(stored)),
-            Jsonb(notify.masked_config("webhook", stored)),
-        ),
-    )[0][0]
-    event = _alert_event(clean, provider_id)
+    provider_id = add_provider(clean, config)  # vetted on save: the name answered a public address then
+    event = add_alert(clean, [provider_id])
     counts = aio.run(send_alerts([event]))
     assert counts["failed"] == 1
     ((status, error),) = clean.sql(
@@ -272,25 +258,6 @@ def test_a_blocked_send_is_recorded_in_alert_history_without_secrets(
     )
     assert TOKEN not in error
     assert listener.connections == 0
-
-
-def _alert_event(infra, provider_id: uuid.UUID) -> AlertEnvelope:
-    alert_config = {"enabled": True, "notificationProviders": [str(provider_id)]}
-    monitor_id = infra.sql(
-        """insert into monitors (project_id, name, type, target, frequency_minutes, alert_config)
-           values (%s, 'Checkout', 'http_request', 'https://shop.example.net/', 5, %s) returning id""",
-        (default_project(infra), Jsonb(alert_config)),
-    )[0][0]
-    run_id = infra.sql(
-        """insert into runs (monitor_id, scheduled_at, expected_locations, deadline)
-           values (%s, now(), '{us-east}', now()) returning id""",
-        (monitor_id,),
-    )[0][0]
-    event_id = infra.sql(
-        """insert into alert_events (monitor_id, run_id, kind, payload) values (%s, %s, 'failure', %s) returning id""",
-        (monitor_id, run_id, Jsonb(PAYLOAD)),
-    )[0][0]
-    return AlertEnvelope(alert_event_id=event_id, run_id=run_id, monitor_id=monitor_id, alert_kind="failure")
 
 
 # --- allowed destinations: the send reaches the vetted address, under the name it was given -------------------
