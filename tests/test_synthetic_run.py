@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import threading
 import uuid
 import zipfile
@@ -25,11 +26,12 @@ from shared.api.requests import ProjectVariableCreate, SyntheticTestCreate
 from shared.checks import run_check
 from shared.models import CheckJob
 from shared.settings import get_settings, reset_settings_cache
-from shared.synthetic import browser as browser_module
-from shared.synthetic import check as check_module
 from shared.synthetic import store
 from shared.synthetic.artifacts import ArtifactStore
 from tests.factories import default_project
+
+# The journeys' sites are on loopback; tests/test_synthetic_isolation.py runs them with internal targets refused.
+pytestmark = pytest.mark.usefixtures("internal_targets")
 
 BUCKET = "synthetic-artifacts"
 PASSWORD = "s3cr3t-Pa55w0rd"
@@ -307,7 +309,7 @@ async def run(page, context, variables):
     assert "attempt 1 failed: AssertionError: status 500" in outcome.details["executionErrors"]
 
 
-def test_checks_share_one_warm_browser_but_never_a_context(aio, s3, project_id, variables):
+def test_checks_never_share_a_browser_nor_a_context(aio, s3, project_id, variables):
     writer = """
 async def run(page, context, variables):
     await page.goto(variables["BASE_URL"] + "login")
@@ -319,12 +321,9 @@ async def run(page, context, variables):
     assert await page.evaluate("localStorage.getItem('left')") is None
     assert len(context.pages) == 1
 """
-    warm = browser_module.warm_browser()
-    run(aio, job_for(create_test(aio, project_id, writer, "writer")))
-    launches = warm.launches
+    assert run(aio, job_for(create_test(aio, project_id, writer, "writer"))).status == "up"
     outcome = run(aio, job_for(create_test(aio, project_id, reader, "reader")))
     assert outcome.status == "up", outcome
-    assert warm.launches == launches and warm.alive()
 
 
 def test_the_script_sees_none_of_the_functions_environment(aio, s3, project_id, variables):
@@ -384,7 +383,6 @@ def test_a_test_of_another_project_is_not_run_for_a_monitor(aio, s3, clean, proj
 
 def test_without_chromium_the_check_says_so(aio, s3, project_id, monkeypatch):
     test_id = create_test(aio, project_id, "async def run(page, context, variables):\n    pass\n")
-    monkeypatch.setattr(check_module, "warm_browser", lambda: browser_module.WarmBrowser())
     monkeypatch.setenv("PLAYWRIGHT_CHROMIUM_PATH", "/opt/no-such/chrome")
     reset_settings_cache()
     try:
@@ -432,22 +430,21 @@ def test_the_check_synthetic_function_runs_a_trial_through_its_http_app(aio, s3,
 
 
 def test_a_script_past_its_cpu_limit_is_stopped(aio, infra, tmp_path):
-    from shared.synthetic.browser import warm_browser
-    from shared.synthetic.runner import SandboxLimits, run_in_sandbox, start_sandbox
+    from shared.synthetic import isolation
+    from shared.synthetic.browser import find_chromium
+    from shared.synthetic.runner import SandboxLimits, SandboxOptions, run_in_sandbox, start_sandbox
 
     async def go():
-        sandbox = await start_sandbox(SandboxLimits(cpu_seconds=3, memory_mb=1536))
-        try:
-            return await run_in_sandbox(
-                sandbox,
-                script="async def run(page, context, variables):\n    while True:\n        pass\n",
-                variables={},
-                endpoint=await warm_browser().ws_endpoint(),
-                timeout_ms=60_000,
-                retries=0,
-            )
-        finally:
-            sandbox.discard()
+        limits = SandboxLimits(cpu_seconds=3, memory_mb=1536)
+        sandbox = await start_sandbox(SandboxOptions(limits, find_chromium(None), isolation.available()))
+        return await run_in_sandbox(
+            sandbox,
+            script="async def run(page, context, variables):\n    while True:\n        pass\n",
+            variables={},
+            timeout_ms=60_000,
+            retries=0,
+        )
 
     result = aio.run(go())
+    shutil.rmtree(result.folder)
     assert (result.status, result.error) == ("error", "the script exceeded its CPU time limit")

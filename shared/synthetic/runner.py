@@ -1,10 +1,17 @@
-"""Runs a script in the sandbox process: clean environment, resource limits, a hard timeout, output captured to files.
+"""Runs a script in the sandbox process: its own uid and/or Landlock domain, its own Chromium, a vetting proxy as
+its only way out, a clean environment, resource limits, a hard timeout, output captured to files.
 Used by the synthetic check (shared/synthetic/check.py).
+
+Nothing the sandbox leaves behind is trusted: its output is read through the descriptors this process opened, and
+its artifacts are copied out only if they are plain files (not symlinks, not hard links to something else), so
+a script cannot make the function read or overwrite a file on its behalf.
 
 The limits are set in the child between fork and exec (preexec), before a line of the script exists in it: CPU
 seconds, data-segment memory, file size and open files. RLIMIT_DATA rather than RLIMIT_AS, because Playwright's
 Node driver reserves gigabytes of address space it never touches. The child leads its own process group, so one
-SIGKILL ends it together with the Node driver and anything the script started.
+SIGKILL ends it together with the Node driver and anything the script started; Chromium, which Playwright
+starts in a group of its own, exits when its pipe closes, and under a uid of its own everything left of that uid
+is killed as well.
 """
 
 from __future__ import annotations
@@ -18,18 +25,24 @@ import os
 import resource
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.synthetic import isolation as isolation_module
 from shared.synthetic import sandbox as sandbox_entry
+from shared.synthetic.browser import EGRESS_FLAGS, LAUNCH_FLAGS, chromium_folders
+from shared.synthetic.egress import EgressProxy
+from shared.synthetic.isolation import Isolation
 
 SANDBOX_ENTRY = Path(sandbox_entry.__file__).resolve()
-# Time beyond the script's own timeout for starting Python and Node, connecting, and saving the artifacts.
+# Time beyond the script's own timeout for starting Python, Node and Chromium, and saving the artifacts.
 STARTUP_AND_ARTIFACTS_SECONDS = 25
 _READ_TAIL_BYTES = 16 * 1024
+_MAX_ARTIFACT_BYTES = 256 * 1024 * 1024
 _CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
 _PR_SET_DUMPABLE = 4
 
@@ -42,6 +55,15 @@ class SandboxLimits:
     open_files: int = 1024
 
 
+@dataclass(frozen=True)
+class SandboxOptions:
+    """Everything a standby sandbox is started with; a job takes a standby only if its options are the same."""
+
+    limits: SandboxLimits
+    chromium: str
+    isolation: Isolation | None  # None: run without isolation (SYNTHETIC_ALLOW_UNISOLATED)
+
+
 @dataclass
 class SandboxResult:
     status: str  # passed | failed | timeout | error
@@ -52,7 +74,9 @@ class SandboxResult:
     stderr: str
     console_errors: list[dict] = field(default_factory=list)
     failed_requests: list[dict] = field(default_factory=list)
-    workdir: Path | None = None
+    blocked: list[str] = field(default_factory=list)  # connections the egress proxy refused
+    chromium_sandbox: str | None = None  # "on", or why Chromium ran without its own sandbox
+    folder: Path | None = None  # this process's own folder: copies of the artifacts; the caller removes it
 
     @property
     def trace(self) -> Path | None:
@@ -63,7 +87,7 @@ class SandboxResult:
         return self._artifact(sandbox_entry.SCREENSHOT_FILE)
 
     def _artifact(self, name: str) -> Path | None:
-        path = self.workdir / name if self.workdir else None
+        path = self.folder / "sandbox" / name if self.folder else None
         return path if path and path.is_file() and path.stat().st_size > 0 else None
 
 
@@ -109,17 +133,39 @@ def hide_own_memory_from_sandboxes() -> None:
 
 
 def _new_file(path: Path):
-    return open(path, "wb")
+    return open(path, "w+b")
 
 
-def _tail(path: Path) -> str:
+def _tail(handle) -> str:
+    """Read through this process's own descriptor: the name in the workdir may have been replaced by a symlink."""
     try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - _READ_TAIL_BYTES))
-            return handle.read().decode("utf-8", "replace")
-    except OSError:
+        handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, handle.tell() - _READ_TAIL_BYTES))
+        return handle.read().decode("utf-8", "replace")
+    except (OSError, ValueError):
         return ""
+
+
+def read_plain_file(path: Path, limit: int = _MAX_ARTIFACT_BYTES) -> bytes | None:
+    """The content of a file the sandbox wrote, if it is a plain file of its own: never through a symlink, a
+    FIFO or a device, nor a hard link (which could name a file the script could not read itself)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with open(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or info.st_size > limit:
+            return None
+        return handle.read(limit)
+
+
+def _copy_artifacts(workdir: Path, folder: Path) -> None:
+    (folder / "sandbox").mkdir()
+    for name in (sandbox_entry.TRACE_FILE, sandbox_entry.SCREENSHOT_FILE):
+        content = read_plain_file(workdir / name)
+        if content:
+            (folder / "sandbox" / name).write_bytes(content)
 
 
 def _kill_group(pid: int) -> None:
@@ -141,35 +187,89 @@ def _exit_reason(returncode: int | None, stderr: str) -> str:
 
 @dataclass(eq=False)  # identity: sandboxes are kept in a set until used
 class Sandbox:
-    """A started sandbox process waiting for its one job on stdin, with its own working directory."""
+    """A started sandbox process waiting for its one job on stdin, with its own folder, uid and proxy."""
 
     process: asyncio.subprocess.Process
     workdir: Path
-    limits: SandboxLimits
+    options: SandboxOptions
+    proxy: EgressProxy
+    outputs: tuple  # this process's handles on the sandbox's stdout.txt and stderr.txt
+    uid: int | None = None
+    uid_lock: int | None = None
 
     def discard(self) -> None:
         _kill_group(self.process.pid)
+        self.proxy.close()
+        for handle in self.outputs:
+            handle.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.uid is not None:
+            _kill_uid(self.uid)
+        isolation_module.release_sandbox_uid(self.uid_lock)
+        self.uid_lock = None
 
 
-async def start_sandbox(limits: SandboxLimits) -> Sandbox:
+def _kill_uid(uid: int) -> None:
+    """Ends whatever is left running as this sandbox's uid (kill -1 as that uid: every process of it)."""
+    with contextlib.suppress(OSError):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setresuid(uid, uid, uid)
+                os.kill(-1, signal.SIGKILL)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+
+
+def _setup(options: SandboxOptions, proxy_port: int, uid: int | None) -> str:
+    isolation = options.isolation
+    return json.dumps(
+        {
+            "uid": uid,
+            "gid": uid,
+            "landlock": bool(isolation and isolation.landlock_abi),
+            "landlockNetwork": bool(isolation and isolation.landlock_network),
+            "proxyPort": proxy_port,
+            "chromium": options.chromium,
+            "flags": [*LAUNCH_FLAGS, *EGRESS_FLAGS],
+            "readOnly": chromium_folders(options.chromium),
+        }
+    )
+
+
+async def start_sandbox(options: SandboxOptions) -> Sandbox:
+    proxy = await EgressProxy().start()
     workdir = Path(tempfile.mkdtemp(prefix="sc-synthetic-"))
+    uid = uid_lock = None
+    if options.isolation and options.isolation.switch_uid:
+        uid, uid_lock = isolation_module.reserve_sandbox_uid()
+        os.chown(workdir, uid, uid)
     hide_own_memory_from_sandboxes()
     # Files, not pipes: a script printing without end fills a pipe and stalls, but hits RLIMIT_FSIZE on a file.
-    with _new_file(workdir / "stdout.txt") as stdout, _new_file(workdir / "stderr.txt") as stderr:
+    stdout, stderr = _new_file(workdir / "stdout.txt"), _new_file(workdir / "stderr.txt")
+    try:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-I",  # isolated: ignores PYTHON* variables, the user site and the working directory on sys.path
             str(SANDBOX_ENTRY),
+            _setup(options, proxy.port, uid),
             stdin=asyncio.subprocess.PIPE,
             stdout=stdout,
             stderr=stderr,
             cwd=workdir,
             env=clean_environment(workdir),
             start_new_session=True,
-            preexec_fn=_limiter(limits),
+            preexec_fn=_limiter(options.limits),
         )
-    return Sandbox(process, workdir, limits)
+    except BaseException:
+        proxy.close()
+        stdout.close()
+        stderr.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+        isolation_module.release_sandbox_uid(uid_lock)
+        raise
+    return Sandbox(process, workdir, options, proxy, (stdout, stderr), uid, uid_lock)
 
 
 class StandbySandboxes:
@@ -185,24 +285,24 @@ class StandbySandboxes:
         self._started: set[Sandbox] = set()
         atexit.register(self.discard_all)
 
-    async def _start(self, limits: SandboxLimits) -> Sandbox:
-        sandbox = await start_sandbox(limits)
+    async def _start(self, options: SandboxOptions) -> Sandbox:
+        sandbox = await start_sandbox(options)
         self._started.add(sandbox)
         return sandbox
 
-    async def take(self, limits: SandboxLimits) -> Sandbox:
+    async def take(self, options: SandboxOptions) -> Sandbox:
         loop = asyncio.get_running_loop()
         waiting = self._ready.pop(loop, None)
         sandbox = None
         if waiting is not None:
             with contextlib.suppress(Exception):
                 sandbox = await waiting
-            if sandbox is not None and (sandbox.limits != limits or sandbox.process.returncode is not None):
+            if sandbox is not None and (sandbox.options != options or sandbox.process.returncode is not None):
                 self._forget(sandbox).discard()
                 sandbox = None
         if sandbox is None:
-            sandbox = await self._start(limits)
-        self._ready[loop] = loop.create_task(self._start(limits))
+            sandbox = await self._start(options)
+        self._ready[loop] = loop.create_task(self._start(options))
         return self._forget(sandbox)
 
     def _forget(self, sandbox: Sandbox) -> Sandbox:
@@ -214,65 +314,58 @@ class StandbySandboxes:
             self._forget(sandbox).discard()
 
 
-async def run_in_sandbox(
-    sandbox: Sandbox,
-    *,
-    script: str,
-    variables: dict[str, str],
-    endpoint: str,
-    timeout_ms: int,
-    retries: int,
-) -> SandboxResult:
-    """Never raises for anything the script does; the caller removes sandbox.workdir afterwards."""
-    workdir, process = sandbox.workdir, sandbox.process
-    job = json.dumps(
-        {
-            "script": script,
-            "variables": variables,
-            "endpoint": endpoint,
-            "timeoutMs": timeout_ms,
-            "retries": retries,
-        }
-    ).encode()
-    hard_timeout = hard_timeout_seconds(timeout_ms, retries)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    timed_out = False
+async def _run_job(sandbox: Sandbox, job: bytes, hard_timeout: float) -> bool:
+    """Hands the job over and waits for the sandbox to end; True if it had to be killed at the hard timeout."""
+    process = sandbox.process
     try:
         try:
             await asyncio.wait_for(process.communicate(job), hard_timeout)
         except TimeoutError:
-            timed_out = True
+            return True
+        return False
     finally:
         _kill_group(process.pid)  # also ends anything the script left running, on success or cancellation
         with contextlib.suppress(ProcessLookupError):
             await process.wait()
-    elapsed_ms = round((loop.time() - started) * 1000)
-    out, err = _tail(workdir / "stdout.txt"), _tail(workdir / "stderr.txt")
+
+
+def _collect(sandbox: Sandbox, timed_out: bool, hard_timeout: float, elapsed_ms: int) -> SandboxResult:
+    out, err = (_tail(handle) for handle in sandbox.outputs)
+    folder = Path(tempfile.mkdtemp(prefix="sc-synthetic-out-"))
+    _copy_artifacts(sandbox.workdir, folder)
+    facts = {"stdout": out, "stderr": err, "blocked": list(sandbox.proxy.blocked), "folder": folder}
     if timed_out:
         return SandboxResult(
-            "timeout",
-            f"Script killed after the hard timeout of {hard_timeout:.0f}s",
-            elapsed_ms,
-            0,
-            out,
-            err,
-            workdir=workdir,
+            "timeout", f"Script killed after the hard timeout of {hard_timeout:.0f}s", elapsed_ms, 0, **facts
         )
     try:
-        result = json.loads((workdir / sandbox_entry.RESULT_FILE).read_text())
-    except (OSError, ValueError):
-        return SandboxResult(
-            "error", _exit_reason(process.returncode, err), elapsed_ms, 0, out, err, workdir=workdir
-        )
+        result = json.loads(read_plain_file(sandbox.workdir / sandbox_entry.RESULT_FILE) or b"")
+    except ValueError:
+        return SandboxResult("error", _exit_reason(sandbox.process.returncode, err), elapsed_ms, 0, **facts)
     return SandboxResult(
         status=result.get("status", "error"),
         error=result.get("error"),
         duration_ms=int(result.get("durationMs") or elapsed_ms),
         attempts=int(result.get("attempts") or 0),
-        stdout=out,
-        stderr=err,
         console_errors=list(result.get("consoleErrors") or []),
         failed_requests=list(result.get("failedRequests") or []),
-        workdir=workdir,
+        chromium_sandbox=result.get("chromiumSandbox"),
+        **facts,
     )
+
+
+async def run_in_sandbox(
+    sandbox: Sandbox, *, script: str, variables: dict[str, str], timeout_ms: int, retries: int
+) -> SandboxResult:
+    """Never raises for anything the script does. Discards the sandbox; the caller removes result.folder."""
+    job = json.dumps(
+        {"script": script, "variables": variables, "timeoutMs": timeout_ms, "retries": retries}
+    ).encode()
+    hard_timeout = hard_timeout_seconds(timeout_ms, retries)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        timed_out = await _run_job(sandbox, job, hard_timeout)
+        return _collect(sandbox, timed_out, hard_timeout, round((loop.time() - started) * 1000))
+    finally:
+        sandbox.discard()
