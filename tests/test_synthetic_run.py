@@ -14,13 +14,10 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
-import boto3
 import httpx
 import pytest
 from functions_framework.aio import create_asgi_app
-from moto.server import ThreadedMotoServer
 
-from openfaas.local.services import free_port
 from openfaas.local.stack import PROJECT_ROOT
 from shared.api.requests import ProjectVariableCreate, SyntheticTestCreate
 from shared.checks import run_check
@@ -28,12 +25,13 @@ from shared.models import CheckJob
 from shared.settings import get_settings, reset_settings_cache
 from shared.synthetic import store
 from shared.synthetic.artifacts import ArtifactStore
+from tests.factories import SYNTHETIC_BUCKET as BUCKET
 from tests.factories import default_project
+from tests.factories import stored_synthetic_objects as stored_objects
 
 # The journeys' sites are on loopback; tests/test_synthetic_isolation.py runs them with internal targets refused.
 pytestmark = pytest.mark.usefixtures("internal_targets")
 
-BUCKET = "synthetic-artifacts"
 PASSWORD = "s3cr3t-Pa55w0rd"
 
 
@@ -98,39 +96,6 @@ class LoginSite:
         self.server.server_close()
 
 
-@pytest.fixture(scope="module")
-def s3(infra) -> Iterator[boto3.client]:
-    """moto in server mode on a free loopback port, with the function's S3 settings pointing at it."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    settings = {
-        "S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "S3_BUCKET": BUCKET,
-        "S3_ACCESS_KEY_ID": "test-access-key",
-        "S3_SECRET_ACCESS_KEY": "test-secret-key",
-    }
-    saved = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    reset_settings_cache()
-    client = boto3.client(
-        "s3",
-        endpoint_url=settings["S3_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="test-access-key",
-        aws_secret_access_key="test-secret-key",
-    )
-    client.create_bucket(Bucket=BUCKET)
-    yield client
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    reset_settings_cache()
-    server.stop()
-
-
 @pytest.fixture
 def site() -> Iterator[LoginSite]:
     served = LoginSite()
@@ -173,15 +138,6 @@ def job_for(test_id: str, monitor_id: uuid.UUID | None = None, **options) -> Che
 
 def run(aio, job: CheckJob):
     return aio.run(run_check(job), timeout=180)
-
-
-def stored_objects(s3, job: CheckJob) -> dict[str, bytes]:
-    prefix = f"synthetic/{job.monitor_id}/{job.run_id}/{job.location}/"
-    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
-    return {
-        item["Key"].removeprefix(prefix): s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
-        for item in listed
-    }
 
 
 LOGIN_SCRIPT = """
@@ -437,13 +393,16 @@ def test_a_script_past_its_cpu_limit_is_stopped(aio, infra, tmp_path):
     async def go():
         limits = SandboxLimits(cpu_seconds=3, memory_mb=1536)
         sandbox = await start_sandbox(SandboxOptions(limits, find_chromium(None), isolation.available()))
-        return await run_in_sandbox(
-            sandbox,
-            script="async def run(page, context, variables):\n    while True:\n        pass\n",
-            variables={},
-            timeout_ms=60_000,
-            retries=0,
-        )
+        try:
+            return await run_in_sandbox(
+                sandbox,
+                script="async def run(page, context, variables):\n    while True:\n        pass\n",
+                variables={},
+                timeout_ms=60_000,
+                retries=0,
+            )
+        finally:
+            sandbox.discard()
 
     result = aio.run(go())
     shutil.rmtree(result.folder)

@@ -21,6 +21,7 @@ from shared.settings import Settings, get_settings
 from shared.synthetic import isolation, store
 from shared.synthetic.artifacts import ArtifactStore, run_prefix
 from shared.synthetic.browser import ChromiumNotFound, find_chromium
+from shared.synthetic.pool import SandboxPool
 from shared.synthetic.report import (
     ReportFacts,
     render_report,
@@ -33,7 +34,6 @@ from shared.synthetic.runner import (
     SandboxLimits,
     SandboxOptions,
     SandboxResult,
-    StandbySandboxes,
     hard_timeout_seconds,
     run_in_sandbox,
 )
@@ -127,7 +127,8 @@ class SyntheticConfig(ConfigModel):
         return self
 
 
-_standby = StandbySandboxes()
+# Idle sandboxes kept (each bound to a project): as many as run at once.
+_pool = SandboxPool(max_idle=lambda: get_settings().synthetic_concurrency)
 _slots_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
     weakref.WeakKeyDictionary()
 )
@@ -175,7 +176,7 @@ async def check_synthetic(job: CheckJob) -> CheckOutcome:
             status="error", message=str(error), details={"testId": config.test_id, "testTitle": test.title}
         )
     async with _sandbox_slots():
-        sandbox = await _standby.take(sandbox_options)
+        sandbox = await _pool.take(sandbox_options, test.project_id)
         try:
             result = await run_in_sandbox(
                 sandbox,
@@ -184,9 +185,8 @@ async def check_synthetic(job: CheckJob) -> CheckOutcome:
                 timeout_ms=options.timeout,
                 retries=options.retries,
             )
-        except BaseException:
-            sandbox.discard()
-            raise
+        finally:
+            _pool.give_back(sandbox)
     _report_browser_sandbox(result.chromium_sandbox)
     try:
         return await _outcome(job, test, result, ArtifactStore.from_settings(get_settings()))

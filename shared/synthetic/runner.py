@@ -17,7 +17,6 @@ is killed as well.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import ctypes
 import json
@@ -28,7 +27,6 @@ import signal
 import stat
 import sys
 import tempfile
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +41,8 @@ SANDBOX_ENTRY = Path(sandbox_entry.__file__).resolve()
 STARTUP_AND_ARTIFACTS_SECONDS = 25
 _READ_TAIL_BYTES = 16 * 1024
 _MAX_ARTIFACT_BYTES = 256 * 1024 * 1024
+_SECOND_SWEEP_SECONDS = 5.0
+_MAX_RESULT_BYTES = 4 * 1024 * 1024
 _CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
 _PR_SET_DUMPABLE = 4
 
@@ -136,16 +136,6 @@ def _new_file(path: Path):
     return open(path, "w+b")
 
 
-def _tail(handle) -> str:
-    """Read through this process's own descriptor: the name in the workdir may have been replaced by a symlink."""
-    try:
-        handle.seek(0, os.SEEK_END)
-        handle.seek(max(0, handle.tell() - _READ_TAIL_BYTES))
-        return handle.read().decode("utf-8", "replace")
-    except (OSError, ValueError):
-        return ""
-
-
 def read_plain_file(path: Path, limit: int = _MAX_ARTIFACT_BYTES) -> bytes | None:
     """The content of a file the sandbox wrote, if it is a plain file of its own: never through a symlink, a
     FIFO or a device, nor a hard link (which could name a file the script could not read itself)."""
@@ -194,17 +184,38 @@ class Sandbox:
     options: SandboxOptions
     proxy: EgressProxy
     outputs: tuple  # this process's handles on the sandbox's stdout.txt and stderr.txt
+    results: asyncio.StreamReader  # the sandbox's results pipe, a JSON line per job
     uid: int | None = None
     uid_lock: int | None = None
+    project: object = None  # bound at the first job: the sandbox then serves this project only
+    jobs: int = 0
+    reusable: bool = True  # false once a job ended in a way that leaves the process suspect
+    idle_since: float = 0.0
+    loop: asyncio.AbstractEventLoop | None = None  # its pipes belong to the loop that started it
+
+    def alive(self) -> bool:
+        return self.process.returncode is None
+
+    def cpu_seconds(self) -> float:
+        """The sandbox process's own CPU time so far, against its RLIMIT_CPU (it serves several jobs)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return float("inf")
 
     def discard(self) -> None:
+        self.reusable = False
         _kill_group(self.process.pid)
+        if self.uid is not None:
+            _kill_uid(self.uid)
         self.proxy.close()
         for handle in self.outputs:
             handle.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
-        if self.uid is not None:
-            _kill_uid(self.uid)
+        # Chromium (in a process group of its own) may still be saving its profile as it exits: sweep again.
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().call_later(_SECOND_SWEEP_SECONDS, shutil.rmtree, self.workdir, True)
         isolation_module.release_sandbox_uid(self.uid_lock)
         self.uid_lock = None
 
@@ -222,7 +233,7 @@ def _kill_uid(uid: int) -> None:
         os.waitpid(pid, 0)
 
 
-def _setup(options: SandboxOptions, proxy_port: int, uid: int | None) -> str:
+def _setup(options: SandboxOptions, proxy_port: int, uid: int | None, result_fd: int) -> str:
     isolation = options.isolation
     return json.dumps(
         {
@@ -234,6 +245,7 @@ def _setup(options: SandboxOptions, proxy_port: int, uid: int | None) -> str:
             "chromium": options.chromium,
             "flags": [*LAUNCH_FLAGS, *EGRESS_FLAGS],
             "readOnly": chromium_folders(options.chromium),
+            "resultFd": result_fd,
         }
     )
 
@@ -248,12 +260,15 @@ async def start_sandbox(options: SandboxOptions) -> Sandbox:
     hide_own_memory_from_sandboxes()
     # Files, not pipes: a script printing without end fills a pipe and stalls, but hits RLIMIT_FSIZE on a file.
     stdout, stderr = _new_file(workdir / "stdout.txt"), _new_file(workdir / "stderr.txt")
+    read_end, write_end = os.pipe()
     try:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-I",  # isolated: ignores PYTHON* variables, the user site and the working directory on sys.path
+            "-u",  # unbuffered (-I ignores PYTHONUNBUFFERED): each job's output is in the files when it ends
             str(SANDBOX_ENTRY),
-            _setup(options, proxy.port, uid),
+            _setup(options, proxy.port, uid, write_end),
+            pass_fds=(write_end,),
             stdin=asyncio.subprocess.PIPE,
             stdout=stdout,
             stderr=stderr,
@@ -263,85 +278,124 @@ async def start_sandbox(options: SandboxOptions) -> Sandbox:
             preexec_fn=_limiter(options.limits),
         )
     except BaseException:
+        os.close(read_end)
         proxy.close()
         stdout.close()
         stderr.close()
         shutil.rmtree(workdir, ignore_errors=True)
         isolation_module.release_sandbox_uid(uid_lock)
         raise
-    return Sandbox(process, workdir, options, proxy, (stdout, stderr), uid, uid_lock)
-
-
-class StandbySandboxes:
-    """Keeps one sandbox started ahead per event loop, so a check skips Python's and Node's start-up (~1 s).
-
-    Each sandbox still serves exactly one job; taking the standby starts its replacement in the background.
-    """
-
-    def __init__(self) -> None:
-        self._ready: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._started: set[Sandbox] = set()
-        atexit.register(self.discard_all)
-
-    async def _start(self, options: SandboxOptions) -> Sandbox:
-        sandbox = await start_sandbox(options)
-        self._started.add(sandbox)
-        return sandbox
-
-    async def take(self, options: SandboxOptions) -> Sandbox:
-        loop = asyncio.get_running_loop()
-        waiting = self._ready.pop(loop, None)
-        sandbox = None
-        if waiting is not None:
-            with contextlib.suppress(Exception):
-                sandbox = await waiting
-            if sandbox is not None and (sandbox.options != options or sandbox.process.returncode is not None):
-                self._forget(sandbox).discard()
-                sandbox = None
-        if sandbox is None:
-            sandbox = await self._start(options)
-        self._ready[loop] = loop.create_task(self._start(options))
-        return self._forget(sandbox)
-
-    def _forget(self, sandbox: Sandbox) -> Sandbox:
-        self._started.discard(sandbox)
-        return sandbox
-
-    def discard_all(self) -> None:
-        for sandbox in list(self._started):
-            self._forget(sandbox).discard()
-
-
-async def _run_job(sandbox: Sandbox, job: bytes, hard_timeout: float) -> bool:
-    """Hands the job over and waits for the sandbox to end; True if it had to be killed at the hard timeout."""
-    process = sandbox.process
-    try:
-        try:
-            await asyncio.wait_for(process.communicate(job), hard_timeout)
-        except TimeoutError:
-            return True
-        return False
     finally:
-        _kill_group(process.pid)  # also ends anything the script left running, on success or cancellation
-        with contextlib.suppress(ProcessLookupError):
-            await process.wait()
+        os.close(write_end)
+    results = asyncio.StreamReader(limit=_MAX_RESULT_BYTES)
+    await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(results), os.fdopen(read_end, "rb", 0)
+    )
+    return Sandbox(
+        process,
+        workdir,
+        options,
+        proxy,
+        (stdout, stderr),
+        results,
+        uid,
+        uid_lock,
+        loop=asyncio.get_running_loop(),
+    )
 
 
-def _collect(sandbox: Sandbox, timed_out: bool, hard_timeout: float, elapsed_ms: int) -> SandboxResult:
-    out, err = (_tail(handle) for handle in sandbox.outputs)
+def _output_marks(sandbox: Sandbox) -> tuple[int, ...]:
+    return tuple(handle.seek(0, os.SEEK_END) for handle in sandbox.outputs)
+
+
+def _output_since(handle, mark: int) -> str:
+    """What the sandbox wrote since the job began (its tail), read through this process's own descriptor: the
+    name in the workdir may have been replaced by a symlink."""
+    try:
+        end = handle.seek(0, os.SEEK_END)
+        handle.seek(max(mark, end - _READ_TAIL_BYTES))
+        return handle.read(end - handle.tell()).decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return ""
+
+
+async def _exchange(sandbox: Sandbox, job: bytes, hard_timeout: float) -> tuple[dict | None, bool]:
+    """Hands one job over and waits for its result line: (result or None if the sandbox died, timed out)."""
+    try:
+        sandbox.process.stdin.write(job + b"\n")
+        await sandbox.process.stdin.drain()
+        line = await asyncio.wait_for(sandbox.results.readline(), hard_timeout)
+    except TimeoutError:
+        return None, True
+    except (
+        ConnectionError,
+        OSError,
+        ValueError,
+    ):  # died before or while taking the job, or a result too long
+        line = b""
+    try:
+        return (json.loads(line) if line.strip() else None), False
+    except ValueError:
+        return None, False
+
+
+async def _ended(sandbox: Sandbox) -> int | None:
+    """Stops a sandbox that cannot serve again (if it has not died already) and returns its exit code."""
+    _kill_group(sandbox.process.pid)
+    with contextlib.suppress(ProcessLookupError):
+        await sandbox.process.wait()
+    return sandbox.process.returncode
+
+
+async def run_in_sandbox(
+    sandbox: Sandbox, *, script: str, variables: dict[str, str], timeout_ms: int, retries: int
+) -> SandboxResult:
+    """Never raises for anything the script does; the caller removes result.folder. The sandbox stays up for
+    another job of the same project if this one ended cleanly (sandbox.reusable), else it is stopped."""
+    sandbox.jobs += 1
+    folder_name = f"job-{sandbox.jobs}"
+    job = json.dumps(
+        {
+            "script": script,
+            "variables": variables,
+            "timeoutMs": timeout_ms,
+            "retries": retries,
+            "folder": folder_name,
+        }
+    ).encode()
+    hard_timeout = hard_timeout_seconds(timeout_ms, retries)
+    marks = _output_marks(sandbox)
+    sandbox.proxy.blocked.clear()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        result, timed_out = await _exchange(sandbox, job, hard_timeout)
+        elapsed_ms = round((loop.time() - started) * 1000)
+        returncode = None
+        if result is None or result.get("status") not in ("passed", "failed"):
+            sandbox.reusable = False
+            returncode = await _ended(sandbox)
+        return _collect(sandbox, folder_name, marks, result, timed_out, hard_timeout, elapsed_ms, returncode)
+    except BaseException:
+        sandbox.discard()
+        raise
+    finally:
+        shutil.rmtree(sandbox.workdir / folder_name, ignore_errors=True)
+
+
+def _collect(
+    sandbox, folder_name, marks, result, timed_out, hard_timeout, elapsed_ms, returncode
+) -> SandboxResult:
+    out, err = (_output_since(handle, mark) for handle, mark in zip(sandbox.outputs, marks, strict=True))
     folder = Path(tempfile.mkdtemp(prefix="sc-synthetic-out-"))
-    _copy_artifacts(sandbox.workdir, folder)
+    _copy_artifacts(sandbox.workdir / folder_name, folder)
     facts = {"stdout": out, "stderr": err, "blocked": list(sandbox.proxy.blocked), "folder": folder}
     if timed_out:
         return SandboxResult(
             "timeout", f"Script killed after the hard timeout of {hard_timeout:.0f}s", elapsed_ms, 0, **facts
         )
-    try:
-        result = json.loads(read_plain_file(sandbox.workdir / sandbox_entry.RESULT_FILE) or b"")
-    except ValueError:
-        return SandboxResult("error", _exit_reason(sandbox.process.returncode, err), elapsed_ms, 0, **facts)
+    if result is None:
+        return SandboxResult("error", _exit_reason(returncode, err), elapsed_ms, 0, **facts)
     return SandboxResult(
         status=result.get("status", "error"),
         error=result.get("error"),
@@ -352,20 +406,3 @@ def _collect(sandbox: Sandbox, timed_out: bool, hard_timeout: float, elapsed_ms:
         chromium_sandbox=result.get("chromiumSandbox"),
         **facts,
     )
-
-
-async def run_in_sandbox(
-    sandbox: Sandbox, *, script: str, variables: dict[str, str], timeout_ms: int, retries: int
-) -> SandboxResult:
-    """Never raises for anything the script does. Discards the sandbox; the caller removes result.folder."""
-    job = json.dumps(
-        {"script": script, "variables": variables, "timeoutMs": timeout_ms, "retries": retries}
-    ).encode()
-    hard_timeout = hard_timeout_seconds(timeout_ms, retries)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    try:
-        timed_out = await _run_job(sandbox, job, hard_timeout)
-        return _collect(sandbox, timed_out, hard_timeout, round((loop.time() - started) * 1000))
-    finally:
-        sandbox.discard()

@@ -8,16 +8,19 @@ Chromium (over a pipe only this process holds, with Chromium's own sandbox where
 nothing from the project, so none of the function's configuration code or credentials is ever loaded here.
 
     setup: {"uid": int|null, "gid": int|null, "landlock": bool, "landlockNetwork": bool, "proxyPort": int,
-            "chromium": path, "flags": [str], "readOnly": [path]}
-    job (stdin): {"script": str, "variables": {name: value}, "timeoutMs": int, "retries": int}
+            "chromium": path, "flags": [str], "readOnly": [path], "resultFd": int}
+    job (a line on stdin): {"script": str, "variables": {name: value}, "timeoutMs": int, "retries": int,
+                            "folder": name}
 
-It writes into its working directory: result.json, trace.zip, screenshot.png. The script's own print()s go to
-stdout, which the parent captures. The parent masks secrets in everything; this process is not trusted to.
+For each job it writes trace.zip and screenshot.png into the job's folder under its working directory, and the
+result as one JSON line on the results pipe (fd `resultFd`). The script's own print()s go to stdout, which the
+parent captures. The parent masks secrets in everything; this process is not trusted to.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import importlib.util
 import json
@@ -29,7 +32,6 @@ import time
 import traceback
 from pathlib import Path
 
-RESULT_FILE = "result.json"
 TRACE_FILE = "trace.zip"
 SCREENSHOT_FILE = "screenshot.png"
 _MAX_LISTED = 50  # console errors / failed requests kept; a noisy page must not bloat the result
@@ -220,6 +222,7 @@ def confine_self(setup: dict, workdir: Path) -> None:
             connect_port=setup["proxyPort"],
             require_network=setup.get("landlockNetwork", True),
         )
+    # Errors from here on are the isolation's: the sandbox reports them and runs no script.
     setup["chromiumSandboxProblem"] = (
         confine.user_namespaces_available() if os.getuid() else "running as root"
     )
@@ -241,37 +244,56 @@ async def launch_browser(playwright, setup: dict):
     return await playwright.chromium.launch(chromium_sandbox=False, **options), problem
 
 
-async def main(workdir: Path, setup: dict) -> dict | None:
+async def serve(workdir: Path, setup: dict, results) -> None:
+    """One job per line on stdin, one result per line on the results pipe, until stdin closes.
+
+    A sandbox serves one project only (the function binds it at its first job), so what a script leaves behind
+    in this process can meet only later scripts of the same project; each job still gets fresh contexts."""
     from playwright.async_api import async_playwright
 
-    # Started before the job arrives: a standby sandbox has Playwright's Node driver and its Chromium up (about
-    # a second and a half) by the time a check needs them.
+    # Started before the first job arrives: a standby sandbox has Playwright's Node driver and its Chromium up
+    # (about a second and a half) by the time a check needs them.
     playwright = await async_playwright().start()
     browser, sandbox_problem = await launch_browser(playwright, setup)
-    raw = await asyncio.to_thread(sys.stdin.read)
-    if not raw.strip():
-        return None  # a standby that was never used
-    result = await run_job(browser, json.loads(raw), workdir)
-    result["chromiumSandbox"] = sandbox_problem or "on"
-    return result
+    while raw := await asyncio.to_thread(sys.stdin.readline):
+        job = json.loads(raw)
+        folder = workdir / job["folder"]
+        folder.mkdir()
+        try:
+            if not browser.is_connected():  # an earlier script closed it
+                browser, sandbox_problem = await launch_browser(playwright, setup)
+            result = await run_job(browser, job, folder)
+        except Exception as failure:
+            traceback.print_exc()
+            result = {"status": "error", "error": f"sandbox failed: {describe(failure)}"}
+        result["chromiumSandbox"] = sandbox_problem or "on"
+        report(results, result)
+
+
+def report(results, result: dict) -> None:
+    with contextlib.suppress(OSError):
+        results.write(json.dumps(result) + "\n")
+        results.flush()
 
 
 def entry() -> None:
     die_with_parent()
     workdir = Path.cwd()
+    setup = json.loads(sys.argv[1])
+    results = os.fdopen(setup["resultFd"], "w")
     try:
-        setup = json.loads(sys.argv[1])
         confine_self(setup, workdir)
-    except Exception as failure:
-        result = {"status": "error", "error": f"the sandbox could not isolate itself: {describe(failure)}"}
+    except Exception as failure:  # run no script: say why instead
+        report(
+            results,
+            {"status": "error", "error": f"the sandbox could not isolate itself: {describe(failure)}"},
+        )
     else:
         try:
-            result = asyncio.run(main(workdir, setup))
+            asyncio.run(serve(workdir, setup, results))
         except Exception as failure:
             traceback.print_exc()
-            result = {"status": "error", "error": f"sandbox failed: {describe(failure)}"}
-    if result is not None:
-        (workdir / RESULT_FILE).write_text(json.dumps(result))
+            report(results, {"status": "error", "error": f"sandbox failed: {describe(failure)}"})
     sys.stdout.flush()
     sys.stderr.flush()
     # Skip interpreter teardown: a script may have left threads or handles that would keep us alive.
