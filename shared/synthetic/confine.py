@@ -134,6 +134,20 @@ def keep_import_paths_reachable() -> list[int]:
     return [int(path.rsplit("/", 1)[1]) for path in moved.values()]
 
 
+def shed_capabilities() -> None:
+    """For root without a uid of its own: a new user namespace (mapping our uid to itself) leaves this process no
+    capability outside it, so CAP_SYS_PTRACE and CAP_DAC_OVERRIDE no longer open the function's /proc entries or
+    files. A non-root process has none to shed, and may lack user namespaces: it skips this."""
+    if os.geteuid() != 0:
+        return
+    uid, gid = os.geteuid(), os.getegid()
+    if _libc().unshare(_CLONE_NEWUSER) != 0:
+        raise ConfinementError(f"root cannot shed its capabilities: {os.strerror(ctypes.get_errno())}")
+    Path("/proc/self/setgroups").write_text("deny")
+    Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
+    Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
+
+
 def make_dumpable() -> None:
     """A uid change leaves a process non-dumpable, which hides /proc/self/fd from itself; this undoes that."""
     _libc().prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)

@@ -215,6 +215,8 @@ def confine_self(setup: dict, workdir: Path) -> None:
         confine.make_dumpable()
     else:
         read_only += [entry for entry in sys.path if entry and os.path.isdir(entry)]
+        if setup.get("landlock"):
+            confine.shed_capabilities()
     if setup.get("landlock"):
         confine.landlock_confine(
             workdir,
