@@ -5,12 +5,14 @@ result, the logs or the artifacts. Real Chromium, Postgres, S3 (moto) and loopba
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import os
 import shutil
 import threading
 import uuid
+import zipfile
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -57,24 +59,12 @@ def mechanism(request, monkeypatch) -> Isolation:
 
 
 def create_test(aio, project_id, script: str, variables: dict[str, str] | None = None) -> str:
+    from shared.synthetic import store
+
     for name, value in (variables or {}).items():
-        aio.run(store_variable(project_id, name, value))
-    test = aio.run(_create(project_id, script))
-    return str(test.id)
-
-
-async def store_variable(project_id, name: str, value: str) -> None:
-    from shared.synthetic import store
-
-    await store.create_variable(project_id, ProjectVariableCreate(name=name, value=value))
-
-
-async def _create(project_id, script: str):
-    from shared.synthetic import store
-
-    return await store.create_test(
-        project_id, SyntheticTestCreate(title=f"probe {uuid.uuid4()}", script=script)
-    )
+        aio.run(store.create_variable(project_id, ProjectVariableCreate(name=name, value=value)))
+    body = SyntheticTestCreate(title=f"probe {uuid.uuid4()}", script=script)
+    return str(aio.run(store.create_test(project_id, body)).id)
 
 
 def job_for(test_id: str) -> CheckJob:
@@ -93,9 +83,6 @@ def job_for(test_id: str) -> CheckJob:
 
 def everything_recorded(s3, job: CheckJob, outcome, caplog) -> str:
     """The result, every uploaded artifact (the trace's files unpacked) and the log, as one text to search."""
-    import io
-    import zipfile
-
     texts = [json.dumps(outcome.model_dump(mode="json")), caplog.text]
     for name, content in stored_synthetic_objects(s3, job).items():
         if name.endswith(".zip"):
@@ -216,12 +203,8 @@ async def run(page, context, variables):
             break
         await asyncio.sleep(0.1)
     found, others = [], 0
-    ports = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in open(table).read().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A":
-                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    rows = [line.split() for table in ("tcp", "tcp6") for line in open("/proc/net/" + table).readlines()[1:]]
+    ports = {int(row[1].rsplit(":", 1)[1], 16) for row in rows if row[3] == "0A"}  # listening
     for port in sorted(ports):  # a CDP endpoint on any listening port?
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
@@ -345,19 +328,13 @@ def test_fetch_and_websockets_obey_the_same_rules(aio, s3, project_id, request, 
     assert "INTERNAL-ONLY-DATA" not in json.dumps(outcome.model_dump(mode="json"))
 
 
-VISIT = """
-async def run(page, context, variables):
-    await page.goto(variables["URL"])
-"""
-
-
 def test_without_isolation_scripts_do_not_run_unless_allowed(
     aio, s3, project_id, internal_targets, monkeypatch
 ):
     monkeypatch.setattr(isolation, "available", lambda: Isolation(switch_uid=False, landlock_abi=0))
     target = LoopbackHttpServer().start()
     try:
-        test_id = create_test(aio, project_id, VISIT, {"URL": target.url})
+        test_id = create_test(aio, project_id, BROWSE, {"URL": target.url})
         refused = aio.run(run_check(job_for(test_id)), timeout=180)
         assert refused.status == "error"
         assert "no isolation from the function is available" in refused.message
@@ -373,15 +350,10 @@ def test_without_isolation_scripts_do_not_run_unless_allowed(
         target.stop()
 
 
-@pytest.mark.skipif(
-    not os.path.exists("/proc/sys/user/max_user_namespaces")
-    or open("/proc/sys/user/max_user_namespaces").read().strip() == "0",
-    reason="no user namespaces here: Chromium cannot sandbox itself",
-)
 def test_chromium_keeps_its_own_sandbox_under_the_sandbox_uid(aio, infra, internal_targets):
     available = isolation.available()
-    if not available.switch_uid and os.geteuid() == 0:
-        pytest.skip("as root without a uid switch Chromium cannot sandbox itself")
+    if confine.user_namespaces_available() is not None:
+        pytest.skip("no user namespaces here: Chromium cannot sandbox itself")
 
     async def go():
         options = SandboxOptions(
@@ -402,3 +374,26 @@ def test_chromium_keeps_its_own_sandbox_under_the_sandbox_uid(aio, infra, intern
     result = aio.run(go())
     shutil.rmtree(result.folder)
     assert (result.status, result.chromium_sandbox) == ("passed", "on")
+
+
+LEAVE_A_MARK = """
+import builtins
+
+async def run(page, context, variables):
+    print("found", getattr(builtins, "left_by_an_earlier_script", None))
+    builtins.left_by_an_earlier_script = "project A"
+"""
+
+
+def test_a_sandbox_serves_its_own_project_again_but_never_another(
+    aio, s3, clean, project_id, internal_targets
+):
+    other = clean.sql("insert into projects (name) values ('other') returning id")[0][0]
+    mine = create_test(aio, project_id, LEAVE_A_MARK)
+    theirs = create_test(aio, other, LEAVE_A_MARK)
+    summaries = [
+        aio.run(run_check(job_for(test)), timeout=180).details["executionSummary"]
+        for test in (mine, mine, theirs)
+    ]
+    # The same project's next check reused the sandbox (so the check above can fail); the other project's did not.
+    assert summaries == ["found None", "found project A", "found None"]

@@ -120,6 +120,8 @@ class EgressProxy:
                 up_writer.close()
         except (asyncio.IncompleteReadError, ConnectionError, OSError, TimeoutError):
             pass
+        except asyncio.CancelledError:  # close(): the sandbox is gone; asyncio would log a cancelled handler
+            pass
         finally:
             self._connections.discard(task)
             writer.close()

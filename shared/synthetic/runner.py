@@ -24,7 +24,6 @@ import os
 import resource
 import shutil
 import signal
-import stat
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -35,12 +34,11 @@ from shared.synthetic import sandbox as sandbox_entry
 from shared.synthetic.browser import EGRESS_FLAGS, LAUNCH_FLAGS, chromium_folders
 from shared.synthetic.egress import EgressProxy
 from shared.synthetic.isolation import Isolation
+from shared.synthetic.leftovers import copy_artifacts, output_marks, output_since
 
 SANDBOX_ENTRY = Path(sandbox_entry.__file__).resolve()
 # Time beyond the script's own timeout for starting Python, Node and Chromium, and saving the artifacts.
 STARTUP_AND_ARTIFACTS_SECONDS = 25
-_READ_TAIL_BYTES = 16 * 1024
-_MAX_ARTIFACT_BYTES = 256 * 1024 * 1024
 _SECOND_SWEEP_SECONDS = 5.0
 _MAX_RESULT_BYTES = 4 * 1024 * 1024
 _CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -134,28 +132,6 @@ def hide_own_memory_from_sandboxes() -> None:
 
 def _new_file(path: Path):
     return open(path, "w+b")
-
-
-def read_plain_file(path: Path, limit: int = _MAX_ARTIFACT_BYTES) -> bytes | None:
-    """The content of a file the sandbox wrote, if it is a plain file of its own: never through a symlink, a
-    FIFO or a device, nor a hard link (which could name a file the script could not read itself)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    with open(fd, "rb") as handle:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or info.st_size > limit:
-            return None
-        return handle.read(limit)
-
-
-def _copy_artifacts(workdir: Path, folder: Path) -> None:
-    (folder / "sandbox").mkdir()
-    for name in (sandbox_entry.TRACE_FILE, sandbox_entry.SCREENSHOT_FILE):
-        content = read_plain_file(workdir / name)
-        if content:
-            (folder / "sandbox" / name).write_bytes(content)
 
 
 def _kill_group(pid: int) -> None:
@@ -304,21 +280,6 @@ async def start_sandbox(options: SandboxOptions) -> Sandbox:
     )
 
 
-def _output_marks(sandbox: Sandbox) -> tuple[int, ...]:
-    return tuple(handle.seek(0, os.SEEK_END) for handle in sandbox.outputs)
-
-
-def _output_since(handle, mark: int) -> str:
-    """What the sandbox wrote since the job began (its tail), read through this process's own descriptor: the
-    name in the workdir may have been replaced by a symlink."""
-    try:
-        end = handle.seek(0, os.SEEK_END)
-        handle.seek(max(mark, end - _READ_TAIL_BYTES))
-        return handle.read(end - handle.tell()).decode("utf-8", "replace")
-    except (OSError, ValueError):
-        return ""
-
-
 async def _exchange(sandbox: Sandbox, job: bytes, hard_timeout: float) -> tuple[dict | None, bool]:
     """Hands one job over and waits for its result line: (result or None if the sandbox died, timed out)."""
     try:
@@ -364,7 +325,7 @@ async def run_in_sandbox(
         }
     ).encode()
     hard_timeout = hard_timeout_seconds(timeout_ms, retries)
-    marks = _output_marks(sandbox)
+    marks = output_marks(sandbox)
     sandbox.proxy.blocked.clear()
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -386,9 +347,9 @@ async def run_in_sandbox(
 def _collect(
     sandbox, folder_name, marks, result, timed_out, hard_timeout, elapsed_ms, returncode
 ) -> SandboxResult:
-    out, err = (_output_since(handle, mark) for handle, mark in zip(sandbox.outputs, marks, strict=True))
+    out, err = (output_since(handle, mark) for handle, mark in zip(sandbox.outputs, marks, strict=True))
     folder = Path(tempfile.mkdtemp(prefix="sc-synthetic-out-"))
-    _copy_artifacts(sandbox.workdir / folder_name, folder)
+    copy_artifacts(sandbox.workdir / folder_name, folder)
     facts = {"stdout": out, "stderr": err, "blocked": list(sandbox.proxy.blocked), "folder": folder}
     if timed_out:
         return SandboxResult(
