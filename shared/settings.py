@@ -60,6 +60,8 @@ class Settings(BaseModel):
     synthetic_sandbox_uid: int = Field(default=59000, ge=1000, le=2**31 - 2000)
     # Run scripts even where no isolation from the function is available (shared.synthetic.isolation).
     synthetic_allow_unisolated: bool = False
+    # The trace's screencast filmstrip (DOM snapshots are always kept): it slows a journey by about half.
+    synthetic_trace_screenshots: bool = False
     s3_endpoint_url: str | None = None
     s3_public_url: str | None = None  # base of the report links, when readers reach S3 by another address
     s3_bucket: str | None = None
@@ -101,6 +103,7 @@ class Settings(BaseModel):
             "locations": locations,
             "allow_internal_targets": _flag("ALLOW_INTERNAL_TARGETS"),
             "synthetic_allow_unisolated": _flag("SYNTHETIC_ALLOW_UNISOLATED"),
+            "synthetic_trace_screenshots": _flag("SYNTHETIC_TRACE_SCREENSHOTS"),
             "region_redis_urls": json.loads(read_secret("region-redis-urls", "SC_REGION_REDIS_URLS") or "{}"),
             "s3_access_key_id": read_secret("s3-access-key-id", "S3_ACCESS_KEY_ID"),
             "s3_secret_access_key": read_secret("s3-secret-access-key", "S3_SECRET_ACCESS_KEY"),

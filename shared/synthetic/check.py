@@ -184,6 +184,7 @@ async def check_synthetic(job: CheckJob) -> CheckOutcome:
                 variables=test.variables,
                 timeout_ms=options.timeout,
                 retries=options.retries,
+                trace_screenshots=get_settings().synthetic_trace_screenshots,
             )
         finally:
             _pool.give_back(sandbox)

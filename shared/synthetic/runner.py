@@ -309,7 +309,13 @@ async def _ended(sandbox: Sandbox) -> int | None:
 
 
 async def run_in_sandbox(
-    sandbox: Sandbox, *, script: str, variables: dict[str, str], timeout_ms: int, retries: int
+    sandbox: Sandbox,
+    *,
+    script: str,
+    variables: dict[str, str],
+    timeout_ms: int,
+    retries: int,
+    trace_screenshots: bool = False,
 ) -> SandboxResult:
     """Never raises for anything the script does; the caller removes result.folder. The sandbox stays up for
     another job of the same project if this one ended cleanly (sandbox.reusable), else it is stopped."""
@@ -322,6 +328,7 @@ async def run_in_sandbox(
             "timeoutMs": timeout_ms,
             "retries": retries,
             "folder": folder_name,
+            "traceScreenshots": trace_screenshots,
         }
     ).encode()
     hard_timeout = hard_timeout_seconds(timeout_ms, retries)

@@ -10,7 +10,7 @@ nothing from the project, so none of the function's configuration code or creden
     setup: {"uid": int|null, "gid": int|null, "landlock": bool, "landlockNetwork": bool, "proxyPort": int,
             "chromium": path, "flags": [str], "readOnly": [path], "resultFd": int}
     job (a line on stdin): {"script": str, "variables": {name: value}, "timeoutMs": int, "retries": int,
-                            "folder": name}
+                            "folder": name, "traceScreenshots": bool}
 
 For each job it writes trace.zip and screenshot.png into the job's folder under its working directory, and the
 result as one JSON line on the results pipe (fd `resultFd`). The script's own print()s go to stdout, which the
@@ -128,12 +128,14 @@ class Observer:
             )
 
 
-async def attempt(browser, run, variables: dict, timeout_ms: int, workdir: Path) -> dict:
+async def attempt(browser, run, job: dict, workdir: Path) -> dict:
+    variables, timeout_ms = job.get("variables") or {}, job["timeoutMs"]
     context = await browser.new_context()
     context.set_default_timeout(min(30_000, timeout_ms))
     observer = Observer()
     observer.attach(context)
-    await context.tracing.start(screenshots=True, snapshots=True)
+    # The screencast filmstrip is off unless asked for: it slows a journey by half; snapshots show each step.
+    await context.tracing.start(screenshots=bool(job.get("traceScreenshots")), snapshots=True)
     page = await context.new_page()
     status, error = "passed", None
     started = time.perf_counter()
@@ -185,7 +187,7 @@ async def run_job(browser, job: dict, workdir: Path) -> dict:
     outcome: dict = {}
     attempts, run_ms = 0, 0.0
     for attempts in range(1, job.get("retries", 0) + 2):
-        outcome = await attempt(browser, run, job.get("variables") or {}, job["timeoutMs"], workdir)
+        outcome = await attempt(browser, run, job, workdir)
         run_ms += outcome.pop("runMs")
         if outcome["status"] == "passed":
             break
