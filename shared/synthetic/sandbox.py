@@ -287,6 +287,7 @@ def entry() -> None:
     results = os.fdopen(setup["resultFd"], "w")
     try:
         confine_self(setup, workdir)
+        die_with_parent()  # again: a change of uid clears the parent-death signal
     except Exception as failure:  # run no script: say why instead
         report(
             results,
