@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import threading
 import uuid
 import zipfile
@@ -94,9 +95,9 @@ def everything_recorded(s3, job: CheckJob, outcome, caplog) -> str:
 
 
 @pytest.fixture
-def function_files(tmp_path) -> dict[str, str]:
+def function_files(tmp_path):
     """What the function may read and a script must not: an OpenFaaS secret and `make run`'s credential key,
-    readable by the function's user only."""
+    readable by the function's user only, and a process of that user (dumpable, unlike the function)."""
     secrets, data = tmp_path / "secrets", tmp_path / ".data"
     for folder, name, text in (
         (secrets, "database-url", SECRET_FILE_TEXT),
@@ -105,7 +106,10 @@ def function_files(tmp_path) -> dict[str, str]:
         folder.mkdir(mode=0o700)
         (folder / name).write_text(text)
         (folder / name).chmod(0o600)
-    return {"secret": str(secrets / "database-url"), "key": str(data / "credential.key")}
+    decoy = subprocess.Popen(["sleep", "300"], env={"PATH": "/usr/bin:/bin", "DECOY": CREDENTIAL_KEY_TEXT})
+    yield f"{secrets / 'database-url'},{data / 'credential.key'},/proc/{decoy.pid}/environ"
+    decoy.kill()
+    decoy.wait()
 
 
 READ_FILES = """
@@ -134,15 +138,13 @@ def test_a_script_reads_no_secret_file_nor_the_functions_environment(
 ):
     caplog.set_level(logging.INFO)
     credential_key = os.environ["SC_CREDENTIAL_KEY"]
-    test_id = create_test(
-        aio, project_id, READ_FILES, {"PATHS": f"{function_files['secret']},{function_files['key']}"}
-    )
+    test_id = create_test(aio, project_id, READ_FILES, {"PATHS": function_files})
     job = job_for(test_id)
     outcome = aio.run(run_check(job), timeout=180)
 
     summary = outcome.details["executionSummary"]
     assert outcome.status == "up", outcome
-    assert [line.split()[1] for line in summary.splitlines()] == ["denied"] * 4 + ["browser"] * 2, summary
+    assert [line.split()[1] for line in summary.splitlines()] == ["denied"] * 5 + ["browser"] * 2, summary
     assert "READ" not in summary
     recorded = everything_recorded(s3, job, outcome, caplog)
     for secret in (SECRET_FILE_TEXT, CREDENTIAL_KEY_TEXT, credential_key, os.environ["DATABASE_URL"]):
@@ -207,8 +209,7 @@ async def run(page, context, variables):
     ports = {int(row[1].rsplit(":", 1)[1], 16) for row in rows if row[3] == "0A"}  # listening
     for port in sorted(ports):  # a CDP endpoint on any listening port?
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-                conn.settimeout(0.5)
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:  # also for recv
                 conn.sendall(b"GET /json/list HTTP/1.0\\r\\n\\r\\n")
                 if b"webSocketDebuggerUrl" in conn.recv(65536):
                     found.append(f"CDP on {port}")
