@@ -264,20 +264,16 @@ async def start_sandbox(options: SandboxOptions) -> Sandbox:
     finally:
         os.close(write_end)
     results = asyncio.StreamReader(limit=_MAX_RESULT_BYTES)
-    await asyncio.get_running_loop().connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(results), os.fdopen(read_end, "rb", 0)
-    )
-    return Sandbox(
-        process,
-        workdir,
-        options,
-        proxy,
-        (stdout, stderr),
-        results,
-        uid,
-        uid_lock,
-        loop=asyncio.get_running_loop(),
-    )
+    loop = asyncio.get_running_loop()
+    sandbox = Sandbox(process, workdir, options, proxy, (stdout, stderr), results, uid, uid_lock, loop=loop)
+    try:
+        await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(results), os.fdopen(read_end, "rb", 0)
+        )
+    except BaseException:  # cancelled with the process already started: leave nothing behind
+        sandbox.discard()
+        raise
+    return sandbox
 
 
 async def _exchange(sandbox: Sandbox, job: bytes, hard_timeout: float) -> tuple[dict | None, bool]:
