@@ -1,11 +1,12 @@
-"""Time per synthetic check through check_synthetic (sandboxed subprocess, warm Chromium over CDP, trace, report,
-S3 upload) against running the same script directly with Playwright in one process, cold and warm, same run.
+"""Time per synthetic check through check_synthetic (an isolated sandbox with its own Chromium, the vetting egress
+proxy, trace, report, S3 upload) against running the same script directly with Playwright in one process, cold
+and warm, same run.
 
     .venv/bin/python bench/synthetic_overhead.py [--runs 10]
 
-Cold: the first check of a process that has no browser yet (direct: start Playwright and launch Chromium; through
-check_synthetic: the warm browser's first launch). Warm: the browser is already up (direct: a new context per run,
-as check_synthetic does). Needs Chromium (scripts/install-chromium.sh); Postgres and S3 (moto) run embedded.
+Cold: the first check of a process (direct: start Playwright and launch Chromium; through check_synthetic: a
+sandbox started on demand, which launches its Chromium). Warm: direct runs open a new context per run on the
+running browser; checks take the standby sandbox, whose Chromium was launched ahead, and use a fresh context. Needs Chromium (scripts/install-chromium.sh); Postgres and S3 (moto) run embedded.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ async def direct(variables: dict, runs: int) -> tuple[float, list[float]]:
     from shared.synthetic.browser import LAUNCH_FLAGS, find_chromium
 
     run = load_script()
-    flags = [flag for flag in LAUNCH_FLAGS if not flag.startswith("--remote-debugging")]
+    flags = list(LAUNCH_FLAGS)
     executable = find_chromium(os.environ.get("PLAYWRIGHT_CHROMIUM_PATH"))
 
     async def once(browser) -> None:
@@ -117,7 +118,6 @@ async def direct(variables: dict, runs: int) -> tuple[float, list[float]]:
 async def through_check(test_id: str, runs: int) -> tuple[float, list[float], list[int]]:
     from shared.checks import run_check
     from shared.models import CheckJob
-    from shared.synthetic.browser import warm_browser
 
     def job() -> CheckJob:
         now = datetime.now(UTC)
@@ -140,17 +140,19 @@ async def through_check(test_id: str, runs: int) -> tuple[float, list[float], li
         assert outcome.status == "up", outcome
         assert outcome.details.get("reportUrl"), outcome.details
         script_ms.append(outcome.response_time_ms)
-    assert warm_browser().launches == 1
     return timings[0], timings[1:], script_ms[1:]
 
 
-class NoStandby:
-    """For comparison: every check starts its sandbox (Python, Playwright's Node driver) when it arrives."""
+class NoPool:
+    """For comparison: every check starts a sandbox of its own (Python, Node driver, Chromium) when it arrives."""
 
-    async def take(self, limits):
+    async def take(self, options, project):
         from shared.synthetic.runner import start_sandbox
 
-        return await start_sandbox(limits)
+        return await start_sandbox(options)
+
+    def give_back(self, sandbox) -> None:
+        sandbox.discard()
 
 
 async def create_test(project_id, base_url: str) -> str:
@@ -183,6 +185,8 @@ def main() -> None:
             "S3_BUCKET": "bench",
             "S3_ACCESS_KEY_ID": "bench",
             "S3_SECRET_ACCESS_KEY": "bench",
+            # The site is on loopback; its traffic still goes through the sandbox's vetting proxy.
+            "ALLOW_INTERNAL_TARGETS": "true",
         }
     )
     reset_settings_cache()
@@ -208,24 +212,23 @@ def main() -> None:
         from shared.synthetic import check
 
         check_cold, check_warm, script_ms = await through_check(test_id, args.runs)
-        standby, check._standby = check._standby, NoStandby()
+        pool, check._pool = check._pool, NoPool()
         try:
             _, unprepared_warm, _ = await through_check(test_id, args.runs)
         finally:
-            check._standby = standby
+            check._pool = pool
         await close_pool()
         return direct_cold, direct_warm, check_cold, check_warm, script_ms, unprepared_warm
 
     try:
         direct_cold, direct_warm, check_cold, check_warm, script_ms, unprepared_warm = asyncio.run(measure())
     finally:
-        from shared.synthetic.browser import warm_browser
-
-        warm_browser().close()
         moto.stop()
         postgres.stop()
     median = statistics.median
-    print(f"runs={args.runs} (warm figures are medians)")
+    from shared.synthetic.isolation import available
+
+    print(f"runs={args.runs} (warm figures are medians); isolation: {available().describe()}")
     print(
         f"direct Playwright:    cold {direct_cold * 1000:.0f} ms   warm {median(direct_warm) * 1000:.0f} ms"
     )
@@ -233,7 +236,9 @@ def main() -> None:
         f"through check_synthetic: cold {check_cold * 1000:.0f} ms   warm {median(check_warm) * 1000:.0f} ms"
         f"   (script's own time as responseTimeMs: {median(script_ms):.0f} ms)"
     )
-    print(f"  without a standby sandbox (started per check): warm {median(unprepared_warm) * 1000:.0f} ms")
+    print(
+        f"  a sandbox started per check (no standby, no reuse): warm {median(unprepared_warm) * 1000:.0f} ms"
+    )
     print(f"overhead per warm check: {(median(check_warm) - median(direct_warm)) * 1000:.0f} ms")
     print(
         f"ratio check_synthetic/direct: cold {check_cold / direct_cold:.2f}  warm "

@@ -69,6 +69,12 @@ class Settings(BaseModel):
     playwright_chromium_path: str | None = None
     synthetic_concurrency: int = Field(default=2, ge=1, le=32)
     synthetic_memory_limit_mb: int = Field(default=1536, ge=512, le=65536)
+    # Where the function runs as root, each sandbox takes a uid from [this, this + 1000) that no account owns.
+    synthetic_sandbox_uid: int = Field(default=59000, ge=1000, le=2**31 - 2000)
+    # Run scripts even where no isolation from the function is available (shared.synthetic.isolation).
+    synthetic_allow_unisolated: bool = False
+    # The trace's screencast filmstrip (DOM snapshots are always kept): it slows a journey by about half.
+    synthetic_trace_screenshots: bool = False
     s3_endpoint_url: str | None = None
     s3_public_url: str | None = None  # base of the report links, when readers reach S3 by another address
     s3_bucket: str | None = None
@@ -124,6 +130,8 @@ class Settings(BaseModel):
             "worker_location": env.get("WORKER_LOCATION"),
             "locations": locations,
             "allow_internal_targets": _flag("ALLOW_INTERNAL_TARGETS"),
+            "synthetic_allow_unisolated": _flag("SYNTHETIC_ALLOW_UNISOLATED"),
+            "synthetic_trace_screenshots": _flag("SYNTHETIC_TRACE_SCREENSHOTS"),
             "region_redis_urls": json.loads(read_secret("region-redis-urls", "SC_REGION_REDIS_URLS") or "{}"),
             "s3_access_key_id": read_secret("s3-access-key-id", "S3_ACCESS_KEY_ID"),
             "s3_secret_access_key": read_secret("s3-secret-access-key", "S3_SECRET_ACCESS_KEY"),
@@ -151,6 +159,7 @@ class Settings(BaseModel):
             "playwright_chromium_path": "PLAYWRIGHT_CHROMIUM_PATH",
             "synthetic_concurrency": "SYNTHETIC_CONCURRENCY",
             "synthetic_memory_limit_mb": "SYNTHETIC_MEMORY_LIMIT_MB",
+            "synthetic_sandbox_uid": "SYNTHETIC_SANDBOX_UID",
             "s3_endpoint_url": "S3_ENDPOINT_URL",
             "s3_public_url": "S3_PUBLIC_URL",
             "s3_bucket": "S3_BUCKET",

@@ -20,6 +20,7 @@ from openfaas.local.services import ManagedServer, embedded_postgres, embedded_r
 from shared.migrate import apply_migrations
 from shared.security import generate_key
 from shared.settings import reset_settings_cache
+from tests.factories import SYNTHETIC_BUCKET
 from tests.servers import LoopbackHttpServer
 
 
@@ -156,6 +157,42 @@ def stack(infra, tmp_path_factory) -> Iterator[LocalStack]:
     ).start()
     yield local
     local.stop()
+
+
+@pytest.fixture(scope="module")
+def s3(infra) -> Iterator:
+    """Synthetic artifacts' S3: moto in server mode on a free loopback port, the function's S3 settings on it."""
+    import boto3  # here: only the synthetic modules need S3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    settings = {
+        "S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "S3_BUCKET": SYNTHETIC_BUCKET,
+        "S3_ACCESS_KEY_ID": "test-access-key",
+        "S3_SECRET_ACCESS_KEY": "test-secret-key",
+    }
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    reset_settings_cache()
+    client = boto3.client(
+        "s3",
+        endpoint_url=settings["S3_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="test-access-key",
+        aws_secret_access_key="test-secret-key",
+    )
+    client.create_bucket(Bucket=SYNTHETIC_BUCKET)
+    yield client
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    reset_settings_cache()
+    server.stop()
 
 
 @pytest.fixture

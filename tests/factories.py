@@ -19,6 +19,7 @@ from shared.rules.retention import floor_day, results_cutoff
 from shared.security import key_ring, provider_binding
 
 LOCATIONS = ["us-east", "eu-central", "asia-pacific"]
+SYNTHETIC_BUCKET = "synthetic-artifacts"
 UNREACHABLE_TARGET = "http://127.0.0.1:9/"  # the discard port: nothing listens, so a check of it fails fast
 
 
@@ -333,3 +334,18 @@ class SmtpReceiver:
                 "to": list(recipients),
             },
         )
+
+
+# --- synthetic checks ----------------------------------------------------------------------------------------
+
+
+def stored_synthetic_objects(s3, job) -> dict[str, bytes]:
+    """Every artifact a synthetic check uploaded for this job, by file name (the s3 fixture's client)."""
+    prefix = f"synthetic/{job.monitor_id}/{job.run_id}/{job.location}/"
+    listed = s3.list_objects_v2(Bucket=SYNTHETIC_BUCKET, Prefix=prefix).get("Contents", [])
+    return {
+        item["Key"].removeprefix(prefix): s3.get_object(Bucket=SYNTHETIC_BUCKET, Key=item["Key"])[
+            "Body"
+        ].read()
+        for item in listed
+    }

@@ -171,7 +171,6 @@ def test_the_purity_scan_sees_an_impure_import():
 # Each entry says why this file may read the process environment itself.
 ENVIRONMENT_READERS = {
     "shared/settings.py": "the one place the system's configuration is read",
-    "shared/synthetic/browser.py": "hands the sandboxed browser only PATH, so it can find its own helpers",
     "openfaas/local/__main__.py": "the local runtime decides which embedded servers to start from what the "
     "user set, then writes the environment its child processes inherit",
     "openfaas/local/runtime.py": "composes each function process's environment from its own, as faas-cli would",

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from shared.api.requests import MonitorCreate, ProjectVariableCreate, SyntheticTestCreate, SyntheticTestUpdate
 from shared.errors import ApiError
 from shared.handlers import parse
-from shared.synthetic.browser import ChromiumNotFound, find_chromium, read_devtools_port
+from shared.synthetic.browser import ChromiumNotFound, find_chromium
 from shared.synthetic.check import SyntheticConfig
 from shared.synthetic.models import script_problem
 from shared.synthetic.report import (
@@ -275,9 +275,3 @@ def test_a_configured_chromium_path_that_is_not_executable_is_reported_clearly(t
     binary.write_text("#!/bin/sh\n")
     binary.chmod(0o755)
     assert find_chromium(str(binary)) == str(binary)
-
-
-def test_the_devtools_address_is_read_from_chromiums_port_file(tmp_path):
-    assert read_devtools_port(tmp_path) is None
-    (tmp_path / "DevToolsActivePort").write_text("41234\n/devtools/browser/abc-123")
-    assert read_devtools_port(tmp_path) == "ws://127.0.0.1:41234/devtools/browser/abc-123"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import threading
 import uuid
 import zipfile
@@ -13,25 +14,24 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
-import boto3
 import httpx
 import pytest
 from functions_framework.aio import create_asgi_app
-from moto.server import ThreadedMotoServer
 
-from openfaas.local.services import free_port
 from openfaas.local.stack import PROJECT_ROOT
 from shared.api.requests import ProjectVariableCreate, SyntheticTestCreate
 from shared.checks import run_check
 from shared.models import CheckJob
 from shared.settings import get_settings, reset_settings_cache
-from shared.synthetic import browser as browser_module
-from shared.synthetic import check as check_module
 from shared.synthetic import store
 from shared.synthetic.artifacts import ArtifactStore
+from tests.factories import SYNTHETIC_BUCKET as BUCKET
 from tests.factories import default_project, signed
+from tests.factories import stored_synthetic_objects as stored_objects
 
-BUCKET = "synthetic-artifacts"
+# The journeys' sites are on loopback; tests/test_synthetic_isolation.py runs them with internal targets refused.
+pytestmark = pytest.mark.usefixtures("internal_targets")
+
 PASSWORD = "s3cr3t-Pa55w0rd"
 
 
@@ -96,39 +96,6 @@ class LoginSite:
         self.server.server_close()
 
 
-@pytest.fixture(scope="module")
-def s3(infra) -> Iterator[boto3.client]:
-    """moto in server mode on a free loopback port, with the function's S3 settings pointing at it."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    settings = {
-        "S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "S3_BUCKET": BUCKET,
-        "S3_ACCESS_KEY_ID": "test-access-key",
-        "S3_SECRET_ACCESS_KEY": "test-secret-key",
-    }
-    saved = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    reset_settings_cache()
-    client = boto3.client(
-        "s3",
-        endpoint_url=settings["S3_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="test-access-key",
-        aws_secret_access_key="test-secret-key",
-    )
-    client.create_bucket(Bucket=BUCKET)
-    yield client
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    reset_settings_cache()
-    server.stop()
-
-
 @pytest.fixture
 def site() -> Iterator[LoginSite]:
     served = LoginSite()
@@ -171,15 +138,6 @@ def job_for(test_id: str, monitor_id: uuid.UUID | None = None, **options) -> Che
 
 def run(aio, job: CheckJob):
     return aio.run(run_check(job), timeout=180)
-
-
-def stored_objects(s3, job: CheckJob) -> dict[str, bytes]:
-    prefix = f"synthetic/{job.monitor_id}/{job.run_id}/{job.location}/"
-    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
-    return {
-        item["Key"].removeprefix(prefix): s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
-        for item in listed
-    }
 
 
 LOGIN_SCRIPT = """
@@ -307,7 +265,7 @@ async def run(page, context, variables):
     assert "attempt 1 failed: AssertionError: status 500" in outcome.details["executionErrors"]
 
 
-def test_checks_share_one_warm_browser_but_never_a_context(aio, s3, project_id, variables):
+def test_checks_never_share_a_browser_nor_a_context(aio, s3, project_id, variables):
     writer = """
 async def run(page, context, variables):
     await page.goto(variables["BASE_URL"] + "login")
@@ -319,12 +277,9 @@ async def run(page, context, variables):
     assert await page.evaluate("localStorage.getItem('left')") is None
     assert len(context.pages) == 1
 """
-    warm = browser_module.warm_browser()
-    run(aio, job_for(create_test(aio, project_id, writer, "writer")))
-    launches = warm.launches
+    assert run(aio, job_for(create_test(aio, project_id, writer, "writer"))).status == "up"
     outcome = run(aio, job_for(create_test(aio, project_id, reader, "reader")))
     assert outcome.status == "up", outcome
-    assert warm.launches == launches and warm.alive()
 
 
 def test_the_script_sees_none_of_the_functions_environment(aio, s3, project_id, variables):
@@ -384,7 +339,6 @@ def test_a_test_of_another_project_is_not_run_for_a_monitor(aio, s3, clean, proj
 
 def test_without_chromium_the_check_says_so(aio, s3, project_id, monkeypatch):
     test_id = create_test(aio, project_id, "async def run(page, context, variables):\n    pass\n")
-    monkeypatch.setattr(check_module, "warm_browser", lambda: browser_module.WarmBrowser())
     monkeypatch.setenv("PLAYWRIGHT_CHROMIUM_PATH", "/opt/no-such/chrome")
     reset_settings_cache()
     try:
@@ -435,17 +389,18 @@ def test_the_check_synthetic_function_runs_a_trial_through_its_http_app(aio, s3,
 
 
 def test_a_script_past_its_cpu_limit_is_stopped(aio, infra, tmp_path):
-    from shared.synthetic.browser import warm_browser
-    from shared.synthetic.runner import SandboxLimits, run_in_sandbox, start_sandbox
+    from shared.synthetic import isolation
+    from shared.synthetic.browser import find_chromium
+    from shared.synthetic.runner import SandboxLimits, SandboxOptions, run_in_sandbox, start_sandbox
 
     async def go():
-        sandbox = await start_sandbox(SandboxLimits(cpu_seconds=3, memory_mb=1536))
+        limits = SandboxLimits(cpu_seconds=3, memory_mb=1536)
+        sandbox = await start_sandbox(SandboxOptions(limits, find_chromium(None), isolation.available()))
         try:
             return await run_in_sandbox(
                 sandbox,
                 script="async def run(page, context, variables):\n    while True:\n        pass\n",
                 variables={},
-                endpoint=await warm_browser().ws_endpoint(),
                 timeout_ms=60_000,
                 retries=0,
             )
@@ -453,4 +408,5 @@ def test_a_script_past_its_cpu_limit_is_stopped(aio, infra, tmp_path):
             sandbox.discard()
 
     result = aio.run(go())
+    shutil.rmtree(result.folder)
     assert (result.status, result.error) == ("error", "the script exceeded its CPU time limit")

@@ -3,7 +3,9 @@ Used by the check-synthetic function; cleanup expires what it uploaded."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from shared.settings import Settings
@@ -46,6 +48,10 @@ class ArtifactStore:
         )
 
     def client(self):
+        """One client per store settings and process: building one costs ~100 ms; boto3 clients are thread-safe."""
+        return _client(self)
+
+    def _new_client(self):
         import boto3  # imported here: every function loads the check table, only check-synthetic uploads
         from botocore.config import Config
 
@@ -83,10 +89,10 @@ class ArtifactStore:
         )
 
     def upload(self, prefix: str, files: list[Path]) -> dict[str, str]:
-        """Blocking (boto3): call it in a thread. Returns each file's name -> URL."""
+        """Blocking (boto3): call it in a thread. Returns each file's name -> URL. The files go up together."""
         client = self.client()
-        urls: dict[str, str] = {}
-        for path in files:
+
+        def put(path: Path) -> tuple[str, str]:
             key = f"{prefix}/{path.name}"
             client.upload_file(
                 str(path),
@@ -94,5 +100,12 @@ class ArtifactStore:
                 key,
                 ExtraArgs={"ContentType": CONTENT_TYPES.get(path.suffix, "application/octet-stream")},
             )
-            urls[path.name] = self.url_for(key)
-        return urls
+            return path.name, self.url_for(key)
+
+        with ThreadPoolExecutor(max_workers=max(1, len(files))) as uploads:
+            return dict(uploads.map(put, files))
+
+
+@lru_cache(maxsize=4)
+def _client(store: ArtifactStore):
+    return store._new_client()

@@ -1,10 +1,11 @@
-"""The synthetic_test check: load the test, run it in the sandbox on the warm browser, mask, report, upload.
-Used by the check-synthetic function, through the check table."""
+"""The synthetic_test check: load the test, run it in an isolated sandbox with its own browser, mask, report,
+upload. Used by the check-synthetic function, through the check table."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import shutil
 import uuid
@@ -16,10 +17,11 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from shared.checks.base import ConfigModel
 from shared.models import CheckJob, CheckOutcome
-from shared.settings import get_settings
-from shared.synthetic import store
+from shared.settings import Settings, get_settings
+from shared.synthetic import isolation, store
 from shared.synthetic.artifacts import ArtifactStore, run_prefix
-from shared.synthetic.browser import ChromiumNotFound, warm_browser
+from shared.synthetic.browser import ChromiumNotFound, find_chromium
+from shared.synthetic.pool import SandboxPool
 from shared.synthetic.report import (
     ReportFacts,
     render_report,
@@ -30,8 +32,8 @@ from shared.synthetic.report import (
 )
 from shared.synthetic.runner import (
     SandboxLimits,
+    SandboxOptions,
     SandboxResult,
-    StandbySandboxes,
     hard_timeout_seconds,
     run_in_sandbox,
 )
@@ -41,6 +43,8 @@ MAX_TOTAL_TIMEOUT_MS = 240_000
 UPLOAD_SLACK_SECONDS = 20
 STATUS_BY_RESULT = {"passed": "up", "failed": "down", "timeout": "timeout", "error": "error"}
 REPORT_FILE, ERRORS_FILE = "report.html", "errors.json"
+log = logging.getLogger(__name__)
+_reported_browser_sandbox: set[str] = set()
 
 
 class PlaywrightOptions(ConfigModel):
@@ -123,7 +127,8 @@ class SyntheticConfig(ConfigModel):
         return self
 
 
-_standby = StandbySandboxes()
+# Idle sandboxes kept (each bound to a project): as many as run at once.
+_pool = SandboxPool(max_idle=lambda: get_settings().synthetic_concurrency)
 _slots_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
     weakref.WeakKeyDictionary()
 )
@@ -137,6 +142,23 @@ def _sandbox_slots() -> asyncio.Semaphore:
     return _slots_by_loop[loop]
 
 
+def _sandbox_options(settings: Settings) -> SandboxOptions:
+    """Raises ChromiumNotFound, or PermissionError when scripts may not run here (no isolation, not allowed)."""
+    chromium = find_chromium(settings.playwright_chromium_path)
+    available = isolation.available()
+    if not available.available and not isolation.unisolated_allowed():
+        raise PermissionError(available.why_unavailable())
+    return SandboxOptions(
+        limits=SandboxLimits(
+            # Per process, and the same for every job so a standby fits any: the wall-clock timeout is tighter.
+            cpu_seconds=math.ceil(hard_timeout_seconds(MAX_TOTAL_TIMEOUT_MS, 0)),
+            memory_mb=settings.synthetic_memory_limit_mb,
+        ),
+        chromium=chromium,
+        isolation=available if available.available else None,
+    )
+
+
 async def check_synthetic(job: CheckJob) -> CheckOutcome:
     config = SyntheticConfig.model_validate({**job.config, "target": job.target})
     test = await store.load_runnable_test(uuid.UUID(config.test_id), job.project_id, job.monitor_id)
@@ -146,43 +168,55 @@ async def check_synthetic(job: CheckJob) -> CheckOutcome:
             message=f"Synthetic test {config.test_id} does not exist in this monitor's project",
             details={"testId": config.test_id, "testTitle": config.test_title},
         )
-    settings = get_settings()
     options = config.playwright_options
     try:
-        endpoint = await warm_browser().ws_endpoint()
-    except ChromiumNotFound as error:
+        sandbox_options = _sandbox_options(get_settings())
+    except (ChromiumNotFound, PermissionError) as error:
         return CheckOutcome(
             status="error", message=str(error), details={"testId": config.test_id, "testTitle": test.title}
         )
-    limits = SandboxLimits(
-        # Per process, and the same for every job so a standby fits any: the wall-clock timeout is the tighter bound.
-        cpu_seconds=math.ceil(hard_timeout_seconds(MAX_TOTAL_TIMEOUT_MS, 0)),
-        memory_mb=settings.synthetic_memory_limit_mb,
-    )
     async with _sandbox_slots():
-        sandbox = await _standby.take(limits)
+        sandbox = await _pool.take(sandbox_options, test.project_id)
         try:
             result = await run_in_sandbox(
                 sandbox,
                 script=test.script,
                 variables=test.variables,
-                endpoint=endpoint,
                 timeout_ms=options.timeout,
                 retries=options.retries,
+                trace_screenshots=get_settings().synthetic_trace_screenshots,
             )
-        except BaseException:
-            sandbox.discard()
-            raise
+        finally:
+            _pool.give_back(sandbox)
+    _report_browser_sandbox(result.chromium_sandbox)
     try:
-        return await _outcome(job, test, result, ArtifactStore.from_settings(settings))
+        return await _outcome(job, test, result, ArtifactStore.from_settings(get_settings()))
     finally:
-        shutil.rmtree(sandbox.workdir, ignore_errors=True)
+        shutil.rmtree(result.folder, ignore_errors=True)
+
+
+def _report_browser_sandbox(state: str | None) -> None:
+    """Logged once per reason: Chromium without its own sandbox is weaker, and the operator should know why."""
+    if state and state != "on" and state not in _reported_browser_sandbox:
+        _reported_browser_sandbox.add(state)
+        log.warning("synthetic scripts' Chromium runs without its own sandbox: %s", state)
+
+
+def _verdict(result: SandboxResult) -> tuple[str, str | None]:
+    """A connection the proxy refused fails the check, whatever the script made of it, and says why."""
+    if not result.blocked:
+        return result.status, result.error
+    error = result.blocked[0]
+    if result.error:
+        error = f"{error} (the script then failed: {result.error})"
+    return "failed", error
 
 
 async def _outcome(
     job: CheckJob, test: store.RunnableTest, result: SandboxResult, artifacts: ArtifactStore | None
 ) -> CheckOutcome:
     secrets = test.secrets
+    result.status, result.error = _verdict(result)
     error = scrub(result.error, secrets) if result.error else None
     stdout, stderr = scrub(result.stdout, secrets), scrub(result.stderr, secrets)
     console_errors = json.loads(scrub(json.dumps(result.console_errors), secrets))
@@ -199,10 +233,12 @@ async def _outcome(
         "failedRequests": len(failed_requests),
         "reportUrl": None,
     }
+    if result.blocked:
+        details["blockedRequests"] = [truncate(scrub(message, secrets)) for message in result.blocked]
     if error:
         details["errorMessage"] = truncate(error)
 
-    outbox = result.workdir / "outbox"
+    outbox = result.folder / "outbox"
     outbox.mkdir()
     files: list[Path] = []
     if result.trace:

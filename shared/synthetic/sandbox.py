@@ -1,20 +1,28 @@
-"""The throwaway process that runs one synthetic test script against the warm Chromium, then writes its artifacts.
+"""The throwaway process that runs one synthetic test script in a Chromium of its own, then writes its artifacts.
 
-Started by shared.synthetic.runner as `python -I sandbox.py` with a clean environment and resource limits, often
-ahead of time as a standby. It imports nothing from the project (only the standard library and Playwright), so
-none of the function's configuration code or credentials is ever loaded here. The job arrives as JSON on stdin:
+Started by shared.synthetic.runner as `python -I sandbox.py '<setup JSON>'` with a clean environment and resource
+limits, usually ahead of time as a standby. Before it reads its job it shuts itself off (shared/synthetic/confine.py,
+loaded by path): as root it switches to its own unprivileged uid; with Landlock it may read only the system, the
+interpreter and its working directory, and connect only to the function's vetting proxy. Then it launches its
+Chromium (over a pipe only this process holds, with Chromium's own sandbox where the kernel allows it). It imports
+nothing from the project, so none of the function's configuration code or credentials is ever loaded here.
 
-    {"script": str, "variables": {name: value}, "endpoint": "ws://127.0.0.1:.../devtools/browser/...",
-     "timeoutMs": int, "retries": int}
+    setup: {"uid": int|null, "gid": int|null, "landlock": bool, "landlockNetwork": bool, "proxyPort": int,
+            "chromium": path, "flags": [str], "readOnly": [path], "resultFd": int}
+    job (a line on stdin): {"script": str, "variables": {name: value}, "timeoutMs": int, "retries": int,
+                            "folder": name, "traceScreenshots": bool}
 
-It writes into its working directory: result.json, trace.zip, screenshot.png. The script's own print()s go to
-stdout, which the parent captures. The parent masks secrets in everything; this process is not trusted to.
+For each job it writes trace.zip and screenshot.png into the job's folder under its working directory, and the
+result as one JSON line on the results pipe (fd `resultFd`). The script's own print()s go to stdout, which the
+parent captures. The parent masks secrets in everything; this process is not trusted to.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
+import importlib.util
 import json
 import linecache
 import os
@@ -24,7 +32,6 @@ import time
 import traceback
 from pathlib import Path
 
-RESULT_FILE = "result.json"
 TRACE_FILE = "trace.zip"
 SCREENSHOT_FILE = "screenshot.png"
 _MAX_LISTED = 50  # console errors / failed requests kept; a noisy page must not bloat the result
@@ -121,12 +128,14 @@ class Observer:
             )
 
 
-async def attempt(browser, run, variables: dict, timeout_ms: int, workdir: Path) -> dict:
+async def attempt(browser, run, job: dict, workdir: Path) -> dict:
+    variables, timeout_ms = job.get("variables") or {}, job["timeoutMs"]
     context = await browser.new_context()
     context.set_default_timeout(min(30_000, timeout_ms))
     observer = Observer()
     observer.attach(context)
-    await context.tracing.start(screenshots=True, snapshots=True)
+    # The screencast filmstrip is off unless asked for: it slows a journey by half; snapshots show each step.
+    await context.tracing.start(screenshots=bool(job.get("traceScreenshots")), snapshots=True)
     page = await context.new_page()
     status, error = "passed", None
     started = time.perf_counter()
@@ -169,17 +178,16 @@ async def finish_artifacts(context, page, workdir: Path) -> None:
         pass
 
 
-async def run_job(playwright, job: dict, workdir: Path) -> dict:
+async def run_job(browser, job: dict, workdir: Path) -> dict:
     try:
         run = load_run(job["script"])
     except Exception as failure:
         print_script_traceback(failure)
         return {"status": "failed", "error": f"the script could not load: {describe(failure)}", "attempts": 0}
-    browser = await playwright.chromium.connect_over_cdp(job["endpoint"], timeout=30_000)
     outcome: dict = {}
     attempts, run_ms = 0, 0.0
     for attempts in range(1, job.get("retries", 0) + 2):
-        outcome = await attempt(browser, run, job.get("variables") or {}, job["timeoutMs"], workdir)
+        outcome = await attempt(browser, run, job, workdir)
         run_ms += outcome.pop("runMs")
         if outcome["status"] == "passed":
             break
@@ -189,28 +197,108 @@ async def run_job(playwright, job: dict, workdir: Path) -> dict:
     return outcome
 
 
-async def main(workdir: Path) -> dict | None:
+def load_confine():
+    path = Path(__file__).with_name("confine.py")
+    spec = importlib.util.spec_from_file_location("sandbox_confine", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def confine_self(setup: dict, workdir: Path) -> None:
+    """Everything that keeps the script from the function; raises (and so runs no script) if any part fails."""
+    confine = load_confine()
+    import playwright  # its package folder must stay readable after the switch
+
+    read_only = [str(Path(playwright.__file__).parent), *setup.get("readOnly", [])]
+    if setup.get("uid") is not None:
+        read_only += confine.keep_import_paths_reachable()
+        confine.drop_privileges(setup["uid"], setup["gid"])
+        confine.make_dumpable()
+    else:
+        read_only += [entry for entry in sys.path if entry and os.path.isdir(entry)]
+        if setup.get("landlock"):
+            confine.shed_capabilities()
+    if setup.get("landlock"):
+        confine.landlock_confine(
+            workdir,
+            read_only,
+            connect_port=setup["proxyPort"],
+            require_network=setup.get("landlockNetwork", True),
+        )
+    # Errors from here on are the isolation's: the sandbox reports them and runs no script.
+    setup["chromiumSandboxProblem"] = (
+        confine.user_namespaces_available() if os.getuid() else "running as root"
+    )
+
+
+async def launch_browser(playwright, setup: dict):
+    """Chromium with its own sandbox if user namespaces work here, else without it, saying why."""
+    problem = setup.get("chromiumSandboxProblem")
+    options = {
+        "executable_path": setup["chromium"],
+        "args": list(setup["flags"]) + [f"--proxy-server=socks5://127.0.0.1:{setup['proxyPort']}"],
+        "timeout": 30_000,
+    }
+    if problem is None:
+        try:
+            return await playwright.chromium.launch(chromium_sandbox=True, **options), None
+        except Exception as failure:
+            problem = f"Chromium did not start with its sandbox: {describe(failure).splitlines()[0]}"
+    return await playwright.chromium.launch(chromium_sandbox=False, **options), problem
+
+
+async def serve(workdir: Path, setup: dict, results) -> None:
+    """One job per line on stdin, one result per line on the results pipe, until stdin closes.
+
+    A sandbox serves one project only (the function binds it at its first job), so what a script leaves behind
+    in this process can meet only later scripts of the same project; each job still gets fresh contexts."""
     from playwright.async_api import async_playwright
 
-    # Started before the job arrives: a standby sandbox has Playwright's Node driver up (most of a second)
-    # by the time a check needs it.
+    # Started before the first job arrives: a standby sandbox has Playwright's Node driver and its Chromium up
+    # (about a second and a half) by the time a check needs them.
     playwright = await async_playwright().start()
-    raw = await asyncio.to_thread(sys.stdin.read)
-    if not raw.strip():
-        return None  # a standby that was never used
-    return await run_job(playwright, json.loads(raw), workdir)
+    browser, sandbox_problem = await launch_browser(playwright, setup)
+    while raw := await asyncio.to_thread(sys.stdin.readline):
+        job = json.loads(raw)
+        folder = workdir / job["folder"]
+        folder.mkdir()
+        try:
+            if not browser.is_connected():  # an earlier script closed it
+                browser, sandbox_problem = await launch_browser(playwright, setup)
+            result = await run_job(browser, job, folder)
+        except Exception as failure:
+            traceback.print_exc()
+            result = {"status": "error", "error": f"sandbox failed: {describe(failure)}"}
+        result["chromiumSandbox"] = sandbox_problem or "on"
+        report(results, result)
+
+
+def report(results, result: dict) -> None:
+    with contextlib.suppress(OSError):
+        results.write(json.dumps(result) + "\n")
+        results.flush()
 
 
 def entry() -> None:
     die_with_parent()
     workdir = Path.cwd()
+    setup = json.loads(sys.argv[1])
+    results = os.fdopen(setup["resultFd"], "w")
     try:
-        result = asyncio.run(main(workdir))
-    except Exception as failure:
-        traceback.print_exc()
-        result = {"status": "error", "error": f"sandbox failed: {describe(failure)}"}
-    if result is not None:
-        (workdir / RESULT_FILE).write_text(json.dumps(result))
+        confine_self(setup, workdir)
+        die_with_parent()  # again: a change of uid clears the parent-death signal
+    except Exception as failure:  # run no script: say why instead
+        report(
+            results,
+            {"status": "error", "error": f"the sandbox could not isolate itself: {describe(failure)}"},
+        )
+    else:
+        try:
+            asyncio.run(serve(workdir, setup, results))
+        except Exception as failure:
+            traceback.print_exc()
+            report(results, {"status": "error", "error": f"sandbox failed: {describe(failure)}"})
     sys.stdout.flush()
     sys.stderr.flush()
     # Skip interpreter teardown: a script may have left threads or handles that would keep us alive.
