@@ -218,6 +218,32 @@ async def run(page, context, variables):
     assert "FAILED" in objects["report.html"].decode()
 
 
+def test_an_element_that_never_appears_is_down_before_the_script_runs_out_of_time(
+    aio, s3, project_id, variables
+):
+    """No timeout of its own on the click: the default action timeout must end it before the script's budget."""
+    script = """
+async def run(page, context, variables):
+    await page.goto(variables["BASE_URL"] + "login")
+    await page.click("#forgot-password")
+"""
+    outcome = run(aio, job_for(create_test(aio, project_id, script), timeout=4000))
+    assert outcome.status == "down", outcome.message
+    assert "#forgot-password" in outcome.details["errorMessage"]
+    assert "Timeout 3000ms exceeded" in outcome.details["errorMessage"]
+
+
+@pytest.mark.parametrize(
+    ("script_ms", "action_ms"),
+    [(30_000, 27_000), (120_000, 30_000), (4_000, 3_000), (1_000, 500), (10_000, 9_000), (300_000, 30_000)],
+)
+def test_an_action_always_gives_up_before_its_script(script_ms, action_ms):
+    from shared.synthetic.sandbox import action_timeout_ms
+
+    assert action_timeout_ms(script_ms) == action_ms
+    assert action_timeout_ms(script_ms) < script_ms
+
+
 def test_a_script_past_its_timeout_is_a_timeout_and_still_has_its_artifacts(aio, s3, project_id, variables):
     script = """
 import asyncio

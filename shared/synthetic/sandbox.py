@@ -128,10 +128,18 @@ class Observer:
             )
 
 
+def action_timeout_ms(script_timeout_ms: int) -> int:
+    """How long one action (a click, a navigation) waits. Shorter than the script's whole budget, so an action
+    that waits in vain (a selector that never appears) fails as the step it is: `down` with Playwright's error,
+    as the seed's "Element not found" is. `timeout` stays for a journey that overruns its whole budget."""
+    margin = max(1_000, script_timeout_ms // 10)
+    return max(500, min(30_000, script_timeout_ms - margin))
+
+
 async def attempt(browser, run, job: dict, workdir: Path) -> dict:
     variables, timeout_ms = job.get("variables") or {}, job["timeoutMs"]
     context = await browser.new_context()
-    context.set_default_timeout(min(30_000, timeout_ms))
+    context.set_default_timeout(action_timeout_ms(timeout_ms))
     observer = Observer()
     observer.attach(context)
     # The screencast filmstrip is off unless asked for: it slows a journey by half; snapshots show each step.
