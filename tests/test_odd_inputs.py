@@ -61,7 +61,9 @@ def test_a_monitor_whose_timeout_cannot_finish_inside_its_frequency_is_refused_o
             "type": "http",
             "target": "https://odd.example.net/",
             "frequencyMinutes": 1,
-            "config": {"timeoutSeconds": 75},
+            "config": {
+                "timeoutSeconds": 45
+            },  # within the type's 60 s, but 45 + 30 s of grace is over a minute
             "enabled": False,
         },
     )
@@ -73,13 +75,13 @@ def test_a_monitor_whose_timeout_cannot_finish_inside_its_frequency_is_refused_o
             "type": "ping_host",
             "target": "odd.example.net",
             "frequencyMinutes": 1,
-            "config": {"timeoutSeconds": 60},
+            "config": {"timeoutSeconds": 40},  # 3 × 0.5 s + 40 s fits the type; with the grace, not a minute
             "enabled": False,
         },
     )
     assert_refused(ping, "config.timeoutSeconds", "timeoutSeconds")
     a_monitor(api, frequencyMinutes=1, config={"timeoutSeconds": 30})
-    a_monitor(api, frequencyMinutes=2, config={"timeoutSeconds": 75})
+    a_monitor(api, frequencyMinutes=2, config={"timeoutSeconds": 60})
 
 
 def test_a_patch_of_the_frequency_alone_is_refused_when_the_timeout_no_longer_fits(api):
