@@ -178,3 +178,37 @@ def test_an_entry_that_is_not_utf8_is_dead_lettered_as_malformed_and_kills_no_lo
     assert dead[b"data"] == b"\xff\xfe not text", "kept byte for byte"
     status, body = running.health()
     assert status == 200 and all(loop["restarts"] == 0 for loop in body["loops"].values())
+
+
+@pytest.mark.parametrize("answer", ["not a batch reply", "a reply naming another message"])
+def test_a_2xx_that_does_not_account_for_the_batch_acknowledges_none_of_it(clean, aio, answer):
+    """A proxy's page or a misrouted gateway answers 2xx too; acknowledging then would lose the batch."""
+    stream = streams.job_stream("http_request", f"reply-{uuid.uuid4().hex}")
+    r = clean.redis()
+    r.xgroup_create(stream, streams.CONSUMER_GROUP, id="0", mkstream=True)
+    other = r.xadd(stream, {"data": json.dumps(a_job())})
+    body = (
+        b"<html>ok</html>" if answer == "not a batch reply" else json.dumps({"processed": [other]}).encode()
+    )
+    gateway = LoopbackHttpServer(body=body).start()
+    connector = Connector(
+        ConnectorConfig(redis_url=clean.redis_url, gateway_url=gateway.url, streams=[stream])
+    )
+    message_id = r.xadd(stream, {"data": json.dumps(a_job())})
+    r.xreadgroup(streams.CONSUMER_GROUP, "another-connector", {stream: ">"}, count=1)  # takes `other`
+    r.xreadgroup(streams.CONSUMER_GROUP, connector.config.consumer, {stream: ">"}, count=1)
+
+    async def dispatch():
+        try:
+            await connector._dispatch(stream, [(message_id, r.xrange(stream, message_id, message_id)[0][1])])
+            await asyncio.gather(*list(connector.in_flight))
+        finally:
+            await connector.close()
+
+    try:
+        aio.run(dispatch())
+    finally:
+        gateway.stop()
+    assert len(gateway.requests) == 1
+    assert r.xpending(stream, streams.CONSUMER_GROUP)["pending"] == 2, "neither message was acknowledged"
+    assert connector.stats.acked == 0 and connector.stats.failed_posts == (answer == "not a batch reply")

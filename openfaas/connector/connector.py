@@ -280,11 +280,21 @@ class Connector:
             return
         try:
             reply = response.json()
-            processed = list(reply.get("processed", []))
-            rejected = [(item["id"], item) for item in reply.get("rejected", [])]
+            # Only this POST's ids: a reply naming others must not acknowledge what another POST carries.
+            posted = {message["id"] for message in messages}
+            processed = [mid for mid in reply.get("processed", []) if mid in posted]
+            rejected = [(item["id"], item) for item in reply.get("rejected", []) if item["id"] in posted]
         except (ValueError, AttributeError, KeyError, TypeError):
-            log.warning("POST %s answered 2xx without a batch reply; acknowledging the batch", url)
-            processed, rejected = [m["id"] for m in messages], []
+            # Not our function's answer (a proxy's page, a misrouted gateway): acknowledging would lose the batch.
+            # Left pending, it comes again, and is dead-lettered after its last delivery if this goes on.
+            self.stats.failed_posts += 1
+            log.warning(
+                "POST %s answered %d without a batch reply; %d message(s) stay pending",
+                url,
+                response.status_code,
+                len(messages),
+            )
+            return
         if rejected:
             await self._dead_letter(
                 stream,
