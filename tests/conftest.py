@@ -137,9 +137,22 @@ def clean(infra) -> Infra:
     tables = [row[0] for row in infra.sql("select tablename from pg_tables where schemaname = 'public'")]
     wipe = [t for t in tables if t not in KEPT_TABLES]
     if wipe:
-        infra.sql(f"truncate {', '.join(wipe)} cascade")
+        _truncate(infra, wipe)
     infra.redis().flushall()
     return infra
+
+
+def _truncate(infra: Infra, tables: list[str], attempts: int = 5) -> None:
+    """A module's stack may still be working (its connector redelivering, a sweep): TRUNCATE locks table after
+    table, so it can deadlock with a transaction locking them in another order. Postgres then aborts one side;
+    when that is the TRUNCATE, it is simply run again."""
+    for attempt in range(attempts):
+        try:
+            infra.sql(f"truncate {', '.join(tables)} cascade")
+            return
+        except psycopg.errors.DeadlockDetected:
+            if attempt == attempts - 1:
+                raise
 
 
 @pytest.fixture(scope="module")
