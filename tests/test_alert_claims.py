@@ -7,11 +7,8 @@ request, and kill -9."""
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,45 +20,11 @@ from shared import streams
 from shared.redis import publish
 from shared.settings import Settings
 from tests.factories import add_alert, add_provider
+from tests.servers import LoopbackHttpServer, wait_until
 
 # Longer than the connector takes to deliver the message again (idle 1.5 s, reclaimed every 5 s, the alert
 # function restarted), so that delivery meets a fresh claim: skipping it then would lose the alert.
 CLAIM_EXPIRY_SECONDS = 30
-
-
-class HoldingReceiver:
-    """A webhook receiver whose first request hangs until released; every request's body is kept."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-        self.first_arrived = threading.Event()
-        self.release = threading.Event()
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                owner.bodies.append(body)
-                if len(owner.bodies) == 1:
-                    owner.first_arrived.set()
-                    owner.release.wait(60)
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def stop(self) -> None:
-        self.release.set()
-        self.server.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -82,46 +45,43 @@ def claim_stack(infra, tmp_path_factory):
     stack.stop()
 
 
-def wait_for(condition, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_an_alert_whose_sender_was_killed_mid_send_is_delivered_once_its_claim_expires(
     clean, aio, claim_stack, internal_targets
 ):
-    receiver = HoldingReceiver()
+    release = threading.Event()
+    receiver = LoopbackHttpServer(hold=release).start()  # holds each request until released
     try:
         provider_id = add_provider(clean, {"url": receiver.url})
         event = add_alert(clean, [provider_id])
         aio.run(publish([(streams.ALERTS_STREAM, event)]))
 
-        assert receiver.first_arrived.wait(30), "the alert function never reached the webhook"
+        receiver.wait_for_requests(1)
         assert clean.sql("select status from alert_history") == [("sending",)]
         claim_stack.kill("alert", signal.SIGKILL)  # mid-send: the webhook still holds the request
-        receiver.release.set()
+        release.set()
 
-        wait_for(
-            lambda: clean.sql("select status from alert_history") == [("sent",)], 60, "the alert to be sent"
+        wait_until(
+            lambda: clean.sql("select status from alert_history") == [("sent",)],
+            60,
+            0.2,
+            "the alert to be sent",
         )
         r = clean.redis()
-        wait_for(
+        wait_until(
             lambda: r.xpending(streams.ALERTS_STREAM, streams.CONSUMER_GROUP)["pending"] == 0,
             30,
+            0.2,
             "the alert message to be acknowledged",
         )
         assert r.xlen(streams.dead_letter_stream(streams.ALERTS_STREAM)) == 0, "nothing was dead-lettered"
-        keys = {body["deliveryKey"] for body in receiver.bodies}
+        bodies = [request.json() for request in receiver.requests]
+        keys = {body["deliveryKey"] for body in bodies}
         assert keys == {f"supercheck-{event.run_id}-failure"}, (
             "every delivery carries the alert's one dedup key"
         )
-        assert len(receiver.bodies) == 2, "the request the dead sender made, and the one retry"
+        assert len(bodies) == 2, "the request the dead sender made, and the one retry"
     finally:
+        release.set()
         receiver.stop()
 
 
