@@ -19,14 +19,17 @@ async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
         writer.close()
 
 
-def start_in_thread(host: str = "127.0.0.1") -> str:
-    """Starts the target on a free port in a background thread; returns its URL."""
+def start_in_thread(host: str = "127.0.0.1", answer=_answer) -> str:
+    """Starts the target on a free port in a background thread; returns its URL (ending in '/').
+
+    answer: the connection handler, for a target that answers otherwise (bench/check_memory.py's large bodies).
+    """
     ready: list[str] = []
     started = threading.Event()
 
     def serve() -> None:
         loop = asyncio.new_event_loop()
-        server = loop.run_until_complete(asyncio.start_server(_answer, host, 0, backlog=4096))
+        server = loop.run_until_complete(asyncio.start_server(answer, host, 0, backlog=4096))
         ready.append(f"http://{host}:{server.sockets[0].getsockname()[1]}/")
         started.set()
         loop.run_forever()
