@@ -245,11 +245,10 @@ async def run_trial(caller: Caller, data: object) -> dict:
     that project's.
     """
     if caller.kind == "internal":
-        project_id = _named_project(data)
-        trial: CheckTrial = parse(ProjectTrial, data, Sealing(project_id, passes_ciphertext=True).context())
+        model, project_id = ProjectTrial, _named_project(data)
     else:
-        project_id = caller.project_id
-        trial = parse(CheckTrial, data, Sealing(project_id, passes_ciphertext=True).context())
+        model, project_id = CheckTrial, caller.project_id
+    trial: CheckTrial = parse(model, data, Sealing(project_id, passes_ciphertext=True).context())
     if trial.type == "synthetic_test":
         # The test's project never changes, so a test found in the caller's project stays there for the run;
         # another project's test is 404, as if absent (its script and secret variables never load).
