@@ -11,13 +11,13 @@ LIST_FILTERS = ("search", "status", "type", "tag", "sort", "page")
 COUNT_FILTERS = ("search", "type", "tag")
 PAGE_SIZE = 50
 STATUSES = ("up", "down", "degraded", "paused", "pending", "unknown", "error")
-SORTS = (
+SORTS = (  # the API's sort keys; no sort is its default, newest first
+    ("", "Newest first"),
+    ("createdAt", "Oldest first"),
     ("name", "Name A–Z"),
     ("-name", "Name Z–A"),
     ("status", "Status"),
-    ("-lastCheckAt", "Last checked"),
-    ("-createdAt", "Newest"),
-    ("createdAt", "Oldest"),
+    ("-lastCheckAt", "Checked most recently"),
     ("type", "Type"),
 )
 MONITOR_TYPES = tuple(CHECK_TYPES)
