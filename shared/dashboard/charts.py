@@ -599,7 +599,8 @@ svg.chart { display: block; height: auto; max-width: 100%; color: var(--chart-fg
 .chart .phase-firstByte { fill: var(--chart-first-byte); }
 .chart .bar:hover rect { opacity: 0.8; }
 .daily-bars { display: flex; gap: 2px; align-items: stretch; height: 2rem; }
-.daily-bars .day { position: relative; flex: 1 1 0; min-width: 2px; border-radius: 2px; background: var(--uptime-none); }
+.daily-bars .day { position: relative; flex: 1 1 0; min-width: 2px; border-radius: 2px; }
+.daily-bars .day.none { background: var(--uptime-none); }
 .daily-bars .day.ok { background: var(--uptime-ok); }
 .daily-bars .day.warn { background: var(--uptime-warn); }
 .daily-bars .day.bad { background: var(--uptime-bad); }
