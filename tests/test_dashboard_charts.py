@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from markupsafe import Markup
 
+from shared.dashboard import charts
 from shared.dashboard.charts import (
     CSS,
     NO_RESULTS,
@@ -205,6 +209,12 @@ def test_24_hourly_points_make_a_small_sparkline_rounded_to_one_decimal():
     assert not re.search(r"\d\.\d\d", markup)
 
 
+def test_decimal_readings_from_sql_draw_like_floats_and_nan_is_a_gap():
+    assert sparkline(hours(Decimal("100.0"), Decimal("200"), None, 150), label="x") == sparkline(
+        hours(100.0, 200.0, float("nan"), 150.0), label="x"
+    )
+
+
 def test_a_sparkline_label_is_escaped():
     markup = sparkline(hours(1, 2), label='<b onclick="x">hi</b>')
     assert "<b" not in markup
@@ -281,6 +291,37 @@ def test_a_point_tooltip_names_the_location_time_value_and_extras():
     )
     assert circle.find("title").text == "eu-central · 2026-12-03 10:15 UTC · 123 ms · p95 150 ms · 12 checks"
     assert circle.get("data-value") == "123.4"
+
+
+@pytest.mark.parametrize(
+    ("extra", "tooltip"),
+    [
+        (None, "eu · 2026-12-03 10:15 UTC · 40 ms"),
+        (
+            {"p95": Decimal("61.26"), "max": 300},
+            "eu · 2026-12-03 10:15 UTC · 40 ms · p95 61.3 ms · max 300 ms",
+        ),
+        ({"checks": 1, "failures": 2}, "eu · 2026-12-03 10:15 UTC · 40 ms · 1 check · failures 2"),
+        (
+            {"checks": 12000, "note": "<b>x</b>"},
+            "eu · 2026-12-03 10:15 UTC · 40 ms · 12,000 checks · note <b>x</b>",
+        ),
+    ],
+)
+def test_extras_in_a_tooltip_take_the_unit_only_when_they_are_latencies(extra, tooltip):
+    series = {"eu": [(NOW, 40, extra)]}
+    markup = response_time_chart(series, start=NOW - timedelta(hours=1), end=NOW, label="x")
+    assert next(parse_svg(markup).iter("circle")).find("title").text == tooltip
+    assert "<b>" not in markup
+
+
+@pytest.mark.parametrize(("count", "dense"), [(60, False), (288, True)])
+def test_points_too_close_to_tell_apart_are_marked_dense(count, dense):
+    start = NOW - timedelta(days=1)
+    series = {"eu": [(start + index * (NOW - start) / count, 100) for index in range(count)]}
+    circles = list(parse_svg(response_time_chart(series, start=start, end=NOW, label="x")).iter("circle"))
+    assert len(circles) == count
+    assert {("dense" in classes(circle)) for circle in circles} == {dense}
 
 
 def test_a_hostile_location_name_and_label_come_out_escaped():
@@ -531,6 +572,12 @@ def test_the_tip_and_the_accessible_name_give_checks_downtime_and_notes():
     ] == ["true"] * 3
 
 
+def test_a_day_may_come_as_json_carries_it():
+    days = [{"day": "2026-12-01", "uptime": Decimal("99.95")}]
+    (day,) = Elements(daily_bars(days, label="x")).days()
+    assert (day["data-day"], day["data-uptime"], day["class"]) == ("2026-12-01", "99.95", "day ok")
+
+
 def test_no_days_give_an_empty_list():
     assert Elements(daily_bars([], label="x")).elements == [
         ("div", {"class": "daily-bars", "role": "list", "aria-label": "x"})
@@ -590,3 +637,14 @@ def test_the_stylesheet_styles_every_class_the_charts_use():
     unstyled = {name for name in used - HOOKS_ONLY if not re.search(rf"\.{re.escape(name)}\b(?!-)", CSS)}
     assert unstyled == set()
     assert {"phase-firstByte", "series-7", "ok", "warn", "bad", "none", "tip"} <= used
+
+
+def test_the_charts_read_no_clock():
+    """Pure means the caller passes `now`: a chart drawn twice from the same data is the same chart."""
+    tree = ast.parse(Path(charts.__file__).read_text())
+    calls = {
+        node.func.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    }
+    assert calls & {"now", "utcnow", "today", "time", "monotonic", "perf_counter"} == set()

@@ -34,11 +34,20 @@ _MINUTE_STEPS = (1, 2, 5, 10, 15, 20, 30, 60, 120, 180, 240, 360, 720)
 class Point(NamedTuple):
     """One point of a response-time series. A plain `(t, value)` or `(t, value, extra)` tuple works as well.
 
-    `value` None is a gap: the line breaks there. `extra` adds to the tooltip, e.g. {"p95": 150, "checks": 12}."""
+    `value` None (or NaN) is a gap: the line breaks there. `extra` adds to the tooltip in its order, e.g.
+    {"p95": 150, "checks": 12} reads "p95 150 ms · 12 checks": the keys in LATENCY_EXTRAS take the chart's unit,
+    "checks" is counted, any other key is shown as "key value"."""
 
     t: datetime
     value: float | None
     extra: Mapping[str, Any] | None = None
+
+
+LATENCY_EXTRAS = frozenset({"min", "max", "avg", "median", "p50", "p75", "p90", "p95", "p99"})
+
+
+def _point(t: datetime, value: Any, extra: Mapping[str, Any] | None = None) -> Point:
+    return Point(_utc(t), _reading(value), extra)
 
 
 # ---------------------------------------------------------------------------------------------- pure helpers
@@ -98,6 +107,15 @@ def uptime_class(uptime: float | None) -> str:
     if uptime >= UPTIME_WARN:
         return "warn"
     return "bad"
+
+
+def _reading(value: Any) -> float | None:
+    """A measurement as a float, or None (a gap) when there is none. Postgres averages arrive as Decimal, which
+    does not mix with float arithmetic; NaN or infinity would poison the scale."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def _utc(moment: datetime) -> datetime:
@@ -173,11 +191,13 @@ SPARK_WIDTH, SPARK_HEIGHT, SPARK_PAD = 120, 28, 2
 def sparkline(points: Sequence[tuple[datetime, float | None]], *, label: str) -> Markup:
     """A 120×28 inline SVG of a short series, e.g. 24 hourly averages of response time in ms.
 
-    points: (t, value) pairs in any order; a None value breaks the line (one <path> per unbroken run). The
+    points: (t, value) pairs in any order; a None (or NaN) value breaks the line (one <path> per unbroken run). The
     times set the x positions (the earliest at the left, the latest at the right), the lowest value sits at
     the bottom and the highest at the top. No value at all gives a flat dashed "no data" line.
     label: the accessible name (aria-label and <title>), e.g. "Response time, last 24 h"."""
-    ordered = sorted(points, key=lambda point: _utc(point[0]))
+    ordered = sorted(
+        ((_utc(moment), _reading(value)) for moment, value in points), key=lambda point: point[0]
+    )
     values = [value for _, value in ordered if value is not None]
     classes = "sparkline" if values else "sparkline no-data"
     name = label if values else f"{label}: no data"
@@ -216,6 +236,7 @@ FONT_SIZE = 12
 LAYOUT_FONT_SIZE = 18
 LEGEND_BASELINE, LEGEND_ROW = 18, 24
 PLOT_RIGHT = CHART_WIDTH - 34  # room for half of the last time label
+DENSE_SPACING = 6  # viewBox units between a series' points below which its circles are drawn only on hover
 
 
 @dataclass(frozen=True)
@@ -336,9 +357,9 @@ def _point_tooltip(
         if detail is None:
             continue
         if key == "checks":
-            parts.append(f"{detail} check" + ("" if detail == 1 else "s"))
-        elif isinstance(detail, int | float) and not isinstance(detail, bool):
-            parts.append(f"{key} {_amount(detail)} {unit}".strip())
+            parts.append(f"{detail:,} check" + ("" if detail == 1 else "s"))
+        elif key in LATENCY_EXTRAS and _reading(detail) is not None:
+            parts.append(f"{key} {_amount(_reading(detail))} {unit}".strip())
         else:
             parts.append(f"{key} {detail}")
     return " · ".join(parts)
@@ -359,12 +380,14 @@ def response_time_chart(
     are left out. The y axis runs from 0 to a round value at or above the highest reading.
     Each location is a <g class="series series-N" data-location=...> (N its position in `series`, modulo 8)
     holding one <path class="line"> per unbroken run and one <circle class="point"> per reading, whose
-    data-t, data-value and <title> describe it. No reading at all gives the message "No results in this range"."""
+    data-t, data-value and <title> describe it (class "point dense" when they lie too close to tell apart, which
+    the stylesheet shows only on hover). The output grows by about 200 bytes a reading: pass rollup buckets
+    rather than thousands of raw results. No reading at all gives the message "No results in this range"."""
     start, end = _utc(start), _utc(end)
     locations = list(series)
     in_range = {
         location: sorted(
-            (Point(*point) for point in series[location] if start <= _utc(point[0]) <= end),
+            (_point(*point) for point in series[location] if start <= _utc(point[0]) <= end),
             key=lambda p: _utc(p.t),
         )
         for location in locations
@@ -398,12 +421,16 @@ def response_time_chart(
             f'fill="none" stroke="currentColor">'
         )
         parts.extend(f'<path class="line" d="{_path(run)}"/>' for run in _segments(place))
+        # Circles closer than a few units apart would blur into a thick band; the stylesheet shows "dense" ones
+        # only under the pointer, and they still carry their tooltip.
+        readings_here = sum(spot is not None for spot in place)
+        point_class = "point dense" if readings_here > (frame.right - frame.left) / DENSE_SPACING else "point"
         for point, spot in zip(points, place, strict=True):
             if spot is None:
                 continue
             tooltip = _point_tooltip(location, point.t, point.value, point.extra, unit)
             parts.append(
-                f'<circle class="point" data-location="{attribute}" data-t="{_iso(point.t)}" '
+                f'<circle class="{point_class}" data-location="{attribute}" data-t="{_iso(point.t)}" '
                 f'data-value="{_num(point.value)}" cx="{_num(spot[0])}" cy="{_num(spot[1])}" r="2.5">'
                 f"<title>{escape(tooltip)}</title></circle>"
             )
@@ -412,8 +439,13 @@ def response_time_chart(
     return Markup("".join(parts))
 
 
-def _phase_total(phases: Mapping[str, float | None]) -> float:
-    return sum(max(phases.get(key) or 0, 0) for key, _ in PHASES)
+def _phase(phases: Mapping[str, Any], key: str) -> float | None:
+    return _reading(phases.get(key))
+
+
+def _phase_total(phases: Mapping[str, Any]) -> float:
+    """The bar's height: the phases it has, a negative one (clock skew) counting as 0."""
+    return sum(max(_phase(phases, key) or 0, 0) for key, _ in PHASES)
 
 
 def _phase_tooltip(moment: datetime, phases: Mapping[str, float | None]) -> str:
@@ -421,7 +453,7 @@ def _phase_tooltip(moment: datetime, phases: Mapping[str, float | None]) -> str:
     95 ms"; a phase the check did not have reads "—"."""
     parts = [_when(moment)]
     for key, name in PHASES:
-        value = phases.get(key)
+        value = _phase(phases, key)
         parts.append(f"{name} —" if value is None else f"{name} {_amount(value)} ms")
     parts.append(f"total {_amount(_phase_total(phases))} ms")
     return " · ".join(parts)
@@ -462,7 +494,7 @@ def phases_chart(buckets: Sequence[tuple[datetime, Mapping[str, float | None]]],
         )
         stacked = 0.0
         for key, _ in PHASES:
-            value = max(phases.get(key) or 0, 0)
+            value = max(_phase(phases, key) or 0, 0)
             if value <= 0:
                 continue
             # Both edges are rounded from the running sums, so stacked rects meet without hairline gaps.
@@ -506,8 +538,10 @@ def _percent(uptime: float) -> str:
 
 def _day_facts(day: Any) -> tuple[date, float | None, list[str]]:
     """The day, its uptime, and the sentences that describe it: "2026-12-01: 99.95% up", "1440 checks", ..."""
-    when: date = _field(day, "day")
-    uptime = _field(day, "uptime")
+    when = _field(day, "day")
+    if isinstance(when, str):  # "2026-12-01" as JSON carries it
+        when = date.fromisoformat(when)
+    uptime = _reading(_field(day, "uptime"))
     facts = [f"{when.isoformat()}: {'no data' if uptime is None else _percent(uptime) + '% up'}"]
     checks = _field(day, "checks")
     if checks is not None:
@@ -525,7 +559,7 @@ def _day_facts(day: Any) -> tuple[date, float | None, list[str]]:
 def daily_bars(days: Sequence[Any], *, label: str) -> Markup:
     """One bar per day (e.g. 90), as HTML so that each day can take keyboard focus and show its tooltip.
 
-    days: dicts or objects with `day` (a date) and `uptime` (percent, None for a day without data), and
+    days: dicts or objects with `day` (a date, or its ISO string) and `uptime` (percent, None for a day without data), and
     optionally `checks` (int), `downMinutes` or `down_minutes` (minutes down) and `notes` (a string or a list of
     strings, e.g. incidents). Drawn in the order given, one element per entry, however many.
     Each day is <span class="day ok|warn|bad|none" role="listitem" tabindex="0" data-day="YYYY-MM-DD"
@@ -584,6 +618,8 @@ svg.chart { display: block; height: auto; max-width: 100%; color: var(--chart-fg
 .chart .line { stroke-width: 1.75; stroke-linejoin: round; stroke-linecap: round; }
 .chart .point { fill: var(--chart-bg); stroke-width: 1.5; }
 .chart .point:hover { r: 4; }
+.chart .point.dense { fill-opacity: 0; stroke-opacity: 0; }
+.chart .point.dense:hover { fill-opacity: 1; stroke-opacity: 1; }
 .chart .swatch { stroke: none; }
 .chart .series-0 { stroke: var(--chart-series-0); } .chart .swatch.series-0 { fill: var(--chart-series-0); }
 .chart .series-1 { stroke: var(--chart-series-1); } .chart .swatch.series-1 { fill: var(--chart-series-1); }
