@@ -231,10 +231,11 @@ class SparklinePoint(ApiModel):
 class MonitorSummary(ApiModel):
     """The last 24 clock hours (the current one partial): hourly rollups for rolled-up hours, raw results after."""
 
+    # aliases given: the camelCase generator would write "uptime24H"
     uptime24h: float | None = Field(
-        description="percent of location checks up or degraded; null without checks"
+        alias="uptime24h", description="percent of location checks up or degraded; null without checks"
     )
-    avg_response_ms24h: float | None
+    avg_response_ms24h: float | None = Field(alias="avgResponseMs24h")
     sparkline: list[SparklinePoint] = Field(description="24 hourly points, oldest first")
 
 
