@@ -149,22 +149,24 @@ def masked_url(url: str) -> str:
 
 _URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 _SECRET_ASSIGNMENT = re.compile(
-    r"\b(password|passwd|pass|token|secret|api[_-]?key|apikey|authorization|auth|key)(\s*[=:]\s*)([^\s&,;'\"]+)",
+    r"\b(password|passwd|pass|token|secret|api[_-]?key|apikey|authorization|auth|key)(\s*[=:]\s*)((?:bearer\s+|basic\s+)?[^\s&,;'\"]+)",
     re.IGNORECASE,
 )
+_USERINFO = re.compile(r"(?<![\w.+-])([\w.+-]+):([^\s@/:]+)@(?=[A-Za-z0-9\[])")  # user:password@host
 _BEARER = re.compile(r"\b(bearer|basic)\s+([A-Za-z0-9._~+/=-]{6,})", re.IGNORECASE)
 _OPAQUE_RUN = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{24,}(?![A-Za-z0-9_-])")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def masked_text(text: str | None) -> str | None:
-    """A stored free text (a delivery's error) as it may be shown: every URL masked (masked_url), values given
-    to secret-sounding names (token=..., password: ...) and bearer credentials masked, and long opaque runs
-    (24+ characters of a token's alphabet, but not a UUID) masked. Writers already cut the secrets they knew
+    """A stored free text (a delivery's error) as it may be shown: every URL masked (masked_url), the password
+    of a user:password@host, values given to secret-sounding names (token=..., password: ...) and bearer
+    credentials masked, and long opaque runs (24+ characters of a token's alphabet, but not a UUID) masked. Writers already cut the secrets they knew
     of; this catches what they could not know (a receiver echoing its URL, a row written before redaction)."""
     if not text:
         return text
     text = _URL_IN_TEXT.sub(lambda match: masked_url(match.group(0)), text)
+    text = _USERINFO.sub(lambda m: f"{m.group(1)}:{_MASK}@", text)
     text = _SECRET_ASSIGNMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}{_MASK}", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {_MASK}", text)
     return _OPAQUE_RUN.sub(lambda m: m.group(0) if _UUID.fullmatch(m.group(0)) else mask(m.group(0)), text)
