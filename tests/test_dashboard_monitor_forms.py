@@ -136,7 +136,7 @@ def test_the_new_form_has_every_types_config_fields_each_labelled_with_its_error
     assert html.by_id("http_request--auth-token")[1]["type"] == "password"
     assert "website--auth-token" not in page.text  # website monitors take basic auth only
     # only the chosen type's fields are shown; the others are hidden, so the browser does not send them
-    for tag, attrs in html.elements:
+    for _, attrs in html.elements:
         if "data-for-types" in attrs and attrs["data-for-types"] in CHECK_TYPES:
             assert ("hidden" in attrs) == (attrs["data-for-types"] != "http_request")
     for name in ("name", "type", "frequencyMinutes", "target", "tags", "locationConfig.locations"):
@@ -152,7 +152,7 @@ def test_the_new_form_offers_the_projects_locations_providers_and_synthetic_test
         json={"name": "On-call <hook>", "type": "webhook", "config": {"url": "https://hooks.example.com/x"}},
     )
     assert provider.status_code == 201, provider.text
-    script = "from playwright.sync_api import Page\n\ndef test_home(page: Page):\n    page.goto('https://example.com')\n"
+    script = "async def run(page, context, variables):\n    await page.goto('https://example.com')\n"
     test = api.post("/synthetic-tests", json={"title": "Checkout journey", "script": script})
     assert test.status_code == 201, test.text
     page = browser.request("GET", f"{BASE}/monitors/new?type=synthetic_test")

@@ -20,6 +20,7 @@ from shared.checks import CHECK_TYPES
 from shared.checks.credentials import is_sensitive_header
 from shared.dashboard.web import BASE_PATH, PageContext, as_uuid_or_none, page
 from shared.errors import ApiError
+from shared.models import AlertConfig, LocationConfig
 from shared.security import SECRET_FIELD_NAMES
 
 TYPE_LABELS = {
@@ -330,8 +331,15 @@ def _grouped(fields: tuple[FormField, ...]) -> dict[str, list[FormField]]:
 
 
 def _render(ctx: PageContext, monitor: dict | None, chosen_type: str, choices: dict, back: str):
-    location_config = (monitor or {}).get("locationConfig") or {}
-    alert_config = (monitor or {}).get("alertConfig") or {}
+    # the models' defaults under what is stored, so a new form shows what the API would apply
+    location_config = {
+        **LocationConfig().model_dump(mode="json", by_alias=True),
+        **(monitor or {}).get("locationConfig", {}),
+    }
+    alert_config = {
+        **AlertConfig().model_dump(mode="json", by_alias=True),
+        **(monitor or {}).get("alertConfig", {}),
+    }
     return ctx.render(
         "monitor_forms/form.html",
         monitor=monitor,
