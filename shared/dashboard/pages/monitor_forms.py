@@ -9,6 +9,7 @@ and every message is the API's.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -348,6 +349,9 @@ def _render(ctx: PageContext, monitor: dict | None, chosen_type: str, choices: d
         fields={name: _grouped(config_fields(name)) for name in CHECK_TYPES},
         values=_form_values(monitor, chosen_type),
         targets=TARGETS,
+        # the target's label and hint follow the chosen type (app.js reads these on a type change)
+        targets_json_labels=json.dumps({name: label for name, (label, _) in TARGETS.items()}),
+        targets_json_hints=json.dumps({name: hint for name, (_, hint) in TARGETS.items()}),
         strategies=STRATEGIES,
         location_config=location_config,
         alert_config=alert_config,

@@ -361,6 +361,10 @@ function wireMonitorForm() {
   const typeSelect = form.querySelector("[data-type-select]");
   const showType = () => {
     for (const el of form.querySelectorAll("[data-for-types]")) el.hidden = !el.dataset.forTypes.split(" ").includes(typeSelect.value);
+    for (const el of form.querySelectorAll("[data-text-by-type]")) {
+      const text = JSON.parse(el.dataset.textByType)[typeSelect.value];
+      if (text) el.textContent = text;
+    }
   };
   typeSelect.addEventListener("change", showType);
   for (const select of form.querySelectorAll("[data-auth-select]")) {
