@@ -16,7 +16,16 @@ from shared.checks import CHECK_TYPES
 from shared.dashboard.pages.monitor_forms import config_fields
 from shared.security import mask
 from tests.api_client import ApiClient, function_app
-from tests.dashboard_browser import BASE, DESKTOP, PHONE, chromium, screenshot, sign_in, watched_page
+from tests.dashboard_browser import (
+    ARTIFACTS,
+    BASE,
+    DESKTOP,
+    PHONE,
+    chromium,
+    screenshot,
+    sign_in,
+    watched_page,
+)
 from tests.factories import bearer, make_project
 from tests.servers import LoopbackHttpServer
 
@@ -219,9 +228,8 @@ def test_the_edit_form_is_prefilled_and_its_secrets_are_blank_with_a_hint_to_kee
     # secrets: blank inputs, a hint to keep them, and neither the secret nor its mask anywhere on the page
     password = html.by_id("http_request--auth-password")[1]
     assert password["type"] == "password" and password["value"] == "" and "data-keep-secret" in password
-    assert "Leave blank to keep the stored value" in html.labels.get("", "") or (
-        'id="http_request--auth-password-hint">Leave blank to keep the stored value' in page.text
-    )
+    assert 'id="http_request--auth-password-hint">Leave blank to keep the stored value' in page.text
+    assert "http_request--auth-password-hint" in password["aria-describedby"]
     secret_header = [a for _, a in html.elements if a.get("data-secret-header") == "Authorization"]
     assert secret_header and secret_header[0]["type"] == "password" and secret_header[0]["value"] == ""
     for secret in (SECRET_PASSWORD, SECRET_HEADER, mask(SECRET_PASSWORD), mask(SECRET_HEADER)):
@@ -229,6 +237,33 @@ def test_the_edit_form_is_prefilled_and_its_secrets_are_blank_with_a_hint_to_kee
     assert "****" not in page.text
     form = [a for t, a in html.elements if t == "form" and "data-monitor-form" in a][0]
     assert (form["data-method"], form["data-path"]) == ("PATCH", f"/monitors/{monitor['id']}")
+
+
+def test_the_edit_form_of_another_type_shows_that_type_prefilled(aio, key, browser, internal_targets):
+    monitor = create_monitor(
+        aio,
+        key,
+        {
+            "name": "edge router",
+            "type": "ping_host",
+            "target": "127.0.0.1",
+            "config": {"count": 4, "intervalSeconds": 0.2, "maxPacketLossPercent": 50},
+        },
+    )
+    page = browser.request("GET", f"{BASE}/monitors/{monitor['id']}/edit")
+    html = Elements(page.text)
+    assert html.by_id("ping_host--count")[1]["value"] == "4"
+    assert html.by_id("ping_host--intervalSeconds")[1]["value"] == "0.2"
+    assert html.by_id("ping_host--maxPacketLossPercent")[1]["value"] == "50"
+    assert html.by_id("ping_host--timeoutSeconds")[1]["value"] == "5"  # the model's default, as stored
+    assert html.labels["monitor-target"] == "Host"
+    shown = {
+        a["data-for-types"]
+        for _, a in html.elements
+        if a.get("data-for-types") in CHECK_TYPES and "hidden" not in a
+    }
+    assert shown == {"ping_host"}
+    assert "enabled" not in [a.get("name") for _, a in html.elements if "checked" in a]  # saved paused
 
 
 def test_names_and_values_are_escaped(aio, key, browser, internal_targets):
@@ -557,6 +592,13 @@ def test_screenshots_of_the_forms(stack, stack_key, chromium_browser, target, vi
         page.get_by_role("button", name="Test").click()
         page.locator("[data-trial-status]").wait_for(timeout=60_000)
         screenshot(page, f"forms-new-{width}-{scheme}")
+        # parts at their real size, for reading a phone's narrow full-page shot
+        for part, selector in (
+            ("basics", "section[aria-labelledby=basics-heading]"),
+            ("trial", ".form-actions"),
+        ):
+            page.locator(selector).scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / f"forms-new-{part}-{width}-{scheme}.png"))
         shown(page, "Type").select_option("port_check")
         screenshot(page, f"forms-new-port-{width}-{scheme}")
         watched.assert_no_console_errors(allowed=REFUSED_LOADS)

@@ -32,10 +32,10 @@ TYPE_LABELS = {
     "synthetic_test": "Synthetic test (Playwright)",
 }
 STRATEGIES = (
-    ("majority", "Majority: up when more than half of the locations are up"),
-    ("all", "All: up when every location is up"),
-    ("any", "Any: up when at least one location is up"),
-    ("custom", "Custom: up when the share of locations up reaches the threshold"),
+    ("majority", "Majority: more than half up"),
+    ("all", "All: every location up"),
+    ("any", "Any: one location up"),
+    ("custom", "Custom: the threshold's share up"),
 )
 
 # The target field's label and hint per type; synthetic_test chooses its test from a list instead.
@@ -69,7 +69,7 @@ LABELS = {
     "method": "Method",
     "headers": "Headers",
     "body": "Request body",
-    "auth.type": "Authentication",
+    "auth.type": "Scheme",
     "auth.username": "Username",
     "auth.password": "Password",
     "auth.token": "Bearer token",
