@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.api.services import series
+from shared.security import mask_target
 from tests.api_client import ApiClient
 from tests.factories import add_result, add_rollup, make_project, set_marks
 
@@ -104,6 +105,24 @@ def test_credentials_in_a_target_are_neither_searchable_nor_shown(project):
     assert shown[userinfo] == "https://****@db.example.net/health"
     assert shown[token] == "https://api.example.net/v1?x=1&api_key=zz****ha&y=2"
     assert project.client.get(f"/monitors/{token}").json()["target"] == shown[token]
+
+
+@pytest.mark.parametrize(
+    ("target", "shown"),
+    [
+        ("https://shop.example.net/", "https://shop.example.net/"),
+        ("https://user:pass@host.example.net:8443/x", "https://****@host.example.net:8443/x"),
+        ("https://user@host.example.net/", "https://****@host.example.net/"),
+        ("https://host.example.net/a@b", "https://host.example.net/a@b"),  # an @ in the path is no userinfo
+        ("https://h.example.net/?token=abcdefghij&x=1", "https://h.example.net/?token=ab****ij&x=1"),
+        ("https://h.example.net/?ACCESS_TOKEN=abcdefghij", "https://h.example.net/?ACCESS_TOKEN=ab****ij"),
+        ("https://h.example.net/?a=1&X-Api-Key=short#part", "https://h.example.net/?a=1&X-Api-Key=****#part"),
+        ("https://h.example.net/?q=token&password=", "https://h.example.net/?q=token&password="),
+        ("db.example.net", "db.example.net"),
+    ],
+)
+def test_a_target_is_shown_with_its_credentials_masked(target, shown):
+    assert mask_target(target) == shown
 
 
 def test_a_search_too_long_or_empty_is_refused_naming_the_field(project):
