@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from shared.api.services import series
-from shared.security import mask_target
+from shared.security import TARGET_SECRET_PARAMETER_PATTERN, TARGET_USERINFO_PATTERN, mask_target
 from tests.api_client import ApiClient
 from tests.factories import add_result, add_rollup, make_project, set_marks
 
@@ -123,6 +124,14 @@ def test_credentials_in_a_target_are_neither_searchable_nor_shown(project):
 )
 def test_a_target_is_shown_with_its_credentials_masked(target, shown):
     assert mask_target(target) == shown
+
+
+def test_the_searched_target_is_stripped_by_the_patterns_that_mask_it_for_display():
+    migration = (
+        Path(__file__).resolve().parents[1] / "shared/migrations/0011_monitor_search_target.sql"
+    ).read_text()
+    for pattern in (TARGET_USERINFO_PATTERN, TARGET_SECRET_PARAMETER_PATTERN):
+        assert f"'{pattern}'" in migration
 
 
 def test_a_search_too_long_or_empty_is_refused_naming_the_field(project):
