@@ -581,7 +581,5 @@ def daily_bars(days: Sequence[Any], *, label: str) -> Markup:
 
 # --------------------------------------------------------------------------------------------- stylesheet
 
-# For the pages' stylesheet. The page may define these variables itself; the values here are defaults, with a
-# dark set for prefers-color-scheme: dark. Series colours are chosen to stay apart on both backgrounds.
 # The classes above are styled by this file, which pages link as an asset (dark mode lives there).
 STYLESHEET = Path(__file__).resolve().parent / "static" / "charts.css"
