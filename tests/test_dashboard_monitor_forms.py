@@ -338,6 +338,12 @@ def monitors_named(stack, key: str, name: str) -> list[dict]:
     return [monitor for monitor in listing if monitor["name"] == name]
 
 
+def full_screenshot(page, name: str) -> None:
+    """From the top: a full-page shot of a scrolled page draws the sticky top bar where the view was."""
+    page.mouse.wheel(0, -100_000)
+    screenshot(page, name)
+
+
 def shown(page, label: str):
     """The one shown control of that label: a hidden type's fields carry the same labels."""
     return page.get_by_label(label, exact=True).filter(visible=True)
@@ -369,7 +375,7 @@ def test_creating_an_http_monitor_through_the_form_lands_on_its_page(
         page.get_by_role("button", name="Create monitor").click()
         page.wait_for_url(re.compile(rf"{re.escape(BASE)}/monitors/{UUID_PATH}$"))
         monitor_id = page.url.rsplit("/", 1)[-1]
-        screenshot(page, "forms-after-create")
+        full_screenshot(page, "forms-after-create")
         watched.assert_no_console_errors(allowed=DETAIL_PAGE_MISSING)
     monitor = stack_api(stack, stack_key, "GET", f"/monitors/{monitor_id}").json()
     assert monitor["name"] == "form-created checkout" and monitor["type"] == "http_request"
@@ -410,7 +416,7 @@ def test_a_validation_error_shows_next_to_its_field_and_nothing_is_created(
         timeout_error = page.locator("#http_request--timeoutSeconds-error")
         timeout_error.wait_for(state="visible")
         assert "config.timeoutSeconds" in timeout_error.inner_text()
-        screenshot(page, "forms-validation-error")
+        full_screenshot(page, "forms-validation-error")
         assert page.url.endswith(f"{BASE}/monitors/new")
         watched.assert_no_console_errors(allowed=REFUSED_LOADS)
     assert monitors_named(stack, stack_key, "refused frequency") == []
@@ -431,7 +437,7 @@ def test_the_test_button_shows_up_with_a_response_time_then_down_against_a_500(
         assert re.fullmatch(r"\d+ ms", result.locator("[data-trial-response-time]").inner_text())
         assert result.locator("[data-trial-status-code]").inner_text() == "200"
         assert page.locator("[data-trial-result]").get_attribute("aria-live") == "polite"
-        screenshot(page, "forms-trial-up")
+        full_screenshot(page, "forms-trial-up")
 
         target.status = 500
         page.get_by_role("button", name="Test").click()
@@ -490,7 +496,7 @@ def test_editing_a_monitor_changes_it_and_keeps_the_secrets_left_blank(
         shown(page, "Keyword in the body").fill("")  # cleared, not kept
         shown(page, "Redirects to follow").fill("2")
         shown(page, "Failed runs before an alert").fill("4")
-        screenshot(page, "forms-edit")
+        full_screenshot(page, "forms-edit")
         page.get_by_role("button", name="Save changes").click()
         page.wait_for_url(re.compile(rf"{re.escape(BASE)}/monitors/{monitor_id}$"))
         watched.assert_no_console_errors(allowed=DETAIL_PAGE_MISSING)
@@ -591,7 +597,7 @@ def test_screenshots_of_the_forms(stack, stack_key, chromium_browser, target, vi
         page.locator('[data-error-for="frequencyMinutes"]').wait_for(state="visible")
         page.get_by_role("button", name="Test").click()
         page.locator("[data-trial-status]").wait_for(timeout=60_000)
-        screenshot(page, f"forms-new-{width}-{scheme}")
+        full_screenshot(page, f"forms-new-{width}-{scheme}")
         # parts at their real size, for reading a phone's narrow full-page shot
         for part, selector in (
             ("basics", "section[aria-labelledby=basics-heading]"),
@@ -600,5 +606,7 @@ def test_screenshots_of_the_forms(stack, stack_key, chromium_browser, target, vi
             page.locator(selector).scroll_into_view_if_needed()
             page.screenshot(path=str(ARTIFACTS / f"forms-new-{part}-{width}-{scheme}.png"))
         shown(page, "Type").select_option("port_check")
-        screenshot(page, f"forms-new-port-{width}-{scheme}")
+        # a result of the HTTP check would describe what the form no longer asks
+        assert "Not tested yet" in page.locator("[data-trial-outcome]").inner_text()
+        full_screenshot(page, f"forms-new-port-{width}-{scheme}")
         watched.assert_no_console_errors(allowed=REFUSED_LOADS)

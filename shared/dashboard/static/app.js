@@ -366,7 +366,13 @@ function wireMonitorForm() {
       if (text) el.textContent = text;
     }
   };
-  typeSelect.addEventListener("change", showType);
+  const trialButton = form.querySelector("[data-trial]");
+  const outcomeBox = form.querySelector("[data-trial-outcome]");
+  const untested = outcomeBox.innerHTML;
+  typeSelect.addEventListener("change", () => {
+    showType();
+    outcomeBox.innerHTML = untested; // a result of another type's check would describe what is no longer asked
+  });
   for (const select of form.querySelectorAll("[data-auth-select]")) {
     select.addEventListener("change", () => {
       for (const el of select.closest("fieldset").querySelectorAll("[data-for-auth]")) el.hidden = !el.dataset.forAuth.split(" ").includes(select.value);
@@ -379,8 +385,6 @@ function wireMonitorForm() {
     form.addEventListener("api:body", (event) => { mergeSecretHeaders(form, event.detail.body); });
   }
 
-  const trialButton = form.querySelector("[data-trial]");
-  const outcomeBox = form.querySelector("[data-trial-outcome]");
   trialButton.addEventListener("click", async () => {
     clearErrors(form);
     let body;
