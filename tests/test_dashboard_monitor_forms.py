@@ -403,6 +403,7 @@ def test_a_validation_error_shows_next_to_its_field_and_nothing_is_created(
         assert page.evaluate("document.activeElement.name") == "frequencyMinutes"
 
         shown(page, "Check every (minutes)").fill("5")
+        assert not error.is_visible()  # changing the field takes its message away
         shown(page, "URL").fill("ftp://example.com/file")
         page.get_by_role("button", name="Create monitor").click()
         target_error = page.locator('[data-error-for="target"]').first

@@ -378,6 +378,14 @@ function wireMonitorForm() {
       for (const el of select.closest("fieldset").querySelectorAll("[data-for-auth]")) el.hidden = !el.dataset.forAuth.split(" ").includes(select.value);
     });
   }
+  // a field's message goes once the field is changed, so what stays on screen is still true
+  form.addEventListener("input", (event) => {
+    const name = event.target.name;
+    if (!name || event.target.getAttribute("aria-invalid") !== "true") return;
+    event.target.removeAttribute("aria-invalid");
+    const slot = shownMatch(form, `[data-error-for="${CSS.escape(name)}"]`);
+    if (slot) { slot.textContent = ""; slot.hidden = true; }
+  });
   const initial = formBody(form);
   if (form.dataset.mode === "edit") {
     form.addEventListener("api:body", (event) => { event.detail.problem = keepStored(form, event.detail.body, initial); });
