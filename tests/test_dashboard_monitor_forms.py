@@ -300,6 +300,16 @@ def test_cancel_returns_to_the_dashboard_page_the_user_came_from_and_never_elsew
         assert f'href="{BASE}/">Cancel' in page.text
 
 
+def test_new_is_routed_to_the_form_not_taken_for_a_monitor_id():
+    from starlette.routing import Match
+
+    from shared.dashboard.app import router
+
+    scope = {"type": "http", "path": "/monitors/new", "method": "GET"}
+    first = next(route for route in router().routes if route.matches(scope)[0] == Match.FULL)
+    assert first.path == "/monitors/new"
+
+
 # --- in Chromium, against the local stack ------------------------------------------------------------------
 
 UUID_PATH = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
