@@ -243,17 +243,32 @@ def test_api_keys_are_listed_by_prefix_and_the_own_keys_revoke_warns_of_signing_
 # --- audit log -----------------------------------------------------------------------------------------------
 
 
-def test_the_audit_log_is_newest_first_paged_and_names_the_key(browser):
-    for number in range(52):
-        browser.write("POST", "/variables", {"name": f"V{number:02d}", "value": HOSTILE})
+def test_the_audit_log_is_newest_first_paged_and_names_the_key(browser, internal_targets):
+    for number in range(50):
+        browser.write("POST", "/variables", {"name": f"V{number:02d}", "value": "plain"})
+    created = browser.write("POST", "/synthetic-tests", {"title": HOSTILE, "script": SCRIPT})
+    browser.write(
+        "POST",
+        "/monitors",
+        {"name": HOSTILE, "type": "http_request", "target": "http://127.0.0.1:9/", "frequencyMinutes": 5},
+    )
     first = browser.page("/audit-log")
     ids = [int(i) for i in re.findall(r'data-audit-id="(\d+)"', first)]
     assert len(ids) == 50 and ids == sorted(ids, reverse=True)
-    assert "project_variable.create" in first and "test (sck_" in first
+    assert re.findall(r'data-action="([a-z_.]+)"', first)[:3] == [
+        "monitor.create",
+        "synthetic_test.create",
+        "project_variable.create",
+    ]
+    assert "test (sck_" in first  # the key that made each change, by name and prefix
+    # the names reach the page inside JSON (its quotes backslashed), escaped all the same
+    assert "<script>alert" not in first and "&lt;script&gt;alert(\\&#34;x\\&#34;)" in first
+    assert "<details><summary>" in first  # a monitor's whole spec folds away; a title stays inline
+    assert f'href="{BASE}/synthetic/{created["id"]}"' in first
     assert 'rel="next"' in first and f'href="{BASE}/audit-log?page=2"' in first
     second = browser.page("/audit-log?page=2")
     assert len(re.findall(r'data-audit-id="', second)) == 2
-    assert '"name": "V00"' in second or "V00" in second
+    assert "V00" in second
 
 
 # --- in Chromium, against the real local stack ---------------------------------------------------------------
@@ -323,6 +338,7 @@ def test_a_webhook_provider_is_created_sent_a_test_that_arrives_and_deleted(
         expect(smtp_error).to_be_visible()
         expect(smtp_error).to_contain_text("config.smtpHost: ")  # the API's message for the empty host
         expect(page.get_by_label("SMTP host")).to_have_attribute("aria-invalid", "true")
+        screenshot(page, "settings-notifications-error-desktop-light")
 
         page.get_by_label("Type").select_option("webhook")
         page.get_by_label("URL", exact=True).fill(webhook_receiver.url + "alerts/hook-token-123456")
@@ -335,6 +351,7 @@ def test_a_webhook_provider_is_created_sent_a_test_that_arrives_and_deleted(
         outcome = row.locator("[data-test-outcome]")
         expect(outcome).to_have_attribute("data-test-status", "sent", timeout=60_000)
         expect(outcome).to_contain_text("Test sent after 1 attempt")
+        screenshot(page, "settings-notifications-test-sent-desktop-light")
         received = webhook_receiver.wait_for_requests(1)[0]
         assert received.method == "POST" and received.path == "/alerts/hook-token-123456"
         assert received.json()["monitorName"] == "ops hook"  # the sample alert names the provider
@@ -370,6 +387,7 @@ def test_a_maintenance_window_is_entered_in_local_time_sent_as_utc_and_deleted(c
         ends_error = page.locator('[data-error-for="endsAt"]')
         expect(ends_error).to_contain_text("must be after startsAt")
         expect(page.get_by_label("Ends")).to_have_attribute("aria-invalid", "true")
+        screenshot(page, "settings-maintenance-error-desktop-light")
 
         page.get_by_label("Ends").fill("2030-06-01T04:30")
         page.get_by_role("button", name="Add window").click()
@@ -429,6 +447,7 @@ def test_a_synthetic_test_is_written_in_the_editor_by_keyboard(chrome, stack, st
         expect(script_error).to_be_visible()
         expect(script_error).to_contain_text("line 3")
         expect(editor).to_have_attribute("aria-invalid", "true")
+        screenshot(page, "settings-synthetic-editor-error-desktop-light")
 
         editor.focus()
         page.keyboard.press("Control+End")
@@ -470,6 +489,7 @@ def test_a_new_api_key_is_shown_once_works_and_is_revoked(chrome, stack, stack_k
         new_key = page.get_by_role("textbox", name=re.compile("^Key")).input_value()
         assert new_key.startswith("sck_")
         expect(panel).to_contain_text("shown this once")
+        screenshot(page, "settings-api-keys-new-key-desktop-light")
         page.get_by_role("button", name="Copy").click()
         expect(panel.locator("[data-copy-state]")).to_have_text("Copied.")
         assert page.evaluate("navigator.clipboard.readText()") == new_key
@@ -520,6 +540,7 @@ def test_a_secret_variable_is_typed_hidden_and_shown_masked(chrome, stack, stack
 
         row.get_by_text("Change").click()
         row.get_by_label("New value").fill("a new secret value")
+        screenshot(page, "settings-variables-change-desktop-light")
         with page.expect_navigation():  # saved, the list is loaded again
             row.get_by_role("button", name="Save LOGIN_PASSWORD").click()
         expect(page.locator("tr[data-variable-name=LOGIN_PASSWORD]")).to_be_visible()

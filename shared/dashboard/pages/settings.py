@@ -12,6 +12,16 @@ from shared.dashboard.web import PageContext, as_uuid_or_none, page
 from shared.errors import ApiError
 
 AUDIT_PAGE_SIZE = 50
+AUDIT_INLINE_CHANGES = 100  # characters of JSON shown in the row; longer changes fold into a disclosure
+# Where the audit log links an object it names (a deleted one is not linked: its page is gone).
+AUDIT_OBJECT_PAGES = {
+    "monitor": "/monitors/{id}",
+    "synthetic_test": "/synthetic/{id}",
+    "maintenance_window": "/maintenance",
+    "notification_provider": "/notifications",
+    "project_variable": "/variables",
+    "api_key": "/api-keys",
+}
 MONITOR_CHOICES = 100  # the API's largest page; a window for more monitors is one API call away
 
 
@@ -106,6 +116,10 @@ def compact_json(value) -> str:
     return json.dumps(value, separators=(", ", ": "), ensure_ascii=False)
 
 
+def pretty_json(value) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
 @page("/notifications")
 async def notification_providers(ctx: PageContext):
     providers = await ctx.api.get("/notification-providers")
@@ -191,5 +205,8 @@ async def audit_log(ctx: PageContext):
         filters=filters,
         key_names={key["id"]: f"{key['name']} ({key['prefix']}…)" for key in keys},
         compact_json=compact_json,
+        pretty_json=pretty_json,
+        inline_changes=AUDIT_INLINE_CHANGES,
+        object_pages=AUDIT_OBJECT_PAGES,
         nav="/audit-log",
     )
