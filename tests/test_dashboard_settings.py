@@ -319,6 +319,19 @@ def accept_next_dialog(page: Page) -> list[str]:
     return asked
 
 
+UNLABELLED_CONTROLS = """() => [...document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea, button, a[href], summary')].filter((el) => {
+  const named = (el.labels && el.labels.length) || el.getAttribute("aria-label")
+    || el.getAttribute("aria-labelledby") || el.textContent.trim();
+  return !named;
+}).map((el) => el.outerHTML.slice(0, 120))"""
+
+
+def unlabelled_controls(page: Page) -> list[str]:
+    """Every control a keyboard reaches has a name a screen reader can say (a label, aria-label or text)."""
+    return page.evaluate(UNLABELLED_CONTROLS)
+
+
 def audit_actions(page: Page, stack) -> list[str]:
     page.goto(f"{stack.gateway_url}{BASE}/audit-log")
     return page.locator("tr[data-action]").evaluate_all("rows => rows.map(row => row.dataset.action)")
@@ -616,5 +629,6 @@ def test_every_settings_page_at_both_widths_in_light_and_dark(chrome, stack, sta
                     expect(w.page.locator("h1")).to_be_visible()
                     overflow = w.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
                     assert overflow <= 0, (name, width, overflow)
+                    assert unlabelled_controls(w.page) == [], name
                     screenshot(w.page, f"settings-{name}-{width}-{scheme}")
                 w.assert_no_console_errors()
