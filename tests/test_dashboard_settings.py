@@ -455,6 +455,13 @@ def test_a_synthetic_test_is_written_in_the_editor_by_keyboard(chrome, stack, st
             'async def run(page, context, variables):\n    await page.goto("about:blank")\ndef broken(:'
         )
         expect(page.locator(".line-numbers")).to_have_text("1\n2\n3")
+        typed = editor.input_value()
+        page.keyboard.press("Control+A")
+        page.keyboard.press("Tab")  # a selection indents every line it touches
+        assert editor.input_value() == "\n".join("    " + line for line in typed.split("\n"))
+        page.keyboard.press("Shift+Tab")
+        assert editor.input_value() == typed
+        page.keyboard.press("Control+End")
         page.get_by_role("button", name="Create test").click()
         script_error = page.locator('[data-error-for="script"]')
         expect(script_error).to_be_visible()
@@ -531,6 +538,12 @@ def test_a_new_api_key_is_shown_once_works_and_is_revoked(chrome, stack, stack_k
 
         actions = audit_actions(page, stack)
         assert actions[:2] == ["api_key.revoke", "api_key.create"]
+
+        page.goto(f"{stack.gateway_url}{BASE}/api-keys")
+        accept_next_dialog(page)
+        page.get_by_role("button", name=re.compile("^Revoke test")).click()
+        page.wait_for_url(re.compile(r"/login\?next="))  # the session's own key: signed out at once
+        expect(page.get_by_label("API key")).to_be_visible()
         watched.assert_no_console_errors()
 
 

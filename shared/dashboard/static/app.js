@@ -356,14 +356,16 @@ function wireCodeEditors() {
           replace(start, end, INDENT, start + INDENT.length, start + INDENT.length);
           return;
         }
-        const block = value.slice(lineStart, end);
+        // a selection ending just after a newline does not take in the next line
+        const blockEnd = end > start && value[end - 1] === "\n" ? end - 1 : end;
+        const block = value.slice(lineStart, blockEnd);
         const lines = block.split("\n");
         const changed = event.shiftKey
           ? lines.map((line) => line.replace(new RegExp(`^ {1,${INDENT.length}}`), ""))
           : lines.map((line) => INDENT + line);
         const text = changed.join("\n");
         const firstShift = changed[0].length - lines[0].length;
-        replace(lineStart, end, text, Math.max(lineStart, start + firstShift), lineStart + text.length);
+        replace(lineStart, blockEnd, text, Math.max(lineStart, start + firstShift), lineStart + text.length);
         return;
       }
       tabLeaves = false;
