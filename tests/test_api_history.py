@@ -15,7 +15,7 @@ from shared.api.requests import IncidentsQuery
 from shared.api.services.incidents import incident_page
 from shared.api.services.regions import regions_report
 from shared.pipeline.rollups import HOURLY_MARK
-from shared.rules.retention import hourly_read_window
+from shared.rules.retention import hourly_read_window, percentile_cont_of_top
 from shared.security import masked_text
 from tests.api_client import ApiClient
 from tests.factories import add_provider, make_project
@@ -617,3 +617,62 @@ def test_regions_through_the_api(clean, aio):
         assert refused.status_code == 400 and refused.json()["error"]["field"] == "hours"
     assert ApiClient(aio, None).get("/regions").status_code == 401
     assert json.loads(a.get("/regions", params={"hours": 720}).text)["data"][0]["checks"] == 0
+
+
+@pytest.mark.parametrize(
+    ("top", "below", "exact"),
+    [
+        # the whole multiset: as percentile_cont over it
+        ([(10, 1), (20, 2), (30, 1)], 0, [10, 20, 20, 30]),
+        # 17 values under the floor, 3 known at or above it: rows 0.95 * 19 = 18.05 -> 18 and 19 are known
+        ([(50, 1), (60, 1), (90, 1)], 17, [1] * 17 + [50, 60, 90]),
+        ([(70, 2)], 8, [5] * 8 + [70, 70]),
+    ],
+)
+def test_a_percentile_from_the_top_of_a_multiset_is_the_exact_one(top, below, exact, infra):
+    ((expected,),) = infra.sql(
+        "select percentile_cont(0.95) within group (order by v) from unnest(%s::int[]) v", (exact,)
+    )
+    assert percentile_cont_of_top(top, below, 0.95) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("top", "below"),
+    [
+        ([(90, 1)], 19),  # the 0.95 percentile of 20 values reads rows 18 and 19: one known is too few
+        ([], 5),
+        ([], 0),
+    ],
+)
+def test_a_top_too_short_for_the_percentile_is_no_answer(top, below):
+    assert percentile_cont_of_top(top, below, 0.95) is None
+
+
+@pytest.mark.parametrize(
+    "tail_ms",
+    [
+        [20, 25, 30, 35],  # the tail is faster than the rolled hours: its guess is a low floor, read from it
+        [900, 950, 990, 999],  # slower: the guess is too high, and the location is read whole again
+        [],  # no tail: read whole
+    ],
+    ids=["floor-from-a-fast-tail", "floor-too-high-read-again", "no-tail"],
+)
+def test_the_regions_p95_is_postgres_percentile_cont_over_every_value(clean, aio, tail_ms):
+    mine = clean.sql("insert into projects (name) values ('A') returning id")[0][0]
+    monitors = [add_monitor(clean, mine, f"m{n}") for n in range(3)]
+    clean.sql("insert into retention_marks (name, at) values (%s, %s)", (HOURLY_MARK, at(12, 0)))
+    every_value: list[int] = []
+    for n, monitor in enumerate(monitors):
+        for hour in (9, 10, 11):
+            values = {10 + 37 * ((n * 7 + hour * 3 + k) % 23) + n * 100: 1 + (k % 3) for k in range(12)}
+            add_hour(clean, monitor, "us-east", hour, sum(values.values()), sum(values.values()), values)
+            every_value += [v for v, c in values.items() for _ in range(c)]
+    for minute, ms in enumerate(tail_ms):
+        add_result(clean, monitors[minute % 3], "us-east", at(12, minute + 1), "up", ms)
+    every_value += tail_ms
+    ((expected,),) = clean.sql(
+        "select percentile_cont(0.95) within group (order by v) from unnest(%s::int[]) v", (every_value,)
+    )
+    us = {r.location: r for r in aio.run(regions_report(mine, 3, now=NOW)).data}["us-east"]
+    assert us.p95_response_ms == round(expected, 2)
+    assert us.checks == len(every_value)
