@@ -15,7 +15,7 @@ from shared.api.requests import IncidentsQuery
 from shared.api.services.incidents import incident_page
 from shared.api.services.regions import regions_report
 from shared.pipeline.rollups import HOURLY_MARK
-from shared.rules.retention import hourly_read_window, percentile_cont_of_top
+from shared.rules.retention import hourly_read_window, percentile_cont, percentile_cont_of_top
 from shared.security import masked_text
 from tests.api_client import ApiClient
 from tests.factories import add_provider, make_project
@@ -488,8 +488,9 @@ def add_hour(infra, monitor_id, location, hour: int, checks: int, up: int, value
     """One hourly rollup of 2026-03-02 `hour`:00, with its histogram; checks beyond sum(values) had no time."""
     infra.sql(
         """insert into rollup_hourly (monitor_id, location, bucket, checks, up_checks, response_count,
-               response_sum_ms, min_response_ms, max_response_ms, response_values_ms, response_value_counts)
-           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+               response_sum_ms, min_response_ms, max_response_ms, p95_response_ms, response_values_ms,
+               response_value_counts)
+           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
         (
             monitor_id,
             location,
@@ -500,6 +501,7 @@ def add_hour(infra, monitor_id, location, hour: int, checks: int, up: int, value
             sum(v * c for v, c in values.items()),
             min(values, default=None),
             max(values, default=None),
+            percentile_cont(values.items(), 0.95),  # regions' first guess at a floor reads it
             sorted(values),
             [values[v] for v in sorted(values)],
         ),
@@ -648,28 +650,43 @@ def test_a_top_too_short_for_the_percentile_is_no_answer(top, below):
     assert percentile_cont_of_top(top, below, 0.95) is None
 
 
-@pytest.mark.parametrize(
-    "tail_ms",
-    [
-        [20, 25, 30, 35],  # the tail is faster than the rolled hours: its guess is a low floor, read from it
-        [900, 950, 990, 999],  # slower: the guess is too high, and the location is read whole again
-        [],  # no tail: read whole
-    ],
-    ids=["floor-from-a-fast-tail", "floor-too-high-read-again", "no-tail"],
-)
-def test_the_regions_p95_is_postgres_percentile_cont_over_every_value(clean, aio, tail_ms):
+def spread_hours() -> list[tuple[int, int, dict[int, int]]]:
+    """Three monitors' hours 9 to 11, each of 12 distinct times from 10 ms to about 1 s."""
+    return [
+        (n, hour, {10 + 37 * ((n * 7 + hour * 3 + k) % 23) + n * 100: 1 + (k % 3) for k in range(12)})
+        for n in range(3)
+        for hour in (9, 10, 11)
+    ]
+
+
+# (hours as (monitor, hour, {ms: count}), raw tail as (monitor, ms)); each answer is checked against Postgres
+P95_CASES = {
+    # the floor guessed from the tail and the hours' own p95s is low enough: the histograms are read from it
+    "floor-low-enough": (spread_hours(), [(0, 20), (1, 25), (2, 30), (0, 35)]),
+    "slow-tail": (spread_hours(), [(0, 900), (1, 950), (2, 990), (0, 999)]),
+    "no-tail": (spread_hours(), []),
+    # one busy fast hour and one slow check: the mean of the hours' p95s (505) is far above the p95 (10), and so
+    # is the slow tail's; too few values above it, so the location is read again whole
+    "guess-too-high-read-again": (
+        [(0, 11, {10: 100}), (1, 11, {1000: 1})],
+        [(0, 600), (1, 700), (2, 800), (0, 900)],
+    ),
+}
+
+
+@pytest.mark.parametrize(("hours", "tail"), P95_CASES.values(), ids=P95_CASES.keys())
+def test_the_regions_p95_is_postgres_percentile_cont_over_every_value(clean, aio, hours, tail):
     mine = clean.sql("insert into projects (name) values ('A') returning id")[0][0]
     monitors = [add_monitor(clean, mine, f"m{n}") for n in range(3)]
     clean.sql("insert into retention_marks (name, at) values (%s, %s)", (HOURLY_MARK, at(12, 0)))
     every_value: list[int] = []
-    for n, monitor in enumerate(monitors):
-        for hour in (9, 10, 11):
-            values = {10 + 37 * ((n * 7 + hour * 3 + k) % 23) + n * 100: 1 + (k % 3) for k in range(12)}
-            add_hour(clean, monitor, "us-east", hour, sum(values.values()), sum(values.values()), values)
-            every_value += [v for v, c in values.items() for _ in range(c)]
-    for minute, ms in enumerate(tail_ms):
-        add_result(clean, monitors[minute % 3], "us-east", at(12, minute + 1), "up", ms)
-    every_value += tail_ms
+    for n, hour, values in hours:
+        checks = sum(values.values())
+        add_hour(clean, monitors[n], "us-east", hour, checks, checks, values)
+        every_value += [v for v, c in values.items() for _ in range(c)]
+    for minute, (n, ms) in enumerate(tail):
+        add_result(clean, monitors[n], "us-east", at(12, minute + 1), "up", ms)
+        every_value.append(ms)
     ((expected,),) = clean.sql(
         "select percentile_cont(0.95) within group (order by v) from unnest(%s::int[]) v", (every_value,)
     )

@@ -32,7 +32,7 @@ _PROJECT_MONITORS = "select id from monitors where project_id = %(project_id)s"
 _ROLLED_TOTALS = f"""
 select location, sum(checks)::bigint as checks, sum(up_checks)::bigint as up_checks,
        sum(response_count)::bigint as response_count, sum(response_sum_ms)::bigint as response_sum_ms,
-       min(min_response_ms) as min_ms, max(max_response_ms) as max_ms
+       min(min_response_ms) as min_ms, max(max_response_ms) as max_ms, avg(p95_response_ms) as mean_hourly_p95
 from rollup_hourly
 where monitor_id in ({_PROJECT_MONITORS}) and bucket >= %(since)s and bucket < %(raw_from)s
 group by location
@@ -54,10 +54,11 @@ from (select h.location,
         and h.max_response_ms >= f.floor_ms) per_value
 group by location, v
 """
-# The floor is first guessed from the raw tail (its own ESTIMATE_FRACTION percentile: the latest hour is a fair
-# guess at the window's spread); where the guess proves too high, that location is read again from 0, all of it.
+# The floor is first guessed low: the lower of the raw tail's own GUESS_FRACTION percentile (the latest hour is
+# a fair guess at the window's spread) and the mean of the hours' own p95s. Where the guess proves too high, that
+# location is read again from 0, all of it; the answer is exact either way.
 P95 = 0.95
-ESTIMATE_FRACTION = 0.9
+GUESS_FRACTION = 0.8
 
 # The raw tail read once, grouped by location and response time: both its totals and its histogram follow.
 _RAW_TAIL = """
@@ -156,10 +157,7 @@ async def _p95_by_location(conn, params: dict, rolled: list[dict], tail: list[di
         if row["v"] is not None:
             tails.setdefault(row["location"], Counter())[row["v"]] += row["checks"]
     rolled_counts = {row["location"]: row["response_count"] for row in rolled if row["response_count"]}
-    floors = {}
-    for location in rolled_counts:
-        guess = percentile_cont(tails.get(location, Counter()).items(), ESTIMATE_FRACTION)
-        floors[location] = int(guess) if guess is not None else 0
+    floors = _first_floors(rolled, tails)
     found: dict[str, float] = {}
     while floors:
         rows = await (
@@ -187,6 +185,20 @@ async def _p95_by_location(conn, params: dict, rolled: list[dict], tail: list[di
         if location not in rolled_counts:
             found[location] = percentile_cont(tail_values.items(), P95)
     return found
+
+
+def _first_floors(rolled: list[dict], tails: dict[str, Counter]) -> dict[str, int]:
+    """Per location with rolled response times, the first floor to read its hours' histograms from."""
+    floors = {}
+    for row in rolled:
+        if row["response_count"]:
+            guesses = [
+                percentile_cont(tails.get(row["location"], Counter()).items(), GUESS_FRACTION),
+                row["mean_hourly_p95"],
+            ]
+            known = [guess for guess in guesses if guess is not None]
+            floors[row["location"]] = int(min(known)) if known else 0
+    return floors
 
 
 def _with_tail(rolled: list[dict], tail: list[dict]) -> list[dict]:
