@@ -693,3 +693,17 @@ def test_the_regions_p95_is_postgres_percentile_cont_over_every_value(clean, aio
     us = {r.location: r for r in aio.run(regions_report(mine, 3, now=NOW)).data}["us-east"]
     assert us.p95_response_ms == round(expected, 2)
     assert us.checks == len(every_value)
+
+
+def test_hours_whose_histogram_contradicts_their_count_give_no_p95_and_end(clean, aio):
+    mine = clean.sql("insert into projects (name) values ('A') returning id")[0][0]
+    monitor = add_monitor(clean, mine, "hand-edited")
+    clean.sql("insert into retention_marks (name, at) values (%s, %s)", (HOURLY_MARK, at(12, 0)))
+    clean.sql(
+        """insert into rollup_hourly (monitor_id, location, bucket, checks, up_checks, response_count,
+               response_sum_ms, min_response_ms, max_response_ms)
+           values (%s, 'us-east', %s, 3, 3, 3, 60, 10, 30)""",  # three times counted, none in the histogram
+        (monitor, at(11, 0)),
+    )
+    us = {r.location: r for r in aio.run(regions_report(mine, 3, now=NOW)).data}["us-east"]
+    assert (us.checks, us.avg_response_ms, us.p95_response_ms) == (3, 20.0, None)

@@ -176,10 +176,12 @@ async def _p95_by_location(conn, params: dict, rolled: list[dict], tail: list[di
             top.update({v: c for v, c in tail_values.items() if v >= floor_ms})
             below = rolled_counts[location] + sum(tail_values.values()) - sum(top.values())
             value = percentile_cont_of_top(top.items(), below, P95)
-            if value is None:
-                retry[location] = 0  # from 0, the whole histogram: always enough
-            else:
+            if value is not None:
                 found[location] = value
+            elif floor_ms > 0:
+                retry[location] = (
+                    0  # from 0, the whole histogram: enough unless the rows contradict themselves
+                )
         floors = retry
     for location, tail_values in tails.items():  # only raw rows there (no rolled hours)
         if location not in rolled_counts:
