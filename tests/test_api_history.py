@@ -14,8 +14,13 @@ from psycopg.types.json import Jsonb
 from shared.api.requests import IncidentsQuery
 from shared.api.services.incidents import incident_page
 from shared.api.services.regions import regions_report
-from shared.pipeline.rollups import HOURLY_MARK
-from shared.rules.retention import hourly_read_window, percentile_cont, percentile_cont_of_top
+from shared.pipeline.rollups import DAILY_MARK, HOURLY_MARK
+from shared.rules.retention import (
+    hourly_read_window,
+    percentile_cont,
+    percentile_cont_of_top,
+    whole_days_within,
+)
 from shared.security import masked_text
 from tests.api_client import ApiClient
 from tests.factories import add_provider, make_project
@@ -484,17 +489,27 @@ def test_the_regions_window_reads_rolled_hours_then_the_raw_tail(hours, hourly_t
     assert hourly_read_window(NOW, hours, hourly_through) == expected
 
 
-def add_hour(infra, monitor_id, location, hour: int, checks: int, up: int, values: dict[int, int]) -> None:
-    """One hourly rollup of 2026-03-02 `hour`:00, with its histogram; checks beyond sum(values) had no time."""
+def add_hour(
+    infra,
+    monitor_id,
+    location,
+    hour: int | datetime,
+    checks: int,
+    up: int,
+    values: dict[int, int],
+    table="rollup_hourly",
+) -> None:
+    """One rollup (hourly of 2026-03-02 `hour`:00, or of the bucket given), with its histogram; checks beyond
+    sum(values) had no time."""
     infra.sql(
-        """insert into rollup_hourly (monitor_id, location, bucket, checks, up_checks, response_count,
+        f"""insert into {table} (monitor_id, location, bucket, checks, up_checks, response_count,
                response_sum_ms, min_response_ms, max_response_ms, p95_response_ms, response_values_ms,
                response_value_counts)
            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
         (
             monitor_id,
             location,
-            datetime(2026, 3, 2, hour, tzinfo=UTC),
+            hour if isinstance(hour, datetime) else datetime(2026, 3, 2, hour, tzinfo=UTC),
             checks,
             up,
             sum(values.values()),
@@ -707,3 +722,49 @@ def test_hours_whose_histogram_contradicts_their_count_give_no_p95_and_end(clean
     )
     us = {r.location: r for r in aio.run(regions_report(mine, 3, now=NOW)).data}["us-east"]
     assert (us.checks, us.avg_response_ms, us.p95_response_ms) == (3, 20.0, None)
+
+
+def day(month: int, day_of_month: int, hour: int = 0) -> datetime:
+    return datetime(2026, month, day_of_month, hour, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "daily_through", "expected"),
+    [
+        (day(2, 27, 12), day(3, 2, 12), None, None),  # no daily tier yet
+        (day(2, 27, 12), day(3, 2, 12), day(3, 2), (day(2, 28), day(3, 2))),
+        (
+            day(2, 27),
+            day(3, 2, 12),
+            day(3, 2),
+            (day(2, 27), day(3, 2)),
+        ),  # a window starting on a day takes it
+        (day(2, 27, 12), day(3, 2, 12), day(3, 1), (day(2, 28), day(3, 1))),  # the daily tier lags
+        (day(3, 1, 11), day(3, 2, 12), day(3, 2), None),  # 25 hours: no whole day inside
+        (day(3, 1), day(3, 2), day(3, 2), (day(3, 1), day(3, 2))),
+    ],
+)
+def test_long_windows_read_the_whole_days_the_daily_tier_holds(since, until, daily_through, expected):
+    assert whole_days_within(since, until, daily_through) == expected
+
+
+def test_a_long_window_reads_whole_days_from_the_daily_tier_and_its_ends_by_the_hour(clean, aio):
+    mine = clean.sql("insert into projects (name) values ('A') returning id")[0][0]
+    monitor = add_monitor(clean, mine, "Checkout")
+    clean.sql(
+        "insert into retention_marks (name, at) values (%s, %s), (%s, %s)",
+        (HOURLY_MARK, at(12, 0), DAILY_MARK, day(3, 2)),
+    )
+    # 72 hours from 12:30 start at 02-27 12:00: by the hour to 02-28, days 02-28 and 03-01, by the hour to 12:00
+    add_hour(clean, monitor, "us-east", day(2, 27, 11), 9, 0, {900: 9})  # before the window
+    add_hour(clean, monitor, "us-east", day(2, 27, 13), 2, 2, {10: 2})
+    add_hour(clean, monitor, "us-east", day(2, 28, 5), 9, 0, {800: 9})  # inside a day the daily tier holds
+    add_hour(clean, monitor, "us-east", day(3, 2, 3), 2, 1, {30: 1, 40: 1})
+    add_hour(clean, monitor, "us-east", day(2, 28), 3, 3, {20: 3}, table="rollup_daily")
+    add_hour(clean, monitor, "us-east", day(3, 1), 2, 1, {50: 1, 60: 1}, table="rollup_daily")
+    add_result(clean, monitor, "us-east", at(12, 10), "up", 70)
+    us = {r.location: r for r in aio.run(regions_report(mine, 72, now=NOW)).data}["us-east"]
+    # checks 2 + 2 + 3 + 2 + 1; up 2 + 1 + 3 + 1 + 1; times 10 10 20 20 20 30 40 50 60 70
+    assert (us.checks, us.up_checks, us.uptime_percentage) == (10, 8, 80.0)
+    assert us.avg_response_ms == 33.0
+    assert us.p95_response_ms == 65.5  # row 0.95 * 9 = 8.55: 60 + 0.55 * (70 - 60)

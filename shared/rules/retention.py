@@ -155,6 +155,18 @@ def hourly_read_window(
     return _tiered_window(now - timedelta(hours=hours), hourly_through, floor_hour)
 
 
+def whole_days_within(
+    since: datetime, until: datetime, daily_through: datetime | None
+) -> tuple[datetime, datetime] | None:
+    """The UTC days inside [since, until) that the daily tier holds, as (first, end), or None: a long window
+    reads them as one row per monitor and location a day instead of 24, and only its ragged ends by the hour."""
+    if daily_through is None:
+        return None
+    first = since if since == floor_day(since) else floor_day(since) + DAY
+    end = min(floor_day(until), daily_through)
+    return (first, end) if first < end else None
+
+
 def _tiered_window(
     since: datetime, tier_end: datetime | None, floor: Callable[[datetime], datetime]
 ) -> tuple[datetime, datetime]:

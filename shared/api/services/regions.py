@@ -1,11 +1,12 @@
 """The regional dashboard's figures, as GET /regions reads them (shared/api/routes/history.py): per location,
 over the last `hours`, one project's checks, uptime, mean and p95 response time, and its failing monitors.
 
-Complete hours come from rollup_hourly and only the not-yet-rolled tail (after `rollup_hourly_through`, about
-15 to 75 minutes) from monitor_results, as shared.pipeline.long_range combines daily rollups and raw rows. The
-p95 is percentile_cont over the merged histograms, as long_range's, so exact; only their top is read. Every
-read of monitor_results is a per-monitor range scan of its (monitor_id, location, checked_at) index: the table
-has no index on checked_at alone."""
+Complete hours come from rollups (whole UTC days from rollup_daily where it holds them, the other hours from
+rollup_hourly) and only the not-yet-rolled tail (after `rollup_hourly_through`, about 15 to 75 minutes) from
+monitor_results, as shared.pipeline.long_range combines daily rollups and raw rows. The p95 is percentile_cont
+over the merged histograms, as long_range's, so exact; only their top is read. Every read of monitor_results
+is a per-monitor range scan of its (monitor_id, location, checked_at) index: the table has no index on
+checked_at alone."""
 
 from __future__ import annotations
 
@@ -15,8 +16,13 @@ from datetime import UTC, datetime
 
 from shared import db
 from shared.api.schemas import FailingMonitor, RegionOut, RegionsReport
-from shared.pipeline.rollups import HOURLY_MARK, UP_STATUSES, read_marks
-from shared.rules.retention import hourly_read_window, percentile_cont, percentile_cont_of_top
+from shared.pipeline.rollups import DAILY_MARK, HOURLY_MARK, UP_STATUSES, read_marks
+from shared.rules.retention import (
+    hourly_read_window,
+    percentile_cont,
+    percentile_cont_of_top,
+    whole_days_within,
+)
 from shared.settings import get_settings
 
 FAILING_SHOWN = 20
@@ -29,12 +35,27 @@ order by array_position(%(configured)s::text[], code) nulls last, created_at, co
 
 _PROJECT_MONITORS = "select id from monitors where project_id = %(project_id)s"
 
+# The rolled part of the window: whole UTC days from rollup_daily where the daily tier holds them, the hours
+# before and after them from rollup_hourly (two bucket ranges, so both tables are read by their bucket).
+_ROLLED_ROWS = f"""
+select {{columns}} from rollup_hourly
+where monitor_id in ({_PROJECT_MONITORS})
+  and ((bucket >= %(since)s and bucket < %(days_from)s) or (bucket >= %(days_to)s and bucket < %(raw_from)s))
+union all
+select {{columns}} from rollup_daily
+where monitor_id in ({_PROJECT_MONITORS}) and bucket >= %(days_from)s and bucket < %(days_to)s
+"""
+
 _ROLLED_TOTALS = f"""
 select location, sum(checks)::bigint as checks, sum(up_checks)::bigint as up_checks,
        sum(response_count)::bigint as response_count, sum(response_sum_ms)::bigint as response_sum_ms,
-       min(min_response_ms) as min_ms, max(max_response_ms) as max_ms, avg(p95_response_ms) as mean_hourly_p95
-from rollup_hourly
-where monitor_id in ({_PROJECT_MONITORS}) and bucket >= %(since)s and bucket < %(raw_from)s
+       min(min_response_ms) as min_ms, max(max_response_ms) as max_ms, avg(p95_response_ms) as mean_rollup_p95
+from ({
+    _ROLLED_ROWS.format(
+        columns="location, checks, up_checks, response_count, response_sum_ms, min_response_ms, "
+        "max_response_ms, p95_response_ms"
+    )
+}) rolled
 group by location
 """
 
@@ -44,18 +65,19 @@ group by location
 # set-returning functions in the select list run zipped, as ROWS FROM.
 _ROLLED_TOP_HISTOGRAMS = f"""
 select location, v, sum(c)::bigint as c
-from (select h.location,
-             unnest(h.response_values_ms[width_bucket(f.floor_ms - 1, h.response_values_ms) + 1:]) as v,
-             unnest(h.response_value_counts[width_bucket(f.floor_ms - 1, h.response_values_ms) + 1:]) as c
-      from rollup_hourly h
+from (select r.location,
+             unnest(r.response_values_ms[width_bucket(f.floor_ms - 1, r.response_values_ms) + 1:]) as v,
+             unnest(r.response_value_counts[width_bucket(f.floor_ms - 1, r.response_values_ms) + 1:]) as c
+      from ({
+    _ROLLED_ROWS.format(columns="location, max_response_ms, response_values_ms, response_value_counts")
+}) r
       join unnest(%(floor_locations)s::text[], %(floors)s::int[]) as f(location, floor_ms)
-        on f.location = h.location
-      where h.monitor_id in ({_PROJECT_MONITORS}) and h.bucket >= %(since)s and h.bucket < %(raw_from)s
-        and h.max_response_ms >= f.floor_ms) per_value
+        on f.location = r.location
+      where r.max_response_ms >= f.floor_ms) per_value
 group by location, v
 """
 # The floor is first guessed low: the lower of the raw tail's own GUESS_FRACTION percentile (the latest hour is
-# a fair guess at the window's spread) and the mean of the hours' own p95s. Where the guess proves too high, that
+# a fair guess at the window's spread) and the mean of the rollups' own p95s. Where the guess proves too high, that
 # location is read again from 0, all of it; the answer is exact either way.
 P95 = 0.95
 GUESS_FRACTION = 0.8
@@ -103,6 +125,7 @@ async def regions_report(project_id: uuid.UUID, hours: int, now: datetime | None
     async with db.transaction() as conn:
         marks = await read_marks(conn)
         since, raw_from = hourly_read_window(now, hours, marks.get(HOURLY_MARK))
+        days_from, days_to = whole_days_within(since, raw_from, marks.get(DAILY_MARK)) or (raw_from, raw_from)
         regions = await (
             await conn.execute(_REGIONS, {"configured": list(get_settings().locations)})
         ).fetchall()
@@ -110,6 +133,8 @@ async def regions_report(project_id: uuid.UUID, hours: int, now: datetime | None
             "project_id": project_id,
             "since": since,
             "raw_from": raw_from,
+            "days_from": days_from,
+            "days_to": days_to,
             "up": list(UP_STATUSES),
             "locations": [region["code"] for region in regions],
             "shown": FAILING_SHOWN,
@@ -196,7 +221,7 @@ def _first_floors(rolled: list[dict], tails: dict[str, Counter]) -> dict[str, in
         if row["response_count"]:
             guesses = [
                 percentile_cont(tails.get(row["location"], Counter()).items(), GUESS_FRACTION),
-                row["mean_hourly_p95"],
+                row["mean_rollup_p95"],
             ]
             known = [guess for guess in guesses if guess is not None]
             floors[row["location"]] = int(min(known)) if known else 0
