@@ -1,8 +1,10 @@
 """GET /regions, /alerts, /monitors/{id}/alerts and /monitors/{id}/incidents latency (p50/p95, in-process api app,
 so no gateway hop) at 10,000 monitors x 3 locations checked every minute: `--hours` of hourly rollups (60 checks,
-about 40 distinct times each), the not-yet-rolled raw tail (`--tail-minutes`), alert history and status changes.
+40 distinct times each), `--days` of daily ones before them (100 distinct times), the not-yet-rolled raw tail
+(`--tail-minutes`), alert history (20 deliveries a monitor) and status changes (20 a monitor).
 
-    .venv/bin/python bench/history_reads.py [--monitors 10000] [--hours 24] [--tail-minutes 60] [--requests 20]
+    .venv/bin/python bench/history_reads.py [--monitors 10000] [--hours 24] [--days 0] [--tail-minutes 60]
+                                            [--requests 20]
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from bench.harness import embedded_environment  # noqa: E402
 LOCATIONS = ["us-east", "eu-central", "asia-pacific"]
 
 
-def seed(database_url: str, monitors: int, hours: int, tail_minutes: int, now: datetime) -> str:
+def seed(database_url: str, monitors: int, hours: int, tail_minutes: int, days: int, now: datetime) -> str:
     # the rollup watermark: the raw tail after it is what regions reads raw (15 to 75 minutes in production)
     mark = now.replace(second=0, microsecond=0) - timedelta(minutes=tail_minutes)
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -42,8 +44,9 @@ def seed(database_url: str, monitors: int, hours: int, tail_minutes: int, now: d
         # hourly rollups: 60 checks, 40 distinct whole-ms times (20 + 7k ms), one check in 60 down
         conn.execute(
             """insert into rollup_hourly (monitor_id, location, bucket, checks, up_checks, response_count,
-                   response_sum_ms, min_response_ms, max_response_ms, response_values_ms, response_value_counts)
-               select m.id, l, %s - make_interval(hours => h), 60, 59, 60, 60 * 160, 20, 293,
+                   response_sum_ms, min_response_ms, max_response_ms, p95_response_ms, response_values_ms,
+                   response_value_counts)
+               select m.id, l, %s - make_interval(hours => h), 60, 59, 60, 60 * 160, 20, 293, 286,
                       (select array_agg(20 + 7 * v order by v) from generate_series(0, 39) v),
                       array_fill(1, array[20]) || array_fill(2, array[20])
                from monitors m, unnest(%s::text[]) l, generate_series(1, %s) h""",
@@ -54,6 +57,24 @@ def seed(database_url: str, monitors: int, hours: int, tail_minutes: int, now: d
                on conflict (name) do update set at = excluded.at""",
             (mark,),
         )
+        # daily rollups before the mark's day: 1,440 checks, 100 distinct times (20 + 3k ms)
+        daily_through = mark.replace(hour=0, minute=0)
+        conn.execute(
+            """insert into rollup_daily (monitor_id, location, bucket, checks, up_checks, response_count,
+                   response_sum_ms, min_response_ms, max_response_ms, p95_response_ms, response_values_ms,
+                   response_value_counts)
+               select m.id, l, %s - make_interval(days => d), 1440, 1430, 1440, 1440 * 170, 20, 317, 305,
+                      (select array_agg(20 + 3 * v order by v) from generate_series(0, 99) v),
+                      array_fill(14, array[60]) || array_fill(15, array[40])
+               from monitors m, unnest(%s::text[]) l, generate_series(1, %s) d""",
+            (daily_through, LOCATIONS, days),
+        )
+        if days:
+            conn.execute(
+                """insert into retention_marks (name, at) values ('rollup_daily_through', %s)
+                   on conflict (name) do update set at = excluded.at""",
+                (daily_through,),
+            )
         tail = int((now - mark).total_seconds() // 60)
         conn.execute(
             """insert into runs (id, monitor_id, scheduled_at, expected_locations, deadline, finalized_at, status)
@@ -105,7 +126,13 @@ def seed(database_url: str, monitors: int, hours: int, tail_minutes: int, now: d
             conn.execute(f"vacuum analyze {table}")
         counts = {
             table: conn.execute(f"select count(*) from {table}").fetchone()[0]
-            for table in ("rollup_hourly", "monitor_results", "alert_history", "status_changes")
+            for table in (
+                "rollup_hourly",
+                "rollup_daily",
+                "monitor_results",
+                "alert_history",
+                "status_changes",
+            )
         }
         print(f"seeded in {time.perf_counter() - started:.0f} s: {counts}; raw tail {tail} min from {mark}")
         return str(conn.execute("select id from monitors order by name limit 1").fetchone()[0])
@@ -145,11 +172,15 @@ def main() -> None:
     parser.add_argument("--monitors", type=int, default=10_000)
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--tail-minutes", type=int, default=60)
+    parser.add_argument("--days", type=int, default=0, help="daily rollups before the hourly ones")
     parser.add_argument("--requests", type=int, default=20)
     args = parser.parse_args()
     with embedded_environment("history") as env:
-        monitor = seed(env.database_url, args.monitors, args.hours, args.tail_minutes, datetime.now(UTC))
+        monitor = seed(
+            env.database_url, args.monitors, args.hours, args.tail_minutes, args.days, datetime.now(UTC)
+        )
         paths = [
+            *([f"/regions?hours={min(720, 24 * (args.days + 1))}"] if args.days else []),
             f"/regions?hours={args.hours}",
             "/regions?hours=1",
             "/alerts",
