@@ -134,8 +134,7 @@ def _summary(hours: dict[int, dict], starts: list[datetime]) -> MonitorSummary:
         uptime24h=round(100.0 * up_checks / checks, 3) if checks else None,
         avg_response_ms24h=round(response_sum / responses, 2) if responses else None,
         sparkline=[
-            SparklinePoint.model_construct(t=start, ms=_average(hours.get(position)))
-            for position, start in enumerate(starts)
+            SparklinePoint(t=start, ms=_average(hours.get(position))) for position, start in enumerate(starts)
         ],
     )
 
@@ -249,7 +248,7 @@ async def response_times(
             row["location"], LocationSeries(location=row["location"], points=[], phases=[])
         )
         series.phases.append(
-            PhasePoint.model_construct(
+            PhasePoint(
                 t=row["t"],
                 dns_ms=_round(row["dns_ms"]),
                 connect_ms=_round(row["connect_ms"]),
@@ -271,14 +270,14 @@ async def response_times(
 
 def _raw_point(row: dict) -> tuple[str, SeriesPoint]:
     value = row["v"]
-    return row["location"], SeriesPoint.model_construct(  # from our own query: no validation per point
+    return row["location"], SeriesPoint(
         t=row["t"], avg_ms=value, p95_ms=value, min_ms=value, max_ms=value, checks=1, up_checks=row["up"]
     )
 
 
 def _bucket_point(row: dict) -> tuple[str, SeriesPoint]:
     average = row["response_sum_ms"] / row["response_count"] if row["response_count"] else None
-    return row["location"], SeriesPoint.model_construct(
+    return row["location"], SeriesPoint(
         t=row["t"],
         avg_ms=_round(average),
         p95_ms=_round(row["p95_ms"]),
