@@ -128,7 +128,7 @@ def test_a_target_is_shown_with_its_credentials_masked(target, shown):
 
 def test_the_searched_target_is_stripped_by_the_patterns_that_mask_it_for_display():
     migration = (
-        Path(__file__).resolve().parents[1] / "shared/migrations/0011_monitor_search_target.sql"
+        Path(__file__).resolve().parents[1] / "shared/migrations/0010_monitor_search_target.sql"
     ).read_text()
     for pattern in (TARGET_USERINFO_PATTERN, TARGET_SECRET_PARAMETER_PATTERN):
         assert f"'{pattern}'" in migration
