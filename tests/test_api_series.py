@@ -14,7 +14,7 @@ from shared.checks.fetch import tls_context
 from shared.models import CheckJob
 from shared.pipeline.check import execute_jobs
 from shared.rules.retention import percentile_cont
-from shared.rules.series import PLANS, Segment, phases_start, plan_segments
+from shared.rules.series import PLANS, Segment, plan_segments
 from tests.api_client import ApiClient
 from tests.check_servers import CertificateAuthority, RouteServer
 from tests.factories import add_result, add_rollup, make_project, set_marks
@@ -88,18 +88,6 @@ def test_each_range_reads_its_tiers_up_to_their_watermarks(
     range_name, hourly_through, daily_through, expected
 ):
     assert plan_segments(PLANS[range_name], NOW, hourly_through, daily_through) == expected
-
-
-@pytest.mark.parametrize(
-    ("since", "raw_complete_from", "expected"),
-    [
-        (at(1, 10), None, at(1, 10)),
-        (at(1, 10), at(1, 0), at(1, 10)),
-        (datetime(2026, 1, 31, tzinfo=UTC), at(1, 0), at(1, 0)),
-    ],
-)
-def test_phases_start_where_raw_results_start(since, raw_complete_from, expected):
-    assert phases_start(since, raw_complete_from) == expected
 
 
 def test_every_range_has_a_plan():
@@ -205,7 +193,7 @@ def test_90d_reads_the_daily_tier_back_to_its_first_day(monitor, clean, aio):
     assert report.since == first_day and list(points_of(report)) == [first_day]
 
 
-def test_1h_gives_one_point_per_result_and_24h_quarter_hours_with_phases_from_raw_results(
+def test_1h_gives_one_point_per_result_and_24h_quarter_hours_with_phases_over_the_whole_range(
     monitor, clean, aio
 ):
     project_id, monitor_id, _ = monitor
@@ -235,9 +223,10 @@ def test_1h_gives_one_point_per_result_and_24h_quarter_hours_with_phases_from_ra
         at(2, 9, 30): (100, 2),
         at(2, 10): (50, 1),
     }
-    # the result two hours back is older than the raw boundary given: phases start there, not at the range's start
-    assert day.phases_from == NOW - timedelta(minutes=90)
+    # phases come from the tiers the response times come from, over the whole range
+    assert day.phases_from == day.since
     assert [dict(p) for p in day.locations[0].phases] == [
+        dict(t=at(2, 8, 15), dns_ms=9, connect_ms=9, tls_ms=9, first_byte_ms=9),
         dict(t=at(2, 9, 30), dns_ms=2, connect_ms=3, tls_ms=3, first_byte_ms=5),
         dict(t=at(2, 10), dns_ms=5, connect_ms=6, tls_ms=7, first_byte_ms=8),
     ]

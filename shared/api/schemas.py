@@ -314,7 +314,9 @@ class ResponseTimeSeries(ApiModel):
     bucket_seconds: int | None = Field(description="null for 1h: one point per result")
     sources: list[SeriesSource] = Field(description="which tier answered which part of the range, in order")
     phases_from: datetime = Field(
-        description="phases are averaged from raw results only (rollups keep no timing phases), from here on"
+        description="the start of the range: phases are averaged from the same tiers as the response times "
+        "(rollups keep each phase's sum and count); a bucket rolled up before phases were kept, whose raw results "
+        "are gone, has no phase point"
     )
     locations: list[LocationSeries]
 
@@ -413,6 +415,13 @@ class RegionOut(ApiModel):
 
 class RegionsReport(ApiModel):
     since: datetime
-    rolled_until: datetime = Field(description="hourly rollups are read before this, raw results from it on")
+    rolled_until: datetime = Field(
+        description="final hourly and daily rollups before this; provisional hours (rewritten from raw results by "
+        "every rollup step, about once a minute) from it on"
+    )
+    provisional_until: datetime | None = Field(
+        description="the provisional hours hold the results checked before this (null: none written yet); results "
+        "after it are not in the figures yet"
+    )
     until: datetime
     data: list[RegionOut]

@@ -28,6 +28,7 @@ from shared.rules.retention import (
     alert_cutoff,
     deletion_cutoff,
     hourly_prune_cutoff,
+    location_hourly_prune_cutoff,
     results_cutoff,
 )
 from shared.settings import Settings, get_settings
@@ -176,5 +177,8 @@ async def _real_run(
     if prune_before is not None:
         with _timed(report, "prune"):
             report.rollups.hourly_pruned = await rollups.prune_hourly(
-                prune_before, config.batch_size, config.safety_limit
+                prune_before,
+                config.batch_size,
+                config.safety_limit,
+                location_before=location_hourly_prune_cutoff(now, prune_before),
             )

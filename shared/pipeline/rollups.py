@@ -2,8 +2,10 @@
 steps them (rollup_step), cleanup catches up, reconciles and prunes them, shared.pipeline.long_range reads them.
 
 Every rollup keeps the exact response-time histogram, so daily percentiles (and those of any longer window) are
-the percentile_cont of the raw rows, not an approximation. Reads take daily rollups before the raw boundary
-(`raw_complete_from`, where cleanup stopped deleting) and raw results from it on.
+the percentile_cont of the raw rows, not an approximation, and the timing phases' sums and counts. Reads take daily
+rollups before the raw boundary (`raw_complete_from`, where cleanup stopped deleting) and raw results from it on.
+Beside the per-monitor tiers, a per-project-per-location tier (what GET /regions reads) is written from them in the
+same step, plus its provisional hours from the hourly watermark to now.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from psycopg import AsyncConnection
 
@@ -34,18 +36,40 @@ ROLLUP_LOCK = 7_340_008  # one rollup writer at a time: the aggregate sweep skip
 HOURLY_MARK = "rollup_hourly_through"
 DAILY_MARK = "rollup_daily_through"
 RAW_MARK = "raw_complete_from"
+PROVISIONAL_MARK = "rollup_provisional_through"  # raw results before it are in the provisional location hours
+# The provisional hours are rewritten only while the hourly tier is this close to now (a rollup step every minute
+# keeps it within settle time + 1 hour); a tier far behind is catching up, and rewriting hours of raw results a
+# minute would only slow that down.
+PROVISIONAL_SPAN = timedelta(hours=3)
 UP_STATUSES = ("up", "degraded")  # as the results API counts them
 PERCENTILES = (0.5, 0.95, 0.99)
 
+# Timing phases: per phase a sum and a count of the results that carried it (a phase may be null), so any span's
+# mean is sum / count. A day knows its phases only if each of its hours does (hours rolled up before migration
+# 0012 whose raw rows were gone have none).
+PHASES = ("dns", "connect", "tls", "first_byte")
+_PHASE_COLUMNS = ", ".join(f"{phase}_count, {phase}_sum_ms" for phase in PHASES)
+_PHASE_COLUMNS_OF_T = ", ".join(f"t.{phase}_count, t.{phase}_sum_ms" for phase in PHASES)
+_PHASE_UPDATES = ", ".join(
+    f"{phase}_count = excluded.{phase}_count, {phase}_sum_ms = excluded.{phase}_sum_ms" for phase in PHASES
+)
+_DAY_PHASES = ", ".join(
+    f"case when count({phase}_count) = count(*) then sum({phase}_count)::int end as {phase}_count, "
+    f"case when count({phase}_count) = count(*) then sum({phase}_sum_ms) end as {phase}_sum_ms"
+    for phase in PHASES
+)
+
 # `{monitors}` is every monitor, or a chosen few when reconciling. The lateral per-monitor range scan uses the
 # (monitor_id, checked_at) index; a plain range on checked_at would scan the whole table (it has no index).
-_HOURLY_UPSERT = """
+_HOURLY_UPSERT = f"""
 with raw as materialized (
     select r.monitor_id, r.location, date_bin('1 hour', r.checked_at, %(origin)s) as bucket,
-           r.status = any(%(up)s) as is_up, r.response_time_ms as v
-    from {monitors}
+           r.status = any(%(up)s) as is_up, r.response_time_ms as v,
+           r.dns_ms, r.connect_ms, r.tls_ms, r.first_byte_ms
+    from {{monitors}}
     cross join lateral (
-        select x.monitor_id, x.location, x.checked_at, x.status, x.response_time_ms
+        select x.monitor_id, x.location, x.checked_at, x.status, x.response_time_ms,
+               x.dns_ms, x.connect_ms, x.tls_ms, x.first_byte_ms
         from monitor_results x
         where x.monitor_id = m.id and x.checked_at >= %(lo)s and x.checked_at < %(hi)s
     ) r
@@ -53,7 +77,11 @@ with raw as materialized (
 totals as (
     select monitor_id, location, bucket, count(*) as checks, count(*) filter (where is_up) as up_checks,
            count(v) as response_count, coalesce(sum(v), 0) as response_sum_ms, min(v) as min_ms, max(v) as max_ms,
-           percentile_cont(%(fractions)s::float8[]) within group (order by v) as pcts
+           percentile_cont(%(fractions)s::float8[]) within group (order by v) as pcts,
+           count(dns_ms) as dns_count, coalesce(sum(dns_ms::float8), 0) as dns_sum_ms,
+           count(connect_ms) as connect_count, coalesce(sum(connect_ms::float8), 0) as connect_sum_ms,
+           count(tls_ms) as tls_count, coalesce(sum(tls_ms::float8), 0) as tls_sum_ms,
+           count(first_byte_ms) as first_byte_count, coalesce(sum(first_byte_ms::float8), 0) as first_byte_sum_ms
     from raw group by monitor_id, location, bucket
 ),
 histograms as (
@@ -65,33 +93,35 @@ histograms as (
 insert into rollup_hourly as h (
     monitor_id, location, bucket, checks, up_checks, response_count, response_sum_ms,
     min_response_ms, max_response_ms, p50_response_ms, p95_response_ms, p99_response_ms,
-    response_values_ms, response_value_counts)
+    response_values_ms, response_value_counts, {_PHASE_COLUMNS})
 select t.monitor_id, t.location, t.bucket, t.checks, t.up_checks, t.response_count, t.response_sum_ms,
        t.min_ms, t.max_ms, t.pcts[1], t.pcts[2], t.pcts[3],
-       coalesce(g.vals, '{{}}'), coalesce(g.cnts, '{{}}')
+       coalesce(g.vals, '{{{{}}}}'), coalesce(g.cnts, '{{{{}}}}'), {_PHASE_COLUMNS_OF_T}
 from totals t left join histograms g using (monitor_id, location, bucket)
 on conflict (monitor_id, location, bucket) do update set
     checks = excluded.checks, up_checks = excluded.up_checks, response_count = excluded.response_count,
     response_sum_ms = excluded.response_sum_ms, min_response_ms = excluded.min_response_ms,
     max_response_ms = excluded.max_response_ms, p50_response_ms = excluded.p50_response_ms,
     p95_response_ms = excluded.p95_response_ms, p99_response_ms = excluded.p99_response_ms,
-    response_values_ms = excluded.response_values_ms, response_value_counts = excluded.response_value_counts
+    response_values_ms = excluded.response_values_ms, response_value_counts = excluded.response_value_counts,
+    {_PHASE_UPDATES}
 """
 
 # A day from its 24 hourly rows: sums, and percentile_cont over the merged histograms expanded back into values,
 # which is the same multiset the raw rows held.
-_DAILY_UPSERT = """
+_DAILY_UPSERT = f"""
 with hours as materialized (
     select monitor_id, location, date_bin('1 day', bucket, %(origin)s) as bucket, checks, up_checks,
            response_count, response_sum_ms, min_response_ms, max_response_ms,
-           response_values_ms, response_value_counts
+           response_values_ms, response_value_counts, {_PHASE_COLUMNS}
     from rollup_hourly
-    where bucket >= %(lo)s and bucket < %(hi)s {monitor_filter}
+    where bucket >= %(lo)s and bucket < %(hi)s {{monitor_filter}}
 ),
 totals as (
     select monitor_id, location, bucket, sum(checks)::int as checks, sum(up_checks)::int as up_checks,
            sum(response_count)::int as response_count, sum(response_sum_ms)::bigint as response_sum_ms,
-           min(min_response_ms) as min_ms, max(max_response_ms) as max_ms
+           min(min_response_ms) as min_ms, max(max_response_ms) as max_ms,
+           {_DAY_PHASES}
     from hours group by monitor_id, location, bucket
 ),
 per_value as (
@@ -111,10 +141,10 @@ percentiles as (
 insert into rollup_daily (
     monitor_id, location, bucket, checks, up_checks, response_count, response_sum_ms,
     min_response_ms, max_response_ms, p50_response_ms, p95_response_ms, p99_response_ms,
-    response_values_ms, response_value_counts)
+    response_values_ms, response_value_counts, {_PHASE_COLUMNS})
 select t.monitor_id, t.location, t.bucket, t.checks, t.up_checks, t.response_count, t.response_sum_ms,
        t.min_ms, t.max_ms, p.pcts[1], p.pcts[2], p.pcts[3],
-       coalesce(g.vals, '{{}}'), coalesce(g.cnts, '{{}}')
+       coalesce(g.vals, '{{{{}}}}'), coalesce(g.cnts, '{{{{}}}}'), {_PHASE_COLUMNS_OF_T}
 from totals t
 left join histograms g using (monitor_id, location, bucket)
 left join percentiles p using (monitor_id, location, bucket)
@@ -123,12 +153,70 @@ on conflict (monitor_id, location, bucket) do update set
     response_sum_ms = excluded.response_sum_ms, min_response_ms = excluded.min_response_ms,
     max_response_ms = excluded.max_response_ms, p50_response_ms = excluded.p50_response_ms,
     p95_response_ms = excluded.p95_response_ms, p99_response_ms = excluded.p99_response_ms,
-    response_values_ms = excluded.response_values_ms, response_value_counts = excluded.response_value_counts
+    response_values_ms = excluded.response_values_ms, response_value_counts = excluded.response_value_counts,
+    {_PHASE_UPDATES}
 """
+
+# --- the per-project-per-location tier, which GET /regions reads ---------------------------------------------
+# Each write first deletes its range, then inserts the range's rows from a source that gives, per project,
+# location and bucket, partial sums and histograms (`{source}`); they are summed and the histograms merged (exact),
+# so re-running a range rewrites it exactly. Final hours come from the per-monitor hourly rows, days from the final
+# location hours, provisional hours (at or after the hourly watermark) from raw results.
+_LOCATION_INSERT = """
+with rows as materialized ({source}),
+totals as (
+    select project_id, location, bucket, sum(checks)::bigint as checks, sum(up_checks)::bigint as up_checks,
+           sum(response_count)::bigint as response_count, sum(response_sum_ms)::bigint as response_sum_ms
+    from rows group by 1, 2, 3
+),
+histograms as (
+    select project_id, location, bucket, array_agg(v order by v) as vals, array_agg(c order by v) as cnts
+    from (select project_id, location, bucket, u.v, sum(u.c)::bigint as c
+          from rows cross join lateral unnest(response_values_ms, response_value_counts) as u(v, c)
+          group by 1, 2, 3, 4) per_value
+    group by 1, 2, 3
+)
+insert into {table} (project_id, location, bucket, checks, up_checks, response_count, response_sum_ms,
+                     response_values_ms, response_value_counts)
+select t.project_id, t.location, t.bucket, t.checks, t.up_checks, t.response_count, t.response_sum_ms,
+       coalesce(g.vals, '{{}}'), coalesce(g.cnts, '{{}}')
+from totals t left join histograms g using (project_id, location, bucket)
+"""
+
+_FROM_MONITOR_HOURS = """
+select m.project_id, h.location, h.bucket, h.checks, h.up_checks, h.response_count, h.response_sum_ms,
+       h.response_values_ms, h.response_value_counts
+from rollup_hourly h join monitors m on m.id = h.monitor_id
+where h.bucket >= %(lo)s and h.bucket < %(hi)s {project_filter}
+"""
+
+_FROM_LOCATION_HOURS = """
+select project_id, location, date_bin('1 day', bucket, %(origin)s) as bucket, checks, up_checks, response_count,
+       response_sum_ms, response_values_ms, response_value_counts
+from rollup_location_hourly where bucket >= %(lo)s and bucket < %(hi)s {project_filter}
+"""
+
+# Raw results grouped by response time first (one row per distinct value, a histogram of one bar), through the
+# per-monitor (monitor_id, checked_at) index: monitor_results has no index on checked_at alone.
+_FROM_RAW = """
+select m.project_id, x.location, date_bin('1 hour', x.checked_at, %(origin)s) as bucket, count(*) as checks,
+       count(*) filter (where x.status = any(%(up)s)) as up_checks, count(x.response_time_ms) as response_count,
+       coalesce(sum(x.response_time_ms), 0) as response_sum_ms,
+       case when x.response_time_ms is null then '{{}}'::int[] else array[x.response_time_ms] end
+           as response_values_ms,
+       case when x.response_time_ms is null then '{{}}'::bigint[] else array[count(*)] end as response_value_counts
+from monitors m
+cross join lateral (
+    select location, checked_at, status, response_time_ms from monitor_results x
+    where x.monitor_id = m.id and x.checked_at >= %(lo)s and x.checked_at < %(hi)s
+) x
+group by m.project_id, x.location, 3, x.response_time_ms
+"""
+
 
 # Hours whose raw row count differs from their hourly rollup: a result stored after its hour was rolled up.
 _UNRECONCILED_HOURS = """
-select m.id as monitor_id, r.bucket
+select m.id as monitor_id, m.project_id, r.bucket
 from monitors m
 cross join lateral (
     select x.location, date_bin('1 hour', x.checked_at, %(origin)s) as bucket, count(*) as n
@@ -138,7 +226,7 @@ cross join lateral (
 ) r
 left join rollup_hourly h on h.monitor_id = m.id and h.location = r.location and h.bucket = r.bucket
 where h.checks is distinct from r.n
-group by m.id, r.bucket
+group by m.id, m.project_id, r.bucket
 order by m.id, r.bucket
 """
 
@@ -203,6 +291,56 @@ async def roll_days(
         await conn.execute(sql, _params(lo, hi, monitor_ids=monitor_ids), prepare=False)
 
 
+async def _write_location_tier(
+    conn: AsyncConnection,
+    table: str,
+    source: str,
+    lo: datetime,
+    hi: datetime,
+    project_ids: list[uuid.UUID] | None,
+) -> None:
+    project_filter = "" if project_ids is None else "and project_id = any(%(project_ids)s::uuid[])"
+    params = _params(lo, hi, project_ids=project_ids)
+    await conn.execute(
+        f"delete from {table} where bucket >= %(lo)s and bucket < %(hi)s {project_filter}",
+        params,
+        prepare=False,
+    )
+    # unqualified project_id: rollup_hourly has none, so in _FROM_MONITOR_HOURS it is the monitor's
+    sql = _LOCATION_INSERT.format(table=table, source=source.format(project_filter=project_filter))
+    await conn.execute(sql, params, prepare=False)
+
+
+async def roll_location_hours(
+    conn: AsyncConnection, lo: datetime, hi: datetime, project_ids: list[uuid.UUID] | None = None
+) -> None:
+    """The final location hours of [lo, hi) from the per-monitor hourly rows (written first)."""
+    await _write_location_tier(conn, "rollup_location_hourly", _FROM_MONITOR_HOURS, lo, hi, project_ids)
+
+
+async def roll_location_days(
+    conn: AsyncConnection, lo: datetime, hi: datetime, project_ids: list[uuid.UUID] | None = None
+) -> None:
+    """The location days of [lo, hi) from their final location hours."""
+    await _write_location_tier(conn, "rollup_location_daily", _FROM_LOCATION_HOURS, lo, hi, project_ids)
+
+
+async def roll_provisional_hours(conn: AsyncConnection, hourly_through: datetime, now: datetime) -> None:
+    """Every location hour from the hourly watermark on, rewritten from raw results up to `now` (the current hour
+    partial), and the mark saying how far they reach. The next final roll of an hour replaces its row."""
+    await conn.execute(
+        "delete from rollup_location_hourly where bucket >= %s", (hourly_through,), prepare=False
+    )
+    sql = _LOCATION_INSERT.format(table="rollup_location_hourly", source=_FROM_RAW.format())
+    await conn.execute(sql, _params(hourly_through, now), prepare=False)
+    # Not set_mark: the mark describes the rows just written, even when a test's clock goes back.
+    await conn.execute(
+        """insert into retention_marks (name, at) values (%s, %s)
+           on conflict (name) do update set at = excluded.at, updated_at = now()""",
+        (PROVISIONAL_MARK, now),
+    )
+
+
 async def _earliest_result(conn: AsyncConnection) -> datetime | None:
     row = await (
         await conn.execute(
@@ -230,9 +368,11 @@ async def rollup_step(
     max_days: int = 2,
     wait: bool = False,
     config: RetentionConfig | None = None,
+    provisional: bool = True,
 ) -> RollupProgress:
-    """One small incremental step: up to `max_hours` settled hours into the hourly tier, then up to `max_days`
-    complete days into the daily tier, in one transaction. Safe to call from any number of places at once:
+    """One small incremental step: up to `max_hours` settled hours into the hourly tiers, then up to `max_days`
+    complete days into the daily tiers, in one transaction; then, with `provisional` and the hourly tier near
+    now, the provisional location hours from its watermark to now. Safe to call from any number of places at once:
     without `wait` it returns busy=True while another step runs (the aggregate sweep can call it every minute)."""
     config = config or _config_for_rollups()
     now = now or datetime.now(UTC)
@@ -256,15 +396,19 @@ async def rollup_step(
         hourly_end = next_window(hourly, target_hour, HOUR, max_hours)
         if hourly_end is not None:
             await roll_hours(conn, hourly, hourly_end)
+            await roll_location_hours(conn, hourly, hourly_end)
             await set_mark(conn, HOURLY_MARK, hourly_end)
             progress.hours_rolled = (hourly_end - hourly) // HOUR
             hourly = hourly_end
         daily_end = next_window(daily, floor_day(hourly), DAY, max_days)
         if daily_end is not None:
             await roll_days(conn, daily, daily_end)
+            await roll_location_days(conn, daily, daily_end)
             await set_mark(conn, DAILY_MARK, daily_end)
             progress.days_rolled = (daily_end - daily) // DAY
             daily = daily_end
+        if provisional and now - hourly <= PROVISIONAL_SPAN:
+            await roll_provisional_hours(conn, hourly, now)
         progress.hourly_through, progress.daily_through = hourly, daily
         return progress
 
@@ -276,7 +420,8 @@ async def catch_up(now: datetime | None = None, config: RetentionConfig | None =
     now = now or datetime.now(UTC)
     total = RollupProgress()
     while True:
-        step = await rollup_step(now, max_hours=24, max_days=31, wait=True, config=config)
+        # cleanup needs no provisional hours; the aggregate sweep's next step writes them
+        step = await rollup_step(now, max_hours=24, max_days=31, wait=True, config=config, provisional=False)
         total.add(step)
         if step.hours_rolled == 0 and step.days_rolled == 0:
             return total
@@ -291,16 +436,35 @@ async def reconcile(lo: datetime | None, hi: datetime) -> int:
         stale = await (await conn.execute(_UNRECONCILED_HOURS, _params(lo, hi), prepare=False)).fetchall()
         marks = await read_marks(conn)
         daily_through = marks.get(DAILY_MARK)
+        projects_by_hour: dict[datetime, set[uuid.UUID]] = {}
         for row in stale:
             await roll_hours(conn, row["bucket"], row["bucket"] + HOUR, [row["monitor_id"]])
+            projects_by_hour.setdefault(row["bucket"], set()).add(row["project_id"])
             day = floor_day(row["bucket"])
             if daily_through is not None and day < daily_through:
                 await roll_days(conn, day, day + DAY, [row["monitor_id"]])
+        projects_by_day: dict[datetime, set[uuid.UUID]] = {}
+        for hour, projects in projects_by_hour.items():
+            await roll_location_hours(conn, hour, hour + HOUR, sorted(projects))
+            if daily_through is not None and floor_day(hour) < daily_through:
+                projects_by_day.setdefault(floor_day(hour), set()).update(projects)
+        for day, projects in projects_by_day.items():
+            await roll_location_days(conn, day, day + DAY, sorted(projects))
     return len(stale)
 
 
-async def prune_hourly(before: datetime, batch_size: int, limit: int) -> int:
-    """The tiered part: hourly rows older than the hourly window go, once the daily tier holds their days."""
+async def prune_hourly(
+    before: datetime, batch_size: int, limit: int, location_before: datetime | None = None
+) -> int:
+    """The tiered part: hourly rows older than the hourly window go, once the daily tier holds their days; location
+    hours before `location_before` too (a few rows per project and hour, in one statement)."""
+    if location_before is not None:
+        async with db.transaction() as conn:
+            await conn.execute(
+                """delete from rollup_location_hourly where bucket < %s and bucket < coalesce(
+                       (select at from retention_marks where name = %s), '-infinity')""",
+                (location_before, DAILY_MARK),
+            )
     deleted = 0
     while size := next_batch_size(deleted, batch_size, limit):
         async with db.transaction() as conn:

@@ -109,6 +109,15 @@ def hourly_prune_cutoff(
     return min(floor_day(now - timedelta(days=hourly_days)), raw_complete_from)
 
 
+REGIONS_MAX_HOURS = 720  # GET /regions' longest window (shared.api.requests.RegionsQuery)
+
+
+def location_hourly_prune_cutoff(now: datetime, hourly_prune: datetime) -> datetime:
+    """Location hours go with the per-monitor ones, but never inside the longest /regions window (its ragged first
+    day is read by the hour), and a day's margin."""
+    return min(hourly_prune, floor_day(now - timedelta(hours=REGIONS_MAX_HOURS)) - DAY)
+
+
 def alert_cutoff(now: datetime, alert_history_days: int) -> datetime:
     return now - timedelta(days=alert_history_days)
 

@@ -83,8 +83,3 @@ def plan_segments(
             segments.append(Segment(source, cursor, end, whole))
         cursor = end
     return segments
-
-
-def phases_start(since: datetime, raw_complete_from: datetime | None) -> datetime:
-    """Timing phases exist only in raw results (rollups keep response times alone): from where raw data starts."""
-    return since if raw_complete_from is None else max(since, raw_complete_from)

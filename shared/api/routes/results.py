@@ -52,7 +52,7 @@ async def monitor_uptime(ctx: Context, monitor_id: str):
     "GET",
     "/monitors/{monitor_id}/response-times",
     summary="Response times per location: 1h raw points, 24h raw 15-minute buckets, 7d hourly, 30d/90d daily "
-    "(rollups up to their watermark, finer data after it); timing phases from raw results",
+    "(rollups up to their watermark, finer data after it); timing phases from the same tiers",
     tag="results",
     query=SeriesQuery,
     response=ResponseTimeSeries,

@@ -24,14 +24,13 @@ from shared.api.schemas import (
     SparklinePoint,
 )
 from shared.api.services.monitors import get_monitor
-from shared.pipeline.rollups import DAILY_MARK, HOURLY_MARK, RAW_MARK, UP_STATUSES, read_marks
+from shared.pipeline.rollups import DAILY_MARK, HOURLY_MARK, PHASES, UP_STATUSES, read_marks
 from shared.rules.retention import HOUR, UTC_ORIGIN
 from shared.rules.series import (
     PLANS,
     SUMMARY_PLAN,
     RangePlan,
     Segment,
-    phases_start,
     plan_segments,
     range_start,
 )
@@ -203,11 +202,42 @@ left join merged_p95 p using (location, t)
 order by location, t
 """
 
-_PHASES = """
-select location, {t} as t, avg(dns_ms) as dns_ms, avg(connect_ms) as connect_ms, avg(tls_ms) as tls_ms,
-       avg(first_byte_ms) as first_byte_ms
-from monitor_results where monitor_id = %(monitor_id)s and checked_at >= %(phases_from)s and checked_at < %(until)s
-group by 1, 2 order by 1, 2
+# One phase point per raw result (the 1h range).
+_RAW_PHASES = """
+select location, checked_at as t, dns_ms, connect_ms, tls_ms, first_byte_ms
+from monitor_results where monitor_id = %(monitor_id)s and checked_at >= %(raw_from)s and checked_at < %(raw_to)s
+order by location, checked_at, id
+"""
+
+# Phases per bucket from the same tiers and ranges as _BUCKETS: each phase's sum over its count. A bucket takes a
+# phase point only if every row it merges knows its phases (rollups written before migration 0012 whose raw rows
+# were gone have none; their counts are null).
+_PHASE_COLUMNS = ", ".join(f"{phase}_count, {phase}_sum_ms" for phase in PHASES)
+_PHASE_AVERAGES = ", ".join(
+    f"sum({phase}_sum_ms) / nullif(sum({phase}_count), 0) as {phase}_ms" for phase in PHASES
+)
+_RAW_PHASE_SUMS = ", ".join(f"count({phase}_ms), coalesce(sum({phase}_ms::float8), 0)" for phase in PHASES)
+_BUCKET_PHASES = f"""
+select location, t, {_PHASE_AVERAGES}
+from (
+    select location, bucket as t, {_PHASE_COLUMNS}
+    from {{whole_table}}
+    where monitor_id = %(monitor_id)s and location = any(array(select code from regions))
+          and bucket >= %(whole_from)s and bucket < %(whole_to)s
+    union all
+    select location, date_bin(%(bucket)s, bucket, %(origin)s), {_PHASE_COLUMNS}
+    from rollup_hourly
+    where monitor_id = %(monitor_id)s and location = any(array(select code from regions))
+          and bucket >= %(hourly_from)s and bucket < %(hourly_to)s
+    union all
+    select location, date_bin(%(bucket)s, checked_at, %(origin)s), {_RAW_PHASE_SUMS}
+    from monitor_results
+    where monitor_id = %(monitor_id)s and checked_at >= %(raw_from)s and checked_at < %(raw_to)s
+    group by 1, 2
+) parts
+group by location, t
+having count(*) = count(dns_count)
+order by location, t
 """
 
 
@@ -219,7 +249,7 @@ async def response_times(
     plan = PLANS[range_name]
     since = range_start(plan, now)
     async with db.transaction() as conn:
-        segments, marks = await _segments(conn, plan, now)
+        segments, _ = await _segments(conn, plan, now)
         params = {**_segment_params(plan, segments), "monitor_id": monitor_id}
         if plan.bucket is None:
             rows = await (await conn.execute(_RAW_POINTS, params)).fetchall()
@@ -228,15 +258,11 @@ async def response_times(
             sql = _BUCKETS.format(whole_table=_whole_table(segments))
             rows = await (await conn.execute(sql, params, prepare=False)).fetchall()
             points = [_bucket_point(row) for row in rows]
-        phases_from = phases_start(since, marks.get(RAW_MARK))
-        bucket_sql = "date_bin(%(bucket)s, checked_at, %(origin)s)" if plan.bucket else "checked_at"
-        phase_rows = await (
-            await conn.execute(
-                _PHASES.format(t=bucket_sql),
-                {**params, "phases_from": phases_from, "until": now},
-                prepare=False,
-            )
-        ).fetchall()
+        if plan.bucket is None:
+            phase_rows = await (await conn.execute(_RAW_PHASES, params)).fetchall()
+        else:
+            sql = _BUCKET_PHASES.format(whole_table=_whole_table(segments))
+            phase_rows = await (await conn.execute(sql, params, prepare=False)).fetchall()
     by_location: dict[str, LocationSeries] = {}
     for location, point in points:
         by_location.setdefault(
@@ -262,7 +288,7 @@ async def response_times(
         until=now,
         bucket_seconds=int(plan.bucket.total_seconds()) if plan.bucket else None,
         sources=[SeriesSource(source=s.source, start=s.start, end=s.end) for s in segments],
-        phases_from=phases_from,
+        phases_from=since,
         locations=sorted(by_location.values(), key=lambda series: series.location),
     )
 
