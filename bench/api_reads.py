@@ -5,7 +5,7 @@ same app without the database, is the baseline measured in the same run.
 
 Seeded with generate_series: 10,000 monitors, each with 2 days of hourly rollups in 3 locations; for `--rolled` of
 them 30 days of hourly rollups and 90 days of daily ones; for the first 5 a day of raw results every minute; for
-one, 30 days of raw results every minute (what phases over 30d/90d read at the default retention).
+one, 30 days of raw results every minute (what phases over 30d/90d read before they came from rollups).
 
     .venv/bin/python bench/api_reads.py [--monitors 10000] [--rolled 300] [--requests 200]
 """
@@ -48,9 +48,10 @@ from generate_series(1, %(monitors)s) g
 _HOURLY = """
 insert into rollup_hourly (monitor_id, location, bucket, checks, up_checks, response_count, response_sum_ms,
     min_response_ms, max_response_ms, p50_response_ms, p95_response_ms, p99_response_ms,
-    response_values_ms, response_value_counts)
+    response_values_ms, response_value_counts, dns_count, dns_sum_ms, connect_count, connect_sum_ms, tls_count, tls_sum_ms, first_byte_count, first_byte_sum_ms)
 select m.id, l, b, 60, 59, 60, 60 * 90, 27, 160, 90, 150, 158,
-       array(select 20 + 7 * i from generate_series(1, 20) i), array_fill(3, array[20])
+       array(select 20 + 7 * i from generate_series(1, 20) i), array_fill(3, array[20]),
+       60, 150, 60, 600, 60, 900, 60, 3000
 from (select id from monitors order by created_at desc, id offset %(offset)s limit %(rolled)s) m
 cross join unnest(%(locations)s::text[]) l
 cross join generate_series(%(hourly_from)s::timestamptz, %(hourly_to)s::timestamptz - interval '1 hour',
@@ -60,9 +61,10 @@ cross join generate_series(%(hourly_from)s::timestamptz, %(hourly_to)s::timestam
 _DAILY = """
 insert into rollup_daily (monitor_id, location, bucket, checks, up_checks, response_count, response_sum_ms,
     min_response_ms, max_response_ms, p50_response_ms, p95_response_ms, p99_response_ms,
-    response_values_ms, response_value_counts)
+    response_values_ms, response_value_counts, dns_count, dns_sum_ms, connect_count, connect_sum_ms, tls_count, tls_sum_ms, first_byte_count, first_byte_sum_ms)
 select m.id, l, b, 1440, 1430, 1440, 1440 * 90, 21, 320, 90, 150, 300,
-       array(select 20 + 3 * i from generate_series(1, 100) i), array_fill(14, array[100])
+       array(select 20 + 3 * i from generate_series(1, 100) i), array_fill(14, array[100]),
+       1440, 3600, 1440, 14400, 1440, 21600, 1440, 72000
 from (select id from monitors order by created_at desc, id limit %(rolled)s) m
 cross join unnest(%(locations)s::text[]) l
 cross join generate_series(%(daily_from)s::timestamptz, %(daily_to)s::timestamptz - interval '1 day',

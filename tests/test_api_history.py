@@ -11,14 +11,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from psycopg.types.json import Jsonb
 
+from shared import db
 from shared.api.requests import IncidentsQuery
 from shared.api.services.incidents import incident_page
 from shared.api.services.regions import regions_report
+from shared.pipeline import rollups
 from shared.pipeline.rollups import DAILY_MARK, HOURLY_MARK
 from shared.rules.retention import (
-    hourly_read_window,
     percentile_cont,
-    percentile_cont_of_top,
+    regions_window,
     whole_days_within,
 )
 from shared.security import masked_text
@@ -465,28 +466,61 @@ def test_incidents_through_the_api_page_and_stay_in_their_project(clean, aio):
 # --- regions --------------------------------------------------------------------------------------------------
 
 
+def at(hour: int, minute: int) -> datetime:
+    return datetime(2026, 3, 2, hour, minute, tzinfo=UTC)
+
+
 @pytest.mark.parametrize(
-    ("hours", "hourly_through", "expected"),
+    ("hours", "hourly_through", "daily_through", "expected"),
     [
-        # nothing rolled up yet: raw only, from exactly `hours` ago
-        (24, None, (NOW - timedelta(hours=24), NOW - timedelta(hours=24))),
-        # inside the not-yet-rolled tail: raw only
-        (1, datetime(2026, 3, 2, 11, tzinfo=UTC), (NOW - timedelta(hours=1), NOW - timedelta(hours=1))),
-        # reaching into rolled hours: from a whole hour, raw from the mark
-        (
-            3,
-            datetime(2026, 3, 2, 12, tzinfo=UTC),
-            (datetime(2026, 3, 2, 9, tzinfo=UTC), datetime(2026, 3, 2, 12, tzinfo=UTC)),
-        ),
+        # nothing rolled up yet: from the whole hour `hours` back, every hour provisional
+        (24, None, None, (at(12, 0) - timedelta(hours=24),) * 4),
+        # inside the provisional hours: none final
+        (1, at(11, 0), None, (at(11, 0),) * 4),
+        # reaching into final hours: final before the mark, provisional from it
+        (3, at(12, 0), None, (at(9, 0), at(12, 0), at(9, 0), at(9, 0))),
+        # a daily tier: its whole days inside the final part
         (
             720,
-            datetime(2026, 3, 2, 11, tzinfo=UTC),
-            (datetime(2026, 1, 31, 12, tzinfo=UTC), datetime(2026, 3, 2, 11, tzinfo=UTC)),
+            at(11, 0),
+            datetime(2026, 3, 2, tzinfo=UTC),
+            (
+                datetime(2026, 1, 31, 12, tzinfo=UTC),
+                at(11, 0),
+                datetime(2026, 2, 1, tzinfo=UTC),
+                datetime(2026, 3, 2, tzinfo=UTC),
+            ),
         ),
+        # a lagging hourly tier (its mark before the window): the whole window is provisional hours
+        (1, at(9, 0), None, (at(11, 0),) * 4),
     ],
 )
-def test_the_regions_window_reads_rolled_hours_then_the_raw_tail(hours, hourly_through, expected):
-    assert hourly_read_window(NOW, hours, hourly_through) == expected
+def test_the_regions_window_reads_final_hours_and_days_then_provisional_hours(
+    hours, hourly_through, daily_through, expected
+):
+    assert regions_window(NOW, hours, hourly_through, daily_through) == expected
+
+
+def roll_location_tier(aio, now: datetime = NOW) -> None:
+    """What the rollup step writes from the per-monitor rows seeded: the location tier's final hours and days
+    behind the marks, its provisional hours from raw results after the hourly mark; and each monitor's latest run
+    as the one it applied, as aggregate leaves monitors.last_run_id."""
+
+    async def write() -> None:
+        async with db.transaction() as conn:
+            marks = await rollups.read_marks(conn)
+            origin = datetime(2000, 1, 1, tzinfo=UTC)
+            if marks.get(HOURLY_MARK):
+                await rollups.roll_location_hours(conn, origin, marks[HOURLY_MARK])
+                await rollups.roll_provisional_hours(conn, marks[HOURLY_MARK], now)
+            if marks.get(DAILY_MARK):
+                await rollups.roll_location_days(conn, origin, marks[DAILY_MARK])
+            await conn.execute(
+                """update monitors m set last_run_id = (
+                       select id from runs r where r.monitor_id = m.id order by scheduled_at desc limit 1)"""
+            )
+
+    aio.run(write())
 
 
 def add_hour(
@@ -532,10 +566,6 @@ def add_result(infra, monitor_id, location, at: datetime, status: str, response_
     )
 
 
-def at(hour: int, minute: int) -> datetime:
-    return datetime(2026, 3, 2, hour, minute, tzinfo=UTC)
-
-
 def test_regions_combine_rolled_hours_and_the_raw_tail_as_a_hand_count_does(clean, aio):
     mine = clean.sql("insert into projects (name) values ('A') returning id")[0][0]
     theirs = clean.sql("insert into projects (name) values ('B') returning id")[0][0]
@@ -559,8 +589,10 @@ def test_regions_combine_rolled_hours_and_the_raw_tail_as_a_hand_count_does(clea
     add_result(clean, checkout, "eu-central", at(12, 10), "up", 15)
     add_result(clean, search, "eu-central", at(8, 0), "down", 500)  # its latest there, but before the window
 
+    roll_location_tier(aio)
     report = aio.run(regions_report(mine, 3, now=NOW))
     assert (report.since, report.rolled_until, report.until) == (at(9, 0), at(12, 0), NOW)
+    assert report.provisional_until == NOW
     by_location = {region.location: region for region in report.data}
     assert list(by_location) == ["us-east", "eu-central", "asia-pacific"]
     us = by_location["us-east"]
@@ -607,6 +639,7 @@ def test_regions_show_twenty_failing_monitors_and_count_them_all(clean, aio):
     monitors = clean.sql("select id, name from monitors where project_id = %s order by name", (mine,))
     for index, (monitor_id, _) in enumerate(monitors):
         add_result(clean, monitor_id, "asia-pacific", at(12, 1), "degraded" if index < 2 else "down", 30)
+    roll_location_tier(aio)
     asia = {r.location: r for r in aio.run(regions_report(mine, 1, now=NOW)).data}["asia-pacific"]
     assert asia.failing_monitors == 25
     names = [f.name for f in asia.failing]
@@ -636,35 +669,6 @@ def test_regions_through_the_api(clean, aio):
     assert json.loads(a.get("/regions", params={"hours": 720}).text)["data"][0]["checks"] == 0
 
 
-@pytest.mark.parametrize(
-    ("top", "below", "exact"),
-    [
-        # the whole multiset: as percentile_cont over it
-        ([(10, 1), (20, 2), (30, 1)], 0, [10, 20, 20, 30]),
-        # 17 values under the floor, 3 known at or above it: rows 0.95 * 19 = 18.05 -> 18 and 19 are known
-        ([(50, 1), (60, 1), (90, 1)], 17, [1] * 17 + [50, 60, 90]),
-        ([(70, 2)], 8, [5] * 8 + [70, 70]),
-    ],
-)
-def test_a_percentile_from_the_top_of_a_multiset_is_the_exact_one(top, below, exact, infra):
-    ((expected,),) = infra.sql(
-        "select percentile_cont(0.95) within group (order by v) from unnest(%s::int[]) v", (exact,)
-    )
-    assert percentile_cont_of_top(top, below, 0.95) == pytest.approx(expected)
-
-
-@pytest.mark.parametrize(
-    ("top", "below"),
-    [
-        ([(90, 1)], 19),  # the 0.95 percentile of 20 values reads rows 18 and 19: one known is too few
-        ([], 5),
-        ([], 0),
-    ],
-)
-def test_a_top_too_short_for_the_percentile_is_no_answer(top, below):
-    assert percentile_cont_of_top(top, below, 0.95) is None
-
-
 def spread_hours() -> list[tuple[int, int, dict[int, int]]]:
     """Three monitors' hours 9 to 11, each of 12 distinct times from 10 ms to about 1 s."""
     return [
@@ -676,13 +680,11 @@ def spread_hours() -> list[tuple[int, int, dict[int, int]]]:
 
 # (hours as (monitor, hour, {ms: count}), raw tail as (monitor, ms)); each answer is checked against Postgres
 P95_CASES = {
-    # the floor guessed from the tail and the hours' own p95s is low enough: the histograms are read from it
-    "floor-low-enough": (spread_hours(), [(0, 20), (1, 25), (2, 30), (0, 35)]),
+    "fast-tail": (spread_hours(), [(0, 20), (1, 25), (2, 30), (0, 35)]),
     "slow-tail": (spread_hours(), [(0, 900), (1, 950), (2, 990), (0, 999)]),
     "no-tail": (spread_hours(), []),
-    # one busy fast hour and one slow check: the mean of the hours' p95s (505) is far above the p95 (10), and so
-    # is the slow tail's; too few values above it, so the location is read again whole
-    "guess-too-high-read-again": (
+    # one busy fast hour and one slow check, and a slow tail: the p95 is in the fast hour
+    "p95-in-a-busy-fast-hour": (
         [(0, 11, {10: 100}), (1, 11, {1000: 1})],
         [(0, 600), (1, 700), (2, 800), (0, 900)],
     ),
@@ -705,6 +707,7 @@ def test_the_regions_p95_is_postgres_percentile_cont_over_every_value(clean, aio
     ((expected,),) = clean.sql(
         "select percentile_cont(0.95) within group (order by v) from unnest(%s::int[]) v", (every_value,)
     )
+    roll_location_tier(aio)
     us = {r.location: r for r in aio.run(regions_report(mine, 3, now=NOW)).data}["us-east"]
     assert us.p95_response_ms == round(expected, 2)
     assert us.checks == len(every_value)
@@ -720,6 +723,7 @@ def test_hours_whose_histogram_contradicts_their_count_give_no_p95_and_end(clean
            values (%s, 'us-east', %s, 3, 3, 3, 60, 10, 30)""",  # three times counted, none in the histogram
         (monitor, at(11, 0)),
     )
+    roll_location_tier(aio)
     us = {r.location: r for r in aio.run(regions_report(mine, 3, now=NOW)).data}["us-east"]
     assert (us.checks, us.avg_response_ms, us.p95_response_ms) == (3, 20.0, None)
 
@@ -763,6 +767,7 @@ def test_a_long_window_reads_whole_days_from_the_daily_tier_and_its_ends_by_the_
     add_hour(clean, monitor, "us-east", day(2, 28), 3, 3, {20: 3}, table="rollup_daily")
     add_hour(clean, monitor, "us-east", day(3, 1), 2, 1, {50: 1, 60: 1}, table="rollup_daily")
     add_result(clean, monitor, "us-east", at(12, 10), "up", 70)
+    roll_location_tier(aio)
     us = {r.location: r for r in aio.run(regions_report(mine, 72, now=NOW)).data}["us-east"]
     # checks 2 + 2 + 3 + 2 + 1; up 2 + 1 + 3 + 1 + 1; times 10 10 20 20 20 30 40 50 60 70
     assert (us.checks, us.up_checks, us.uptime_percentage) == (10, 8, 80.0)

@@ -160,8 +160,8 @@ on conflict (monitor_id, location, bucket) do update set
 # --- the per-project-per-location tier, which GET /regions reads ---------------------------------------------
 # Each write first deletes its range, then inserts the range's rows from a source that gives, per project,
 # location and bucket, partial sums and histograms (`{source}`); they are summed and the histograms merged (exact),
-# so re-running a range rewrites it exactly. Final hours come from the per-monitor hourly rows, days from the final
-# location hours, provisional hours (at or after the hourly watermark) from raw results.
+# so re-running a range rewrites it exactly. Final hours and days come from the per-monitor rows of their tier (each
+# written first, in the same transaction), provisional hours (at or after the hourly watermark) from raw results.
 _LOCATION_INSERT = """
 with rows as materialized ({source}),
 totals as (
@@ -190,11 +190,7 @@ from rollup_hourly h join monitors m on m.id = h.monitor_id
 where h.bucket >= %(lo)s and h.bucket < %(hi)s {project_filter}
 """
 
-_FROM_LOCATION_HOURS = """
-select project_id, location, date_bin('1 day', bucket, %(origin)s) as bucket, checks, up_checks, response_count,
-       response_sum_ms, response_values_ms, response_value_counts
-from rollup_location_hourly where bucket >= %(lo)s and bucket < %(hi)s {project_filter}
-"""
+_FROM_MONITOR_DAYS = _FROM_MONITOR_HOURS.replace("rollup_hourly", "rollup_daily")
 
 # Raw results grouped by response time first (one row per distinct value, a histogram of one bar), through the
 # per-monitor (monitor_id, checked_at) index: monitor_results has no index on checked_at alone.
@@ -321,8 +317,8 @@ async def roll_location_hours(
 async def roll_location_days(
     conn: AsyncConnection, lo: datetime, hi: datetime, project_ids: list[uuid.UUID] | None = None
 ) -> None:
-    """The location days of [lo, hi) from their final location hours."""
-    await _write_location_tier(conn, "rollup_location_daily", _FROM_LOCATION_HOURS, lo, hi, project_ids)
+    """The location days of [lo, hi) from the per-monitor daily rows (written first)."""
+    await _write_location_tier(conn, "rollup_location_daily", _FROM_MONITOR_DAYS, lo, hi, project_ids)
 
 
 async def roll_provisional_hours(conn: AsyncConnection, hourly_through: datetime, now: datetime) -> None:

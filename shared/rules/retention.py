@@ -155,13 +155,17 @@ def read_window(now: datetime, days: int, raw_complete_from: datetime | None) ->
     return _tiered_window(now - timedelta(days=days), raw_complete_from, floor_day)
 
 
-def hourly_read_window(
-    now: datetime, hours: int, hourly_through: datetime | None
-) -> tuple[datetime, datetime]:
-    """(since, raw_from): hourly rollups before raw_from (every hour before `rollup_hourly_through` is rolled
-    up), raw results from it on. A window inside the not-yet-rolled tail reads raw only, from exactly `hours`
-    ago; one reaching into rolled hours starts at a UTC hour (an hourly rollup cannot be split)."""
-    return _tiered_window(now - timedelta(hours=hours), hourly_through, floor_hour)
+def regions_window(
+    now: datetime, hours: int, hourly_through: datetime | None, daily_through: datetime | None
+) -> tuple[datetime, datetime, datetime, datetime]:
+    """(since, rolled_until, days_from, days_to) of GET /regions: from the whole hour `hours` back (a location hour
+    is never split); final rollups before rolled_until (the hourly watermark, or since when nothing before it is
+    rolled), provisional hours from it on; the whole days the daily tier holds in between are [days_from, days_to)
+    (empty: both are since), every other hour is read by the hour."""
+    since = floor_hour(now - timedelta(hours=hours))
+    rolled_until = max(since, hourly_through) if hourly_through else since
+    days = whole_days_within(since, rolled_until, daily_through) or (since, since)
+    return since, rolled_until, *days
 
 
 def whole_days_within(
@@ -207,28 +211,6 @@ def percentile_cont(histogram: Iterable[tuple[int, int]], fraction: float) -> fl
         return first
     second = value_at(second_row)
     return first + (position - first_row) * (second - first)
-
-
-def top_rows_needed(total: int, fraction: float) -> int:
-    """How many of the largest of `total` values percentile_cont(fraction) reads: every row from
-    floor(fraction * (total - 1)) on. Knowing that many of the largest values (and how many there are below
-    them) is enough for the exact percentile."""
-    return total - floor(fraction * (total - 1)) if total else 0
-
-
-def percentile_cont_of_top(top: Iterable[tuple[int, int]], below: int, fraction: float) -> float | None:
-    """percentile_cont over a multiset known only from a floor up: `top` holds every value at or above the
-    floor as (value, count), `below` counts the values under it. None when the top is too short to hold the
-    rows the percentile reads (see top_rows_needed): the caller lowers the floor and asks again."""
-    pairs = [(value, count) for value, count in top if count > 0]
-    total = below + sum(count for _, count in pairs)
-    if total == 0 or sum(count for _, count in pairs) < top_rows_needed(total, fraction):
-        return None
-    if below == 0:
-        return percentile_cont(pairs, fraction)
-    # the rows under the floor only push the ranks up: one stand-in value under every real one holds their
-    # place, and is never read
-    return percentile_cont([(min(value for value, _ in pairs) - 1, below), *pairs], fraction)
 
 
 # --- Redis streams ------------------------------------------------------------------------------

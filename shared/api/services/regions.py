@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from shared import db
 from shared.api.schemas import FailingMonitor, RegionOut, RegionsReport
 from shared.pipeline.rollups import DAILY_MARK, HOURLY_MARK, PROVISIONAL_MARK, read_marks
-from shared.rules.retention import HOUR, floor_hour, percentile_cont, whole_days_within
+from shared.rules.retention import percentile_cont, regions_window
 from shared.settings import get_settings
 
 FAILING_SHOWN = 20
@@ -76,12 +76,11 @@ order by location, place
 
 async def regions_report(project_id: uuid.UUID, hours: int, now: datetime | None = None) -> RegionsReport:
     now = now or datetime.now(UTC)
-    since = floor_hour(now - HOUR * hours)  # from a whole hour: a location hour is never split
     async with db.transaction() as conn:
         marks = await read_marks(conn)
-        hourly_through = marks.get(HOURLY_MARK)
-        rolled_until = hourly_through or since
-        days_from, days_to = whole_days_within(since, rolled_until, marks.get(DAILY_MARK)) or (since, since)
+        since, rolled_until, days_from, days_to = regions_window(
+            now, hours, marks.get(HOURLY_MARK), marks.get(DAILY_MARK)
+        )
         regions = await (
             await conn.execute(_REGIONS, {"configured": list(get_settings().locations)})
         ).fetchall()
@@ -129,7 +128,7 @@ async def regions_report(project_id: uuid.UUID, hours: int, now: datetime | None
     return RegionsReport(
         since=since,
         rolled_until=rolled_until,
-        provisional_until=marks.get(PROVISIONAL_MARK) if hourly_through else None,
+        provisional_until=marks.get(PROVISIONAL_MARK),
         until=now,
         data=data,
     )
