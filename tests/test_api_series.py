@@ -232,6 +232,56 @@ def test_1h_gives_one_point_per_result_and_24h_quarter_hours_with_phases_over_th
     ]
 
 
+def test_30d_phases_come_from_the_rollups_and_equal_the_raw_means_after_the_raw_rows_are_gone(
+    monitor, clean, aio
+):
+    from shared.pipeline import rollups
+    from shared.rules.retention import RetentionConfig
+
+    project_id, monitor_id, _ = monitor
+    for day_of_month, hour, phases in [
+        (26, 3, (1.5, 10, 20, 30)),
+        (26, 17, (2.5, 12, None, 50)),
+        (27, 8, (4, 14, 22, 60)),
+        (28, 23, (None, None, None, None)),  # a result without phases: a bucket with no phase values
+        (1, 0, (3, 9, 18, 27)),
+        (2, 2, (6, 11, 33, 44)),
+        (2, 9, (7, 13, 35, 48)),  # after the hourly watermark of 09:00 (settled: 10:20 - 15 min)
+    ]:
+        checked_at = datetime(2026, 2 if day_of_month > 2 else 3, day_of_month, hour, 5, tzinfo=UTC)
+        add_result(clean, monitor_id, "us-east", checked_at, 100, phases=phases)
+    expected = clean.sql(
+        """select date_bin('1 day', checked_at, %s), avg(dns_ms), avg(connect_ms), avg(tls_ms), avg(first_byte_ms)
+           from monitor_results where monitor_id = %s group by 1 order by 1""",
+        (rollups.UTC_ORIGIN, monitor_id),
+    )
+    aio.run(rollups.catch_up(NOW, RetentionConfig()))
+    # what cleanup does: raw rows behind the daily watermark go, and reads take rollups there
+    clean.sql("delete from monitor_results where checked_at < %s", (DAILY_THROUGH,))
+    set_marks(clean, raw_complete_from=DAILY_THROUGH)
+
+    report = aio.run(series.response_times(project_id, monitor_id, "30d", now=NOW))
+
+    assert [s.source for s in report.sources] == ["daily", "hourly", "raw"]
+    assert report.phases_from == report.since
+    assert [
+        (p["t"], p["dns_ms"], p["connect_ms"], p["tls_ms"], p["first_byte_ms"])
+        for p in report.locations[0].phases
+    ] == [(t, *(None if v is None else round(v, 2) for v in means)) for t, *means in expected]
+
+
+def test_a_bucket_rolled_up_before_phases_were_kept_has_no_phase_point(monitor, clean, aio):
+    project_id, monitor_id, _ = monitor
+    set_marks(clean, rollup_hourly_through=HOURLY_THROUGH, rollup_daily_through=DAILY_THROUGH)
+    add_rollup(clean, "rollup_daily", monitor_id, "us-east", at(1, 0), [10, 20], up=2)  # null phase counts
+    add_result(clean, monitor_id, "us-east", at(2, 9, 30), 50, phases=(1, 2, 3, 4))
+
+    report = aio.run(series.response_times(project_id, monitor_id, "30d", now=NOW))
+
+    assert list(points_of(report)) == [at(1, 0), at(2, 0)]
+    assert [p["t"] for p in report.locations[0].phases] == [at(2, 0)]
+
+
 def test_the_response_times_endpoint_validates_its_range_and_is_scoped_to_the_project(monitor, clean, aio):
     _, monitor_id, client = monitor
     answer = client.get(f"/monitors/{monitor_id}/response-times", params={"range": "7d"})
