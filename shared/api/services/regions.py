@@ -55,14 +55,19 @@ group by location, u.v
 """
 
 # Per location, the enabled monitors whose latest applied run (the one their state stands on) checked there
-# inside the window and was not up. A location the run did not reach is not counted as failing there. Paused
+# inside the window and was not up: one probe of the (run_id, location) key per monitor. `offset 0` keeps the
+# subquery from being flattened into a join, which the planner ran as a hash over a scan of every result. A location the run did not reach is not counted as failing there. Paused
 # monitors are left out: their last result says nothing about now.
 _FAILING = """
 with latest as (
     select x.location, m.id, m.name, x.status
     from monitors m
-    join monitor_results x on x.run_id = m.last_run_id
-    where m.project_id = %(project_id)s and m.enabled and x.checked_at >= %(since)s and x.status <> 'up'
+    cross join lateral (
+        select location, status from monitor_results x
+        where x.run_id = m.last_run_id and x.checked_at >= %(since)s and x.status <> 'up'
+        offset 0
+    ) x
+    where m.project_id = %(project_id)s and m.enabled
 ),
 ranked as (
     select *, count(*) over (partition by location) as failing_count,
