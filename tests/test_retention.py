@@ -19,8 +19,10 @@ from shared.rules.retention import (
     floor_day,
     floor_hour,
     hourly_prune_cutoff,
+    location_hourly_prune_cutoff,
     next_batch_size,
     next_window,
+    provisional_due,
     results_cutoff,
     settled_hour,
     stream_cutoff,
@@ -180,6 +182,35 @@ def test_an_hour_is_rolled_up_only_once_it_has_settled():
 )
 def test_the_hourly_tier_thins_out_only_behind_the_raw_data(hourly_days, raw_from, expected):
     assert hourly_prune_cutoff(NOW, hourly_days, raw_from) == expected
+
+
+@pytest.mark.parametrize(
+    ("hourly_days", "expected"),
+    [
+        (90, datetime(2025, 3, 17, tzinfo=UTC)),  # with the per-monitor hours
+        (7, datetime(2025, 5, 15, tzinfo=UTC)),  # never inside /regions' 720 hours (and a day's margin)
+    ],
+)
+def test_location_hours_thin_out_with_the_hourly_tier_but_never_inside_the_regions_window(
+    hourly_days, expected
+):
+    prune = hourly_prune_cutoff(NOW, hourly_days, datetime(2025, 5, 16, tzinfo=UTC))
+    assert location_hourly_prune_cutoff(NOW, prune) == expected
+
+
+@pytest.mark.parametrize(
+    ("hourly_through", "settle_minutes", "due"),
+    [
+        (datetime(2025, 6, 15, 1, tzinfo=UTC), 15, True),  # steady stepping: the hour before last
+        (datetime(2025, 6, 14, 23, 46, tzinfo=UTC), 15, True),  # just inside settle time + 2 h
+        (datetime(2025, 6, 14, 23, tzinfo=UTC), 15, False),  # catching up: no provisional rewrite
+        (datetime(2025, 6, 14, 20, tzinfo=UTC), 6 * 60, True),  # a long settle time keeps them due
+    ],
+)
+def test_provisional_hours_are_rewritten_only_while_the_hourly_tier_is_near_now(
+    hourly_through, settle_minutes, due
+):
+    assert provisional_due(NOW, hourly_through, settle_minutes) is due
 
 
 def test_alert_history_is_kept_ninety_days():

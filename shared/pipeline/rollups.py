@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from psycopg import AsyncConnection
 
@@ -27,6 +27,7 @@ from shared.rules.retention import (
     floor_hour,
     next_batch_size,
     next_window,
+    provisional_due,
     settled_hour,
 )
 from shared.settings import get_settings
@@ -37,10 +38,6 @@ HOURLY_MARK = "rollup_hourly_through"
 DAILY_MARK = "rollup_daily_through"
 RAW_MARK = "raw_complete_from"
 PROVISIONAL_MARK = "rollup_provisional_through"  # raw results before it are in the provisional location hours
-# The provisional hours are rewritten only while the hourly tier is this close to now (a rollup step every minute
-# keeps it within settle time + 1 hour); a tier far behind is catching up, and rewriting hours of raw results a
-# minute would only slow that down.
-PROVISIONAL_SPAN = timedelta(hours=3)
 UP_STATUSES = ("up", "degraded")  # as the results API counts them
 PERCENTILES = (0.5, 0.95, 0.99)
 
@@ -403,7 +400,7 @@ async def rollup_step(
             await set_mark(conn, DAILY_MARK, daily_end)
             progress.days_rolled = (daily_end - daily) // DAY
             daily = daily_end
-        if provisional and now - hourly <= PROVISIONAL_SPAN:
+        if provisional and provisional_due(now, hourly, config.rollup_settle_minutes):
             await roll_provisional_hours(conn, hourly, now)
         progress.hourly_through, progress.daily_through = hourly, daily
         return progress

@@ -99,6 +99,13 @@ def settled_hour(now: datetime, settle_minutes: int) -> datetime:
     return floor_hour(now - timedelta(minutes=settle_minutes))
 
 
+def provisional_due(now: datetime, hourly_through: datetime, settle_minutes: int) -> bool:
+    """Whether a rollup step rewrites the provisional location hours: only while the hourly tier is as close to now
+    as steady stepping keeps it (settle time, the hour in progress, and an hour's slack). A tier further behind is
+    catching up, and rewriting many hours of raw results each step would only slow that down."""
+    return now - hourly_through <= timedelta(minutes=settle_minutes) + 2 * HOUR
+
+
 def hourly_prune_cutoff(
     now: datetime, hourly_days: int, raw_complete_from: datetime | None
 ) -> datetime | None:
