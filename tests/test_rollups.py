@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -313,7 +314,10 @@ def location_tier(infra, tier: str, lo, hi) -> list[tuple]:
 
 def phase_means(infra, sql: str, width: str, lo, hi) -> list[tuple]:
     rows = infra.sql(sql, {"width": width, "origin": rollups.UTC_ORIGIN, "lo": lo, "hi": hi})
-    return [(*row[:3], *(pytest.approx(mean, rel=1e-12) for mean in row[3:7]), *row[7:]) for row in rows]
+    return [
+        (*row[:3], *(None if mean is None else pytest.approx(mean, rel=1e-12) for mean in row[3:7]), *row[7:])
+        for row in rows
+    ]
 
 
 def every_tier(infra) -> list[list[tuple]]:
@@ -442,3 +446,39 @@ def test_provisional_hours_follow_new_results_and_give_way_to_the_final_hour(cle
     assert location_tier(clean, "hourly", start, settled) == raw_location_buckets(
         clean, "1 hour", start, settled
     )
+
+
+MIGRATION_0012 = Path(rollups.__file__).parents[1] / "migrations" / "0012_location_rollups_and_phases.sql"
+
+
+def test_migration_0012_backfills_phases_where_raw_rows_remain_and_the_location_tier_from_the_rollups(
+    clean, aio
+):
+    seed_phases(clean, days=3)
+    config = RetentionConfig()
+    aio.run(rollups.catch_up(NOW, config))
+    start, raw_from = floor_day(NOW - timedelta(days=3)), floor_day(NOW) - timedelta(days=1)
+    location_tiers = [location_tier(clean, tier, start, NOW) for tier in ("hourly", "daily")]
+    phases = {
+        tier: phase_means(clean, _ROLLUP_PHASE_MEANS.format(tier=tier), width, start, NOW)
+        for tier, width in (("hourly", "1 hour"), ("daily", "1 day"))
+    }
+    # the rows as they stood before 0012: no phases, no location tier; and cleanup had deleted raw rows before a day
+    columns = ", ".join(f"{phase}_count = null, {phase}_sum_ms = null" for phase in rollups.PHASES)
+    for tier in ("hourly", "daily"):
+        clean.sql(f"update rollup_{tier} set {columns}")
+        clean.sql(f"delete from rollup_location_{tier}")
+    clean.sql("delete from monitor_results where checked_at < %s", (raw_from,))
+    clean.sql("insert into retention_marks (name, at) values (%s, %s)", (rollups.RAW_MARK, raw_from))
+
+    backfill = MIGRATION_0012.read_text().split("-- Backfill (", 1)[1].split("\n", 1)[1]
+    clean.sql(backfill)
+
+    assert [location_tier(clean, tier, start, NOW) for tier in ("hourly", "daily")] == location_tiers
+    for tier, width in (("hourly", "1 hour"), ("daily", "1 day")):
+        after = phase_means(clean, _ROLLUP_PHASE_MEANS.format(tier=tier), width, start, NOW)
+        assert [row for row in after if row[2] >= raw_from] == [
+            row for row in phases[tier] if row[2] >= raw_from
+        ]
+        older = [row for row in after if row[2] < raw_from]
+        assert older and all(value is None for row in older for value in row[3:]), tier

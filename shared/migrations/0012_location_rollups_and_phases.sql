@@ -47,8 +47,9 @@ create table rollup_location_daily (like rollup_location_hourly including all);
 alter table rollup_location_daily
     add foreign key (project_id) references projects (id) on delete cascade;
 
--- Backfill, phases: every hour whose raw results are all still here (at or after raw_complete_from), then the days
--- whose every hour now knows its phases (and still sums to the day's checks).
+-- Backfill (tests/test_rollups.py runs everything from this line on against rows as they stood before), phases:
+-- every hour whose raw results are all still here (at or after raw_complete_from), then the days whose every hour
+-- now knows its phases (and still sums to the day's checks). Older buckets keep null phases.
 with raw as (
     select monitor_id, location, date_bin('1 hour', checked_at, timestamptz '2000-01-01 00:00:00+00') as bucket,
            count(dns_ms) as dns_count, coalesce(sum(dns_ms::float8), 0) as dns_sum_ms,
@@ -83,9 +84,9 @@ from days
 where d.monitor_id = days.monitor_id and d.location = days.location and d.bucket = days.bucket
   and days.known = days.hours and days.checks = d.checks;
 
--- Backfill, the location tier: the 32 days before now, which covers the longest window GET /regions reads (720
--- hours, from a whole hour). Older buckets are left empty: no read reaches them. Provisional hours are written by
--- the next rollup step.
+-- Backfill, the location tier: the 32 days before the hourly watermark, which covers the longest window GET
+-- /regions reads (720 hours, from a whole hour). Older buckets are left empty: no read reaches them. Provisional
+-- hours are written by the next rollup step. (No watermark: nothing is rolled up, nothing to backfill.)
 insert into rollup_location_hourly (project_id, location, bucket, checks, up_checks, response_count,
                                     response_sum_ms, response_values_ms, response_value_counts)
 select t.project_id, t.location, t.bucket, t.checks, t.up_checks, t.response_count, t.response_sum_ms,
@@ -94,7 +95,7 @@ from (
     select m.project_id, h.location, h.bucket, sum(h.checks) as checks, sum(h.up_checks) as up_checks,
            sum(h.response_count) as response_count, sum(h.response_sum_ms) as response_sum_ms
     from rollup_hourly h join monitors m on m.id = h.monitor_id
-    where h.bucket >= now() - interval '32 days'
+    where h.bucket >= (select at from retention_marks where name = 'rollup_hourly_through') - interval '32 days'
     group by 1, 2, 3
 ) t
 left join (
@@ -103,7 +104,7 @@ left join (
         select m.project_id, h.location, h.bucket, u.v, sum(u.c)::bigint as c
         from rollup_hourly h join monitors m on m.id = h.monitor_id
         cross join lateral unnest(h.response_values_ms, h.response_value_counts) as u(v, c)
-        where h.bucket >= now() - interval '32 days'
+        where h.bucket >= (select at from retention_marks where name = 'rollup_hourly_through') - interval '32 days'
         group by 1, 2, 3, 4
     ) per_value
     group by 1, 2, 3
@@ -117,7 +118,7 @@ from (
     select m.project_id, d.location, d.bucket, sum(d.checks) as checks, sum(d.up_checks) as up_checks,
            sum(d.response_count) as response_count, sum(d.response_sum_ms) as response_sum_ms
     from rollup_daily d join monitors m on m.id = d.monitor_id
-    where d.bucket >= now() - interval '32 days'
+    where d.bucket >= (select at from retention_marks where name = 'rollup_hourly_through') - interval '32 days'
     group by 1, 2, 3
 ) t
 left join (
@@ -126,7 +127,7 @@ left join (
         select m.project_id, d.location, d.bucket, u.v, sum(u.c)::bigint as c
         from rollup_daily d join monitors m on m.id = d.monitor_id
         cross join lateral unnest(d.response_values_ms, d.response_value_counts) as u(v, c)
-        where d.bucket >= now() - interval '32 days'
+        where d.bucket >= (select at from retention_marks where name = 'rollup_hourly_through') - interval '32 days'
         group by 1, 2, 3, 4
     ) per_value
     group by 1, 2, 3
