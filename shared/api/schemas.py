@@ -408,7 +408,7 @@ class RegionOut(ApiModel):
     avg_response_ms: float | None
     p95_response_ms: float | None
     failing_monitors: int = Field(
-        description="enabled monitors whose latest result here in the window is not up"
+        description="enabled monitors whose latest applied run (inside the window) checked here and was not up"
     )
     failing: list[FailingMonitor] = Field(description="up to 20 of them, down first, then by name")
 
