@@ -179,9 +179,13 @@ def response_chart(series: dict, *, label: str) -> Markup:
         ]
         for line in series["locations"]
     }
-    return charts.response_time_chart(
-        points, start=_time(series["since"]), end=_time(series["until"]), label=label
-    )
+    start, end = _time(series["since"]), _time(series["until"])
+    if bucketed:
+        # The axis ends where the last bucket starts (the points sit at their buckets' starts): a 24-hour range
+        # then spans 24 hours exactly, not 24 and a partial bucket, and charts.py labels it by the hour.
+        bucket = timedelta(seconds=series["bucketSeconds"])
+        end = start + ((end - start) // bucket) * bucket
+    return charts.response_time_chart(points, start=start, end=end, label=label)
 
 
 def phase_charts(series: dict, *, label: str) -> list[tuple[str, Markup]]:
@@ -224,7 +228,7 @@ def uptime_bars(report: dict, *, label: str) -> Markup:
 
 
 def duration(seconds: float) -> str:
-    """"45 s", "12 min", "3 h 05 min", "2 d 4 h": the two largest units."""
+    """ "45 s", "12 min", "3 h 05 min", "2 d 4 h": the two largest units."""
     seconds = max(int(math.floor(seconds)), 0)
     if seconds < 60:
         return f"{seconds} s"

@@ -361,6 +361,11 @@ function wireMonitorDetail() {
       if (note && event.status === "up") note.remove();
     }
     if (lastCheck && event.checkedAt) { lastCheck.replaceChildren(timeElement(event.checkedAt)); localiseTimes(lastCheck); }
+    const lastRun = root.querySelector("[data-last-run]");
+    if (lastRun && event.checkedAt) {  // the run the page was drawn with is no longer the last
+      lastRun.replaceChildren("Live: the latest result arrived ", timeElement(event.checkedAt));
+      localiseTimes(lastRun);
+    }
     refreshSoon();
   });
   events.addEventListener("status_change", (message) => {
