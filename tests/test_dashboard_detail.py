@@ -251,6 +251,7 @@ def test_each_location_shows_its_status_in_the_last_run_and_its_figures(project,
     monitor_id = add_monitor(clean, project_id, locations=("eu-central", "us-east", "asia-pacific"))
     for minutes in (30, 20, 10):
         record_run(clean, monitor_id, NOW - timedelta(minutes=minutes), {"eu-central": "up", "us-east": "up"})
+    add_result(clean, monitor_id, "asia-pacific", NOW - timedelta(hours=2), 80)  # before it stopped answering
     last = record_run(clean, monitor_id, NOW - timedelta(minutes=1), {"eu-central": "up", "us-east": "down"})
     clean.sql(
         "update runs set expected_locations = '{eu-central,us-east,asia-pacific}' where id = %s", (last,)
@@ -841,6 +842,13 @@ def test_pause_and_resume_through_the_buttons(stack, detail_project, chromium_br
         assert header_status(page) == "up"
         assert gateway_api(stack, key, "GET", f"/monitors/{monitor['id']}").json()["enabled"] is True
         assert page.get_by_role("button", name="Pause").is_visible()
+
+        dialogs = []
+        page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
+        page.get_by_role("button", name="Delete").click()
+        page.wait_for_url(f"{stack.gateway_url}{BASE}/")
+        assert "Pausable" in dialogs[0] and "cannot be undone" in dialogs[0]
+        assert gateway_api(stack, key, "GET", f"/monitors/{monitor['id']}").status_code == 404
         watched.assert_no_console_errors()
 
 
@@ -970,3 +978,58 @@ def test_screenshots_of_a_full_page(stack, detail_project, chromium_browser, inf
         assert page.locator('[data-chart="daily-uptime"] .day.bad .tip').first.is_visible()
         page.locator('[data-section="uptime"]').screenshot(path=str(whole.with_name(f"{name}-tip.png")))
         watched.assert_no_console_errors()
+
+
+@browser_test
+def test_the_results_filter_in_place_by_location_and_by_the_browsers_own_day(
+    stack, detail_project, chromium_browser, infra
+):
+    from tests.dashboard_browser import DESKTOP, WatchedPage, sign_in
+
+    project_id, key = detail_project
+    monitor_id = add_monitor(infra, project_id, name="Filtered", target="http://shop.example.net/")
+    add_result(
+        infra, monitor_id, "eu-central", datetime(2026, 3, 1, 23, 30, tzinfo=UTC), 42
+    )  # 2 March in Berlin
+    add_result(infra, monitor_id, "us-east", datetime(2026, 3, 1, 12, 0, tzinfo=UTC), 55)
+    context = chromium_browser.new_context(viewport=DESKTOP, timezone_id="Europe/Berlin", locale="en-GB")
+    try:
+        watched = WatchedPage(context)
+        page = watched.page
+        sign_in(page, stack.gateway_url, key, next_path=f"/monitors/{monitor_id}")
+        page.get_by_role("heading", name="Filtered").wait_for()
+        page.evaluate("window.__sameDocument = true")
+        rows = page.locator("[data-results] tr[data-result-id]")
+        assert rows.count() == 2
+        assert (
+            "2 Mar 2026, 00:30:00" in rows.first.locator("time").inner_text()
+        )  # shown in the browser's zone
+
+        page.locator("#results-location").select_option("us-east")
+        page.wait_for_function(
+            "() => document.querySelectorAll('[data-results] tr[data-result-id]').length === 1"
+        )
+        assert "55 ms" in rows.first.inner_text()
+        assert "location=us-east" in page.url
+
+        page.locator("#results-location").select_option("")
+        page.locator("#results-date").fill("2026-03-02")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('[data-results] tr[data-result-id]')].map(r => r.dataset.location)"
+            ".join() === 'eu-central'"
+        )
+        assert "42 ms" in rows.first.inner_text()
+        assert page.locator("[data-timezone-offset]").input_value() == "-60"  # Berlin in March: UTC+1
+        assert "date=2026-03-02" in page.url and "timezoneOffset=-60" in page.url
+        page.locator("#results-date").fill("2026-03-01")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('[data-results] tr[data-result-id]')].map(r => r.dataset.location)"
+            ".join() === 'us-east'"
+        )
+        assert page.evaluate("window.__sameDocument") is True  # the table alone was reloaded
+        page.reload()  # the address bar kept the filters
+        assert page.locator("[data-results] tr[data-result-id]").count() == 1
+        assert page.locator("#results-date").input_value() == "2026-03-01"
+        watched.assert_no_console_errors()
+    finally:
+        context.close()

@@ -133,34 +133,38 @@ def _configured_locations(monitor: dict) -> list[str]:
 
 
 def location_rows(monitor: dict, run: dict | None, stats: dict) -> list[dict[str, Any]]:
-    """Each location's status in the last run (or, without one, its latest result of the last days), with its
-    figures over the last STATS_DAYS days. A location the run expected and got nothing from reads "missing"
-    once the run is finalized, "pending" while it is not."""
+    """Each location's status in the last run, with its figures over the last STATS_DAYS days. A location the
+    finalized run got nothing from reads "missing"; while the run is still out, and without a run, a location
+    shows its latest result of those days ("pending" or "unknown" without one)."""
     figures = {stat["location"]: stat for stat in stats["data"]}
     in_run = {result["location"]: result for result in (run or {}).get("results", [])}
+    missing = set((run or {}).get("missingLocations") or []) if (run or {}).get("finalizedAt") else set()
+    expected = set((run or {}).get("expectedLocations") or [])
     order = list((run or {}).get("expectedLocations") or [])
     for location in [*_configured_locations(monitor), *figures, *in_run]:
         if location not in order:
             order.append(location)
     rows = []
     for location in order:
-        stat = figures.get(location)
-        latest = in_run.get(location) or (stat or {}).get("latest")
-        if latest is not None:
+        stat = figures.get(location) or {}
+        latest = in_run.get(location) or stat.get("latest")
+        if location in in_run:
+            status = in_run[location]["status"]
+        elif location in missing:
+            status = "missing"
+        elif latest is not None:
             status = latest["status"]
-        elif run is not None and location in run.get("expectedLocations", []):
-            status = "missing" if run.get("finalizedAt") else "pending"
         else:
-            status = "unknown"
+            status = "pending" if location in expected else "unknown"
         rows.append(
             {
                 "location": location,
                 "status": status,
                 "result": latest,
-                "uptime": (stat or {}).get("uptimePercentage"),
-                "avg": (stat or {}).get("avgResponseTime"),
-                "p95": (stat or {}).get("p95ResponseTime"),
-                "checks": (stat or {}).get("totalChecks", 0),
+                "uptime": stat.get("uptimePercentage"),
+                "avg": stat.get("avgResponseTime"),
+                "p95": stat.get("p95ResponseTime"),
+                "checks": stat.get("totalChecks", 0),
             }
         )
     return rows
