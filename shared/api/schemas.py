@@ -78,11 +78,6 @@ class MonitorOut(ApiModel):
     updated_at: datetime
 
 
-class MonitorPage(ApiModel):
-    data: list[MonitorOut]
-    pagination: Pagination
-
-
 class Timings(ApiModel):
     dns_ms: float | None
     connect_ms: float | None
