@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from typing import TYPE_CHECKING
 
-from markdown_it import MarkdownIt
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 # A link may point to the web or to a mail address; a link without a scheme (relative, #anchor) stays as well.
 LINK_SCHEMES = frozenset({"http", "https", "mailto"})
@@ -33,6 +35,9 @@ def _link_open(self, tokens, index, options, env) -> str:
 
 @cache
 def _renderer() -> MarkdownIt:
+    # loaded with the first message rendered: aggregate, which only escapes names, never loads the parser
+    from markdown_it import MarkdownIt
+
     md = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"]).disable("image")
     md.validateLink = _allowed_link
     md.add_render_rule("link_open", _link_open)
