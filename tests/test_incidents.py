@@ -3,6 +3,7 @@ incidents API (timeline, publish, validation, scoping), and drafts opened by the
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -591,3 +592,17 @@ def test_a_resolved_draft_frees_the_page_for_the_next_one(site, aio, clean):
     )
     assert reopened.status_code == 409, reopened.text
     assert reopened.json()["error"]["field"] == "status"
+
+
+def test_two_batches_at_once_on_one_page_end_with_one_draft_naming_both(site, aio, clean):
+    a, _, page_id, (web, api, _) = site
+    first = record_run(clean, web, T0, {"us-east": "down"})
+    second = record_run(clean, api, T0, {"us-east": "down"})
+
+    async def both():
+        return await asyncio.gather(finalize_runs([first]), finalize_runs([second]))
+
+    assert aio.run(both()) == [1, 1]
+    (draft,) = drafts_of(a, page_id)
+    assert sorted(draft["monitorIds"]) == sorted([web, api]) and draft["impact"] == "critical"
+    assert len(draft["updates"]) == 2

@@ -1,6 +1,7 @@
 """Automatic draft incidents, written by aggregate in the transaction that records the status changes: read the
 pages of the monitors that went down or recovered, decide (shared.rules.status_drafts), and write the plans in
-a fixed handful of set-based statements.
+a fixed handful of set-based statements (none at all for a batch whose monitors stayed out of down, one for a
+batch whose monitors are on no page).
 
 Exactly once: only status changes this transaction inserted reach here (their insert is ON CONFLICT (run_id) DO
 NOTHING, behind the runs' compare-and-set on finalized_at), so a redelivered finalize writes nothing twice. A
@@ -22,6 +23,16 @@ from shared.rules.status_drafts import (
     plan_drafts,
 )
 
+# Two batches with monitors on one page take turns, in page order (no deadlock between them): the second reads
+# the page only once the first has committed, so it sees that batch's monitors down and its draft open, and the
+# impact it computes counts both. A separate statement from the read, which then takes a fresh snapshot.
+_LOCK_PAGES = """
+select id from status_pages
+where id in (select status_page_id from status_page_monitors where monitor_id = any(%s))
+order by id
+for no key update
+"""
+
 # Read after the batch advanced its monitors, so a page's down monitors include this batch's.
 _PAGES_OF_MONITORS = """
 select p.id as page_id, p.project_id,
@@ -36,7 +47,7 @@ left join lateral (
                as monitor_ids
     from incidents i where i.status_page_id = p.id and i.is_draft and i.resolved_at is null
 ) d on true
-where p.id in (select status_page_id from status_page_monitors where monitor_id = any(%s))
+where p.id = any(%s)
 group by p.id, d.id, d.impact, d.monitor_ids
 """
 
@@ -90,7 +101,10 @@ async def follow_status_changes(conn: AsyncConnection, changes: list[MonitorChan
     if not changes:
         return
     monitor_ids = sorted({change.monitor_id for change in changes}, key=str)
-    rows = await (await conn.execute(_PAGES_OF_MONITORS, (monitor_ids,))).fetchall()
+    locked = await (await conn.execute(_LOCK_PAGES, (monitor_ids,))).fetchall()
+    if not locked:
+        return  # none of these monitors is on a page
+    rows = await (await conn.execute(_PAGES_OF_MONITORS, ([row["id"] for row in locked],))).fetchall()
     plans = plan_drafts(changes, {row["page_id"]: _facts(row) for row in rows})
     if not plans:
         return
