@@ -154,6 +154,8 @@ def test_a_custom_domain_is_unique_and_compared_lower_cased(projects):
         "10.0.0.1",
         "-bad.example.com",
         "sta tus.example.com",
+        "sta\ntus.example.com",
+        "status.example.com\n.x",
         "a" * 64 + ".example.com",
         "",
     ],
@@ -166,7 +168,8 @@ def test_a_custom_domain_that_is_no_host_name_is_400_naming_it(projects, domain)
 
 
 @pytest.mark.parametrize(
-    "slug", ["Shop", "-shop", "shop-", "sh_op", "shop page", "", "a" * 65, "api", "shop/../x", "ßhop"]
+    "slug",
+    ["Shop", "-shop", "shop-", "sh_op", "shop page", "", "a" * 65, "api", "shop/../x", "ßhop", "shop\n"],
 )
 def test_a_slug_outside_the_migrations_format_is_400_naming_it(projects, clean, slug):
     clients, _ = projects

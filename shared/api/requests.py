@@ -199,7 +199,7 @@ IncidentImpact = Literal["none", "minor", "major", "critical"]
 
 
 def _valid_slug(slug: str) -> str:
-    if not STATUS_PAGE_SLUG.match(slug):
+    if not STATUS_PAGE_SLUG.fullmatch(slug):  # fullmatch: "$" alone lets a trailing newline through
         raise ValueError(
             "must be 1 to 64 lower-case letters, digits and hyphens, starting and ending with a letter or digit"
         )
@@ -214,7 +214,7 @@ def _valid_host(value: str | None) -> str | None:
         return None
     host = value.strip().lower().removesuffix(".")
     labels = host.split(".")
-    if len(host) > 253 or len(labels) < 2 or not all(_HOST_LABEL.match(label) for label in labels):
+    if len(host) > 253 or len(labels) < 2 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
         raise ValueError(
             "must be a host name such as status.example.com (no scheme, port or path; IDNs in xn-- form)"
         )

@@ -12,6 +12,7 @@ from shared import audit, db
 from shared.api.requests import PageQuery, StatusPageCreate, StatusPagePatch
 from shared.api.schemas import Pagination, StatusPageGroupOut, StatusPageOut, StatusPagePage
 from shared.errors import ApiError
+from shared.handlers import parse
 
 _COLUMNS = """id, project_id, slug, title, description, custom_domain, show_response_times, show_uptime, published,
     created_at, updated_at"""
@@ -178,8 +179,6 @@ async def replace_page(
 async def patch_page(
     project_id: uuid.UUID, api_key_id: uuid.UUID | None, page_id: uuid.UUID, patch: StatusPagePatch
 ) -> StatusPageOut:
-    from shared.handlers import parse
-
     current = await get_page(project_id, page_id)
     given = patch.model_dump(mode="json", by_alias=True, exclude_unset=True)
     return await replace_page(
