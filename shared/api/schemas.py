@@ -6,7 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, with_config
+from pydantic.alias_generators import to_camel
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from shared.models import AlertConfig, ApiModel, LocationConfig
 
@@ -74,11 +76,6 @@ class MonitorOut(ApiModel):
     last_run: RunSummary | None = None
     created_at: datetime
     updated_at: datetime
-
-
-class MonitorPage(ApiModel):
-    data: list[MonitorOut]
-    pagination: Pagination
 
 
 class Timings(ApiModel):
@@ -223,9 +220,12 @@ class ProjectVariableOut(ApiModel):
 # --- the dashboard's list and detail reads (shared/api/services/monitors.py and series.py) -------------------
 
 
-class SparklinePoint(ApiModel):
-    t: datetime = Field(description="start of the UTC hour")
-    ms: float | None = Field(description="average response time in the hour; null where no check responded")
+class SparklinePoint(TypedDict):
+    """An hour's start (UTC) and its average response time, null where no check responded. A TypedDict rather
+    than a model: a page of the list carries 1,200 of them, and building models was most of its time."""
+
+    t: datetime
+    ms: float | None
 
 
 class MonitorSummary(ApiModel):
@@ -263,8 +263,15 @@ class MonitorCounts(ApiModel):
     counts: StatusCounts
 
 
-class SeriesPoint(ApiModel):
-    t: datetime = Field(description="start of the bucket (or, for 1h, the result's checkedAt)")
+# Chart points are TypedDicts rather than models, for the reason SparklinePoint gives; camelCase on the wire too.
+_WIRE_POINT = ConfigDict(alias_generator=to_camel, extra="forbid")
+
+
+@with_config(_WIRE_POINT)
+class SeriesPoint(TypedDict):
+    """One bucket (or, for 1h, one result: t is its checkedAt): response times and how many checks, how many up."""
+
+    t: datetime
     avg_ms: float | None
     p95_ms: float | None
     min_ms: float | None
@@ -273,7 +280,8 @@ class SeriesPoint(ApiModel):
     up_checks: int
 
 
-class PhasePoint(ApiModel):
+@with_config(_WIRE_POINT)
+class PhasePoint(TypedDict):
     t: datetime
     dns_ms: float | None
     connect_ms: float | None
@@ -403,3 +411,70 @@ class RegionsReport(ApiModel):
     rolled_until: datetime = Field(description="hourly rollups are read before this, raw results from it on")
     until: datetime
     data: list[RegionOut]
+
+
+# --- status pages and their incidents (shared/api/services/status_pages.py and status_incidents.py) --------------
+
+
+class StatusPageGroupOut(ApiModel):
+    name: str
+    monitor_ids: list[uuid.UUID] = Field(description="in the order the page shows them")
+
+
+class StatusPageOut(ApiModel):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    slug: str
+    title: str
+    description: str
+    groups: list[StatusPageGroupOut]
+    custom_domain: str | None
+    show_response_times: bool
+    show_uptime: bool
+    published: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class StatusPagePage(ApiModel):
+    data: list[StatusPageOut]
+    pagination: Pagination
+
+
+class StatusIncidentUpdateOut(ApiModel):
+    """One entry of an incident's timeline, never edited once written."""
+
+    id: int
+    status: str
+    message: str = Field(description="Markdown, as written")
+    message_html: str = Field(description="the message rendered as sanitised HTML (no raw HTML, safe links)")
+    created_at: datetime
+
+
+class StatusIncidentSummary(ApiModel):
+    """An incident on a status page: opened by hand (public at once) or by aggregate as a draft (isDraft)."""
+
+    id: uuid.UUID
+    project_id: uuid.UUID
+    status_page_id: uuid.UUID
+    title: str
+    status: str
+    impact: str
+    is_draft: bool = Field(description="opened automatically and not yet published: not on the public page")
+    message: str = Field(description="the latest timeline entry's message, Markdown")
+    message_html: str = Field(description="the same, rendered as sanitised HTML")
+    monitor_ids: list[uuid.UUID]
+    opened_by_run_id: uuid.UUID | None = Field(description="the run whose outage opened a draft")
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    resolved_at: datetime | None
+
+
+class StatusIncidentOut(StatusIncidentSummary):
+    updates: list[StatusIncidentUpdateOut] = Field(description="the timeline, oldest first")
+
+
+class StatusIncidentPage(ApiModel):
+    data: list[StatusIncidentSummary]
+    pagination: Pagination
