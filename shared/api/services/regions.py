@@ -5,7 +5,9 @@ Everything comes from the per-project-per-location tier (shared.pipeline.rollups
 rollup_location_daily where the daily tier holds them, every other hour from rollup_location_hourly, whose hours
 from the hourly watermark on are provisional (rewritten from raw results by every rollup step, so as fresh as the
 last one: the aggregate sweep steps it every minute). A few rows per location, whatever the number of monitors.
-The p95 is percentile_cont over the merged histograms, so exact. Failing monitors are read from each enabled
+The p95 is percentile_cont over the merged histograms, so exact. A deleted monitor's past checks stay in the
+location tier's rows (they happened in that region) until an hour is re-rolled, unlike the per-monitor tiers, whose
+rows go with the monitor. Failing monitors are read from each enabled
 monitor's latest applied run (monitors.last_run_id) and its results, one index probe per monitor."""
 
 from __future__ import annotations
