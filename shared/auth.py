@@ -65,6 +65,16 @@ async def principal_for(conn: AsyncConnection, key: str) -> Principal | None:
     return Principal(row["project_id"], row["id"]) if row else None
 
 
+async def principal_of_key_id(conn: AsyncConnection, api_key_id: uuid.UUID) -> Principal | None:
+    """The principal of a key named by id (a dashboard session), while the key is unrevoked."""
+    row = await (
+        await conn.execute(
+            "select id, project_id from api_keys where id = %s and revoked_at is null", (api_key_id,)
+        )
+    ).fetchone()
+    return Principal(row["project_id"], row["id"]) if row else None
+
+
 async def authenticate(authorization: str) -> Principal:
     """The principal of an Authorization header's value ("Bearer <api key>"), for the API and every function
     that takes parameters. Without a header, only the local anonymous mode (SC_ALLOW_ANONYMOUS_LOCAL, which

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
@@ -136,6 +137,26 @@ def generate_key() -> str:
 SECRET_FIELD_NAMES = frozenset(
     {"password", "token", "secret", "apikey", "api_key", "authorization", "bearer"}
 )
+
+
+# A target may carry credentials: userinfo (https://user:pass@host/, refused on save but possible in older rows) or a
+# secret-named query parameter (?token=..., ?api_key=...: any name containing one of SECRET_FIELD_NAMES' words).
+# Written in the regular-expression dialect Python's re and PostgreSQL share, so the API masks targets for display
+# and strips the same parts before searching them (shared/api/services/monitors.py) by one rule.
+TARGET_USERINFO_PATTERN = r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@"
+TARGET_SECRET_PARAMETER_PATTERN = (
+    r"([?&][^=&#]*(?:password|token|secret|api[-_]?key|authorization|bearer)[^=&#]*=)[^&#]*"
+)
+_TARGET_USERINFO = re.compile(TARGET_USERINFO_PATTERN)
+_TARGET_SECRET_PARAMETER = re.compile(TARGET_SECRET_PARAMETER_PATTERN, re.IGNORECASE)
+
+
+def mask_target(target: str) -> str:
+    """A target as shown: userinfo replaced by the mask, secret-named query values masked as config values are."""
+    shown = _TARGET_USERINFO.sub(lambda found: f"{found.group(1)}{_MASK}@", target)
+    return _TARGET_SECRET_PARAMETER.sub(
+        lambda found: found.group(1) + mask(found.group(0)[len(found.group(1)) :]), shown
+    )
 
 
 def mask_secrets(value: object, project_id: uuid.UUID | str, path: tuple[str, ...] = ()) -> object:

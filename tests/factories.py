@@ -184,6 +184,76 @@ def record_run(infra, monitor_id, scheduled_at: datetime, statuses: dict[str, st
     return run_id
 
 
+def add_result(
+    infra,
+    monitor_id,
+    location: str,
+    checked_at: datetime,
+    response_time_ms: int | None,
+    status: str = "up",
+    phases: tuple[float | None, float | None, float | None, float | None] = (None, None, None, None),
+    details: dict | None = None,
+) -> None:
+    """One stored result of its own run: response time, (dns, connect, tls, first byte) phases and details."""
+    run_id = infra.sql(
+        """insert into runs (monitor_id, scheduled_at, expected_locations, deadline)
+           values (%s, %s, %s, %s) on conflict (monitor_id, scheduled_at) do update set deadline = excluded.deadline
+           returning id""",
+        (monitor_id, checked_at, [location], checked_at + timedelta(minutes=1)),
+    )[0][0]
+    infra.sql(
+        """insert into monitor_results (run_id, monitor_id, location, status, checked_at, response_time_ms,
+                                        dns_ms, connect_ms, tls_ms, first_byte_ms, details)
+           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+        (run_id, monitor_id, location, status, checked_at, response_time_ms, *phases, Jsonb(details or {})),
+    )
+
+
+def add_rollup(
+    infra, table: str, monitor_id, location: str, bucket: datetime, values: list[int], up: int
+) -> None:
+    """A rollup_hourly or rollup_daily row as the rollups build it, from the response times it summarises."""
+    from collections import Counter
+
+    from shared.rules.retention import percentile_cont
+
+    histogram = sorted(Counter(values).items())
+    p50, p95, p99 = (percentile_cont(histogram, f) for f in (0.5, 0.95, 0.99))
+    assert table in ("rollup_hourly", "rollup_daily")
+    infra.sql(
+        f"""insert into {table} (monitor_id, location, bucket, checks, up_checks, response_count, response_sum_ms,
+                min_response_ms, max_response_ms, p50_response_ms, p95_response_ms, p99_response_ms,
+                response_values_ms, response_value_counts)
+            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+        (
+            monitor_id,
+            location,
+            bucket,
+            len(values),
+            up,
+            len(values),
+            sum(values),
+            min(values),
+            max(values),
+            p50,
+            p95,
+            p99,
+            [value for value, _ in histogram],
+            [count for _, count in histogram],
+        ),
+    )
+
+
+def set_marks(infra, **marks: datetime) -> None:
+    """retention_marks by name (rollup_hourly_through, rollup_daily_through, raw_complete_from)."""
+    for name, at in marks.items():
+        infra.sql(
+            """insert into retention_marks (name, at) values (%s, %s)
+               on conflict (name) do update set at = excluded.at""",
+            (name, at),
+        )
+
+
 # --- jobs and streams ----------------------------------------------------------------------------------------
 
 

@@ -46,7 +46,12 @@ class RoutedResponse(Response):
         self.receive = request.receive
 
     async def __call__(self, scope, receive, send) -> None:
-        await _method_aware(router(), self.scope, self.receive, send)
+        await serve(self.scope, self.receive, send)
+
+
+async def serve(scope, receive, send) -> None:
+    """One ASGI request through the API: the api function's, and the dashboard's in-process calls."""
+    await _method_aware(router(), scope, receive, send)
 
 
 async def _method_aware(app: Router, scope, receive, send) -> None:

@@ -131,7 +131,15 @@ def as_uuid(value: str, what: str) -> uuid.UUID:
         raise ApiError(404, "not_found", f"{what} not found") from None
 
 
+# An ASGI scope key an HTTP client cannot set: the dashboard (shared/dashboard/bridge.py) calls the API in
+# process for the principal of its signed session, so pages get the API's own validation and errors.
+PRINCIPAL_SCOPE_KEY = "supercheck.principal"
+
+
 async def authenticate(request: Request) -> auth.Principal:
+    given = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if given is not None:
+        return given
     from shared import auth  # the database driver loads with the first authenticated request
 
     return await auth.authenticate(request.headers.get("authorization", ""))

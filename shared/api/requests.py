@@ -7,7 +7,7 @@ import datetime as dt
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, GetCoreSchemaHandler, GetJsonSchemaHandler, field_validator, model_validator
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
@@ -279,10 +279,42 @@ class PageQuery(ApiModel):
     limit: int = Field(default=10, ge=1, le=100)
 
 
-class MonitorListQuery(PageQuery):
-    status: MonitorStatus | None = None
+MONITOR_SORT_KEYS = ("name", "status", "type", "lastCheckAt", "createdAt")
+
+
+class MonitorFilterQuery(ApiModel):
+    """The filters the monitor list and its status counts share."""
+
     type: str | None = None
     tag: str | None = Field(default=None, max_length=100)
+    search: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Case-insensitive substring of the name or the target; the target is searched with its "
+        "credentials (userinfo, secret-named query values) removed, as it is shown masked",
+    )
+
+
+class MonitorListQuery(PageQuery, MonitorFilterQuery):
+    status: MonitorStatus | Literal["paused"] | None = Field(
+        default=None, description="A stored status; paused lists the monitors that are not enabled"
+    )
+    sort: str | None = Field(
+        default=None,
+        description=f"One of {', '.join(MONITOR_SORT_KEYS)}; a leading '-' sorts descending. "
+        "Default: newest first",
+    )
+    include: Literal["summary"] | None = Field(
+        default=None, description="summary: each monitor's last 24 hours (uptime, average, sparkline)"
+    )
+
+    @field_validator("sort")
+    @classmethod
+    def _known_sort(cls, sort: str | None) -> str | None:
+        if sort is not None and sort.removeprefix("-") not in MONITOR_SORT_KEYS:
+            raise ValueError(f"must be one of {', '.join(MONITOR_SORT_KEYS)}, optionally after '-'")
+        return sort
 
 
 class ResultsQuery(PageQuery):
@@ -330,6 +362,14 @@ class StatsQuery(ApiModel):
 
 class UptimeQuery(ApiModel):
     days: int = Field(default=90, ge=1, le=366)
+
+
+# The keys of shared.rules.series.PLANS (named here, so validating a query loads no retention rules)
+SeriesRange = Literal["1h", "24h", "7d", "30d", "90d"]
+
+
+class SeriesQuery(ApiModel):
+    range: SeriesRange = "24h"
 
 
 class EventsQuery(ApiModel):

@@ -218,3 +218,111 @@ class ProjectVariableOut(ApiModel):
     is_secret: bool
     created_at: datetime
     updated_at: datetime
+
+
+# --- the dashboard's list and detail reads (shared/api/services/monitors.py and series.py) -------------------
+
+
+class SparklinePoint(ApiModel):
+    t: datetime = Field(description="start of the UTC hour")
+    ms: float | None = Field(description="average response time in the hour; null where no check responded")
+
+
+class MonitorSummary(ApiModel):
+    """The last 24 clock hours (the current one partial): hourly rollups for rolled-up hours, raw results after."""
+
+    # aliases given: the camelCase generator would write "uptime24H"
+    uptime24h: float | None = Field(
+        alias="uptime24h", description="percent of location checks up or degraded; null without checks"
+    )
+    avg_response_ms24h: float | None = Field(alias="avgResponseMs24h")
+    sparkline: list[SparklinePoint] = Field(description="24 hourly points, oldest first")
+
+
+class MonitorListItem(MonitorOut):
+    summary: MonitorSummary | None = Field(default=None, description="with include=summary")
+
+
+class MonitorListPage(ApiModel):
+    data: list[MonitorListItem]
+    pagination: Pagination
+
+
+class StatusCounts(ApiModel):
+    up: int = 0
+    down: int = 0
+    degraded: int = 0
+    paused: int = Field(default=0, description="monitors not enabled, whatever their last status")
+    pending: int = 0
+    unknown: int = 0
+    error: int = 0
+
+
+class MonitorCounts(ApiModel):
+    total: int
+    counts: StatusCounts
+
+
+class SeriesPoint(ApiModel):
+    t: datetime = Field(description="start of the bucket (or, for 1h, the result's checkedAt)")
+    avg_ms: float | None
+    p95_ms: float | None
+    min_ms: float | None
+    max_ms: float | None
+    checks: int
+    up_checks: int
+
+
+class PhasePoint(ApiModel):
+    t: datetime
+    dns_ms: float | None
+    connect_ms: float | None
+    tls_ms: float | None
+    first_byte_ms: float | None
+
+
+class LocationSeries(ApiModel):
+    location: str
+    points: list[SeriesPoint]
+    phases: list[PhasePoint]
+
+
+class SeriesSource(ApiModel):
+    source: Literal["daily", "hourly", "raw"]
+    start: datetime
+    end: datetime
+
+
+class ResponseTimeSeries(ApiModel):
+    monitor_id: uuid.UUID
+    range: str
+    since: datetime
+    until: datetime
+    bucket_seconds: int | None = Field(description="null for 1h: one point per result")
+    sources: list[SeriesSource] = Field(description="which tier answered which part of the range, in order")
+    phases_from: datetime = Field(
+        description="phases are averaged from raw results only (rollups keep no timing phases), from here on"
+    )
+    locations: list[LocationSeries]
+
+
+class LocationCertificate(ApiModel):
+    location: str
+    checked_at: datetime = Field(description="when the check last read the certificate at this location")
+    not_before: datetime | None
+    not_after: datetime | None
+    days_remaining: int | None = Field(description="whole days from now to notAfter, rounded up")
+    expired: bool | None
+    issuer: str | None
+    subject: str | None
+    sans: list[str]
+    serial_number: str | None
+    sha256_fingerprint: str | None
+
+
+class CertificateReport(ApiModel):
+    monitor_id: uuid.UUID
+    certificates: list[LocationCertificate] | None = Field(
+        description="per location, the latest certificate the HTTP check recorded; null when the monitor has "
+        "no TLS (not an https http_request or website monitor)"
+    )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from shared.api.framework import Context, LazyModule, as_uuid, endpoint
-from shared.api.requests import MonitorCreate, MonitorListQuery, RunNowRequest
-from shared.api.schemas import MonitorOut, MonitorPage, RunsStarted
+from shared.api.requests import MonitorCreate, MonitorFilterQuery, MonitorListQuery, RunNowRequest
+from shared.api.schemas import MonitorCounts, MonitorListPage, MonitorOut, RunsStarted
 from shared.checks.spec import CheckTrial
 from shared.errors import ApiError
 from shared.handlers import read_json
@@ -17,10 +17,10 @@ scheduling = LazyModule("shared.pipeline.schedule")
 @endpoint(
     "GET",
     "/monitors",
-    summary="List monitors (filter by status, type, tag)",
+    summary="List monitors (filter by status, type, tag; search; sort; include=summary for 24-hour figures)",
     tag="monitors",
     query=MonitorListQuery,
-    response=MonitorPage,
+    response=MonitorListPage,
 )
 async def list_monitors(ctx: Context):
     return await monitors.list_monitors(ctx.project_id, ctx.query)
@@ -57,6 +57,19 @@ async def trial_check(ctx: Context):
     from shared.api.services.trial import run_trial
 
     return await run_trial(ctx.body, ctx.project_id)
+
+
+# Registered before GET /monitors/{monitor_id}: the router takes the first route whose path matches.
+@endpoint(
+    "GET",
+    "/monitors/summary",
+    summary="How many monitors are in each status (paused: not enabled), with the list's type, tag and search",
+    tag="monitors",
+    query=MonitorFilterQuery,
+    response=MonitorCounts,
+)
+async def monitor_status_counts(ctx: Context):
+    return await monitors.status_counts(ctx.project_id, ctx.query)
 
 
 @endpoint(

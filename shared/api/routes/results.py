@@ -1,13 +1,15 @@
-"""The api function's result endpoints (tag "results"): a monitor's results, location stats, uptime, runs."""
+"""The api function's result endpoints (tag "results"): a monitor's results, location stats, uptime, response-time
+series, certificate, runs."""
 
 from __future__ import annotations
 
 from shared.api.framework import Context, LazyModule, as_uuid, endpoint
-from shared.api.requests import ResultsQuery, StatsQuery, UptimeQuery
-from shared.api.schemas import LocationStats, ResultPage, RunOut
+from shared.api.requests import ResultsQuery, SeriesQuery, StatsQuery, UptimeQuery
+from shared.api.schemas import CertificateReport, LocationStats, ResponseTimeSeries, ResultPage, RunOut
 
 results = LazyModule("shared.api.services.results")
 long_range = LazyModule("shared.pipeline.long_range")
+series = LazyModule("shared.api.services.series")
 
 
 @endpoint(
@@ -44,6 +46,30 @@ async def location_stats(ctx: Context, monitor_id: str):
 )
 async def monitor_uptime(ctx: Context, monitor_id: str):
     return await results.uptime(ctx.project_id, as_uuid(monitor_id, "monitor"), ctx.query.days)
+
+
+@endpoint(
+    "GET",
+    "/monitors/{monitor_id}/response-times",
+    summary="Response times per location: 1h raw points, 24h raw 15-minute buckets, 7d hourly, 30d/90d daily "
+    "(rollups up to their watermark, finer data after it); timing phases from raw results",
+    tag="results",
+    query=SeriesQuery,
+    response=ResponseTimeSeries,
+)
+async def monitor_response_times(ctx: Context, monitor_id: str):
+    return await series.response_times(ctx.project_id, as_uuid(monitor_id, "monitor"), ctx.query.range)
+
+
+@endpoint(
+    "GET",
+    "/monitors/{monitor_id}/certificate",
+    summary="The latest TLS certificate the HTTP check read, per location (null without TLS)",
+    tag="results",
+    response=CertificateReport,
+)
+async def monitor_certificate(ctx: Context, monitor_id: str):
+    return await series.certificate(ctx.project_id, as_uuid(monitor_id, "monitor"))
 
 
 @endpoint(

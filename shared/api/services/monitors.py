@@ -10,15 +10,23 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from shared import audit, db
-from shared.api.requests import MonitorCreate, MonitorListQuery
+from shared.api.requests import MonitorCreate, MonitorFilterQuery, MonitorListQuery
 from shared.api.schemas import (
+    MonitorCounts,
+    MonitorListItem,
+    MonitorListPage,
     MonitorOut,
-    MonitorPage,
     Pagination,
     RunSummary,
+    StatusCounts,
 )
 from shared.errors import ApiError
-from shared.security import mask_secrets
+from shared.security import (
+    TARGET_SECRET_PARAMETER_PATTERN,
+    TARGET_USERINFO_PATTERN,
+    mask_secrets,
+    mask_target,
+)
 
 # Fields whose change alters what is checked, so an update triggers an immediate run.
 CHECK_DEFINING_FIELDS = ("type", "target", "config", "location_config")
@@ -43,7 +51,7 @@ def monitor_out(row: dict) -> MonitorOut:
         project_id=row["project_id"],
         name=row["name"],
         type=row["type"],
-        target=row["target"],
+        target=mask_target(row["target"]),  # credentials a stored target carries are never shown
         frequency_minutes=row["frequency_minutes"],
         enabled=row["enabled"],
         config=mask_secrets(row["config"], row["project_id"], ("config",)),
@@ -253,18 +261,66 @@ async def delete_monitor(project_id: uuid.UUID, api_key_id: uuid.UUID | None, mo
         await audit.record(conn, project_id, api_key_id, "monitor.delete", "monitor", monitor_id)
 
 
-async def list_monitors(project_id: uuid.UUID, query: MonitorListQuery) -> MonitorPage:
-    conditions, params = ["m.project_id = %s"], [project_id]
-    if query.status:
-        conditions.append("m.status = %s")
-        params.append(query.status)
+# What the list and the counts show as a monitor's status: paused when it is not enabled.
+_SHOWN_STATUS = "(case when m.enabled then m.status else 'paused' end)"
+_SORT_COLUMNS = {
+    "name": "lower(m.name)",
+    "status": _SHOWN_STATUS,
+    "type": "m.type",
+    "lastCheckAt": "m.last_check_at",
+    "createdAt": "m.created_at",
+}
+# The target as searched: its credentials stripped by the rule that masks them for display, so a search can never
+# probe a secret the response hides. The case skips the regular expressions for the many targets without any.
+_SEARCHABLE_TARGET = """(case when m.target ~ '[@=]' then regexp_replace(regexp_replace(m.target,
+    %(userinfo)s, '\\1'), %(secret_parameter)s, '\\1', 'gi') else m.target end)"""
+
+
+def like_pattern(text: str) -> str:
+    """A substring pattern for ILIKE ... ESCAPE '\\' that matches `text` literally (its % and _ included)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _filters(project_id: uuid.UUID, query: MonitorFilterQuery) -> tuple[str, dict]:
+    conditions, params = ["m.project_id = %(project_id)s"], {"project_id": project_id}
     if query.type:
-        conditions.append("m.type = %s")
-        params.append({"http": "http_request"}.get(query.type, query.type))
+        conditions.append("m.type = %(type)s")
+        params["type"] = {"http": "http_request"}.get(query.type, query.type)
     if query.tag:
-        conditions.append("m.tags @> array[%s]::text[]")
-        params.append(query.tag)
-    where = " and ".join(conditions)
+        conditions.append("m.tags @> array[%(tag)s]::text[]")
+        params["tag"] = query.tag
+    if query.search:
+        conditions.append(
+            f"(m.name ilike %(search)s escape '\\' or {_SEARCHABLE_TARGET} ilike %(search)s escape '\\')"
+        )
+        params.update(
+            search=like_pattern(query.search),
+            userinfo=TARGET_USERINFO_PATTERN,
+            secret_parameter=TARGET_SECRET_PARAMETER_PATTERN,
+        )
+    return " and ".join(conditions), params
+
+
+def _order(sort: str | None) -> str:
+    if sort is None:
+        return "m.created_at desc, m.id"
+    column = _SORT_COLUMNS[sort.removeprefix("-")]
+    direction = "desc" if sort.startswith("-") else "asc"
+    return (
+        f"{column} {direction} nulls last, m.id"  # never-checked monitors last either way; id keeps it stable
+    )
+
+
+async def list_monitors(project_id: uuid.UUID, query: MonitorListQuery) -> MonitorListPage:
+    where, params = _filters(project_id, query)
+    if query.status == "paused":
+        where += " and not m.enabled"
+    elif query.status:
+        where += (
+            " and m.status = %(status)s"  # the stored status, paused monitors included (as before paused)
+        )
+        params["status"] = query.status
     async with db.transaction() as conn:
         total = (
             await (
@@ -274,13 +330,33 @@ async def list_monitors(project_id: uuid.UUID, query: MonitorListQuery) -> Monit
         rows = await (
             await conn.execute(
                 f"""select {_MONITOR_COLUMNS} from monitors m left join runs r on r.id = m.last_run_id
-                    where {where} order by m.created_at desc, m.id limit %s offset %s""",
-                [*params, query.limit, (query.page - 1) * query.limit],
+                    where {where} order by {_order(query.sort)} limit %(limit)s offset %(offset)s""",
+                {**params, "limit": query.limit, "offset": (query.page - 1) * query.limit},
             )
         ).fetchall()
-    return MonitorPage(
-        data=[monitor_out(row) for row in rows], pagination=Pagination.of(query.page, query.limit, total)
+    summaries = {}
+    if query.include == "summary" and rows:
+        from shared.api.services import series
+
+        summaries = await series.summaries([row["id"] for row in rows])
+    return MonitorListPage(
+        data=[MonitorListItem(**dict(monitor_out(row)), summary=summaries.get(row["id"])) for row in rows],
+        pagination=Pagination.of(query.page, query.limit, total),
     )
+
+
+async def status_counts(project_id: uuid.UUID, query: MonitorFilterQuery) -> MonitorCounts:
+    where, params = _filters(project_id, query)
+    async with db.transaction() as conn:
+        rows = await (
+            await conn.execute(
+                f"select {_SHOWN_STATUS} as status, count(*) as n from monitors m where {where} group by 1",
+                params,
+            )
+        ).fetchall()
+    counted = {row["status"]: row["n"] for row in rows}
+    known = {name: counted.get(name, 0) for name in StatusCounts.model_fields}
+    return MonitorCounts(total=sum(counted.values()), counts=StatusCounts(**known))
 
 
 async def monitor_ids_for(
