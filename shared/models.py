@@ -23,6 +23,12 @@ CheckStatus = Literal["up", "down", "degraded", "error", "timeout"]
 # puts it back in the schedule)
 MonitorStatus = Literal["pending", "up", "down", "degraded", "unknown", "error"]
 Strategy = Literal["all", "majority", "any", "custom"]
+# What aggregate decides to send (a reminder is a failure alert with sequenceNumber > 1 in its payload).
+AlertKind = Literal["failure", "recovery", "ssl_expiring", "ssl_expired"]
+# An alert_history row's delivery status, as shared/pipeline/alert.py writes it: pending (recorded, not yet
+# claimed), sending (claimed), then a send's outcome (shared.notify.SendResult), or suppressed (maintenance,
+# muted, past the limit: nobody was notified).
+AlertDeliveryStatus = Literal["pending", "sending", "sent", "partial", "failed", "suppressed"]
 FAILED_STATUSES = frozenset({"down", "error", "timeout"})
 ENVELOPE_VERSION = 1
 
@@ -129,7 +135,7 @@ class AlertEnvelope(Envelope):
     alert_event_id: uuid.UUID
     run_id: uuid.UUID
     monitor_id: uuid.UUID
-    alert_kind: Literal["failure", "recovery", "ssl_expiring", "ssl_expired"]
+    alert_kind: AlertKind
 
 
 class CheckOutcome(ApiModel):

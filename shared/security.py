@@ -13,6 +13,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from shared.settings import get_settings
 
@@ -128,6 +129,47 @@ def mask(value: str | None) -> str:
     if len(value) < 8:
         return _MASK
     return f"{value[:2]}{_MASK}{value[-2:]}"
+
+
+def masked_url(url: str) -> str:
+    """An http(s) URL keeps its scheme, host and port (never its userinfo), with the path and query masked; any
+    other scheme's rest is masked whole (an Apprise URL such as tgram://<token>/... carries its token there)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        rest = url[len(parts.scheme) + 3 :] if "://" in url else url
+        return f"{parts.scheme}://{mask(rest)}"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    shown = f"{parts.scheme}://{parts.hostname or ''}{port}"
+    hidden = parts.path + (f"?{parts.query}" if parts.query else "")
+    return shown + (mask(hidden) if hidden.strip("/") else hidden)
+
+
+_URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+_SECRET_ASSIGNMENT = re.compile(
+    r"\b(password|passwd|pass|token|secret|api[_-]?key|apikey|authorization|auth|key)(\s*[=:]\s*)((?:bearer\s+|basic\s+)?[^\s&,;'\"]+)",
+    re.IGNORECASE,
+)
+_USERINFO = re.compile(r"(?<![\w.+-])([\w.+-]+):([^\s@/:]+)@(?=[A-Za-z0-9\[])")  # user:password@host
+_BEARER = re.compile(r"\b(bearer|basic)\s+([A-Za-z0-9._~+/=-]{6,})", re.IGNORECASE)
+_OPAQUE_RUN = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{24,}(?![A-Za-z0-9_-])")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def masked_text(text: str | None) -> str | None:
+    """A stored free text (a delivery's error) as it may be shown: every URL masked (masked_url), the password
+    of a user:password@host, values given to secret-sounding names (token=..., password: ...) and bearer
+    credentials masked, and long opaque runs (24+ characters of a token's alphabet, but not a UUID) masked. Writers already cut the secrets they knew
+    of; this catches what they could not know (a receiver echoing its URL, a row written before redaction)."""
+    if not text:
+        return text
+    text = _URL_IN_TEXT.sub(lambda match: masked_url(match.group(0)), text)
+    text = _USERINFO.sub(lambda m: f"{m.group(1)}:{_MASK}@", text)
+    text = _SECRET_ASSIGNMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}{_MASK}", text)
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {_MASK}", text)
+    return _OPAQUE_RUN.sub(lambda m: m.group(0) if _UUID.fullmatch(m.group(0)) else mask(m.group(0)), text)
 
 
 def generate_key() -> str:

@@ -16,8 +16,8 @@ from markupsafe import Markup
 
 from shared.dashboard import charts
 from shared.dashboard.charts import (
-    CSS,
     NO_RESULTS,
+    STYLESHEET,
     Point,
     daily_bars,
     nice_ticks,
@@ -31,6 +31,8 @@ from shared.dashboard.charts import (
 
 NOW = datetime(2026, 12, 3, 10, 15, tzinfo=UTC)
 SVG = "{http://www.w3.org/2000/svg}"
+
+CSS = STYLESHEET.read_text()
 
 
 def parse_svg(markup: str) -> ElementTree.Element:

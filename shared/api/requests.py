@@ -15,7 +15,7 @@ from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 from shared.checks import CHECK_TYPES
 from shared.checks.spec import CheckSpec
 from shared.errors import FieldError
-from shared.models import AlertConfig, ApiModel, LocationConfig, MonitorStatus
+from shared.models import AlertConfig, AlertDeliveryStatus, AlertKind, ApiModel, LocationConfig, MonitorStatus
 from shared.synthetic.models import (
     MAX_SCRIPT_BYTES,
     MAX_VARIABLE_BYTES,
@@ -374,3 +374,39 @@ class SeriesQuery(ApiModel):
 
 class EventsQuery(ApiModel):
     monitor_id: uuid.UUID | None = None
+
+
+class MonitorAlertsQuery(PageQuery):
+    """Filters of GET /monitors/{id}/alerts; `from` and `to` bound createdAt (both inclusive)."""
+
+    status: AlertDeliveryStatus | None = None
+    kind: AlertKind | None = None
+    created_from: datetime | None = Field(
+        default=None, alias="from", description="ISO 8601; UTC if no offset"
+    )
+    created_to: datetime | None = Field(default=None, alias="to", description="ISO 8601; UTC if no offset")
+
+    @field_validator("created_from", "created_to")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    @model_validator(mode="after")
+    def _ordered_range(self) -> MonitorAlertsQuery:
+        if self.created_from and self.created_to and self.created_from > self.created_to:
+            raise FieldError("from", "must be at or before to")
+        return self
+
+
+class AlertHistoryQuery(MonitorAlertsQuery):
+    """Filters of GET /alerts: those of one monitor's alerts, and which monitor."""
+
+    monitor_id: uuid.UUID | None = None
+
+
+class IncidentsQuery(PageQuery):
+    days: int = Field(default=90, ge=1, le=366)
+
+
+class RegionsQuery(ApiModel):
+    hours: int = Field(default=24, ge=1, le=720)

@@ -326,3 +326,80 @@ class CertificateReport(ApiModel):
         description="per location, the latest certificate the HTTP check recorded; null when the monitor has "
         "no TLS (not an https http_request or website monitor)"
     )
+
+
+# --- alert history, incidents, regions (GET /alerts, /monitors/{id}/alerts, /monitors/{id}/incidents, /regions)
+
+
+class AlertOut(ApiModel):
+    """One delivery of one alert to one provider. Error texts and recipients' outcomes are masked again on
+    read (shared.rules.redaction): the send loop already cut the provider's secrets from them."""
+
+    id: int
+    monitor_id: uuid.UUID
+    monitor_name: str
+    run_id: uuid.UUID
+    provider_id: uuid.UUID
+    provider_name: str
+    provider_type: str
+    kind: str = Field(description="failure (reminders too), recovery, ssl_expiring or ssl_expired")
+    status: str = Field(description="pending, sending, sent, partial, failed or suppressed")
+    attempts: int
+    title: str | None
+    reason: str | None = Field(description="why a suppressed alert notified nobody")
+    error: str | None
+    recipients: dict[str, str] | None = Field(
+        description="email: each address and its outcome ('sent' or 'failed: <why>')"
+    )
+    created_at: datetime
+    claimed_at: datetime | None
+    sent_at: datetime | None
+
+
+class AlertPage(ApiModel):
+    data: list[AlertOut]
+    pagination: Pagination
+
+
+class IncidentOut(ApiModel):
+    """A period during which the monitor's aggregated status was down or degraded."""
+
+    status: Literal["down", "degraded"] = Field(description="the worst status the period reached")
+    started_at: datetime
+    ended_at: datetime | None = Field(description="null while the incident is ongoing")
+    duration_seconds: float = Field(description="up to now for an ongoing incident")
+    run_id: uuid.UUID = Field(description="the run whose result opened the incident")
+
+
+class IncidentPage(ApiModel):
+    since: datetime
+    data: list[IncidentOut]
+    pagination: Pagination
+
+
+class FailingMonitor(ApiModel):
+    id: uuid.UUID
+    name: str
+    status: str
+
+
+class RegionOut(ApiModel):
+    location: str
+    name: str | None
+    city: str | None
+    checks: int
+    up_checks: int
+    uptime_percentage: float | None
+    avg_response_ms: float | None
+    p95_response_ms: float | None
+    failing_monitors: int = Field(
+        description="enabled monitors whose latest result here in the window is not up"
+    )
+    failing: list[FailingMonitor] = Field(description="up to 20 of them, down first, then by name")
+
+
+class RegionsReport(ApiModel):
+    since: datetime
+    rolled_until: datetime = Field(description="hourly rollups are read before this, raw results from it on")
+    until: datetime
+    data: list[RegionOut]

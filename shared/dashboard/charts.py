@@ -1,7 +1,7 @@
 """Charts drawn on the server for the dashboard: inline SVG (and HTML for the daily bars) styled only by CSS classes.
 
 Every function is pure: data in, `Markup` out, no clock and no I/O, so the caller passes the time range. Colours
-live in the stylesheet (see `CSS`), never in the markup, so dark mode is the stylesheet's business; the markup
+live in the stylesheet (static/charts.css), never in the markup, so dark mode is the stylesheet's business; the markup
 only carries `currentColor` fallbacks, which keep a chart readable in the page's text colour if the stylesheet
 is missing. Coordinates are rounded to one decimal because a list page draws 50 sparklines.
 
@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from markupsafe import Markup, escape
@@ -583,71 +584,5 @@ def daily_bars(days: Sequence[Any], *, label: str) -> Markup:
 
 # For the pages' stylesheet. The page may define these variables itself; the values here are defaults, with a
 # dark set for prefers-color-scheme: dark. Series colours are chosen to stay apart on both backgrounds.
-CSS = """\
-:root {
-  --chart-fg: currentColor; --chart-muted: #6b7280; --chart-grid: rgb(127 127 127 / 0.22); --chart-bg: #ffffff;
-  --chart-series-0: #2563eb; --chart-series-1: #d97706; --chart-series-2: #059669; --chart-series-3: #db2777;
-  --chart-series-4: #7c3aed; --chart-series-5: #0891b2; --chart-series-6: #65a30d; --chart-series-7: #dc2626;
-  --chart-dns: #0891b2; --chart-connect: #7c3aed; --chart-tls: #d97706; --chart-first-byte: #2563eb;
-  --uptime-ok: #16a34a; --uptime-warn: #f59e0b; --uptime-bad: #dc2626; --uptime-none: #d1d5db;
-  --tip-bg: #111827; --tip-fg: #f9fafb;
-}
-@media (prefers-color-scheme: dark) {
-  :root {
-    --chart-muted: #9ca3af; --chart-bg: #111827;
-    --chart-series-0: #60a5fa; --chart-series-1: #fbbf24; --chart-series-2: #34d399; --chart-series-3: #f472b6;
-    --chart-series-4: #a78bfa; --chart-series-5: #22d3ee; --chart-series-6: #a3e635; --chart-series-7: #f87171;
-    --chart-dns: #22d3ee; --chart-connect: #a78bfa; --chart-tls: #fbbf24; --chart-first-byte: #60a5fa;
-    --uptime-ok: #22c55e; --uptime-warn: #fbbf24; --uptime-bad: #f87171; --uptime-none: #374151;
-    --tip-bg: #f9fafb; --tip-fg: #111827;
-  }
-}
-.sparkline { display: inline-block; vertical-align: middle; }
-.sparkline .line { stroke: var(--chart-series-0); stroke-width: 1.5; stroke-linejoin: round; }
-.sparkline .placeholder { stroke: var(--chart-muted); stroke-dasharray: 3 3; }
-svg.chart { display: block; height: auto; max-width: 100%; color: var(--chart-fg); }
-/* At half size 12 viewBox units would read as 6 px; the charts' layout leaves room for 18. */
-@media (max-width: 640px) { svg.chart { font-size: 18px; } }
-.chart text { fill: var(--chart-muted); stroke: none; }
-.chart .legend text { fill: var(--chart-fg); }
-/* Strokes keep their width in screen pixels whatever size the chart is drawn at. */
-.chart .grid, .chart .axis, .chart .line, .chart .point { vector-effect: non-scaling-stroke; }
-.chart .grid { stroke: var(--chart-grid); }
-.chart .axis { stroke: var(--chart-muted); }
-.chart .empty { fill: var(--chart-muted); }
-.chart .line { stroke-width: 1.75; stroke-linejoin: round; stroke-linecap: round; }
-.chart .point { fill: var(--chart-bg); stroke-width: 1.5; }
-.chart .point:hover { r: 4; }
-.chart .point.dense { fill-opacity: 0; stroke-opacity: 0; }
-.chart .point.dense:hover { fill-opacity: 1; stroke-opacity: 1; }
-.chart .swatch { stroke: none; }
-.chart .series-0 { stroke: var(--chart-series-0); } .chart .swatch.series-0 { fill: var(--chart-series-0); }
-.chart .series-1 { stroke: var(--chart-series-1); } .chart .swatch.series-1 { fill: var(--chart-series-1); }
-.chart .series-2 { stroke: var(--chart-series-2); } .chart .swatch.series-2 { fill: var(--chart-series-2); }
-.chart .series-3 { stroke: var(--chart-series-3); } .chart .swatch.series-3 { fill: var(--chart-series-3); }
-.chart .series-4 { stroke: var(--chart-series-4); } .chart .swatch.series-4 { fill: var(--chart-series-4); }
-.chart .series-5 { stroke: var(--chart-series-5); } .chart .swatch.series-5 { fill: var(--chart-series-5); }
-.chart .series-6 { stroke: var(--chart-series-6); } .chart .swatch.series-6 { fill: var(--chart-series-6); }
-.chart .series-7 { stroke: var(--chart-series-7); } .chart .swatch.series-7 { fill: var(--chart-series-7); }
-.chart .phase-dns { fill: var(--chart-dns); }
-.chart .phase-connect { fill: var(--chart-connect); }
-.chart .phase-tls { fill: var(--chart-tls); }
-.chart .phase-firstByte { fill: var(--chart-first-byte); }
-.chart .bar:hover rect { opacity: 0.8; }
-.daily-bars { display: flex; gap: 2px; align-items: stretch; height: 2rem; }
-.daily-bars .day { position: relative; flex: 1 1 0; min-width: 2px; border-radius: 2px; }
-.daily-bars .day.none { background: var(--uptime-none); }
-.daily-bars .day.ok { background: var(--uptime-ok); }
-.daily-bars .day.warn { background: var(--uptime-warn); }
-.daily-bars .day.bad { background: var(--uptime-bad); }
-.daily-bars .day:focus-visible { outline: 2px solid var(--chart-fg); outline-offset: 2px; }
-.daily-bars .tip {
-  display: none; position: absolute; bottom: calc(100% + 6px); left: 50%; transform: translateX(-50%);
-  z-index: 10; width: max-content; max-width: 16rem; padding: 0.35rem 0.5rem; border-radius: 4px;
-  background: var(--tip-bg); color: var(--tip-fg); font-size: 0.8rem; line-height: 1.35; pointer-events: none;
-}
-.daily-bars .day:hover .tip, .daily-bars .day:focus .tip { display: block; }
-/* Near either end a centred tip would leave the page: the outer thirds of 90 days open inwards instead. */
-.daily-bars .day:nth-child(-n+30) .tip { left: 0; transform: none; }
-.daily-bars .day:nth-last-child(-n+30) .tip { left: auto; right: 0; transform: none; }
-"""
+# The classes above are styled by this file, which pages link as an asset (dark mode lives there).
+STYLESHEET = Path(__file__).resolve().parent / "static" / "charts.css"

@@ -7,6 +7,7 @@ themselves: what they show is what the API answers for the same key.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -21,11 +22,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from shared.auth import Principal
-from shared.dashboard import assets
+from shared.dashboard import assets, charts
 from shared.dashboard.bridge import ApiClient
 from shared.dashboard.session import SESSION_COOKIE, Session, decode
 from shared.errors import ApiError
 
+log = logging.getLogger("supercheck.dashboard")
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 BASE_PATH = "/function/dashboard"
 
@@ -60,6 +62,12 @@ def display_status(monitor: dict) -> str:
     return "paused" if not monitor.get("enabled", True) else monitor.get("status") or "unknown"
 
 
+def _sparkline_of(summary: dict, name: str):
+    """A list row's 24 hourly averages (GET /monitors?include=summary) as a sparkline."""
+    points = [(datetime.fromisoformat(point["t"]), point["ms"]) for point in summary.get("sparkline", ())]
+    return charts.sparkline(points, label=f"{name}: response time, last 24 h")
+
+
 def _relative_time(value: str | None) -> str:
     if not value:
         return "never"
@@ -88,9 +96,18 @@ def environment() -> Environment:
         asset=lambda name: assets.url_of(name, BASE_PATH),
         navigation=NAVIGATION,
         display_status=display_status,
+        sparkline_of=_sparkline_of,
     )
     env.filters["ago"] = _relative_time
     return env
+
+
+class QueryValues(dict):
+    """Query parameters as given; one not given reads as "" in a template (`filters.status`), which is what a
+    form field shows for it, while StrictUndefined still catches every other misspelt name."""
+
+    def __missing__(self, name: str) -> str:
+        return ""
 
 
 @dataclass
@@ -105,11 +122,10 @@ class PageContext:
         html = environment().get_template(template).render(csrf_token=self.session.csrf_token, **values)
         return page_response(html, status, self.started)
 
-    def query(self, *names: str) -> dict[str, str]:
+    def query(self, *names: str) -> QueryValues:
         """The named query parameters the request carries, for passing on to the API as they are."""
-        return {
-            name: self.request.query_params[name] for name in names if self.request.query_params.get(name)
-        }
+        params = self.request.query_params
+        return QueryValues({name: params[name] for name in names if params.get(name)})
 
 
 def page_response(html: str, status: int, started: float) -> HTMLResponse:
@@ -179,6 +195,10 @@ async def run_page(spec: Page, request: Request) -> Response:
         return await spec.handler(ctx, **request.path_params)
     except ApiError as error:
         return ctx.render("error.html", status=error.status, error=error)
+    except Exception:
+        log.exception("unhandled error in dashboard page %s", spec.path)
+        failure = ApiError(500, "internal_error", "internal error; see the dashboard function's log")
+        return ctx.render("error.html", status=500, error=failure)
 
 
 def as_uuid_or_none(value: str) -> uuid.UUID | None:

@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from shared.security import mask
+from shared.security import mask, masked_url
 
 
 def masked_config(config: dict, secret_fields: Collection[str], url_fields: Collection[str]) -> dict:
@@ -20,26 +20,12 @@ def masked_config(config: dict, secret_fields: Collection[str], url_fields: Coll
     masked: dict[str, Any] = {}
     for key, value in config.items():
         if key in url_fields and isinstance(value, str):
-            masked[key] = _masked_url(value)
+            masked[key] = masked_url(value)
         elif key in secret_fields and value:
             masked[key] = mask(str(value))
         else:
             masked[key] = value
     return masked
-
-
-def _masked_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        rest = url[len(parts.scheme) + 3 :] if "://" in url else url
-        return f"{parts.scheme}://{mask(rest)}"
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    shown = f"{parts.scheme}://{parts.hostname or ''}{port}"
-    hidden = parts.path + (f"?{parts.query}" if parts.query else "")
-    return shown + (mask(hidden) if hidden.strip("/") else hidden)
 
 
 def secrets_in(

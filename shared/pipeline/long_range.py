@@ -120,6 +120,14 @@ async def location_stats(monitor_id: uuid.UUID, days: int, now: datetime | None 
         params = {"monitor_id": monitor_id, "since": since, "raw_from": raw_from, "up": list(UP_STATUSES)}
         totals = await (await conn.execute(_LOCATION_TOTALS, params, prepare=False)).fetchall()
         histogram_rows = await (await conn.execute(_LOCATION_HISTOGRAMS, params, prepare=False)).fetchall()
+    data = figures_by_location(totals, histogram_rows)
+    return LongRangeStats(monitor_id=monitor_id, since=since, raw_from=raw_from, until=now, data=data)
+
+
+def figures_by_location(totals: list[dict], histogram_rows: list[dict]) -> list[LocationFigures]:
+    """Each location's figures from its summed totals (location, checks, up_checks, response_count,
+    response_sum_ms, min_ms, max_ms) and its merged histogram rows (location, v, c): the percentiles are
+    percentile_cont of the raw rows the histograms stand for, exact however many rollups were merged."""
     histograms: dict[str, Counter] = {}
     for row in histogram_rows:
         histograms.setdefault(row["location"], Counter())[row["v"]] += row["c"]
@@ -143,7 +151,7 @@ async def location_stats(monitor_id: uuid.UUID, days: int, now: datetime | None 
                 p99_response_time=pct[0.99],
             )
         )
-    return LongRangeStats(monitor_id=monitor_id, since=since, raw_from=raw_from, until=now, data=data)
+    return data
 
 
 async def uptime(monitor_id: uuid.UUID, days: int, now: datetime | None = None) -> UptimeReport:

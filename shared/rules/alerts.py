@@ -6,18 +6,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
-from shared.models import FAILED_STATUSES, AlertConfig
+from shared.models import FAILED_STATUSES, AlertConfig, AlertKind
 
 MAX_FAILURE_ALERTS = 3
 SSL_WARNING_EVERY = timedelta(hours=24)
 DEFAULT_SSL_WARNING_DAYS = 30
 LIMIT_REACHED = f"limit: {MAX_FAILURE_ALERTS} failure alerts already sent for this incident"
-AlertKind = Literal["failure", "recovery", "ssl_expiring", "ssl_expired"]
 
 
 @dataclass(frozen=True)

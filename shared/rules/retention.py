@@ -4,7 +4,7 @@ trim floors, artifacts to expire, reports. Used by shared/pipeline's cleanup, ro
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from math import ceil, floor
@@ -143,10 +143,24 @@ def next_window(start: datetime, target: datetime, step: timedelta, max_steps: i
 def read_window(now: datetime, days: int, raw_complete_from: datetime | None) -> tuple[datetime, datetime]:
     """(since, raw_from): a window inside the raw data reads raw only, from exactly `days` ago. One reaching
     past the raw boundary starts at a UTC day (daily rollups cannot split a day) and switches to raw at it."""
-    since = now - timedelta(days=days)
-    if raw_complete_from is None or since >= raw_complete_from:
+    return _tiered_window(now - timedelta(days=days), raw_complete_from, floor_day)
+
+
+def hourly_read_window(
+    now: datetime, hours: int, hourly_through: datetime | None
+) -> tuple[datetime, datetime]:
+    """(since, raw_from): hourly rollups before raw_from (every hour before `rollup_hourly_through` is rolled
+    up), raw results from it on. A window inside the not-yet-rolled tail reads raw only, from exactly `hours`
+    ago; one reaching into rolled hours starts at a UTC hour (an hourly rollup cannot be split)."""
+    return _tiered_window(now - timedelta(hours=hours), hourly_through, floor_hour)
+
+
+def _tiered_window(
+    since: datetime, tier_end: datetime | None, floor: Callable[[datetime], datetime]
+) -> tuple[datetime, datetime]:
+    if tier_end is None or since >= tier_end:
         return since, since
-    return floor_day(since), raw_complete_from
+    return floor(since), tier_end
 
 
 def percentile_cont(histogram: Iterable[tuple[int, int]], fraction: float) -> float | None:
