@@ -192,6 +192,8 @@ def server_times(client: httpx.Client, label: str, path: str, requests: int) -> 
 
 @dataclass
 class BrowserFigures:
+    list_first_byte: list[float] = field(default_factory=list)
+    baseline_list_first_byte: list[float] = field(default_factory=list)
     list_visible: list[float] = field(default_factory=list)
     list_interactive: list[float] = field(default_factory=list)
     search: list[float] = field(default_factory=list)
@@ -205,6 +207,11 @@ class BrowserFigures:
 def since_navigation(page) -> float:
     """ms from the navigation's start (the page's time origin) to now, read in the page."""
     return page.evaluate("performance.now()")
+
+
+def first_byte(page) -> float:
+    """ms from the navigation's start to the response's first byte: gateway plus server time, as the tab saw it."""
+    return page.evaluate("performance.getEntriesByType('navigation')[0].responseStart")
 
 
 def interactive_at(page, visible_ms: float) -> float:
@@ -269,9 +276,11 @@ def browse(gateway: str, seeded: SeededProject, runs: int, detail_ok: bool) -> B
             cdp = context.new_cdp_session(page)
             cdp.send("Performance.enable")
             baseline_list = timed_navigation(page, f"{gateway}{BASELINE}/list.html", ROW)
+            baseline_list_first_byte = first_byte(page)
             if detail_ok:
                 baseline_detail = timed_navigation(page, f"{gateway}{BASELINE}/detail.html", CHART_POINT)
             visible = timed_navigation(page, list_url, ROW)
+            list_first_byte = first_byte(page)
             interactive = interactive_at(page, visible)
             heap_list = js_heap_mb(cdp)
             page.wait_for_load_state("domcontentloaded")  # the search box is wired then
@@ -284,6 +293,8 @@ def browse(gateway: str, seeded: SeededProject, runs: int, detail_ok: bool) -> B
             if run == 0:
                 continue
             figures.baseline_list_visible.append(baseline_list)
+            figures.baseline_list_first_byte.append(baseline_list_first_byte)
+            figures.list_first_byte.append(list_first_byte)
             figures.list_visible.append(visible)
             figures.list_interactive.append(interactive)
             figures.search.append(search)
@@ -359,7 +370,12 @@ def report(
     print(f"\nIn Chromium, medians of {runs} runs (ms from the navigation's start):")
     if browser:
         baseline_list = Figure("static page, list's bytes: rows visible", browser.baseline_list_visible, "ms")
+        baseline_first_byte = Figure(
+            "static page, list's bytes: first byte", browser.baseline_list_first_byte, "ms"
+        )
         rows = [
+            baseline_first_byte,
+            Figure("list: first byte", browser.list_first_byte, "ms", baseline_first_byte),
             baseline_list,
             Figure("list: first rows visible", browser.list_visible, "ms", baseline_list),
             Figure("list: interactive (rows + scripts wired)", browser.list_interactive, "ms", baseline_list),
