@@ -60,7 +60,7 @@ def sign_in(page: Page, gateway_url: str, key: str, next_path: str = "/") -> Non
     page.goto(f"{gateway_url}{BASE}{next_path}")
     page.get_by_label("API key").fill(key)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(re.escape(f"{gateway_url}{BASE}")))
+    page.wait_for_url(lambda url: url.startswith(f"{gateway_url}{BASE}") and "/login" not in url)
 
 
 def screenshot(page: Page, name: str) -> Path:

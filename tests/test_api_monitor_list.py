@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from shared.api.services import series
+from shared.security import TARGET_SECRET_PARAMETER_PATTERN, TARGET_USERINFO_PATTERN, mask_target
 from tests.api_client import ApiClient
 from tests.factories import add_result, add_rollup, make_project, set_marks
 
@@ -104,6 +106,32 @@ def test_credentials_in_a_target_are_neither_searchable_nor_shown(project):
     assert shown[userinfo] == "https://****@db.example.net/health"
     assert shown[token] == "https://api.example.net/v1?x=1&api_key=zz****ha&y=2"
     assert project.client.get(f"/monitors/{token}").json()["target"] == shown[token]
+
+
+@pytest.mark.parametrize(
+    ("target", "shown"),
+    [
+        ("https://shop.example.net/", "https://shop.example.net/"),
+        ("https://user:pass@host.example.net:8443/x", "https://****@host.example.net:8443/x"),
+        ("https://user@host.example.net/", "https://****@host.example.net/"),
+        ("https://host.example.net/a@b", "https://host.example.net/a@b"),  # an @ in the path is no userinfo
+        ("https://h.example.net/?token=abcdefghij&x=1", "https://h.example.net/?token=ab****ij&x=1"),
+        ("https://h.example.net/?ACCESS_TOKEN=abcdefghij", "https://h.example.net/?ACCESS_TOKEN=ab****ij"),
+        ("https://h.example.net/?a=1&X-Api-Key=short#part", "https://h.example.net/?a=1&X-Api-Key=****#part"),
+        ("https://h.example.net/?q=token&password=", "https://h.example.net/?q=token&password="),
+        ("db.example.net", "db.example.net"),
+    ],
+)
+def test_a_target_is_shown_with_its_credentials_masked(target, shown):
+    assert mask_target(target) == shown
+
+
+def test_the_searched_target_is_stripped_by_the_patterns_that_mask_it_for_display():
+    migration = (
+        Path(__file__).resolve().parents[1] / "shared/migrations/0011_monitor_search_target.sql"
+    ).read_text()
+    for pattern in (TARGET_USERINFO_PATTERN, TARGET_SECRET_PARAMETER_PATTERN):
+        assert f"'{pattern}'" in migration
 
 
 def test_a_search_too_long_or_empty_is_refused_naming_the_field(project):

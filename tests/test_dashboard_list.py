@@ -88,7 +88,7 @@ def test_the_list_shows_a_new_monitor_and_its_fall_live_without_a_reload(stack, 
             arg=monitor["id"],
             timeout=60_000,
         )
-        assert status.locator(".status-word").inner_text() == "down"
+        assert status.locator(".status-word").text_content() == "down"
         assert page.evaluate("window.__sameDocument") is True
         page.wait_for_function(  # the throttled refresh brings the counts along
             "() => document.querySelector('[data-count=down] .count-value').textContent === '1'",
@@ -115,11 +115,11 @@ def test_search_filters_and_sorting_narrow_the_list_on_the_server(stack, key, br
         assert page.locator("[data-count=total] .count-value").inner_text() == "2"
 
         search.fill("")
-        page.get_by_label("Sort").select_option("-name")
+        page.get_by_label("Sort", exact=True).select_option("-name")
         page.wait_for_function(
             "() => document.querySelector('[data-monitor-id] .monitor-name').textContent === 'live checkout'"
         )
-        page.get_by_label("Status").select_option("paused")
+        page.get_by_label("Status", exact=True).select_option("paused")
         page.wait_for_function("() => document.querySelectorAll('[data-monitor-id]').length === 4")
         assert set(
             page.locator("[data-monitor-id] [data-status]").evaluate_all("e => e.map(x => x.dataset.status)")

@@ -89,7 +89,8 @@ class Gateway:
                     "status": response.status_code,
                     "headers": [
                         (k.encode(), v.encode())
-                        for k, v in response.headers.items()
+                        # multi_items: items() would join two Set-Cookie headers into one, breaking both
+                        for k, v in response.headers.multi_items()
                         if k.lower() not in HOP_BY_HOP
                     ],
                 }

@@ -12,6 +12,7 @@ from shared.models import CheckOutcome
 
 monitors = LazyModule("shared.api.services.monitors")
 scheduling = LazyModule("shared.pipeline.schedule")
+series = LazyModule("shared.api.services.series")
 
 
 @endpoint(
@@ -23,7 +24,12 @@ scheduling = LazyModule("shared.pipeline.schedule")
     response=MonitorListPage,
 )
 async def list_monitors(ctx: Context):
-    return await monitors.list_monitors(ctx.project_id, ctx.query)
+    page = await monitors.list_monitors(ctx.project_id, ctx.query)
+    if ctx.query.include == "summary" and page.data:
+        found = await series.summaries([item.id for item in page.data])  # one query for the page's monitors
+        for item in page.data:
+            item.summary = found[item.id]
+    return page
 
 
 @endpoint(

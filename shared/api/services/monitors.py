@@ -21,12 +21,7 @@ from shared.api.schemas import (
     StatusCounts,
 )
 from shared.errors import ApiError
-from shared.security import (
-    TARGET_SECRET_PARAMETER_PATTERN,
-    TARGET_USERINFO_PATTERN,
-    mask_secrets,
-    mask_target,
-)
+from shared.security import mask_secrets, mask_target
 
 # Fields whose change alters what is checked, so an update triggers an immediate run.
 CHECK_DEFINING_FIELDS = ("type", "target", "config", "location_config")
@@ -35,7 +30,7 @@ _MONITOR_COLUMNS = """m.*, r.id as run_id, r.status as run_status, r.is_partial 
     r.scheduled_at as run_scheduled_at, r.finalized_at as run_finalized_at, r.missing_locations as run_missing"""
 
 
-def monitor_out(row: dict) -> MonitorOut:
+def monitor_out(row: dict, model: type[MonitorOut] = MonitorOut) -> MonitorOut:
     last_run = None
     if row.get("run_id"):
         last_run = RunSummary(
@@ -46,7 +41,7 @@ def monitor_out(row: dict) -> MonitorOut:
             finalized_at=row["run_finalized_at"],
             missing_locations=row["run_missing"],
         )
-    return MonitorOut(
+    return model(
         id=row["id"],
         project_id=row["project_id"],
         name=row["name"],
@@ -270,10 +265,6 @@ _SORT_COLUMNS = {
     "lastCheckAt": "m.last_check_at",
     "createdAt": "m.created_at",
 }
-# The target as searched: its credentials stripped by the rule that masks them for display, so a search can never
-# probe a secret the response hides. The case skips the regular expressions for the many targets without any.
-_SEARCHABLE_TARGET = """(case when m.target ~ '[@=]' then regexp_replace(regexp_replace(m.target,
-    %(userinfo)s, '\\1'), %(secret_parameter)s, '\\1', 'gi') else m.target end)"""
 
 
 def like_pattern(text: str) -> str:
@@ -291,14 +282,13 @@ def _filters(project_id: uuid.UUID, query: MonitorFilterQuery) -> tuple[str, dic
         conditions.append("m.tags @> array[%(tag)s]::text[]")
         params["tag"] = query.tag
     if query.search:
+        # search_target: the target lower-cased, its credentials stripped by the rule that masks them for display
+        # (migration 0011), so a search can never probe a secret the response hides. lower() and LIKE rather than
+        # ILIKE: the same matches, at a third of the cost per row.
         conditions.append(
-            f"(m.name ilike %(search)s escape '\\' or {_SEARCHABLE_TARGET} ilike %(search)s escape '\\')"
+            "(lower(m.name) like lower(%(search)s) escape '\\' or m.search_target like lower(%(search)s) escape '\\')"
         )
-        params.update(
-            search=like_pattern(query.search),
-            userinfo=TARGET_USERINFO_PATTERN,
-            secret_parameter=TARGET_SECRET_PARAMETER_PATTERN,
-        )
+        params["search"] = like_pattern(query.search)
     return " and ".join(conditions), params
 
 
@@ -334,13 +324,9 @@ async def list_monitors(project_id: uuid.UUID, query: MonitorListQuery) -> Monit
                 {**params, "limit": query.limit, "offset": (query.page - 1) * query.limit},
             )
         ).fetchall()
-    summaries = {}
-    if query.include == "summary" and rows:
-        from shared.api.services import series
-
-        summaries = await series.summaries([row["id"] for row in rows])
+    # include=summary is filled in by the route from shared.api.services.series (which reads monitors through here)
     return MonitorListPage(
-        data=[MonitorListItem(**dict(monitor_out(row)), summary=summaries.get(row["id"])) for row in rows],
+        data=[monitor_out(row, MonitorListItem) for row in rows],
         pagination=Pagination.of(query.page, query.limit, total),
     )
 

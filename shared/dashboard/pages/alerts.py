@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 from shared.dashboard.web import PageContext, page
+from shared.models import AlertDeliveryStatus, AlertKind
 
 ALERT_FILTERS = ("monitorId", "status", "kind", "from", "to", "page")
-DELIVERY_STATUSES = ("pending", "sending", "sent", "partial", "failed", "suppressed")
-ALERT_KINDS = ("failure", "recovery", "ssl_expiring", "ssl_expired")
+DELIVERY_STATUSES = get_args(AlertDeliveryStatus)
+ALERT_KINDS = get_args(AlertKind)
 
 
 @page("/alerts")
 async def alert_history(ctx: PageContext):
     filters = ctx.query(*ALERT_FILTERS)
-    alerts = await ctx.api.get("/alerts", {**filters, "limit": 50})
+    asked = dict(filters)
+    if len(asked.get("to", "")) == len("YYYY-MM-DD"):  # the form's date: through the end of that day
+        asked["to"] += "T23:59:59.999999+00:00"
+    alerts = await ctx.api.get("/alerts", {**asked, "limit": 50})
     return ctx.render(
         "alerts.html",
         alerts=alerts,
