@@ -399,7 +399,7 @@ def report(
             baseline_list,
             Figure("list: first rows visible", browser.list_visible, "ms", baseline_list),
             Figure("list: interactive (rows + scripts wired)", browser.list_interactive, "ms", baseline_list),
-            Figure("search narrows the list (after typing)", browser.search, "ms", baseline_list),
+            Figure("search narrows (last keystroke → rows)", browser.search, "ms", baseline_list),
         ]
         if detail_ok:
             baseline_detail = Figure(
