@@ -650,3 +650,12 @@ def test_the_charts_read_no_clock():
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
     }
     assert calls & {"now", "utcnow", "today", "time", "monotonic", "perf_counter"} == set()
+
+
+def test_a_chart_goes_into_an_autoescaping_template_as_markup_and_its_data_stays_escaped():
+    from jinja2 import Environment
+
+    template = Environment(autoescape=True).from_string("<td>{{ spark }}</td>")
+    spark = sparkline(hours(1, 2), label="<i>eu</i>")
+    assert template.render(spark=spark) == f"<td>{spark}</td>"
+    assert "&lt;i&gt;eu&lt;/i&gt;" in spark

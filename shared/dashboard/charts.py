@@ -192,8 +192,8 @@ SPARK_WIDTH, SPARK_HEIGHT, SPARK_PAD = 120, 28, 2
 def sparkline(points: Sequence[tuple[datetime, float | None]], *, label: str) -> Markup:
     """A 120×28 inline SVG of a short series, e.g. 24 hourly averages of response time in ms.
 
-    points: (t, value) pairs in any order; a None (or NaN) value breaks the line (one <path> per unbroken run). The
-    times set the x positions (the earliest at the left, the latest at the right), the lowest value sits at
+    points: (t, value) pairs in any order; a None (or NaN) value breaks the line (one <path> per unbroken run).
+    The times set the x positions (the earliest at the left, the latest at the right), the lowest value sits at
     the bottom and the highest at the top. No value at all gives a flat dashed "no data" line.
     label: the accessible name (aria-label and <title>), e.g. "Response time, last 24 h"."""
     ordered = sorted(
@@ -310,9 +310,8 @@ def _y_axis(frame: _Frame, ticks: Sequence[float], unit: str) -> str:
             f'<line class="grid" x1="{_num(frame.left)}" x2="{_num(frame.right)}" y1="{y}" y2="{y}"/>'
             f'<text class="tick" x="{_num(frame.left - 6)}" y="{y}" dy="4" text-anchor="end">{_tick_label(tick)}</text>'
         )
-    if (
-        unit
-    ):  # on the legend's first row, left of the plot edge where the legend starts, clear of the top tick
+    # The unit sits on the legend's first row, left of the plot's edge where the legend starts, clear of the top tick.
+    if unit:
         parts.append(
             f'<text class="unit" x="{_num(frame.left - 6)}" y="{LEGEND_BASELINE}" text-anchor="end">{escape(unit)}</text>'
         )
@@ -538,7 +537,7 @@ def _percent(uptime: float) -> str:
 
 
 def _day_facts(day: Any) -> tuple[date, float | None, list[str]]:
-    """The day, its uptime, and the sentences that describe it: "2026-12-01: 99.95% up", "1440 checks", ..."""
+    """The day, its uptime, and the sentences that describe it: "2026-12-01: 99.95% up", "1,440 checks", ..."""
     when = _field(day, "day")
     if isinstance(when, str):  # "2026-12-01" as JSON carries it
         when = date.fromisoformat(when)
@@ -560,9 +559,9 @@ def _day_facts(day: Any) -> tuple[date, float | None, list[str]]:
 def daily_bars(days: Sequence[Any], *, label: str) -> Markup:
     """One bar per day (e.g. 90), as HTML so that each day can take keyboard focus and show its tooltip.
 
-    days: dicts or objects with `day` (a date, or its ISO string) and `uptime` (percent, None for a day without data), and
-    optionally `checks` (int), `downMinutes` or `down_minutes` (minutes down) and `notes` (a string or a list of
-    strings, e.g. incidents). Drawn in the order given, one element per entry, however many.
+    days: dicts or objects with `day` (a date, or its ISO string) and `uptime` (percent, None for a day without
+    data), and optionally `checks` (int), `downMinutes` or `down_minutes` (minutes down) and `notes` (a string or
+    a list of strings, e.g. incidents). Drawn in the order given, one element per entry, however many.
     Each day is <span class="day ok|warn|bad|none" role="listitem" tabindex="0" data-day="YYYY-MM-DD"
     data-uptime=...> (no data-uptime without data) whose aria-label holds everything its <span class="tip"> shows;
     the tip is aria-hidden so a screen reader does not read it twice."""
@@ -582,7 +581,5 @@ def daily_bars(days: Sequence[Any], *, label: str) -> Markup:
 
 # --------------------------------------------------------------------------------------------- stylesheet
 
-# For the pages' stylesheet. The page may define these variables itself; the values here are defaults, with a
-# dark set for prefers-color-scheme: dark. Series colours are chosen to stay apart on both backgrounds.
 # The classes above are styled by this file, which pages link as an asset (dark mode lives there).
 STYLESHEET = Path(__file__).resolve().parent / "static" / "charts.css"
