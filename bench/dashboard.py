@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -64,7 +65,8 @@ GOAL_SERVER_P99_MS = 100.0
 @contextmanager
 def services(data_dir: Path | None) -> Iterator[Path]:
     """PostgreSQL and Redis: DATABASE_URL/REDIS_URL if given, else embedded under data_dir (kept) or a temporary
-    folder. The credential key lives beside the data, since the seeded providers' configs are sealed with it."""
+    folder (removed afterwards: the seed is ~15 GB). The credential key lives beside the data, since the seeded
+    providers' configs are sealed with it."""
     base = data_dir or Path(tempfile.mkdtemp(prefix="sc-bench-dashboard-"))
     base.mkdir(parents=True, exist_ok=True)
     started = []
@@ -88,6 +90,8 @@ def services(data_dir: Path | None) -> Iterator[Path]:
     finally:
         for server in reversed(started):
             server.stop()
+        if data_dir is None:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def stack_with_baseline(base: Path, pages: Path) -> Path:
