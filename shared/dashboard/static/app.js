@@ -56,6 +56,8 @@ function readField(field) {
   const kind = field.dataset.kind || "text";
   if (kind === "boolean") return field.checked;
   const raw = field.value;
+  // data-blank="null": a blank input is sent as null, so an edit clears the stored value instead of keeping it
+  if (field.dataset.blank === "null" && raw.trim() === "") return null;
   if (kind === "number") return raw.trim() === "" ? undefined : Number(raw);
   if (kind === "json") {
     if (raw.trim() === "") return undefined;
@@ -64,7 +66,20 @@ function readField(field) {
   if (kind === "list") return raw.split(",").map((s) => s.trim()).filter(Boolean);
   if (kind === "lines") return raw.split("\n").map((s) => s.trim()).filter(Boolean);
   if (kind === "optional" && raw.trim() === "") return undefined;
+  if (kind === "headers") return readHeaderLines(field);
   return raw;
+}
+
+// data-kind="headers": one "Name: value" a line, read into an object (blank lines skipped).
+function readHeaderLines(field) {
+  const headers = {};
+  for (const line of field.value.split("\n")) {
+    if (!line.trim()) continue;
+    const colon = line.indexOf(":");
+    if (colon < 1) throw { field: field.name, message: `${field.name}: write each header as Name: value (not "${line.trim().slice(0, 40)}")` };
+    headers[line.slice(0, colon).trim()] = line.slice(colon + 1).trim();
+  }
+  return headers;
 }
 
 function setPath(target, dotted, value) {
@@ -103,17 +118,24 @@ function showError(form, error) {
   const parts = field.split(".");
   let slot = null;
   for (let n = parts.length; n > 0 && !slot; n--) {
-    slot = form.querySelector(`[data-error-for="${CSS.escape(parts.slice(0, n).join("."))}"]`);
+    slot = shownMatch(form, `[data-error-for="${CSS.escape(parts.slice(0, n).join("."))}"]`);
   }
   slot = slot || form.querySelector('[data-error-for=""]');
   if (slot) {
     slot.textContent = error.message || "Something went wrong";
     slot.hidden = false;
-    const input = form.querySelector(`[name="${CSS.escape(slot.dataset.errorFor)}"]`);
+    const input = shownMatch(form, `[name="${CSS.escape(slot.dataset.errorFor)}"]`);
     if (input) { input.setAttribute("aria-invalid", "true"); input.focus(); }
   } else {
     toast(error.message || "Something went wrong");
   }
+}
+
+// The first match outside a hidden part of the form: forms that show one of several sets of fields (a monitor's
+// type) repeat names and error slots in the sets they hide.
+function shownMatch(form, selector) {
+  const all = [...form.querySelectorAll(selector)];
+  return all.find((el) => !el.parentElement.closest("[hidden]")) || all[0] || null;
 }
 
 function fillTemplate(template, data) {
@@ -130,6 +152,12 @@ function wireApiForms(root) {
       clearErrors(form);
       let body;
       try { body = formBody(form); } catch (invalid) { showError(form, invalid); return; }
+      // api:body lets a page adjust the body before it goes (e.g. leave out what an edit keeps as stored), or
+      // refuse it by setting detail.problem to an error {field, message}
+      const adjusting = new CustomEvent("api:body", { detail: { body, submitter, problem: null } });
+      form.dispatchEvent(adjusting);
+      if (adjusting.detail.problem) { showError(form, adjusting.detail.problem); return; }
+      body = adjusting.detail.body;
       if (submitter) submitter.disabled = true;
       try {
         const reply = await api(method, path, body);
@@ -236,10 +264,162 @@ function wireMonitorList() {
   window.addEventListener("pagehide", () => events.close());
 }
 
+// ---- Monitor set-up forms (shared/dashboard/pages/monitor_forms.py) ------------------------------------------
+// The type select shows that type's fields and hides the others (hidden fields are not sent); the auth type
+// shows its own fields. An edit is a PATCH that leaves out what it keeps as stored: the type when unchanged (so
+// the API merges the config into the stored one), and an untouched group holding a stored secret left blank
+// (the API never sends a secret back, so the form cannot send it again). "Test" runs the form's check once.
+function sameJson(a, b) { return JSON.stringify(a === undefined ? null : a) === JSON.stringify(b === undefined ? null : b); }
+
+function shownIn(form, selector) {
+  return [...form.querySelectorAll(selector)].filter((el) => !el.closest("[hidden]"));
+}
+
+// Secret headers stored with the monitor are shown as their own password inputs: a typed value replaces the
+// stored one, "Remove" drops it, blank keeps it. Returns the names kept as stored.
+function mergeSecretHeaders(form, body) {
+  const kept = [];
+  let touched = false;
+  for (const input of shownIn(form, "[data-secret-header]")) {
+    const name = input.dataset.secretHeader;
+    const remove = form.querySelector(`[data-remove-header="${CSS.escape(name)}"]`);
+    if (remove && remove.checked) { touched = true; continue; }
+    if (input.value !== "") {
+      touched = true;
+      body.config = body.config || {};
+      body.config.headers = { ...(body.config.headers || {}), [name]: input.value };
+    } else {
+      kept.push(name);
+    }
+  }
+  return { kept, touched };
+}
+
+function keepStored(form, body, initial) {
+  const secrets = mergeSecretHeaders(form, body);
+  if (body.type !== form.dataset.initialType) return null; // a new type's config replaces the stored one whole
+  delete body.type;
+  const config = body.config || {};
+  for (const group of shownIn(form, "[data-secret-group]")) {
+    const path = group.dataset.secretGroup.replace(/^config\./, "");
+    const blank = shownIn(group, "[data-keep-secret]").every((input) => input.value === "");
+    if (blank && sameJson(config[path], (initial.config || {})[path])) delete config[path];
+  }
+  if (secrets.kept.length) {
+    if (!secrets.touched && sameJson(config.headers, (initial.config || {}).headers)) {
+      delete config.headers;
+    } else {
+      return {
+        field: "config.headers",
+        message: `config.headers: to change the headers, enter the stored secret ${secrets.kept.join(", ")} again ` +
+          "(a stored secret is kept only while the headers stay as they are)",
+      };
+    }
+  }
+  return null;
+}
+
+const PHASES = [["dnsMs", "DNS"], ["connectMs", "Connect"], ["tlsMs", "TLS"], ["firstByteMs", "First byte"]];
+
+function showOutcome(box, outcome) {
+  box.replaceChildren();
+  const line = document.createElement("p");
+  line.className = "trial-line";
+  const status = document.createElement("span");
+  status.className = `status status-${outcome.status}`;
+  status.dataset.trialStatus = outcome.status;
+  const dot = document.createElement("span");
+  dot.className = "dot";
+  dot.setAttribute("aria-hidden", "true");
+  const word = document.createElement("span");
+  word.className = "status-word";
+  word.textContent = outcome.status;
+  status.append(dot, word);
+  line.append(status);
+  box.append(line);
+  const facts = document.createElement("dl");
+  facts.className = "facts";
+  const add = (label, value, hook) => {
+    if (value === null || value === undefined || value === "") return;
+    const term = document.createElement("dt");
+    term.textContent = label;
+    const detail = document.createElement("dd");
+    detail.textContent = value;
+    if (hook) detail.dataset[hook] = "";
+    facts.append(term, detail);
+  };
+  add("Response time", outcome.responseTimeMs != null ? `${outcome.responseTimeMs} ms` : null, "trialResponseTime");
+  add("Status code", outcome.statusCode, "trialStatusCode");
+  add("Message", outcome.message, "trialMessage");
+  for (const [key, label] of PHASES) add(label, outcome[key] != null ? `${Math.round(outcome[key] * 10) / 10} ms` : null);
+  box.append(facts);
+}
+
+function wireMonitorForm() {
+  const form = document.querySelector("form[data-monitor-form]");
+  if (!form) return;
+  const typeSelect = form.querySelector("[data-type-select]");
+  const showType = () => {
+    for (const el of form.querySelectorAll("[data-for-types]")) el.hidden = !el.dataset.forTypes.split(" ").includes(typeSelect.value);
+    for (const el of form.querySelectorAll("[data-text-by-type]")) {
+      const text = JSON.parse(el.dataset.textByType)[typeSelect.value];
+      if (text) el.textContent = text;
+    }
+  };
+  const trialButton = form.querySelector("[data-trial]");
+  const outcomeBox = form.querySelector("[data-trial-outcome]");
+  const untested = outcomeBox.innerHTML;
+  typeSelect.addEventListener("change", () => {
+    showType();
+    outcomeBox.innerHTML = untested; // a result of another type's check would describe what is no longer asked
+  });
+  for (const select of form.querySelectorAll("[data-auth-select]")) {
+    select.addEventListener("change", () => {
+      for (const el of select.closest("fieldset").querySelectorAll("[data-for-auth]")) el.hidden = !el.dataset.forAuth.split(" ").includes(select.value);
+    });
+  }
+  // a field's message goes once the field is changed, so what stays on screen is still true
+  form.addEventListener("input", (event) => {
+    const name = event.target.name;
+    if (!name || event.target.getAttribute("aria-invalid") !== "true") return;
+    event.target.removeAttribute("aria-invalid");
+    const slot = shownMatch(form, `[data-error-for="${CSS.escape(name)}"]`);
+    if (slot) { slot.textContent = ""; slot.hidden = true; }
+  });
+  const initial = formBody(form);
+  if (form.dataset.mode === "edit") {
+    form.addEventListener("api:body", (event) => { event.detail.problem = keepStored(form, event.detail.body, initial); });
+  } else {
+    form.addEventListener("api:body", (event) => { mergeSecretHeaders(form, event.detail.body); });
+  }
+
+  trialButton.addEventListener("click", async () => {
+    clearErrors(form);
+    let body;
+    try { body = formBody(form); } catch (invalid) { showError(form, invalid); return; }
+    mergeSecretHeaders(form, body);
+    trialButton.disabled = true;
+    outcomeBox.replaceChildren(Object.assign(document.createElement("p"), { className: "muted", textContent: "Testing…" }));
+    try {
+      const reply = await api("POST", "/monitors/test", { type: body.type, target: body.target, config: body.config || {} });
+      if (!reply.ok) {
+        const error = (reply.data && reply.data.error) || { message: `HTTP ${reply.status}` };
+        outcomeBox.replaceChildren(Object.assign(document.createElement("p"), { className: "error", textContent: `Not tested: ${error.message}` }));
+        showError(form, error);
+        return;
+      }
+      showOutcome(outcomeBox, reply.data);
+    } finally {
+      trialButton.disabled = false;
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   wireMenu();
   localiseTimes(document);
   wireApiForms(document);
   wireApiActions(document);
   wireMonitorList();
+  wireMonitorForm();
 });
