@@ -45,6 +45,10 @@ FREQUENCY_MIX = [(1, 15), (5, 45), (10, 15), (15, 10), (30, 10), (60, 5)]
 TYPE_MIX = [("http_request", 50), ("website", 10), ("ping_host", 20), ("port_check", 20)]
 # the status a monitor has at the end of the seeded span; paused monitors stopped checking at some point
 PROFILE_MIX = [("up", 82), ("down", 5), ("degraded", 5), ("paused", 5), ("pending", 3)]
+# Pending lasts until a monitor's first check, so only a few are new; the other pending monitors were created
+# paused long ago and never run (shown paused). Without this the newest-first list would open on 300 monitors
+# without history, a cheaper page than a team's real one.
+PENDING_NEW = 10
 SERVICES = (
     "checkout billing auth search catalog cart payments ledger invoices notifications mailer webhooks gateway "
     "profile accounts inventory shipping orders reports analytics ingest export import media thumbnails cdn "
@@ -89,6 +93,7 @@ class PlannedMonitor:
     data_from: datetime | None  # first slot with a check; None for pending monitors
     data_until: datetime | None  # checks stop here (the seeding instant, or when paused)
     alerts: bool
+    created_paused: bool = False
     flips: list[tuple[datetime, str, str, uuid.UUID]] = field(default_factory=list)  # (slot, from, to, run)
 
     def slot_at_or_after(self, moment: datetime) -> datetime:
@@ -220,6 +225,11 @@ def plan_monitors(plan: SeedPlan, locations: list[str], rng: random.Random) -> l
                 monitor.data_until = min(plan.last_slot_before, max(paused_at, monitor.data_from + HOUR * 6))
             plan_flips(monitor, plan, rng)
         planned.append(monitor)
+    pending = sorted((m for m in planned if m.profile == "pending"), key=lambda m: m.created_at, reverse=True)
+    for monitor in pending[PENDING_NEW:]:
+        minutes_ago = (plan.seeded_at - monitor.created_at) / timedelta(minutes=1)
+        monitor.created_at = plan.span_start - timedelta(days=4 * minutes_ago)
+        monitor.created_paused = True
     return planned
 
 
@@ -780,7 +790,12 @@ class Seeder:
         rows = (
             (
                 *(m.id, self.project_id, m.name, m.type, m.target, Jsonb(m.config), m.frequency),
-                *(m.profile != "paused", location_config, alert_on if m.alerts else alert_off, m.tags),
+                *(
+                    m.profile != "paused" and not m.created_paused,
+                    location_config,
+                    alert_on if m.alerts else alert_off,
+                    m.tags,
+                ),
                 *("pending", m.created_at, m.data_until or m.created_at),
             )
             for m in self.planned
