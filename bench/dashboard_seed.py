@@ -682,6 +682,11 @@ def seed(
             print(
                 f"reusing the seed of {found['seeded_at']:%Y-%m-%d %H:%M} UTC ({age.total_seconds() / 3600:.1f} h old)"
             )
+            if age > timedelta(hours=6):
+                # nothing has checked the monitors since, so "the last 24 hours" now holds fewer results
+                print(
+                    "  the seed is over 6 hours old: its recent hours thin out; reseed for figures to compare"
+                )
             return SeededProject(
                 found["project_id"],
                 key,
