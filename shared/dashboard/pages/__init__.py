@@ -6,4 +6,4 @@
 from shared.dashboard.pages import monitor_forms  # noqa: F401
 
 # isort: on
-from shared.dashboard.pages import alerts, monitors, regions  # noqa: F401
+from shared.dashboard.pages import alerts, monitors, regions, settings  # noqa: F401

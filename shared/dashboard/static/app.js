@@ -415,6 +415,224 @@ function wireMonitorForm() {
   });
 }
 
+// ---- Settings pages (notifications, maintenance, synthetic, variables, API keys) -----------------------------
+
+// Notification providers: only the chosen type's fieldset stays in the form, so its names and error slots are
+// the only ones (webhook and apprise both have config.url) and hidden fields are never sent.
+function wireProviderForm() {
+  const form = document.querySelector("form[data-provider-form]");
+  if (!form) return;
+  const select = form.querySelector("[data-provider-type]");
+  const fieldsets = [...form.querySelectorAll("[data-provider-fields]")];
+  const anchor = document.createComment("provider fields");
+  fieldsets[0].before(anchor);
+  function show() {
+    for (const fieldset of fieldsets) fieldset.remove();
+    const chosen = fieldsets.find((fieldset) => fieldset.dataset.providerFields === select.value);
+    if (!chosen) return;
+    chosen.hidden = false;
+    chosen.disabled = false;
+    anchor.after(chosen);
+  }
+  select.addEventListener("change", show);
+  show();
+}
+
+// "Send test": the API answers how the sample alert went (sent, partial or failed, with the error), shown in the
+// provider's row; a refused call (the provider deleted meanwhile) shows the API's message there too.
+function wireProviderTests() {
+  for (const button of document.querySelectorAll("button[data-provider-test]")) {
+    const outcome = document.querySelector(`[data-test-outcome="${CSS.escape(button.dataset.providerTest)}"]`);
+    const report = (status, text) => {
+      outcome.hidden = false;
+      outcome.className = `test-outcome test-${status}`;
+      outcome.dataset.testStatus = status;
+      outcome.textContent = text;
+    };
+    button.addEventListener("click", async () => {
+      report("sending", "Sending a test…");
+      button.disabled = true;
+      try {
+        const reply = await api("POST", button.dataset.path);
+        if (!reply.ok) {
+          report("refused", (reply.data && reply.data.error && reply.data.error.message) || `HTTP ${reply.status}`);
+          return;
+        }
+        const result = reply.data;
+        let text = `Test ${result.status} after ${result.attempts === 1 ? "1 attempt" : `${result.attempts} attempts`}`;
+        if (result.error) text += `: ${result.error}`;
+        if (result.recipients) {
+          text += ". " + Object.entries(result.recipients).map(([who, how]) => `${who}: ${how}`).join("; ");
+        }
+        report(result.status, text);
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+}
+
+// Maintenance windows: a one-off window is typed in the browser's local time and sent as the UTC instant.
+function wireMaintenanceForm() {
+  const form = document.querySelector("form[data-maintenance-form]");
+  if (!form) return;
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  for (const label of form.querySelectorAll("[data-local-zone]")) label.textContent = `(${zone})`;
+  const zoneInput = form.querySelector("[data-browser-zone]");
+  if (zoneInput && zoneInput.value === "UTC") zoneInput.value = zone;
+  for (const local of form.querySelectorAll("input[data-local-datetime]")) {
+    const utc = form.querySelector(`input[data-utc-of="${CSS.escape(local.id)}"]`);
+    const sync = () => {
+      const moment = local.value ? new Date(local.value) : null;  // datetime-local parses as local time
+      utc.value = moment && !Number.isNaN(moment.getTime()) ? moment.toISOString() : "";
+    };
+    local.addEventListener("input", sync);
+    local.addEventListener("change", sync);
+    sync();
+  }
+  const parts = [...form.querySelectorAll("[data-window-part]")];
+  const radios = [...form.querySelectorAll("input[data-window-kind]")];
+  const showKind = () => {
+    const kind = (radios.find((radio) => radio.checked) || radios[0]).value;
+    for (const part of parts) part.hidden = part.dataset.windowPart !== kind;
+  };
+  for (const radio of radios) radio.addEventListener("change", showKind);
+  showKind();
+}
+
+// The script editor: a monospace textarea with line numbers; Tab and Shift+Tab indent and unindent by four
+// spaces, Enter keeps the line's indent. Esc hands Tab back to the page for one keypress, so the editor is
+// no keyboard trap.
+const INDENT = "    ";
+function wireCodeEditors() {
+  for (const editor of document.querySelectorAll("[data-code-editor]")) {
+    const area = editor.querySelector("textarea");
+    const gutter = editor.querySelector(".line-numbers");
+    let tabLeaves = false;
+    let numbered = 0;
+    const number = () => {
+      const lines = area.value.split("\n").length;
+      if (lines !== numbered) {
+        gutter.textContent = Array.from({ length: lines }, (_, i) => i + 1).join("\n");
+        numbered = lines;
+      }
+      gutter.scrollTop = area.scrollTop;
+    };
+    const replace = (start, end, text, selectStart, selectEnd) => {
+      area.setSelectionRange(start, end);
+      // execCommand keeps the browser's undo history; setRangeText is the fallback where it is refused
+      if (!document.execCommand("insertText", false, text)) area.setRangeText(text, start, end, "end");
+      area.setSelectionRange(selectStart, selectEnd);
+      number();
+    };
+    area.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") { tabLeaves = true; return; }
+      if (event.key === "Tab" && !tabLeaves && !event.ctrlKey && !event.altKey && !event.metaKey) {
+        event.preventDefault();
+        const { selectionStart: start, selectionEnd: end, value } = area;
+        const lineStart = value.lastIndexOf("\n", start - 1) + 1;
+        if (!event.shiftKey && start === end) {
+          replace(start, end, INDENT, start + INDENT.length, start + INDENT.length);
+          return;
+        }
+        // a selection ending just after a newline does not take in the next line
+        const blockEnd = end > start && value[end - 1] === "\n" ? end - 1 : end;
+        const block = value.slice(lineStart, blockEnd);
+        const lines = block.split("\n");
+        const changed = event.shiftKey
+          ? lines.map((line) => line.replace(new RegExp(`^ {1,${INDENT.length}}`), ""))
+          : lines.map((line) => INDENT + line);
+        const text = changed.join("\n");
+        const firstShift = changed[0].length - lines[0].length;
+        replace(lineStart, blockEnd, text, Math.max(lineStart, start + firstShift), lineStart + text.length);
+        return;
+      }
+      tabLeaves = false;
+      if (event.key === "Enter" && !event.shiftKey && !event.ctrlKey && !event.altKey && !event.metaKey) {
+        const { selectionStart: start, selectionEnd: end, value } = area;
+        const lineStart = value.lastIndexOf("\n", start - 1) + 1;
+        const line = value.slice(lineStart, start);
+        let indent = line.match(/^ */)[0];
+        if (line.trimEnd().endsWith(":")) indent += INDENT;
+        event.preventDefault();
+        replace(start, end, "\n" + indent, start + 1 + indent.length, start + 1 + indent.length);
+      }
+    });
+    area.addEventListener("input", number);
+    area.addEventListener("scroll", () => { gutter.scrollTop = area.scrollTop; });
+    number();
+  }
+}
+
+// A form that saves in place (data-saved="Saved") says so; the synthetic editor's heading follows its title.
+function wireSavedForms() {
+  for (const form of document.querySelectorAll("form[data-saved]")) {
+    form.addEventListener("api:done", (event) => {
+      toast(form.dataset.saved);
+      const title = event.detail.reply.data && event.detail.reply.data.title;
+      const heading = document.querySelector(".page-head h1");
+      if (title && heading) { heading.textContent = title; document.title = `${title} · Supercheck`; }
+    });
+  }
+}
+
+// A secret's value is typed into a password input: the "Secret" checkbox switches its field's type.
+function wireSecretToggles() {
+  for (const toggle of document.querySelectorAll("input[data-secret-toggle]")) {
+    const value = toggle.form && toggle.form.querySelector("input[data-secret-value]");
+    if (!value) continue;
+    const apply = () => { value.type = toggle.checked ? "password" : "text"; };
+    toggle.addEventListener("change", apply);
+    apply();
+  }
+}
+
+// A new API key is in the API's reply only: shown here once, never written to the page's HTML, so a reload
+// (or coming back) cannot show it again.
+function wireNewKeyPanel() {
+  const form = document.querySelector("form[data-create-key-form]");
+  const panel = document.querySelector("[data-new-key-panel]");
+  if (!form || !panel) return;
+  const value = panel.querySelector("[data-new-key-value]");
+  const state = panel.querySelector("[data-copy-state]");
+  value.value = "";
+  form.addEventListener("api:done", (event) => {
+    const created = event.detail.reply.data;
+    value.value = created.key;
+    panel.querySelector("[data-new-key-name]").textContent = `(${created.name}, ${created.prefix}…)`;
+    state.textContent = "";
+    panel.hidden = false;
+    form.reset();
+    panel.focus();
+    value.select();
+  });
+  panel.querySelector("[data-copy-key]").addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(value.value);
+    } catch (_) {
+      value.select();
+      document.execCommand("copy");
+    }
+    state.textContent = "Copied.";
+  });
+  panel.querySelector("[data-new-key-done]").addEventListener("click", () => {
+    value.value = "";
+    window.location.reload();
+  });
+  window.addEventListener("pagehide", () => { value.value = ""; });
+}
+
+function wireSettingsPages() {
+  wireProviderForm();
+  wireProviderTests();
+  wireMaintenanceForm();
+  wireCodeEditors();
+  wireSavedForms();
+  wireSecretToggles();
+  wireNewKeyPanel();
+}
+// ---- end of the settings pages ---------------------------------------------------------------------------------
+
 document.addEventListener("DOMContentLoaded", () => {
   wireMenu();
   localiseTimes(document);
@@ -422,4 +640,5 @@ document.addEventListener("DOMContentLoaded", () => {
   wireApiActions(document);
   wireMonitorList();
   wireMonitorForm();
+  wireSettingsPages();
 });
