@@ -241,7 +241,9 @@ def first_byte(page) -> float:
 
 
 def interactive_at(page, visible_ms: float) -> float:
-    """Rows (or the chart) visible and the page's scripts wired: the later of the two."""
+    """Rows (or the chart) visible and the page's scripts wired (DOMContentLoaded, after the deferred script ran):
+    the later of the two."""
+    page.wait_for_load_state("domcontentloaded")
     loaded = page.evaluate("performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd")
     return max(visible_ms, loaded)
 
@@ -282,6 +284,32 @@ def measure_search(page, term: str, expected: int) -> float:
     return page.evaluate("window.__bench.narrowedAt - window.__bench.lastInput")
 
 
+def one_round(context, gateway: str, seeded: SeededProject, detail_ok: bool) -> tuple[dict, dict]:
+    """One fresh tab: the static copies, the list, a search, the detail page. Returns (times, heaps)."""
+    page = context.new_page()
+    cdp = context.new_cdp_session(page)
+    cdp.send("Performance.enable")
+    times, heaps = {}, {}
+    times["baseline_list_visible"] = timed_navigation(page, f"{gateway}{BASELINE}/list.html", ROW)
+    times["baseline_list_first_byte"] = first_byte(page)
+    if detail_ok:
+        times["baseline_detail_visible"] = timed_navigation(
+            page, f"{gateway}{BASELINE}/detail.html", CHART_POINT
+        )
+    times["list_visible"] = timed_navigation(page, f"{gateway}{BASE}/", ROW)
+    times["list_first_byte"] = first_byte(page)
+    times["list_interactive"] = interactive_at(page, times["list_visible"])
+    heaps["list"] = js_heap_mb(cdp)
+    times["search"] = measure_search(page, seeded.search_term, seeded.search_matches)
+    if detail_ok:
+        detail_url = f"{gateway}{BASE}/monitors/{seeded.detail_monitor_id}"
+        times["detail_chart"] = timed_navigation(page, detail_url, CHART_POINT)
+        times["detail_interactive"] = interactive_at(page, times["detail_chart"])
+        heaps["detail"] = js_heap_mb(cdp)
+    page.close()
+    return times, heaps
+
+
 def browse(gateway: str, seeded: SeededProject, runs: int, detail_ok: bool) -> BrowserFigures:
     from playwright.sync_api import sync_playwright
 
@@ -291,43 +319,14 @@ def browse(gateway: str, seeded: SeededProject, runs: int, detail_ok: bool) -> B
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         context.add_init_script(FRAME_WATCH % json.dumps([ROW, CHART_POINT]))
         sign_in(context, gateway, seeded.api_key)
-        list_url = f"{gateway}{BASE}/"
-        detail_url = f"{gateway}{BASE}/monitors/{seeded.detail_monitor_id}"
-        for run in range(
-            runs + 1
-        ):  # the first round warms Chromium's cache and the function; it is not counted
-            page = context.new_page()
-            cdp = context.new_cdp_session(page)
-            cdp.send("Performance.enable")
-            baseline_list = timed_navigation(page, f"{gateway}{BASELINE}/list.html", ROW)
-            baseline_list_first_byte = first_byte(page)
-            if detail_ok:
-                baseline_detail = timed_navigation(page, f"{gateway}{BASELINE}/detail.html", CHART_POINT)
-            visible = timed_navigation(page, list_url, ROW)
-            list_first_byte = first_byte(page)
-            interactive = interactive_at(page, visible)
-            heap_list = js_heap_mb(cdp)
-            page.wait_for_load_state("domcontentloaded")  # the search box is wired then
-            search = measure_search(page, seeded.search_term, seeded.search_matches)
-            if detail_ok:
-                chart = timed_navigation(page, detail_url, CHART_POINT)
-                detail_interactive = interactive_at(page, chart)
-                heap_detail = js_heap_mb(cdp)
-            page.close()
-            if run == 0:
-                continue
-            figures.baseline_list_visible.append(baseline_list)
-            figures.baseline_list_first_byte.append(baseline_list_first_byte)
-            figures.list_first_byte.append(list_first_byte)
-            figures.list_visible.append(visible)
-            figures.list_interactive.append(interactive)
-            figures.search.append(search)
-            figures.heap_mb["list"] = heap_list
-            if detail_ok:
-                figures.baseline_detail_visible.append(baseline_detail)
-                figures.detail_chart.append(chart)
-                figures.detail_interactive.append(detail_interactive)
-                figures.heap_mb["detail"] = heap_detail
+        one_round(
+            context, gateway, seeded, detail_ok
+        )  # warms Chromium's cache and the functions; not counted
+        for _ in range(runs):
+            times, heaps = one_round(context, gateway, seeded, detail_ok)
+            for name, value in times.items():
+                getattr(figures, name).append(value)
+            figures.heap_mb.update(heaps)
         page = context.new_page()
         cdp = context.new_cdp_session(page)
         cdp.send("Performance.enable")
