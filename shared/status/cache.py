@@ -44,10 +44,13 @@ class Rendered:
     made_at: float = field(default_factory=time.monotonic)
     invalidated: bool = False
     _gzipped: bytes | None = None
+    _etag: str | None = None
 
     @property
     def etag(self) -> str:
-        return '"' + hashlib.sha256(self.body).hexdigest()[:20] + '"'
+        if self._etag is None:  # once per copy: hashing a megabyte per reply would cost more than the reply
+            self._etag = '"' + hashlib.sha256(self.body).hexdigest()[:20] + '"'
+        return self._etag
 
     @property
     def gzipped(self) -> bytes:
