@@ -1,3 +1,9 @@
 """The dashboard's pages, one module per area; importing this package registers them all in web.PAGES."""
 
-from shared.dashboard.pages import alerts, monitors, regions  # noqa: F401
+# isort: off
+# monitor_forms first: routes match in registration order, and its /monitors/new must come before a detail
+# page's /monitors/{monitor_id}, which would otherwise take "new" for an id.
+from shared.dashboard.pages import monitor_forms  # noqa: F401
+
+# isort: on
+from shared.dashboard.pages import alerts, monitors, regions, settings  # noqa: F401
