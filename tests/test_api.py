@@ -64,6 +64,20 @@ def tenants(clean, aio):
     assert test.status_code == 201, test.text
     variable = a.post("/variables", json={"name": "PASSWORD", "value": "hunter2-hunter2", "isSecret": True})
     assert variable.status_code == 201, variable.text
+    page = a.post(
+        "/status-pages",
+        json={
+            "slug": "a-status",
+            "title": "A",
+            "groups": [{"name": "Web", "monitorIds": [monitor.json()["id"]]}],
+        },
+    )
+    assert page.status_code == 201, page.text
+    incident = a.post(
+        "/incidents",
+        json={"statusPageId": page.json()["id"], "title": "slow", "monitorIds": [monitor.json()["id"]]},
+    )
+    assert incident.status_code == 201, incident.text
     objects = {
         "monitor_id": monitor.json()["id"],
         "provider_id": provider.json()["id"],
@@ -72,6 +86,8 @@ def tenants(clean, aio):
         "window_id": window.json()["id"],
         "test_id": test.json()["id"],
         "name": "PASSWORD",
+        "status_page_id": page.json()["id"],
+        "incident_id": incident.json()["id"],
     }
     return a, b, objects
 
@@ -117,6 +133,10 @@ VALID_BODIES = {
     },
     "SyntheticTestUpdate": {"title": "hijack"},
     "ProjectVariableUpdate": {"value": "hijack"},
+    "StatusPageCreate": {"slug": "hijack", "title": "hijack"},
+    "StatusPagePatch": {"title": "hijack"},
+    "StatusIncidentPatch": {"title": "hijack"},
+    "StatusIncidentUpdateCreate": {"status": "resolved", "message": "hijack"},
 }
 
 

@@ -82,8 +82,15 @@ def test_the_api_answers_health_without_the_database_driver_redis_or_an_http_cli
         "shared.pipeline.rollups",
         "shared.pipeline.long_range",
         "shared.api.services.results",
+        "markdown_it",
     ]
     assert loaded(modules, NEVER_AT_IMPORT + heavy) == []
+
+
+def test_aggregate_loads_the_markdown_parser_never_as_it_only_escapes_names_for_draft_incidents():
+    modules = modules_after("aggregate")
+    assert "shared.rules.status_drafts" in modules
+    assert loaded(modules, ["markdown_it"]) == []
 
 
 def test_the_alert_function_loads_apprise_only_to_send():

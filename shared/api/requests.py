@@ -185,6 +185,174 @@ class MaintenanceWindowCreate(ApiModel):
         return self
 
 
+# --- status pages and their incidents ---------------------------------------------------------------
+
+# migration 0012's check on status_pages.slug, so a bad slug is refused naming the field, not by the database
+STATUS_PAGE_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+# top-level paths of the status function (/function/status/api/badge/..., its health): never a page's slug
+RESERVED_SLUGS = frozenset({"api", "health", "static", "assets", "feeds"})
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+MAX_PAGE_MONITORS = 500
+
+IncidentStatus = Literal["investigating", "identified", "monitoring", "resolved"]
+IncidentImpact = Literal["none", "minor", "major", "critical"]
+
+
+def _valid_slug(slug: str) -> str:
+    if not STATUS_PAGE_SLUG.fullmatch(slug):  # fullmatch: "$" alone lets a trailing newline through
+        raise ValueError(
+            "must be 1 to 64 lower-case letters, digits and hyphens, starting and ending with a letter or digit"
+        )
+    if slug in RESERVED_SLUGS:
+        raise ValueError(f"'{slug}' is reserved by the status function; choose another")
+    return slug
+
+
+def _valid_host(value: str | None) -> str | None:
+    """A host name as a browser sends it in Host: lower-cased, without a trailing dot, port or scheme."""
+    if value is None:
+        return None
+    host = value.strip().lower().removesuffix(".")
+    labels = host.split(".")
+    if len(host) > 253 or len(labels) < 2 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        raise ValueError(
+            "must be a host name such as status.example.com (no scheme, port or path; IDNs in xn-- form)"
+        )
+    if labels[-1].isdigit():
+        raise ValueError("must be a host name, not an IP address")
+    return host
+
+
+class StatusPageGroup(ApiModel):
+    name: str = Field(min_length=1, max_length=200)
+    monitor_ids: list[uuid.UUID] = Field(min_length=1, max_length=MAX_PAGE_MONITORS)
+
+
+def _groups_problem(groups: list[StatusPageGroup]) -> FieldError | None:
+    """A monitor appears once on a page (in one group), and two groups of a page never share a name."""
+    seen_monitors: dict[uuid.UUID, int] = {}
+    seen_names: dict[str, int] = {}
+    for g, group in enumerate(groups):
+        if group.name in seen_names:
+            return FieldError(f"groups.{g}.name", f"group {seen_names[group.name]} has that name already")
+        seen_names[group.name] = g
+        for i, monitor_id in enumerate(group.monitor_ids):
+            if monitor_id in seen_monitors:
+                first = seen_monitors[monitor_id]
+                where = "earlier in this group" if first == g else f"in group {first} already"
+                return FieldError(f"groups.{g}.monitorIds.{i}", f"monitor {monitor_id} is {where}")
+            seen_monitors[monitor_id] = g
+    if len(seen_monitors) > MAX_PAGE_MONITORS:
+        return FieldError("groups", f"a page holds at most {MAX_PAGE_MONITORS} monitors")
+    return None
+
+
+class StatusPageCreate(ApiModel):
+    """A public status page: its slug (unique across projects) names it at /function/status/<slug>."""
+
+    slug: str = Field(description="1-64 of a-z, 0-9 and '-', not starting or ending with '-'")
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+    groups: list[StatusPageGroup] = Field(default_factory=list, max_length=50)
+    custom_domain: str | None = Field(
+        default=None, max_length=253, description="a host name that reaches the page by its Host header"
+    )
+    show_response_times: bool = False
+    show_uptime: bool = True
+    published: bool = True
+
+    @field_validator("slug")
+    @classmethod
+    def _slug(cls, slug: str) -> str:
+        return _valid_slug(slug)
+
+    @field_validator("custom_domain")
+    @classmethod
+    def _host(cls, host: str | None) -> str | None:
+        return _valid_host(host)
+
+    @model_validator(mode="after")
+    def _each_monitor_once(self) -> StatusPageCreate:
+        if problem := _groups_problem(self.groups):
+            raise problem
+        return self
+
+
+class StatusPagePatch(ApiModel):
+    """Only the fields given change; groups, when given, replace the page's groups whole."""
+
+    slug: str | None = None
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+    groups: list[StatusPageGroup] | None = Field(default=None, max_length=50)
+    custom_domain: str | None = Field(default=None, max_length=253, description="null removes it")
+    show_response_times: bool | None = None
+    show_uptime: bool | None = None
+    published: bool | None = None
+
+    @field_validator("slug")
+    @classmethod
+    def _slug(cls, slug: str | None) -> str | None:
+        return None if slug is None else _valid_slug(slug)
+
+    @field_validator("custom_domain")
+    @classmethod
+    def _host(cls, host: str | None) -> str | None:
+        return _valid_host(host)
+
+    @model_validator(mode="after")
+    def _given_fields_hold_values(self) -> StatusPagePatch:
+        for name in (
+            "slug",
+            "title",
+            "description",
+            "groups",
+            "show_response_times",
+            "show_uptime",
+            "published",
+        ):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise FieldError(StatusPagePatch.model_fields[name].alias or name, "may not be null")
+        if self.groups is not None and (problem := _groups_problem(self.groups)):
+            raise problem
+        return self
+
+
+class StatusIncidentCreate(ApiModel):
+    """An incident on a status page, public at once; its message opens the timeline."""
+
+    status_page_id: uuid.UUID
+    title: str = Field(min_length=1, max_length=200)
+    status: IncidentStatus = "investigating"
+    message: str = Field(default="", max_length=20_000, description="Markdown; rendered sanitised")
+    monitor_ids: list[uuid.UUID] = Field(
+        default_factory=list, max_length=MAX_PAGE_MONITORS, description="monitors on that page"
+    )
+    impact: IncidentImpact = "minor"
+
+
+class StatusIncidentUpdateCreate(ApiModel):
+    """An entry appended to an incident's timeline; it sets the incident's status (resolved: resolvedAt)."""
+
+    status: IncidentStatus
+    message: str = Field(min_length=1, max_length=20_000, description="Markdown; rendered sanitised")
+
+
+class StatusIncidentPatch(ApiModel):
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    impact: IncidentImpact | None = None
+    monitor_ids: list[uuid.UUID] | None = Field(
+        default=None, max_length=MAX_PAGE_MONITORS, description="replaces the incident's monitors"
+    )
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> StatusIncidentPatch:
+        for name in self.model_fields_set:
+            if getattr(self, name) is None:
+                raise FieldError(StatusIncidentPatch.model_fields[name].alias or name, "may not be null")
+        return self
+
+
 # --- synthetic tests and project variables -------------------------------------------------------
 
 
@@ -406,6 +574,12 @@ class AlertHistoryQuery(MonitorAlertsQuery):
 
 class IncidentsQuery(PageQuery):
     days: int = Field(default=90, ge=1, le=366)
+
+
+class StatusIncidentListQuery(PageQuery):
+    status_page_id: uuid.UUID | None = None
+    status: IncidentStatus | None = None
+    draft: bool | None = Field(default=None, description="true: automatic drafts only; false: published only")
 
 
 class RegionsQuery(ApiModel):

@@ -403,3 +403,70 @@ class RegionsReport(ApiModel):
     rolled_until: datetime = Field(description="hourly rollups are read before this, raw results from it on")
     until: datetime
     data: list[RegionOut]
+
+
+# --- status pages and their incidents (shared/api/services/status_pages.py and status_incidents.py) --------------
+
+
+class StatusPageGroupOut(ApiModel):
+    name: str
+    monitor_ids: list[uuid.UUID] = Field(description="in the order the page shows them")
+
+
+class StatusPageOut(ApiModel):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    slug: str
+    title: str
+    description: str
+    groups: list[StatusPageGroupOut]
+    custom_domain: str | None
+    show_response_times: bool
+    show_uptime: bool
+    published: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class StatusPagePage(ApiModel):
+    data: list[StatusPageOut]
+    pagination: Pagination
+
+
+class StatusIncidentUpdateOut(ApiModel):
+    """One entry of an incident's timeline, never edited once written."""
+
+    id: int
+    status: str
+    message: str = Field(description="Markdown, as written")
+    message_html: str = Field(description="the message rendered as sanitised HTML (no raw HTML, safe links)")
+    created_at: datetime
+
+
+class StatusIncidentSummary(ApiModel):
+    """An incident on a status page: opened by hand (public at once) or by aggregate as a draft (isDraft)."""
+
+    id: uuid.UUID
+    project_id: uuid.UUID
+    status_page_id: uuid.UUID
+    title: str
+    status: str
+    impact: str
+    is_draft: bool = Field(description="opened automatically and not yet published: not on the public page")
+    message: str = Field(description="the latest timeline entry's message, Markdown")
+    message_html: str = Field(description="the same, rendered as sanitised HTML")
+    monitor_ids: list[uuid.UUID]
+    opened_by_run_id: uuid.UUID | None = Field(description="the run whose outage opened a draft")
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    resolved_at: datetime | None
+
+
+class StatusIncidentOut(StatusIncidentSummary):
+    updates: list[StatusIncidentUpdateOut] = Field(description="the timeline, oldest first")
+
+
+class StatusIncidentPage(ApiModel):
+    data: list[StatusIncidentSummary]
+    pagination: Pagination

@@ -16,12 +16,14 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from shared import db, streams
-from shared.models import AlertEnvelope
+from shared.models import FAILED_STATUSES, AlertEnvelope
 from shared.pipeline.alert_inputs import alert_contexts, alert_payload, alert_policies, ssl_details, wants_ssl
 from shared.pipeline.set_aside import location_config, set_aside
+from shared.pipeline.status_drafts import follow_status_changes
 from shared.redis import publish, publish_live_events
 from shared.rules.alerts import AlertAction, AlertState, RunOutcome, SslFacts, decide
 from shared.rules.locations import RunVerdict, aggregate_run, monitor_status_after
+from shared.rules.status_drafts import MonitorChange
 
 
 async def finalize_runs(run_ids: Iterable[uuid.UUID], now: datetime | None = None) -> int:
@@ -93,6 +95,7 @@ insert into status_changes (monitor_id, run_id, from_status, to_status, changed_
 select c.monitor_id, c.run_id, c.from_status, c.to_status, %s
 from unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[]) as c(monitor_id, run_id, from_status, to_status)
 on conflict (run_id) do nothing
+returning run_id
 """
 
 _ADVANCE_MONITORS = """
@@ -133,6 +136,8 @@ class _Effects:
     status_changes: list[tuple] = field(default_factory=list)
     alerts: list[tuple[dict, dict, RunVerdict, AlertAction]] = field(default_factory=list)
     flips: list[dict] = field(default_factory=list)
+    # changes into or out of down, for the status pages' automatic draft incidents
+    outages: list[MonitorChange] = field(default_factory=list)
 
 
 def _verdicts(
@@ -243,6 +248,8 @@ async def _advance_monitors(
                     "at": now.isoformat(),
                 }
             )
+            if "down" in (monitor.status, new_status):
+                effects.outages.append(_outage(monitor, run, new_status))
         monitor.status, monitor.alert_state = new_status, decision.state
         monitor.applied_at, monitor.run_id = run["scheduled_at"], run["id"]
         effects.alerts += [(monitor.row, run, verdict, action) for action in decision.actions]
@@ -250,13 +257,28 @@ async def _advance_monitors(
     return effects
 
 
+def _outage(monitor: _MonitorState, run: dict, new_status: str) -> MonitorChange:
+    failing = sorted(
+        location
+        for location, status in zip(run["locations"], run["statuses"], strict=True)
+        if status in FAILED_STATUSES
+    )
+    return MonitorChange(
+        monitor.row["id"], monitor.row["name"], run["id"], monitor.status, new_status, tuple(failing)
+    )
+
+
 async def _write_effects(
     conn: AsyncConnection, advanced: list[_MonitorState], effects: _Effects, now: datetime
 ) -> None:
+    recorded: set[uuid.UUID] = set()
     if effects.status_changes:
-        await conn.execute(
-            _RECORD_STATUS_CHANGES, (now, *map(list, zip(*effects.status_changes, strict=True)))
-        )
+        rows = await (
+            await conn.execute(
+                _RECORD_STATUS_CHANGES, (now, *map(list, zip(*effects.status_changes, strict=True)))
+            )
+        ).fetchall()
+        recorded = {row["run_id"] for row in rows}
     if advanced:
         await conn.execute(
             _ADVANCE_MONITORS,
@@ -269,6 +291,9 @@ async def _write_effects(
                 [m.run_id for m in advanced],
             ),
         )
+    # after the monitors advanced (a page's down monitors include this batch's), and only for the changes this
+    # transaction recorded: a redelivered batch writes no draft twice
+    await follow_status_changes(conn, [c for c in effects.outages if c.run_id in recorded], now)
     if effects.alerts:
         contexts = await alert_contexts(conn, [run["id"] for _, run, _, _ in effects.alerts])
         rows = [
