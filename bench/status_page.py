@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
+import os
 import statistics
 import sys
 import tempfile
@@ -38,6 +39,7 @@ SLUG = "bench"
 STATIC_FUNCTION = '''"""bench-only: answers one file from memory, as a static file server would."""
 
 import gzip
+import os
 import hashlib
 from pathlib import Path
 
@@ -159,6 +161,14 @@ async def rush(url: str, readers: int, seconds: float) -> tuple[int, list[float]
     return len(latencies), latencies, errors
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children so far (/proc), which the machine's other load moves
+    far less than wall time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98] if len(values) >= 100 else max(values, default=0.0)
 
@@ -233,11 +243,18 @@ def main() -> None:
             round_seconds = args.seconds / args.rounds
             served = baseline = page_errors = static_errors = page_reads = made = 0
             page_latencies, static_latencies = [], []
+            status_pid, static_pid = (
+                stack.children["status"].process.pid,
+                stack.children["static-file"].process.pid,
+            )
+            status_cpu = static_cpu = 0.0
             first_round = time.perf_counter()
             for _ in range(args.rounds):
                 before = database_counters(env.database_url)
+                cpu_before = cpu_seconds(status_pid)
                 count, latencies, errors = asyncio.run(rush(page_url, args.readers, round_seconds))
                 last_page_round_end = time.perf_counter()
+                status_cpu += cpu_seconds(status_pid) - cpu_before
                 time.sleep(
                     1.5
                 )  # a backend reports its counts to pg_stat_database when idle, at most once a second
@@ -246,7 +263,9 @@ def main() -> None:
                 page_reads += after[1] - before[1]
                 served, page_errors = served + count, page_errors + errors
                 page_latencies += latencies
+                cpu_before = cpu_seconds(static_pid)
                 count, latencies, errors = asyncio.run(rush(static_url, args.readers, round_seconds))
+                static_cpu += cpu_seconds(static_pid) - cpu_before
                 baseline, static_errors = baseline + count, static_errors + errors
                 static_latencies += latencies
         finally:

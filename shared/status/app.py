@@ -5,7 +5,6 @@ badges in Uptime Kuma's and Gatus' URL shapes, and the static files. Every reply
 from __future__ import annotations
 
 import json
-import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -32,8 +31,6 @@ from shared.status.render import (
     render_not_found,
     render_page,
 )
-
-log = logging.getLogger("supercheck.status")
 
 CACHE = RenderCache()
 WATCHER = ChangeWatcher(CACHE)
@@ -165,7 +162,7 @@ async def page_by_slug(request: Request) -> Response:
         slug = PagePath(slug=request.path_params["slug"]).slug
     except ValidationError:
         return reply(
-            request, plain_not_found(Links.for_slug("x"), "A status page's address is its slug, e.g. /acme.")
+            request, plain_not_found(Links.for_gateway(), "A status page's address is its slug, e.g. /acme.")
         )
     return await _page(request, slug, Links.for_slug(slug))
 
@@ -233,7 +230,7 @@ async def feed_by_slug(request: Request) -> Response:
     try:
         slug = PagePath(slug=request.path_params["slug"]).slug
     except ValidationError:
-        return reply(request, plain_not_found(Links.for_slug("x"), "No such status page."))
+        return reply(request, plain_not_found(Links.for_gateway(), "No such status page."))
     return await _feed(request, slug, Links.for_slug(slug), request.path_params["kind"])
 
 
@@ -376,7 +373,7 @@ GATUS = "/api/v1/endpoints/{key}"
 @lru_cache(maxsize=1)
 def router() -> Router:
     async def not_found(scope, receive, send):
-        response = reply(Request(scope), plain_not_found(Links.for_slug("x"), "No such page."))
+        response = reply(Request(scope), plain_not_found(Links.for_gateway(), "No such page."))
         await response(scope, receive, send)
 
     routes = [
@@ -403,7 +400,7 @@ def router() -> Router:
 
 async def feed_by_slug_or_404(request: Request) -> Response:
     if request.path_params["kind"] not in FEED_KINDS:
-        return reply(request, plain_not_found(Links.for_slug("x"), "No such page."))
+        return reply(request, plain_not_found(Links.for_gateway(), "No such page."))
     return await feed_by_slug(request)
 
 

@@ -145,7 +145,7 @@ async def read_page(slug: str, now: datetime | None = None) -> PublicPage | None
         hours = await _last_day_hours(conn, ids, now)
         windows = await _maintenance(conn, page["project_id"], ids, now)
         incidents = await _incidents(conn, page["id"], {row["id"]: row["name"] for row in rows}, now)
-    _note_incidents_on_days(days, incidents, ids)
+    _note_incidents_on_days(days, incidents, now)
     in_maintenance = _monitors_in_maintenance(windows, ids, now)
     groups: dict[str, list[PublicMonitor]] = {}
     for row in rows:
@@ -400,17 +400,17 @@ async def _incidents(
 
 
 def _note_incidents_on_days(
-    days: dict[uuid.UUID, list[DayFigures]], incidents: list[PublicIncident], ids: list[uuid.UUID]
+    days: dict[uuid.UUID, list[DayFigures]], incidents: list[PublicIncident], now: datetime
 ) -> None:
-    """An incident names each day it was open on the bars of the monitors it names (or all, naming none)."""
+    """Each day an incident of the page was open names it on every bar of that day: the incident list holds
+    this page's incidents only, and one that names no monitor concerns the whole page."""
     for incident in incidents:
         start = incident.created_at.astimezone(UTC).date()
-        end = (incident.resolved_at or datetime.now(UTC)).astimezone(UTC).date()
+        end = (incident.resolved_at or now).astimezone(UTC).date()
         for monitor_days in days.values():
             for day in monitor_days:
                 if start <= day.day <= end:
                     day.notes.append(f"Incident: {incident.title}")
-    del ids  # every bar is the page's own: the incident list holds only this page's incidents
 
 
 # ------------------------------------------------------------------------------------------------ feeds

@@ -50,6 +50,11 @@ class Links:
         return cls(BASE_PATH, f"{BASE_PATH}/{slug}")
 
     @classmethod
+    def for_gateway(cls) -> Links:
+        """A reply that is no page's (a 404, a badge): its links reach the static files through the gateway."""
+        return cls(BASE_PATH, BASE_PATH)
+
+    @classmethod
     def for_domain(cls) -> Links:
         return cls("", "")
 
