@@ -6,6 +6,7 @@ reaches its page by Host, and an unknown slug answers a plain 404 page."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -350,3 +351,37 @@ def test_the_feeds_parse_and_carry_incidents_and_maintenance(stack, infra):
     page = get(stack, f"/{slug}").text
     assert "Scheduled:</strong> Database upgrade" in page and "Admin move" not in page
     assert json.loads(json.dumps(document))  # plain JSON
+
+
+def page_reads(infra) -> int:
+    """How often status_pages was looked up: a page read does it exactly once, by slug, as its first statement."""
+    return infra.sql(
+        "select coalesce(seq_scan, 0) + coalesce(idx_scan, 0) from pg_stat_user_tables where relname = 'status_pages'"
+    )[0][0]
+
+
+def reported_page_reads(infra, settle_seconds: float = 12) -> int:
+    """The count once every backend has reported: an idle backend flushes its counts within 10 s."""
+    time.sleep(settle_seconds)
+    return page_reads(infra)
+
+
+def test_a_rush_of_readers_costs_one_page_read(stack, infra):
+    slug = unique("rush")
+    seeded_page(infra, slug)
+    before = reported_page_reads(infra, settle_seconds=0.5)
+    started = time.monotonic()
+
+    async def rush() -> list[int]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            replies = await asyncio.gather(
+                *(client.get(f"{stack.gateway_url}{BASE}/{slug}") for _ in range(100))
+            )
+        return [reply.status_code for reply in replies]
+
+    statuses = asyncio.run(rush())
+    elapsed = time.monotonic() - started
+    assert statuses == [200] * 100
+    reads = reported_page_reads(infra) - before
+    # one read for the hundred; a slow machine may let a period pass mid-rush, which allows one more per period
+    assert 1 <= reads <= 1 + int(elapsed // FRESH_SECONDS), (reads, elapsed)
