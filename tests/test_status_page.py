@@ -81,6 +81,8 @@ def test_the_page_lists_exactly_its_monitors_with_90_daily_bars_each(stack, infr
     today = datetime.now(UTC).date()
     for viewport, dark, name in (
         (DESKTOP, False, "status-page-1280-light"),
+        (DESKTOP, True, "status-page-1280-dark"),
+        (PHONE, False, "status-page-390-light"),
         (PHONE, True, "status-page-390-dark"),
     ):
         with watched_page(browser, viewport=viewport, dark=dark) as watched:
