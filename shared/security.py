@@ -184,7 +184,7 @@ SECRET_FIELD_NAMES = frozenset(
 # A target may carry credentials: userinfo (https://user:pass@host/, refused on save but possible in older rows) or a
 # secret-named query parameter (?token=..., ?api_key=...: any name containing one of SECRET_FIELD_NAMES' words).
 # Written in the regular-expression dialect Python's re and PostgreSQL share, so the API masks targets for display
-# and strips the same parts before searching them (monitors.search_target, migration 0011) by one rule.
+# and strips the same parts before searching them (monitors.search_target, migration 0010) by one rule.
 TARGET_USERINFO_PATTERN = r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@"
 TARGET_SECRET_PARAMETER_PATTERN = (
     r"([?&][^=&#]*(?:password|token|secret|api[-_]?key|authorization|bearer)[^=&#]*=)[^&#]*"

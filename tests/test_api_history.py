@@ -14,8 +14,13 @@ from psycopg.types.json import Jsonb
 from shared.api.requests import IncidentsQuery
 from shared.api.services.incidents import incident_page
 from shared.api.services.regions import regions_report
-from shared.pipeline.rollups import HOURLY_MARK
-from shared.rules.retention import hourly_read_window
+from shared.pipeline.rollups import DAILY_MARK, HOURLY_MARK
+from shared.rules.retention import (
+    hourly_read_window,
+    percentile_cont,
+    percentile_cont_of_top,
+    whole_days_within,
+)
 from shared.security import masked_text
 from tests.api_client import ApiClient
 from tests.factories import add_provider, make_project
@@ -484,22 +489,34 @@ def test_the_regions_window_reads_rolled_hours_then_the_raw_tail(hours, hourly_t
     assert hourly_read_window(NOW, hours, hourly_through) == expected
 
 
-def add_hour(infra, monitor_id, location, hour: int, checks: int, up: int, values: dict[int, int]) -> None:
-    """One hourly rollup of 2026-03-02 `hour`:00, with its histogram; checks beyond sum(values) had no time."""
+def add_hour(
+    infra,
+    monitor_id,
+    location,
+    hour: int | datetime,
+    checks: int,
+    up: int,
+    values: dict[int, int],
+    table="rollup_hourly",
+) -> None:
+    """One rollup (hourly of 2026-03-02 `hour`:00, or of the bucket given), with its histogram; checks beyond
+    sum(values) had no time."""
     infra.sql(
-        """insert into rollup_hourly (monitor_id, location, bucket, checks, up_checks, response_count,
-               response_sum_ms, min_response_ms, max_response_ms, response_values_ms, response_value_counts)
-           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+        f"""insert into {table} (monitor_id, location, bucket, checks, up_checks, response_count,
+               response_sum_ms, min_response_ms, max_response_ms, p95_response_ms, response_values_ms,
+               response_value_counts)
+           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
         (
             monitor_id,
             location,
-            datetime(2026, 3, 2, hour, tzinfo=UTC),
+            hour if isinstance(hour, datetime) else datetime(2026, 3, 2, hour, tzinfo=UTC),
             checks,
             up,
             sum(values.values()),
             sum(v * c for v, c in values.items()),
             min(values, default=None),
             max(values, default=None),
+            percentile_cont(values.items(), 0.95),  # regions' first guess at a floor reads it
             sorted(values),
             [values[v] for v in sorted(values)],
         ),
@@ -617,3 +634,137 @@ def test_regions_through_the_api(clean, aio):
         assert refused.status_code == 400 and refused.json()["error"]["field"] == "hours"
     assert ApiClient(aio, None).get("/regions").status_code == 401
     assert json.loads(a.get("/regions", params={"hours": 720}).text)["data"][0]["checks"] == 0
+
+
+@pytest.mark.parametrize(
+    ("top", "below", "exact"),
+    [
+        # the whole multiset: as percentile_cont over it
+        ([(10, 1), (20, 2), (30, 1)], 0, [10, 20, 20, 30]),
+        # 17 values under the floor, 3 known at or above it: rows 0.95 * 19 = 18.05 -> 18 and 19 are known
+        ([(50, 1), (60, 1), (90, 1)], 17, [1] * 17 + [50, 60, 90]),
+        ([(70, 2)], 8, [5] * 8 + [70, 70]),
+    ],
+)
+def test_a_percentile_from_the_top_of_a_multiset_is_the_exact_one(top, below, exact, infra):
+    ((expected,),) = infra.sql(
+        "select percentile_cont(0.95) within group (order by v) from unnest(%s::int[]) v", (exact,)
+    )
+    assert percentile_cont_of_top(top, below, 0.95) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("top", "below"),
+    [
+        ([(90, 1)], 19),  # the 0.95 percentile of 20 values reads rows 18 and 19: one known is too few
+        ([], 5),
+        ([], 0),
+    ],
+)
+def test_a_top_too_short_for_the_percentile_is_no_answer(top, below):
+    assert percentile_cont_of_top(top, below, 0.95) is None
+
+
+def spread_hours() -> list[tuple[int, int, dict[int, int]]]:
+    """Three monitors' hours 9 to 11, each of 12 distinct times from 10 ms to about 1 s."""
+    return [
+        (n, hour, {10 + 37 * ((n * 7 + hour * 3 + k) % 23) + n * 100: 1 + (k % 3) for k in range(12)})
+        for n in range(3)
+        for hour in (9, 10, 11)
+    ]
+
+
+# (hours as (monitor, hour, {ms: count}), raw tail as (monitor, ms)); each answer is checked against Postgres
+P95_CASES = {
+    # the floor guessed from the tail and the hours' own p95s is low enough: the histograms are read from it
+    "floor-low-enough": (spread_hours(), [(0, 20), (1, 25), (2, 30), (0, 35)]),
+    "slow-tail": (spread_hours(), [(0, 900), (1, 950), (2, 990), (0, 999)]),
+    "no-tail": (spread_hours(), []),
+    # one busy fast hour and one slow check: the mean of the hours' p95s (505) is far above the p95 (10), and so
+    # is the slow tail's; too few values above it, so the location is read again whole
+    "guess-too-high-read-again": (
+        [(0, 11, {10: 100}), (1, 11, {1000: 1})],
+        [(0, 600), (1, 700), (2, 800), (0, 900)],
+    ),
+}
+
+
+@pytest.mark.parametrize(("hours", "tail"), P95_CASES.values(), ids=P95_CASES.keys())
+def test_the_regions_p95_is_postgres_percentile_cont_over_every_value(clean, aio, hours, tail):
+    mine = clean.sql("insert into projects (name) values ('A') returning id")[0][0]
+    monitors = [add_monitor(clean, mine, f"m{n}") for n in range(3)]
+    clean.sql("insert into retention_marks (name, at) values (%s, %s)", (HOURLY_MARK, at(12, 0)))
+    every_value: list[int] = []
+    for n, hour, values in hours:
+        checks = sum(values.values())
+        add_hour(clean, monitors[n], "us-east", hour, checks, checks, values)
+        every_value += [v for v, c in values.items() for _ in range(c)]
+    for minute, (n, ms) in enumerate(tail):
+        add_result(clean, monitors[n], "us-east", at(12, minute + 1), "up", ms)
+        every_value.append(ms)
+    ((expected,),) = clean.sql(
+        "select percentile_cont(0.95) within group (order by v) from unnest(%s::int[]) v", (every_value,)
+    )
+    us = {r.location: r for r in aio.run(regions_report(mine, 3, now=NOW)).data}["us-east"]
+    assert us.p95_response_ms == round(expected, 2)
+    assert us.checks == len(every_value)
+
+
+def test_hours_whose_histogram_contradicts_their_count_give_no_p95_and_end(clean, aio):
+    mine = clean.sql("insert into projects (name) values ('A') returning id")[0][0]
+    monitor = add_monitor(clean, mine, "hand-edited")
+    clean.sql("insert into retention_marks (name, at) values (%s, %s)", (HOURLY_MARK, at(12, 0)))
+    clean.sql(
+        """insert into rollup_hourly (monitor_id, location, bucket, checks, up_checks, response_count,
+               response_sum_ms, min_response_ms, max_response_ms)
+           values (%s, 'us-east', %s, 3, 3, 3, 60, 10, 30)""",  # three times counted, none in the histogram
+        (monitor, at(11, 0)),
+    )
+    us = {r.location: r for r in aio.run(regions_report(mine, 3, now=NOW)).data}["us-east"]
+    assert (us.checks, us.avg_response_ms, us.p95_response_ms) == (3, 20.0, None)
+
+
+def day(month: int, day_of_month: int, hour: int = 0) -> datetime:
+    return datetime(2026, month, day_of_month, hour, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "daily_through", "expected"),
+    [
+        (day(2, 27, 12), day(3, 2, 12), None, None),  # no daily tier yet
+        (day(2, 27, 12), day(3, 2, 12), day(3, 2), (day(2, 28), day(3, 2))),
+        (
+            day(2, 27),
+            day(3, 2, 12),
+            day(3, 2),
+            (day(2, 27), day(3, 2)),
+        ),  # a window starting on a day takes it
+        (day(2, 27, 12), day(3, 2, 12), day(3, 1), (day(2, 28), day(3, 1))),  # the daily tier lags
+        (day(3, 1, 11), day(3, 2, 12), day(3, 2), None),  # 25 hours: no whole day inside
+        (day(3, 1), day(3, 2), day(3, 2), (day(3, 1), day(3, 2))),
+    ],
+)
+def test_long_windows_read_the_whole_days_the_daily_tier_holds(since, until, daily_through, expected):
+    assert whole_days_within(since, until, daily_through) == expected
+
+
+def test_a_long_window_reads_whole_days_from_the_daily_tier_and_its_ends_by_the_hour(clean, aio):
+    mine = clean.sql("insert into projects (name) values ('A') returning id")[0][0]
+    monitor = add_monitor(clean, mine, "Checkout")
+    clean.sql(
+        "insert into retention_marks (name, at) values (%s, %s), (%s, %s)",
+        (HOURLY_MARK, at(12, 0), DAILY_MARK, day(3, 2)),
+    )
+    # 72 hours from 12:30 start at 02-27 12:00: by the hour to 02-28, days 02-28 and 03-01, by the hour to 12:00
+    add_hour(clean, monitor, "us-east", day(2, 27, 11), 9, 0, {900: 9})  # before the window
+    add_hour(clean, monitor, "us-east", day(2, 27, 13), 2, 2, {10: 2})
+    add_hour(clean, monitor, "us-east", day(2, 28, 5), 9, 0, {800: 9})  # inside a day the daily tier holds
+    add_hour(clean, monitor, "us-east", day(3, 2, 3), 2, 1, {30: 1, 40: 1})
+    add_hour(clean, monitor, "us-east", day(2, 28), 3, 3, {20: 3}, table="rollup_daily")
+    add_hour(clean, monitor, "us-east", day(3, 1), 2, 1, {50: 1, 60: 1}, table="rollup_daily")
+    add_result(clean, monitor, "us-east", at(12, 10), "up", 70)
+    us = {r.location: r for r in aio.run(regions_report(mine, 72, now=NOW)).data}["us-east"]
+    # checks 2 + 2 + 3 + 2 + 1; up 2 + 1 + 3 + 1 + 1; times 10 10 20 20 20 30 40 50 60 70
+    assert (us.checks, us.up_checks, us.uptime_percentage) == (10, 8, 80.0)
+    assert us.avg_response_ms == 33.0
+    assert us.p95_response_ms == 65.5  # row 0.95 * 9 = 8.55: 60 + 0.55 * (70 - 60)

@@ -18,6 +18,7 @@ from schemathesis.specs.openapi.checks import (
 
 from openfaas.local.runtime import LocalStack
 from openfaas.local.services import free_port
+from shared import streams
 from shared.api import routes  # noqa: F401  (registers every endpoint)
 from shared.api.openapi import openapi_document
 from tests.factories import make_project
@@ -34,11 +35,11 @@ def read_events(url: str, count: int, headers: dict | None = None, timeout: floa
             if line.startswith(":"):
                 continue
             if not line:
-                if current:
+                if "data" in current:  # as EventSource: a block without data (retry:) dispatches nothing
                     events.append(current)
-                    current = {}
                     if len(events) >= count:
                         return events
+                current = {}
                 continue
             field, _, value = line.partition(": ")
             current[field] = json.loads(value) if field == "data" else value
@@ -115,3 +116,27 @@ def test_every_operation_answers_within_its_documented_contract(case, api_only_s
         checks=[not_a_server_error, *([] if _stops_at_the_router(case) else contract)],
         timeout=30,
     )
+
+
+def test_a_malformed_live_event_is_skipped_and_the_stream_goes_on(stack, infra, clean):
+    base = f"{stack.gateway_url}/function/api"
+    monitor = httpx.post(
+        f"{base}/monitors",
+        json={
+            "name": "after poison",
+            "type": "http_request",
+            "target": "http://127.0.0.1:9/",
+            "enabled": False,
+        },
+    ).json()
+    received: list[dict] = []
+    reader = threading.Thread(
+        target=lambda: received.extend(read_events(f"{base}/events?monitorId={monitor['id']}", count=1))
+    )
+    reader.start()
+    threading.Event().wait(1.0)  # let the stream subscribe before anything happens
+    infra.redis().xadd(streams.LIVE_EVENTS_STREAM, {"not-the-payload": "x"})
+    infra.redis().xadd(streams.LIVE_EVENTS_STREAM, {streams.PAYLOAD_FIELD: "[1, 2"})
+    assert httpx.post(f"{base}/monitors/{monitor['id']}/run").status_code == 202
+    reader.join(timeout=30)
+    assert received and received[0]["data"]["monitorId"] == monitor["id"]

@@ -128,7 +128,7 @@ def test_a_target_is_shown_with_its_credentials_masked(target, shown):
 
 def test_the_searched_target_is_stripped_by_the_patterns_that_mask_it_for_display():
     migration = (
-        Path(__file__).resolve().parents[1] / "shared/migrations/0011_monitor_search_target.sql"
+        Path(__file__).resolve().parents[1] / "shared/migrations/0010_monitor_search_target.sql"
     ).read_text()
     for pattern in (TARGET_USERINFO_PATTERN, TARGET_SECRET_PARAMETER_PATTERN):
         assert f"'{pattern}'" in migration
@@ -201,7 +201,7 @@ def test_the_summary_adds_hourly_rollups_before_the_watermark_to_raw_results_aft
     summary = found[busy]
     assert summary.uptime24h == round(100 * 4 / 6, 3)
     assert summary.avg_response_ms24h == (100 + 300 + 200 + 50 + 40) / 5
-    sparkline = {point.t: point.ms for point in summary.sparkline}
+    sparkline = {point["t"]: point["ms"] for point in summary.sparkline}
     assert list(sparkline) == [first_hour + timedelta(hours=i) for i in range(24)]
     assert sparkline[first_hour] == 200
     assert sparkline[datetime(2026, 3, 2, 8, tzinfo=UTC)] == 50
@@ -211,7 +211,7 @@ def test_the_summary_adds_hourly_rollups_before_the_watermark_to_raw_results_aft
     )
     assert sum(ms is not None for ms in sparkline.values()) == 3
     assert found[quiet].uptime24h is None and found[quiet].avg_response_ms24h is None
-    assert [point.ms for point in found[quiet].sparkline] == [None] * 24
+    assert [point["ms"] for point in found[quiet].sparkline] == [None] * 24
 
 
 def test_the_list_carries_summaries_only_when_asked(project, clean):

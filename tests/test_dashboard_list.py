@@ -189,3 +189,24 @@ def test_sign_out_then_the_pages_refuse_and_a_csrf_less_write_is_refused(stack, 
         door = page.evaluate(f"fetch('{BASE}/api/monitors').then(r => r.status)")
         assert door == 401
         watched.assert_no_console_errors(allowed=(r"status of 40[13]",))
+
+
+def test_a_monitor_created_through_the_form_appears_live_in_the_list_open_in_another_tab(
+    stack, key, browser, target
+):
+    with watched_page(browser) as watched:
+        lister = watched.page
+        sign_in(lister, stack.gateway_url, key)
+        lister.get_by_role("heading", name="Monitors").wait_for()
+        lister.evaluate("window.__sameDocument = true")
+        former = watched.context.new_page()  # the same session, in a second tab
+        former.goto(f"{stack.gateway_url}{BASE}/monitors/new")
+        former.get_by_label("Name", exact=True).filter(visible=True).fill("made in the form")
+        former.get_by_label("URL", exact=True).filter(visible=True).fill(target.url + "form")
+        former.get_by_role("button", name="Create monitor").click()
+        former.wait_for_url(re.compile(rf"{BASE}/monitors/[0-9a-f-]{{36}}$"))
+        monitor_id = former.url.rsplit("/", 1)[-1]
+        lister.locator(f'[data-monitor-id="{monitor_id}"]').wait_for(timeout=30_000)
+        assert lister.evaluate("window.__sameDocument") is True
+        assert "made in the form" in lister.locator(f'[data-monitor-id="{monitor_id}"]').inner_text()
+        watched.assert_no_console_errors()

@@ -361,11 +361,7 @@ def shown(page, label: str):
 
 def open_new_form(page, stack, key: str, query: str = "") -> None:
     sign_in(page, stack.gateway_url, key, f"/monitors/new{query}")
-    try:
-        page.get_by_role("heading", name="New monitor").wait_for()
-    except Exception:
-        print("DEBUG", page.url, page.content()[:3000])
-        raise
+    page.get_by_role("heading", name="New monitor").wait_for()
 
 
 def test_creating_an_http_monitor_through_the_form_lands_on_its_page(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -16,6 +17,8 @@ from shared.redis import get_redis
 from shared.settings import get_settings
 
 _STREAM_ID = re.compile(r"^\d+-\d+$")
+RECONNECT_MILLISECONDS = 2000
+log = logging.getLogger("supercheck.api.live")
 
 
 def keepalive_seconds() -> float:
@@ -59,23 +62,41 @@ async def stream(ctx: Context) -> StreamingResponse:
     )
 
 
+def _parsed(fields: dict) -> dict | None:
+    """A live event as its publisher wrote it, or None for an entry no publisher of ours wrote (skipped, so one
+    bad entry never ends every reader's stream, nor every reconnect after it)."""
+    try:
+        event = json.loads(fields[streams.PAYLOAD_FIELD])
+    except (KeyError, ValueError):
+        return None
+    return event if isinstance(event, dict) and isinstance(event.get("type"), str) else None
+
+
 async def _events(project_id: uuid.UUID, monitor_id: str | None, cursor: str) -> AsyncIterator[str]:
     redis = get_redis()
     owners: dict[str, uuid.UUID | None] = {}
-    yield ": connected\n\n"
-    while True:
-        reply = await redis.xread(
-            {streams.LIVE_EVENTS_STREAM: cursor}, count=200, block=int(keepalive_seconds() * 1000)
-        )
-        if not reply:
-            yield ": keep-alive\n\n"
-            continue
-        for event_id, fields in reply[0][1]:
-            cursor = event_id
-            event = json.loads(fields[streams.PAYLOAD_FIELD])
-            event_monitor = str(event.get("monitorId"))
-            if monitor_id is not None and event_monitor != monitor_id:
+    # retry: how soon the browser's EventSource comes back (with Last-Event-ID) after the stream ends
+    yield f": connected\nretry: {RECONNECT_MILLISECONDS}\n\n"
+    try:
+        while True:
+            reply = await redis.xread(
+                {streams.LIVE_EVENTS_STREAM: cursor}, count=200, block=int(keepalive_seconds() * 1000)
+            )
+            if not reply:
+                yield ": keep-alive\n\n"
                 continue
-            if await _monitor_project(owners, event_monitor) != project_id:
-                continue
-            yield f"id: {event_id}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
+            for event_id, fields in reply[0][1]:
+                cursor = event_id
+                event = _parsed(fields)
+                if event is None:
+                    continue
+                event_monitor = str(event.get("monitorId"))
+                if monitor_id is not None and event_monitor != monitor_id:
+                    continue
+                if await _monitor_project(owners, event_monitor) != project_id:
+                    continue
+                yield f"id: {event_id}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
+    except Exception as error:  # noqa: BLE001 (any failure: the reader resumes from its last id)
+        # Ending the response cleanly, rather than cutting it mid-chunk, lets the client reconnect from the last
+        # event it got; a Redis or database hiccup under load then costs a reconnect, not a broken stream.
+        log.warning("live events stream ended early, the client will resume: %s", error)

@@ -464,7 +464,7 @@ class MonitorFilterQuery(ApiModel):
     )
 
 
-class MonitorListQuery(PageQuery, MonitorFilterQuery):
+class MonitorListQuery(MonitorFilterQuery, PageQuery):
     status: MonitorStatus | Literal["paused"] | None = Field(
         default=None, description="A stored status; paused lists the monitors that are not enabled"
     )

@@ -155,6 +155,18 @@ def hourly_read_window(
     return _tiered_window(now - timedelta(hours=hours), hourly_through, floor_hour)
 
 
+def whole_days_within(
+    since: datetime, until: datetime, daily_through: datetime | None
+) -> tuple[datetime, datetime] | None:
+    """The UTC days inside [since, until) that the daily tier holds, as (first, end), or None: a long window
+    reads them as one row per monitor and location a day instead of 24, and only its ragged ends by the hour."""
+    if daily_through is None:
+        return None
+    first = since if since == floor_day(since) else floor_day(since) + DAY
+    end = min(floor_day(until), daily_through)
+    return (first, end) if first < end else None
+
+
 def _tiered_window(
     since: datetime, tier_end: datetime | None, floor: Callable[[datetime], datetime]
 ) -> tuple[datetime, datetime]:
@@ -186,6 +198,28 @@ def percentile_cont(histogram: Iterable[tuple[int, int]], fraction: float) -> fl
         return first
     second = value_at(second_row)
     return first + (position - first_row) * (second - first)
+
+
+def top_rows_needed(total: int, fraction: float) -> int:
+    """How many of the largest of `total` values percentile_cont(fraction) reads: every row from
+    floor(fraction * (total - 1)) on. Knowing that many of the largest values (and how many there are below
+    them) is enough for the exact percentile."""
+    return total - floor(fraction * (total - 1)) if total else 0
+
+
+def percentile_cont_of_top(top: Iterable[tuple[int, int]], below: int, fraction: float) -> float | None:
+    """percentile_cont over a multiset known only from a floor up: `top` holds every value at or above the
+    floor as (value, count), `below` counts the values under it. None when the top is too short to hold the
+    rows the percentile reads (see top_rows_needed): the caller lowers the floor and asks again."""
+    pairs = [(value, count) for value, count in top if count > 0]
+    total = below + sum(count for _, count in pairs)
+    if total == 0 or sum(count for _, count in pairs) < top_rows_needed(total, fraction):
+        return None
+    if below == 0:
+        return percentile_cont(pairs, fraction)
+    # the rows under the floor only push the ranks up: one stand-in value under every real one holds their
+    # place, and is never read
+    return percentile_cont([(min(value for value, _ in pairs) - 1, below), *pairs], fraction)
 
 
 # --- Redis streams ------------------------------------------------------------------------------

@@ -283,7 +283,7 @@ def _filters(project_id: uuid.UUID, query: MonitorFilterQuery) -> tuple[str, dic
         params["tag"] = query.tag
     if query.search:
         # search_target: the target lower-cased, its credentials stripped by the rule that masks them for display
-        # (migration 0011), so a search can never probe a secret the response hides. lower() and LIKE rather than
+        # (migration 0010), so a search can never probe a secret the response hides. lower() and LIKE rather than
         # ILIKE: the same matches, at a third of the cost per row.
         conditions.append(
             "(lower(m.name) like lower(%(search)s) escape '\\' or m.search_target like lower(%(search)s) escape '\\')"

@@ -84,24 +84,34 @@ async def _segments(conn: AsyncConnection, plan: RangePlan, now: datetime) -> tu
 # only ever deactivated), so the primary key (monitor_id, location, bucket) gives one short bucket range per
 # monitor and location instead of every bucket the monitor has; no index of its own is needed.
 #
-# Hourly figures of the page's monitors, all locations together: hourly rollups, whose rows are the buckets, up to
-# the hourly watermark; raw results from it on. The two ranges meet at the watermark and never overlap.
-_SUMMARY_HOURS = """
-select monitor_id, t, sum(checks)::bigint as checks, sum(up_checks)::bigint as up_checks,
-       sum(response_count)::bigint as response_count, sum(response_sum_ms)::bigint as response_sum_ms
-from (
-    select monitor_id, bucket as t, checks, up_checks, response_count, response_sum_ms
-    from rollup_hourly
-    where monitor_id = any(%(monitor_ids)s) and location = any(array(select code from regions))
-          and bucket >= %(whole_from)s and bucket < %(whole_to)s
-    union all
-    select monitor_id, date_bin('1 hour', checked_at, %(origin)s), count(*), count(*) filter (where status = any(%(up)s)),
-           count(response_time_ms), coalesce(sum(response_time_ms), 0)
-    from monitor_results
-    where monitor_id = any(%(monitor_ids)s) and checked_at >= %(raw_from)s and checked_at < %(raw_to)s
-    group by 1, 2
-) parts
-group by monitor_id, t
+# Per monitor of the page, all locations together: its 24-hour totals, and the hours that had a response time as
+# their position in the day (0 is the oldest) with their average. Hourly rollups, whose rows are the hours, up to
+# the hourly watermark; raw results from it on; the two ranges meet at the watermark and never overlap. One row per
+# monitor: fetching an hour per row was most of the summary's cost.
+_SUMMARIES = """
+with hours as (
+    select monitor_id, t, sum(checks) as checks, sum(up_checks) as up_checks,
+           sum(response_count) as response_count, sum(response_sum_ms) as response_sum_ms
+    from (
+        select monitor_id, bucket as t, checks, up_checks, response_count, response_sum_ms
+        from rollup_hourly
+        where monitor_id = any(%(monitor_ids)s) and location = any(array(select code from regions))
+              and bucket >= %(whole_from)s and bucket < %(whole_to)s
+        union all
+        select monitor_id, date_bin('1 hour', checked_at, %(origin)s), count(*),
+               count(*) filter (where status = any(%(up)s)), count(response_time_ms), coalesce(sum(response_time_ms), 0)
+        from monitor_results
+        where monitor_id = any(%(monitor_ids)s) and checked_at >= %(raw_from)s and checked_at < %(raw_to)s
+        group by 1, 2
+    ) parts
+    group by monitor_id, t
+)
+select monitor_id, sum(checks)::bigint as checks, sum(up_checks)::bigint as up_checks,
+       sum(response_count)::bigint as response_count, sum(response_sum_ms)::bigint as response_sum_ms,
+       array_agg((extract(epoch from t - %(since)s) / 3600)::int order by t)
+           filter (where response_count > 0) as positions,
+       array_agg(response_sum_ms::float8 / response_count order by t) filter (where response_count > 0) as averages
+from hours group by monitor_id
 """
 
 
@@ -113,37 +123,25 @@ async def summaries(
     since = range_start(SUMMARY_PLAN, now)
     async with db.transaction() as conn:
         segments, _ = await _segments(conn, SUMMARY_PLAN, now)
-        params = {**_segment_params(SUMMARY_PLAN, segments), "monitor_ids": monitor_ids}
-        rows = await (await conn.execute(_SUMMARY_HOURS, params, prepare=False)).fetchall()
-    # keyed by the hour's position in the day: hashing aware datetimes costs more than the rest of this together
-    hours: dict[uuid.UUID, dict[int, dict]] = {}
-    for row in rows:
-        hours.setdefault(row["monitor_id"], {})[(row["t"] - since) // HOUR] = row
+        params = {**_segment_params(SUMMARY_PLAN, segments), "monitor_ids": monitor_ids, "since": since}
+        rows = await (await conn.execute(_SUMMARIES, params, prepare=False)).fetchall()
+    found = {row["monitor_id"]: row for row in rows}
     starts = [since + HOUR * i for i in range(24)]
-    return {monitor_id: _summary(hours.get(monitor_id, {}), starts) for monitor_id in monitor_ids}
+    return {monitor_id: _summary(found.get(monitor_id), starts) for monitor_id in monitor_ids}
 
 
-def _summary(hours: dict[int, dict], starts: list[datetime]) -> MonitorSummary:
-    """Built with model_construct: the figures come from our own query, and validating 24 points for each of
-    a page's monitors was most of the list's time."""
-    checks = sum(row["checks"] for row in hours.values())
-    up_checks = sum(row["up_checks"] for row in hours.values())
-    responses = sum(row["response_count"] for row in hours.values())
-    response_sum = sum(row["response_sum_ms"] for row in hours.values())
+def _summary(row: dict | None, starts: list[datetime]) -> MonitorSummary:
+    """Built with model_construct: the figures come from our own query, and validating them for each of a page's
+    monitors was most of the list's time."""
+    averages: list[float | None] = [None] * len(starts)
+    for position, average in zip(row["positions"] or [], row["averages"] or [], strict=True) if row else ():
+        averages[position] = round(average, 2)
+    checks, responses = (row["checks"], row["response_count"]) if row else (0, 0)
     return MonitorSummary.model_construct(
-        uptime24h=round(100.0 * up_checks / checks, 3) if checks else None,
-        avg_response_ms24h=round(response_sum / responses, 2) if responses else None,
-        sparkline=[
-            SparklinePoint.model_construct(t=start, ms=_average(hours.get(position)))
-            for position, start in enumerate(starts)
-        ],
+        uptime24h=round(100.0 * row["up_checks"] / checks, 3) if checks else None,
+        avg_response_ms24h=round(row["response_sum_ms"] / responses, 2) if responses else None,
+        sparkline=[SparklinePoint(t=start, ms=ms) for start, ms in zip(starts, averages, strict=True)],
     )
-
-
-def _average(row: dict | None) -> float | None:
-    if not row or not row["response_count"]:
-        return None
-    return round(row["response_sum_ms"] / row["response_count"], 2)
 
 
 # --- a monitor's response-time series ----------------------------------------------------------------------
@@ -249,7 +247,7 @@ async def response_times(
             row["location"], LocationSeries(location=row["location"], points=[], phases=[])
         )
         series.phases.append(
-            PhasePoint.model_construct(
+            PhasePoint(
                 t=row["t"],
                 dns_ms=_round(row["dns_ms"]),
                 connect_ms=_round(row["connect_ms"]),
@@ -271,14 +269,14 @@ async def response_times(
 
 def _raw_point(row: dict) -> tuple[str, SeriesPoint]:
     value = row["v"]
-    return row["location"], SeriesPoint.model_construct(  # from our own query: no validation per point
+    return row["location"], SeriesPoint(
         t=row["t"], avg_ms=value, p95_ms=value, min_ms=value, max_ms=value, checks=1, up_checks=row["up"]
     )
 
 
 def _bucket_point(row: dict) -> tuple[str, SeriesPoint]:
     average = row["response_sum_ms"] / row["response_count"] if row["response_count"] else None
-    return row["location"], SeriesPoint.model_construct(
+    return row["location"], SeriesPoint(
         t=row["t"],
         avg_ms=_round(average),
         p95_ms=_round(row["p95_ms"]),

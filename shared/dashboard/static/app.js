@@ -264,6 +264,148 @@ function wireMonitorList() {
   window.addEventListener("pagehide", () => events.close());
 }
 
+// ------------------------------------------------------------------------------------ the monitor detail page
+// (templates/detail/): the results table filters and pages in place (?fragment=results), its day filter is the
+// browser's own day (timezoneOffset), and live events keep the status and each location's card current.
+function setStatusBadge(badge, status) {
+  if (!badge) return;
+  badge.dataset.status = status;
+  badge.className = `status status-${status}`;
+  const word = badge.querySelector(".status-word");
+  if (word) word.textContent = status;
+}
+
+function wireMonitorDetail() {
+  const root = document.querySelector("[data-monitor-detail]");
+  if (!root) return;
+  const monitorId = root.dataset.monitorId;
+  const pagePath = `${BASE}/monitors/${monitorId}`;
+  const region = root.querySelector("[data-results]");
+  const form = root.querySelector("form[data-results-filters]");
+  const offsetField = form && form.querySelector("[data-timezone-offset]");
+  const dayField = form && form.querySelector('input[name="date"]');
+
+  // The offset of the chosen day's local midnight, so a day across a daylight-saving change is still whole.
+  function setOffset() {
+    if (!offsetField) return;
+    const day = dayField && /^\d{4}-\d{2}-\d{2}$/.test(dayField.value) ? dayField.value.split("-").map(Number) : null;
+    const moment = day ? new Date(day[0], day[1] - 1, day[2]) : new Date();
+    offsetField.value = String(moment.getTimezoneOffset());
+  }
+  setOffset();
+
+  let inFlight = null;
+  async function loadResults(query, { remember = true } = {}) {
+    if (!region) return;
+    const params = new URLSearchParams(query);
+    for (const [key, value] of [...params]) if (!value) params.delete(key);
+    params.delete("fragment");
+    const bare = params.toString();
+    params.set("fragment", "results");
+    if (inFlight) inFlight.abort();
+    inFlight = new AbortController();
+    try {
+      const response = await fetch(`${pagePath}?${params}`, {
+        headers: { "X-Requested-With": "fetch" }, credentials: "same-origin", signal: inFlight.signal,
+      });
+      if (response.status === 401) { window.location.assign(`${BASE}/login`); return; }
+      if (!response.ok) { toast(`The results could not be loaded (HTTP ${response.status})`); return; }
+      region.innerHTML = await response.text();
+      localiseTimes(region);
+      if (remember) history.replaceState(null, "", `${pagePath}${bare ? "?" + bare : ""}${window.location.hash}`);
+      region.dispatchEvent(new CustomEvent("results:refreshed", { bubbles: true }));
+    } catch (error) {
+      if (error.name !== "AbortError") throw error;
+    }
+  }
+
+  // The page's other lists (alerts, incidents) and the range keep their place in the query.
+  function queryWith(formData) {
+    const current = new URLSearchParams(window.location.search);
+    const params = new URLSearchParams();
+    for (const [key, value] of current) if (!["location", "date", "timezoneOffset", "page", "fragment"].includes(key)) params.set(key, value);
+    for (const [key, value] of formData) if (value) params.set(key, value);
+    return params;
+  }
+
+  if (form) {
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      setOffset();
+      const data = new FormData(form);
+      if (!data.get("date")) data.delete("timezoneOffset");
+      loadResults(queryWith(data));
+    });
+    form.addEventListener("change", () => form.requestSubmit());
+  }
+  if (region) {
+    region.addEventListener("click", (event) => {
+      const link = event.target.closest(".pager a");
+      if (!link || event.ctrlKey || event.metaKey || event.shiftKey) return;
+      event.preventDefault();
+      loadResults(new URL(link.href).searchParams).then(() => {
+        const heading = document.getElementById("results-heading");
+        if (heading) heading.scrollIntoView({ block: "start" });
+        const again = region.querySelector(`.pager a[rel="${link.rel}"]`) || region.querySelector(".pager a");
+        if (again) again.focus();
+      });
+    });
+  }
+
+  // Live: each result updates its location's card at once; the table follows, at most every few seconds.
+  const header = root.querySelector("[data-monitor-status] [data-status]");
+  const lastCheck = root.querySelector("[data-last-check]");
+  let pending = null;
+  let lastRefresh = 0;
+  function refreshSoon() {
+    if (pending) return;
+    const wait = Math.max(0, lastRefresh + 3000 - Date.now());
+    pending = setTimeout(() => {
+      pending = null;
+      lastRefresh = Date.now();
+      loadResults(new URLSearchParams(window.location.search), { remember: false });
+    }, wait);
+  }
+  function timeElement(iso) {
+    const time = document.createElement("time");
+    time.setAttribute("data-local", "");
+    time.setAttribute("datetime", iso);
+    time.textContent = iso;
+    return time;
+  }
+
+  const events = new EventSource(`${BASE}/api/events?monitorId=${encodeURIComponent(monitorId)}`);
+  events.addEventListener("result", (message) => {
+    const event = JSON.parse(message.data);
+    if (String(event.monitorId) !== monitorId) return;
+    const card = root.querySelector(`.location-card[data-location="${CSS.escape(event.location)}"]`);
+    if (card) {
+      setStatusBadge(card.querySelector("[data-location-status] [data-status]"), event.status);
+      const response = card.querySelector("[data-location-response]");
+      if (response) response.textContent = event.responseTimeMs == null ? "–" : `${event.responseTimeMs} ms`;
+      const checked = card.querySelector("[data-location-checked]");
+      if (checked && event.checkedAt) { checked.replaceChildren(timeElement(event.checkedAt)); localiseTimes(checked); }
+      const note = card.querySelector(".location-message");
+      if (note && event.status === "up") note.remove();
+    }
+    if (lastCheck && event.checkedAt) { lastCheck.replaceChildren(timeElement(event.checkedAt)); localiseTimes(lastCheck); }
+    const lastRun = root.querySelector("[data-last-run]");
+    if (lastRun && event.checkedAt) {  // the run the page was drawn with is no longer the last
+      lastRun.replaceChildren("Live: the latest result arrived ", timeElement(event.checkedAt));
+      localiseTimes(lastRun);
+    }
+    refreshSoon();
+  });
+  events.addEventListener("status_change", (message) => {
+    const event = JSON.parse(message.data);
+    if (String(event.monitorId) !== monitorId) return;
+    if (root.dataset.enabled === "true") setStatusBadge(header, event.to);
+    toast(`Status changed: ${event.from} → ${event.to}`);
+  });
+  window.addEventListener("pagehide", () => events.close());
+}
+// ---- end of the monitor detail page ---------------------------------------------------------------------------
+
 // ---- Monitor set-up forms (shared/dashboard/pages/monitor_forms.py) ------------------------------------------
 // The type select shows that type's fields and hides the others (hidden fields are not sent); the auth type
 // shows its own fields. An edit is a PATCH that leaves out what it keeps as stored: the type when unchanged (so
@@ -639,6 +781,7 @@ document.addEventListener("DOMContentLoaded", () => {
   wireApiForms(document);
   wireApiActions(document);
   wireMonitorList();
+  wireMonitorDetail();
   wireMonitorForm();
   wireSettingsPages();
 });
