@@ -14,7 +14,7 @@ from psycopg import AsyncConnection
 
 from shared import db
 from shared.pipeline.rollups import DAILY_MARK, HOURLY_MARK, UP_STATUSES, read_marks
-from shared.rules.retention import DAY, UTC_ORIGIN, floor_day
+from shared.rules.retention import DAY, HOUR, UTC_ORIGIN, floor_day
 from shared.rules.series import RangePlan, plan_segments
 from shared.rules.status_page import (
     FAILING_CHECKS,
@@ -532,32 +532,39 @@ async def _project_of(conn: AsyncConnection, monitor_id: uuid.UUID) -> uuid.UUID
     return row["project_id"]
 
 
+_WINDOW_PARTS = {
+    "daily": """select checks, up_checks, response_count, response_sum_ms from rollup_daily
+                where monitor_id = %(id)s and bucket >= %(daily_start)s and bucket < %(daily_end)s""",
+    "hourly": """select checks, up_checks, response_count, response_sum_ms from rollup_hourly
+                 where monitor_id = %(id)s and bucket >= %(hourly_start)s and bucket < %(hourly_end)s""",
+    "raw": """select count(*), count(*) filter (where status = any(%(up)s)), count(response_time_ms),
+                     coalesce(sum(response_time_ms), 0)
+              from monitor_results where monitor_id = %(id)s and checked_at >= %(raw_start)s""",
+}
+
+
 async def _window_figures(conn: AsyncConnection, monitor_id: uuid.UUID, now: datetime, hours: int) -> dict:
-    """Uptime and mean response time over the last `hours`: hourly rollups up to their watermark, raw after."""
+    """Uptime and mean response time over the last `hours`, from the coarsest tier holding each part (cut at the
+    rollup watermarks, as the page's bars are): whole UTC days from a week up, whole hours below, so a window
+    starts at the day or hour it began in."""
     marks = await read_marks(conn)
-    since = now - timedelta(hours=hours)
-    hourly_through = marks.get(HOURLY_MARK)
-    raw_from = max(since, hourly_through) if hourly_through else since
+    plan = (
+        RangePlan(timedelta(hours=hours), DAY, "daily")
+        if hours >= 168
+        else RangePlan(timedelta(hours=hours), HOUR, "hourly")
+    )
+    segments = plan_segments(plan, now, marks.get(HOURLY_MARK), marks.get(DAILY_MARK))
+    params: dict = {"id": monitor_id, "up": list(UP_STATUSES)}
+    for segment in segments:
+        params[f"{segment.source}_start"], params[f"{segment.source}_end"] = segment.start, segment.end
+    parts = " union all ".join(_WINDOW_PARTS[segment.source] for segment in segments)
     row = await (
         await conn.execute(
-            """select sum(checks)::bigint as checks, sum(up)::bigint as up, sum(n)::bigint as n,
-                      sum(ms)::float8 as ms
-               from (
-                 select checks, up_checks as up, response_count as n, response_sum_ms as ms from rollup_hourly
-                 where monitor_id = %(id)s and bucket >= date_bin('1 hour', %(since)s::timestamptz, %(origin)s)
-                       and bucket < %(raw_from)s
-                 union all
-                 select count(*), count(*) filter (where status = any(%(up)s)), count(response_time_ms),
-                        coalesce(sum(response_time_ms), 0)
-                 from monitor_results where monitor_id = %(id)s and checked_at >= %(raw_from)s
-               ) parts""",
-            {
-                "id": monitor_id,
-                "since": since,
-                "raw_from": raw_from,
-                "origin": UTC_ORIGIN,
-                "up": list(UP_STATUSES),
-            },
+            f"""select sum(checks)::bigint as checks, sum(up)::bigint as up, sum(n)::bigint as n,
+                       sum(ms)::float8 as ms
+                from ({parts}) as parts(checks, up, n, ms)""",
+            params,
+            prepare=False,
         )
     ).fetchone()
     checks, n = row["checks"] or 0, row["n"] or 0
