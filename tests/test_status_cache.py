@@ -1,6 +1,7 @@
 """The status cache under a rush, on a real event loop with a controllable clock: one copy made per key however
 many readers, stale copies served while the next is made, an invalidated copy remade after the minimum
-interval, and the change watcher telling status changes and region flips from ordinary results."""
+interval, the change watcher telling status changes and region flips from ordinary results, and replicas
+sharing their copies through a real Redis (one copy for all, none taken from before a change)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import uuid
 
 import pytest
 
-from shared.status.cache import ChangeWatcher, RenderCache, Rendered
+from shared.status.cache import ChangeWatcher, RenderCache, Rendered, SharedCopies
 
 
 class Clock:
@@ -171,3 +172,77 @@ def test_the_watcher_tells_what_changed_a_page(events, changed):
             event["monitorId"] = str(ids[event["monitorId"]])
     watcher = ChangeWatcher(RenderCache())
     assert watcher.changed_monitors(events) == {ids[name] for name in changed}
+
+
+# ------------------------------------------------------------------------------- replicas sharing copies
+
+
+def replicas(count: int) -> list[RenderCache]:
+    return [
+        RenderCache(min_render_interval_seconds=0, shared=SharedCopies(keep_seconds=40)) for _ in range(count)
+    ]
+
+
+async def closing_redis(coroutine):
+    from shared.redis import close_redis
+
+    try:
+        return await coroutine
+    finally:
+        await close_redis()
+
+
+def test_replicas_sharing_redis_make_one_copy_for_all_their_readers(clean):
+    async def scenario():
+        caches, make = replicas(3), Maker()
+        readers = [asyncio.create_task(cache.get("page:acme", make)) for cache in caches for _ in range(50)]
+        await asyncio.sleep(0.2)
+        make.release.set()
+        copies = await asyncio.gather(*readers)
+        return make.calls, {copy.body for copy in copies}, [cache.stats.renders for cache in caches]
+
+    calls, bodies, renders = asyncio.run(closing_redis(scenario()))
+    assert calls == 1 and bodies == {b"copy 1"}
+    assert sorted(renders) == [0, 0, 1]
+
+
+def test_after_a_change_every_replica_takes_the_copy_one_of_them_made_since(clean):
+    monitor = uuid.uuid4()
+
+    async def scenario():
+        caches, make = replicas(2), Maker(frozenset({monitor}))
+        make.release.set()
+        for cache in caches:
+            await cache.get("page:acme", make)  # one copy, shared
+        calls_before = make.calls
+        for cache in caches:
+            cache.invalidate_monitors({monitor})  # both watchers read the same status change
+        await caches[0].get("page:acme", make)  # stale: the first starts the next copy
+        await asyncio.sleep(0.1)
+        await caches[1].get("page:acme", make)  # stale: the second takes the new shared copy
+        await asyncio.sleep(0.1)
+        newest = [await cache.get("page:acme", make) for cache in caches]
+        return calls_before, make.calls, [copy.body for copy in newest], [c.stats.renders for c in caches]
+
+    calls_before, calls, bodies, renders = asyncio.run(closing_redis(scenario()))
+    assert calls_before == 1
+    assert calls == 2 and bodies == [b"copy 2", b"copy 2"]
+    assert renders == [2, 0]
+
+
+def test_a_shared_copy_from_before_a_change_is_not_taken_as_fresh(clean):
+    monitor = uuid.uuid4()
+
+    async def scenario():
+        first, second = replicas(2)
+        make = Maker(frozenset({monitor}))
+        make.release.set()
+        await first.get("page:acme", make)
+        await second.get("page:acme", make)
+        second.invalidate_monitors({monitor})  # only the second has read the change so far
+        await second.get("page:acme", make)  # stale: the shared copy predates the change, so it makes its own
+        await asyncio.sleep(0.1)
+        return make.calls, (await second.get("page:acme", make)).body
+
+    calls, body = asyncio.run(closing_redis(scenario()))
+    assert calls == 2 and body == b"copy 2"

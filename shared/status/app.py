@@ -22,7 +22,14 @@ from shared.rules import badges
 from shared.rules.status_page import duration_hours
 from shared.settings import get_settings
 from shared.status import feeds, public
-from shared.status.cache import FRESH_SECONDS, STALE_SECONDS, ChangeWatcher, RenderCache, Rendered
+from shared.status.cache import (
+    FRESH_SECONDS,
+    STALE_SECONDS,
+    ChangeWatcher,
+    RenderCache,
+    Rendered,
+    SharedCopies,
+)
 from shared.status.render import (
     BASE_PATH,
     CATALOGUE,
@@ -32,7 +39,7 @@ from shared.status.render import (
     render_page,
 )
 
-CACHE = RenderCache()
+CACHE = RenderCache(shared=SharedCopies(keep_seconds=FRESH_SECONDS + STALE_SECONDS))
 WATCHER = ChangeWatcher(CACHE)
 CACHE_CONTROL = f"public, max-age={FRESH_SECONDS:g}, stale-while-revalidate={STALE_SECONDS:g}"
 HTML = "text/html; charset=utf-8"

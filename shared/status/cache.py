@@ -3,8 +3,9 @@ the traffic, by one task per key (single flight), while readers are served the c
 
 Within a replica: a fresh copy is served as it is; a stale one (older than the period, or invalidated by a status
 change) is served too while one task makes the next; only a first read, or one after a long quiet spell
-(shared.rules.status_page.freshness), waits, and then every waiter shares that one task. Across replicas each
-keeps its own copies, so N replicas make at most N copies per period (OpenFaaS CE runs at most 5).
+(shared.rules.status_page.freshness), waits, and then every waiter shares that one task. Across replicas the
+copies are shared through Redis (SharedCopies): the task takes a fresh enough copy another replica made, or
+claims the making of the next with SET NX, so the database sees one read per period whatever the replicas.
 
 Invalidation is pushed: a listener reads aggregate's status changes and the checks' results from the sc:events
 stream (shared.redis.publish_live_events) and marks stale the copies that show the monitor, so a change shows
@@ -13,6 +14,7 @@ at the next read after it, and within the period at the latest if Redis is down.
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import hashlib
 import json
@@ -67,6 +69,78 @@ class CacheStats:
     failures: int = 0
 
 
+class SharedCopies:
+    """Rendered copies in Redis for every replica: a versioned JSON envelope per key (the body gzipped, base64),
+    kept for the fresh and stale seconds, and a short lock naming who makes the next. Redis away, each replica
+    makes its own copies, as without it."""
+
+    ENVELOPE_VERSION = 1
+
+    def __init__(
+        self, keep_seconds: float, lock_seconds: float = 15.0, wall: Callable[[], float] = time.time
+    ):
+        self.keep_ms = int(keep_seconds * 1000)
+        self.lock_ms = int(lock_seconds * 1000)
+        self.wall = wall
+
+    @staticmethod
+    def _name(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+    async def fetch(self, key: str) -> tuple[Rendered, float] | None:
+        """(the copy, its age in seconds), or None."""
+        from shared.redis import get_redis
+
+        try:
+            raw = await get_redis().get(streams.STATUS_COPY_PREFIX + self._name(key))
+            if raw is None:
+                return None
+            envelope = json.loads(raw)
+            if envelope.get("v") != self.ENVELOPE_VERSION:
+                return None
+            body = gzip.decompress(base64.b64decode(envelope["gzipped"]))
+            copy = Rendered(
+                body,
+                envelope["mediaType"],
+                status=envelope["status"],
+                monitor_ids=frozenset(uuid.UUID(m) for m in envelope["monitorIds"]),
+            )
+            return copy, max(self.wall() - envelope["madeAt"], 0.0)
+        except Exception as error:  # noqa: BLE001 -- Redis away or a bad entry: make our own
+            log.warning("shared copy of %s unreadable: %s", key, error)
+            return None
+
+    async def claim(self, key: str) -> bool:
+        """Whether this replica makes the next copy (nobody else is)."""
+        from shared.redis import get_redis
+
+        try:
+            name = streams.STATUS_MAKING_PREFIX + self._name(key)
+            return bool(await get_redis().set(name, "1", nx=True, px=self.lock_ms))
+        except Exception:  # noqa: BLE001 -- Redis away: every replica makes its own
+            return True
+
+    async def store(self, key: str, copy: Rendered, age: float) -> None:
+        """Shares `copy`, whose data was read `age` seconds ago."""
+        from shared.redis import get_redis
+
+        envelope = {
+            "v": self.ENVELOPE_VERSION,
+            "gzipped": base64.b64encode(copy.gzipped).decode(),
+            "mediaType": copy.media_type,
+            "status": copy.status,
+            "monitorIds": sorted(str(m) for m in copy.monitor_ids),
+            "madeAt": self.wall() - age,
+        }
+        try:
+            pipe = get_redis().pipeline(transaction=False)
+            pipe.set(streams.STATUS_COPY_PREFIX + self._name(key), json.dumps(envelope), px=self.keep_ms)
+            pipe.delete(streams.STATUS_MAKING_PREFIX + self._name(key))
+            await pipe.execute()
+        except Exception as error:  # noqa: BLE001 -- the copy still serves this replica
+            log.warning("could not share the copy of %s: %s", key, error)
+
+
 class RenderCache:
     def __init__(
         self,
@@ -74,13 +148,19 @@ class RenderCache:
         stale_seconds: float = STALE_SECONDS,
         min_render_interval_seconds: float = MIN_RENDER_INTERVAL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedCopies | None = None,
+        wait_for_other_replica_seconds: float = 3.0,
     ):
         self.fresh_seconds = fresh_seconds
         self.stale_seconds = stale_seconds
         self.min_render_interval_seconds = min_render_interval_seconds
         self.clock = clock
+        self.shared = shared
+        self.wait_for_other_replica_seconds = wait_for_other_replica_seconds
         self.entries: dict[str, Rendered] = {}
         self.making: dict[str, asyncio.Task[Rendered]] = {}
+        # when (self.clock) this replica last learnt that a key's monitors changed: a copy older is stale
+        self.invalidated_at: dict[str, float] = {}
         self.stats = CacheStats()
 
     def _decision(self, entry: Rendered) -> Freshness:
@@ -116,9 +196,9 @@ class RenderCache:
 
     async def _make(self, key: str, make: Callable[[], Awaitable[Rendered]]) -> Rendered:
         try:
-            self.stats.renders += 1
-            rendered = await make()
-            rendered.made_at = self.clock()
+            rendered = await self._from_replicas(key, make)
+            # a change learnt after the copy's data was read (while it was made) leaves it stale at once
+            rendered.invalidated = rendered.made_at <= self.invalidated_at.get(key, float("-inf"))
             self.entries.pop(key, None)  # re-inserted last: the dict's order is the eviction order
             self.entries[key] = rendered
             while len(self.entries) > MOST_ENTRIES:
@@ -131,12 +211,63 @@ class RenderCache:
         finally:
             self.making.pop(key, None)
 
+    async def _render(self, make: Callable[[], Awaitable[Rendered]]) -> Rendered:
+        """A new copy, dated when its reading began."""
+        started = self.clock()
+        self.stats.renders += 1
+        rendered = await make()
+        rendered.made_at = started
+        return rendered
+
+    async def _from_replicas(self, key: str, make: Callable[[], Awaitable[Rendered]]) -> Rendered:
+        """Another replica's copy if it is fresh and newer than the last change this replica learnt of; else one
+        this replica makes and shares; else, while another replica makes it, the shared copy as it is (stale is
+        fine, as stale-while-revalidate), or, with none yet, the new one once it appears, and our own when it
+        does not appear in time."""
+        if self.shared is None:
+            return await self._render(make)
+        changed_at = self.invalidated_at.get(key, float("-inf"))
+
+        async def shared_copy() -> Rendered | None:
+            found = await self.shared.fetch(key)
+            if found is None:
+                return None
+            copy, age = found
+            copy.made_at = self.clock() - age
+            return copy
+
+        def usable(copy: Rendered | None) -> bool:
+            return (
+                copy is not None
+                and self.clock() - copy.made_at < self.fresh_seconds
+                and copy.made_at > changed_at
+            )
+
+        copy = await shared_copy()
+        if usable(copy):
+            return copy
+        if await self.shared.claim(key):
+            rendered = await self._render(make)
+            await self.shared.store(key, rendered, age=self.clock() - rendered.made_at)
+            return rendered
+        if copy is not None:
+            return copy
+        deadline = self.clock() + self.wait_for_other_replica_seconds
+        while self.clock() < deadline:
+            await asyncio.sleep(0.05)
+            copy = await shared_copy()
+            if usable(copy):
+                return copy
+        return await self._render(make)
+
     def invalidate_monitors(self, monitor_ids: Iterable[uuid.UUID]) -> int:
         changed = set(monitor_ids)
+        now = self.clock()
         count = 0
-        for entry in self.entries.values():
+        for key, entry in self.entries.items():
             if not entry.invalidated and entry.monitor_ids & changed:
                 entry.invalidated = True
+                self.invalidated_at[key] = now
                 count += 1
         return count
 
