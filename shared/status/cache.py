@@ -32,6 +32,7 @@ log = logging.getLogger("supercheck.status")
 FRESH_SECONDS = 10.0  # the cache period: max-age, and how long a copy is served without a new one being made
 STALE_SECONDS = 30.0  # stale-while-revalidate: how long past it a copy is still served while the next is made
 MIN_RENDER_INTERVAL_SECONDS = 2.0  # status changes make a page again at most this often
+OTHER_REPLICA_RECHECK_SECONDS = 1.0  # how soon a replica looks again for the copy another one is making
 MOST_ENTRIES = 2000  # pages, badges and feeds; unknown slugs are cached too, so a scanner cannot fill memory
 
 
@@ -251,6 +252,10 @@ class RenderCache:
             await self.shared.store(key, rendered, age=self.clock() - rendered.made_at)
             return rendered
         if copy is not None:
+            # served while the other replica makes the next; looked at again in a second, not at every read
+            copy.made_at = max(
+                copy.made_at, self.clock() - self.fresh_seconds + OTHER_REPLICA_RECHECK_SECONDS
+            )
             return copy
         deadline = self.clock() + self.wait_for_other_replica_seconds
         while self.clock() < deadline:
