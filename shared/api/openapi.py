@@ -91,6 +91,13 @@ def _responses(spec, schema_for) -> dict:
         }
     elif spec.status == 204:
         responses = {"204": {"description": "Done"}}
+    elif 300 <= spec.status < 400:
+        responses = {
+            str(spec.status): {
+                "description": spec.summary,
+                "headers": {"Location": {"schema": {"type": "string"}}},
+            }
+        }
     else:
         responses = {
             str(spec.status): {

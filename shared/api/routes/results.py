@@ -3,9 +3,12 @@ series, certificate, runs."""
 
 from __future__ import annotations
 
+from starlette.responses import RedirectResponse
+
 from shared.api.framework import Context, LazyModule, as_uuid, endpoint
 from shared.api.requests import ResultsQuery, SeriesQuery, StatsQuery, UptimeQuery
 from shared.api.schemas import CertificateReport, LocationStats, ResponseTimeSeries, ResultPage, RunOut
+from shared.errors import ApiError
 
 results = LazyModule("shared.api.services.results")
 long_range = LazyModule("shared.pipeline.long_range")
@@ -81,3 +84,18 @@ async def monitor_certificate(ctx: Context, monitor_id: str):
 )
 async def get_run(ctx: Context, run_id: str):
     return await results.get_run(ctx.project_id, as_uuid(run_id, "run"))
+
+
+@endpoint(
+    "GET",
+    "/monitors/{monitor_id}/results/{result_id}/artifacts/{name}",
+    summary="A synthetic run's artifact (report.html, screenshot.png, trace.zip, ...): a redirect to a link "
+    "valid for 15 minutes, so a private bucket stays private",
+    tag="results",
+    status=307,
+)
+async def result_artifact(ctx: Context, monitor_id: str, result_id: str, name: str):
+    if not (result_id.isdigit() and len(result_id) <= 18):  # a bigint id
+        raise ApiError(404, "not_found", "result not found")
+    link = await results.artifact_link(ctx.project_id, as_uuid(monitor_id, "monitor"), int(result_id), name)
+    return RedirectResponse(link, status_code=307, headers={"Cache-Control": "no-store"})

@@ -145,3 +145,34 @@ async def get_run(project_id: uuid.UUID, run_id: uuid.UUID) -> RunOut:
         missing_locations=missing,
         results=[result_out(row) for row in results],
     )
+
+
+ARTIFACT_LINK_SECONDS = 15 * 60
+
+
+async def artifact_link(project_id: uuid.UUID, monitor_id: uuid.UUID, result_id: int, name: str) -> str:
+    """A presigned link to one artifact a synthetic run stored, for a result of the caller's monitor."""
+    import asyncio
+
+    from shared.settings import get_settings
+    from shared.synthetic.artifacts import ArtifactStore
+
+    await get_monitor(project_id, monitor_id)
+    async with db.transaction() as conn:
+        row = await (
+            await conn.execute(
+                "select details from monitor_results where id = %s and monitor_id = %s",
+                (result_id, monitor_id),
+            )
+        ).fetchone()
+    if row is None:
+        raise ApiError(404, "not_found", "result not found")
+    stored = (row["details"] or {}).get("artifacts")
+    url = stored.get(name) if isinstance(stored, dict) else None
+    if not isinstance(url, str):
+        raise ApiError(404, "not_found", f"this result has no artifact '{name}'")
+    store = ArtifactStore.from_settings(get_settings())
+    key = store.key_of(url) if store else None
+    if key is None:  # stored where this install no longer keeps artifacts
+        raise ApiError(404, "not_found", f"artifact '{name}' is not in this install's artifact bucket")
+    return await asyncio.to_thread(store.presigned_url, key, ARTIFACT_LINK_SECONDS)

@@ -16,7 +16,7 @@ from typing import Any
 from markupsafe import Markup
 
 from shared.dashboard import charts
-from shared.dashboard.web import PageContext, QueryValues, page
+from shared.dashboard.web import BASE_PATH, PageContext, QueryValues, page
 
 RANGES = (("1h", "1 h"), ("24h", "24 h"), ("7d", "7 d"), ("30d", "30 d"), ("90d", "90 d"))
 DEFAULT_RANGE = "24h"
@@ -252,12 +252,10 @@ def incident_row(incident: dict) -> dict[str, Any]:
 
 def result_row(result: dict) -> dict[str, Any]:
     details = result.get("details") or {}
-    links = details.get("artifacts") if isinstance(details.get("artifacts"), dict) else {}
-    artifacts = [
-        (title, links[name])
-        for name, title in ARTIFACTS
-        if isinstance(links.get(name), str) and links[name].startswith(("https://", "http://"))
-    ]
+    stored = details.get("artifacts") if isinstance(details.get("artifacts"), dict) else {}
+    # through the API door, which answers a short-lived presigned link: the bucket may stay private
+    door = f"{BASE_PATH}/api/monitors/{result['monitorId']}/results/{result['id']}/artifacts"
+    artifacts = [(title, f"{door}/{name}") for name, title in ARTIFACTS if isinstance(stored.get(name), str)]
     return {
         **result,
         "artifacts": artifacts,
