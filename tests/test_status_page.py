@@ -382,3 +382,28 @@ def test_a_rush_of_readers_costs_one_page_read(stack, infra):
     reads = reported_page_reads(infra) - before
     # one read for the hundred; a slow machine may let a period pass mid-rush, which allows one more per period
     assert 1 <= reads <= 1 + int(elapsed // FRESH_SECONDS), (reads, elapsed)
+
+
+def test_the_incident_history_pages_through_published_incidents_newest_first(stack, infra):
+    slug = unique("history")
+    page_id, _ = seeded_page(infra, slug)
+    for n in range(25):
+        add_incident(infra, page_id, f"Incident {n:02d}", [f"Update of *incident {n}*"], status="resolved")
+        infra.sql(
+            "update incidents set created_at = now() - make_interval(hours => %s) where title = %s",
+            (100 - n, f"Incident {n:02d}"),
+        )
+    add_incident(infra, page_id, "A draft", ["not public"], is_draft=True)
+    first = get(stack, f"/{slug}/history")
+    assert first.status_code == 200
+    titles = re.findall(r'class="incident-title">([^<]+)<', first.text)
+    assert titles == [f"Incident {n:02d}" for n in range(24, 4, -1)]
+    assert "Page 1 of 2" in first.text and f'href="{BASE}/{slug}/history?page=2"' in first.text
+    second = get(stack, f"/{slug}/history", params={"page": "2"})
+    assert re.findall(r'class="incident-title">([^<]+)<', second.text) == [
+        f"Incident {n:02d}" for n in range(4, -1, -1)
+    ]
+    assert "<em>incident 0</em>" in second.text and "A draft" not in first.text + second.text
+    refused = get(stack, f"/{slug}/history", params={"page": "0"})
+    assert refused.status_code == 400 and "page" in refused.json()["error"]["message"]
+    assert f'href="{BASE}/{slug}/history"' in get(stack, f"/{slug}").text

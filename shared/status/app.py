@@ -35,6 +35,7 @@ from shared.status.render import (
     CATALOGUE,
     CONTENT_SECURITY_POLICY,
     Links,
+    render_history,
     render_not_found,
     render_page,
 )
@@ -51,6 +52,12 @@ Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-
 
 class PagePath(BaseModel):
     slug: Slug
+
+
+class HistoryQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    page: int = Field(default=1, ge=1, le=10_000)
 
 
 class BadgePath(BaseModel):
@@ -196,6 +203,37 @@ async def page_by_host(request: Request) -> Response:
             ),
         )
     return await _page(request, slug, Links.for_domain())
+
+
+async def _history(request: Request, slug: str, links: Links) -> Response:
+    try:
+        query = HistoryQuery.model_validate(dict(request.query_params))
+    except ValidationError as error:
+        first = error.errors()[0]
+        return invalid(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
+
+    async def make() -> Rendered:
+        history = await public.read_history(slug, query.page)
+        if history is None:
+            return plain_not_found(links, "There is no published status page at this address.")
+        return Rendered(render_history(history, links).encode(), HTML)
+
+    return reply(request, await cached(f"history:{slug}:{links.page}:{query.page}", make))
+
+
+async def history_by_slug(request: Request) -> Response:
+    try:
+        slug = PagePath(slug=request.path_params["slug"]).slug
+    except ValidationError:
+        return reply(request, plain_not_found(Links.for_gateway(), "No such status page."))
+    return await _history(request, slug, Links.for_slug(slug))
+
+
+async def history_by_host(request: Request) -> Response:
+    slug = await slug_of_host(request)
+    if slug is None:  # not a custom domain: /history is then the page whose slug is "history"
+        return await _page(request, "history", Links.for_slug("history"))
+    return await _history(request, slug, Links.for_domain())
 
 
 # ------------------------------------------------------------------------------------------------- feeds
@@ -399,7 +437,9 @@ def router() -> Router:
         Route(GATUS + "/response-times/{duration}/badge.svg", badge_route("response"), methods=["GET"]),
         Route(GATUS + "/response-times/{duration}/chart.svg", response_chart, methods=["GET"]),
         *[Route(f"/{kind}", feed_by_host, methods=["GET"]) for kind in FEED_KINDS],
+        Route("/history", history_by_host, methods=["GET"]),
         Route("/{slug}", page_by_slug, methods=["GET"]),
+        Route("/{slug}/history", history_by_slug, methods=["GET"]),
         Route("/{slug}/{kind:str}", feed_by_slug_or_404, methods=["GET"]),
     ]
     return Router(routes=routes, default=not_found)

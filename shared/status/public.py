@@ -354,7 +354,7 @@ select i.id, i.title, i.status, i.impact, i.created_at, i.updated_at,
 from incidents i left join incident_monitors im on im.incident_id = i.id
 where i.status_page_id = %(page)s and not i.is_draft
       and (i.resolved_at is null or i.resolved_at >= %(since)s)
-group by i.id order by i.created_at desc limit %(limit)s
+group by i.id order by i.created_at desc, i.id limit %(limit)s offset %(offset)s
 """
 
 
@@ -365,12 +365,13 @@ async def _incidents(
     now: datetime,
     since: datetime | None = None,
     limit: int = FEED_ITEMS,
+    offset: int = 0,
 ) -> list[PublicIncident]:
     """Published incidents only (a draft is the operator's until published), open ones and those resolved
     since `since` (PAST_INCIDENT_DAYS by default), with their timelines; named monitors only if on the page."""
     since = since or now - timedelta(days=PAST_INCIDENT_DAYS)
     rows = await (
-        await conn.execute(_INCIDENTS, {"page": page_id, "since": since, "limit": limit})
+        await conn.execute(_INCIDENTS, {"page": page_id, "since": since, "limit": limit, "offset": offset})
     ).fetchall()
     updates = await (
         await conn.execute(
@@ -450,6 +451,51 @@ async def read_feed(slug: str, now: datetime | None = None) -> FeedContent | Non
     maintenance = sorted((o for _, found in windows for o in found), key=lambda o: o.starts_at)
     latest = max([page["updated_at"], *(i.updated_at for i in incidents)])
     return FeedContent(page["slug"], page["title"], page["custom_domain"], latest, incidents, maintenance)
+
+
+# ------------------------------------------------------------------------------------- incident history
+
+HISTORY_PAGE_SIZE = 20
+
+
+@dataclass
+class IncidentHistory:
+    slug: str
+    title: str
+    page: int
+    pages: int
+    incidents: list[PublicIncident]
+
+
+async def read_history(slug: str, page: int, now: datetime | None = None) -> IncidentHistory | None:
+    """One page (from 1) of a status page's published incidents, newest first, HISTORY_PAGE_SIZE a page."""
+    now = now or datetime.now(UTC)
+    async with db.transaction() as conn:
+        found = await (
+            await conn.execute(
+                f"select {_PAGE_COLUMNS} from status_pages where slug = %s and published", (slug,)
+            )
+        ).fetchone()
+        if found is None:
+            return None
+        total = await (
+            await conn.execute(
+                "select count(*) as n from incidents where status_page_id = %s and not is_draft",
+                (found["id"],),
+            )
+        ).fetchone()
+        rows = await (await conn.execute(_PAGE_MONITORS, (found["id"],))).fetchall()
+        incidents = await _incidents(
+            conn,
+            found["id"],
+            {row["id"]: row["name"] for row in rows},
+            now,
+            since=datetime.min.replace(tzinfo=UTC),
+            limit=HISTORY_PAGE_SIZE,
+            offset=(page - 1) * HISTORY_PAGE_SIZE,
+        )
+    pages = max(1, -(-total["n"] // HISTORY_PAGE_SIZE))
+    return IncidentHistory(found["slug"], found["title"], page, pages, incidents)
 
 
 # ---------------------------------------------------------------------------------------------- badges

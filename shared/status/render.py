@@ -16,7 +16,7 @@ from shared.dashboard import charts
 from shared.dashboard.assets import STATIC_DIR as DASHBOARD_STATIC
 from shared.rules.badges import uptime_text
 from shared.rules.status_page import banner
-from shared.status.public import PublicIncident, PublicMonitor, PublicPage
+from shared.status.public import IncidentHistory, PublicIncident, PublicMonitor, PublicPage
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -129,6 +129,12 @@ def render_page(page: PublicPage, links: Links) -> str:
             active_maintenance=[o for o in page.maintenance if o.active_at(page.read_at)],
             upcoming_maintenance=[o for o in page.maintenance if o.starts_at > page.read_at],
         )
+    )
+
+
+def render_history(history: IncidentHistory, links: Links) -> str:
+    return (
+        environment().get_template("history.html").render(history=history, links=links, asset=_asset(links))
     )
 
 
