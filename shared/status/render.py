@@ -105,7 +105,9 @@ def _asset(links: Links):
 
 def bars_of(monitor: PublicMonitor) -> Markup:
     return charts.daily_bars(
-        [day.as_bar() for day in monitor.days], label=f"{monitor.name}: uptime, last 90 days"
+        [day.as_bar() for day in monitor.days],
+        label=f"{monitor.name}: uptime, last 90 days",
+        focus="notable",  # 90 tab stops a monitor would bury the page's links under perfect days
     )
 
 
