@@ -14,6 +14,9 @@ ALERTS_STREAM = f"{PREFIX}:alerts"
 LIVE_EVENTS_STREAM = f"{PREFIX}:events"
 LIVE_EVENTS_MAX_LENGTH = 100_000
 CONSUMER_GROUP = "sc-connector"
+# The status function's rendered copies, shared by its replicas (shared/status/cache.py), and who is making one.
+STATUS_COPY_PREFIX = f"{PREFIX}:status:copy:"
+STATUS_MAKING_PREFIX = f"{PREFIX}:status:making:"
 DEAD_LETTER_SUFFIX = ":dead"
 PAYLOAD_FIELD = "data"
 BUNDLE_KIND = (

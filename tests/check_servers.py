@@ -111,6 +111,12 @@ class CertificateAuthority:
         return self.issue(now - dt.timedelta(days=30), now + dt.timedelta(days=days_left), names)
 
 
+# The one authority every test module trusts: the checks' TLS context is one per process (fetch.tls_context), and
+# two authorities of the same name loaded into it make OpenSSL build chains on the wrong one ("certificate
+# signature failure" in whichever module ran second).
+TEST_AUTHORITY = CertificateAuthority()
+
+
 def self_signed(days_left: float = 200, names: list[str] = LOOPBACK_NAMES) -> Credential:
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)

@@ -419,3 +419,64 @@ def stored_synthetic_objects(s3, job) -> dict[str, bytes]:
         ].read()
         for item in listed
     }
+
+
+# --- status pages and incidents (issue 18) -------------------------------------------------------------------
+
+
+def add_status_page(
+    infra,
+    slug: str,
+    groups: dict[str, list],
+    *,
+    project=None,
+    title: str = "Acme status",
+    published: bool = True,
+    custom_domain: str | None = None,
+    show_response_times: bool = False,
+) -> uuid.UUID:
+    """A page with its groups of monitors in order, as the status-pages API stores it."""
+    page_id = infra.sql(
+        """insert into status_pages (project_id, slug, title, description, custom_domain, show_response_times,
+                                     published)
+           values (%s, %s, %s, 'Live status of our services', %s, %s, %s) returning id""",
+        (project or default_project(infra), slug, title, custom_domain, show_response_times, published),
+    )[0][0]
+    for group_position, (group_name, monitor_ids) in enumerate(groups.items()):
+        for position, monitor_id in enumerate(monitor_ids):
+            infra.sql(
+                """insert into status_page_monitors (status_page_id, monitor_id, group_position, group_name, position)
+                   values (%s, %s, %s, %s, %s)""",
+                (page_id, monitor_id, group_position, group_name, position),
+            )
+    return page_id
+
+
+def add_incident(
+    infra,
+    page_id,
+    title: str,
+    messages: list[str],
+    *,
+    status: str = "investigating",
+    impact: str = "minor",
+    is_draft: bool = False,
+    monitor_ids=(),
+) -> uuid.UUID:
+    """An incident of the page's project with its timeline, published unless a draft."""
+    incident_id = infra.sql(
+        """insert into incidents (project_id, status_page_id, title, status, impact, is_draft, published_at,
+                                  resolved_at)
+           select project_id, id, %s, %s, %s, %s, case when %s then null else now() end,
+                  case when %s = 'resolved' then now() end
+           from status_pages where id = %s returning id""",
+        (title, status, impact, is_draft, is_draft, status, page_id),
+    )[0][0]
+    for monitor_id in monitor_ids:
+        infra.sql("insert into incident_monitors values (%s, %s)", (incident_id, monitor_id))
+    for message in messages:
+        infra.sql(
+            "insert into incident_updates (incident_id, status, message) values (%s, %s, %s)",
+            (incident_id, status, message),
+        )
+    return incident_id

@@ -88,6 +88,7 @@ def tenants(clean, aio):
         "name": "PASSWORD",
         "status_page_id": page.json()["id"],
         "incident_id": incident.json()["id"],
+        "result_id": "1",  # any: A's monitor answers B 404 before its results are looked at
     }
     return a, b, objects
 

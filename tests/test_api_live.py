@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 
 import httpx
 import pytest
@@ -140,3 +141,59 @@ def test_a_malformed_live_event_is_skipped_and_the_stream_goes_on(stack, infra, 
     assert httpx.post(f"{base}/monitors/{monitor['id']}/run").status_code == 202
     reader.join(timeout=30)
     assert received and received[0]["data"]["monitorId"] == monitor["id"]
+
+
+def test_types_narrows_the_stream_to_the_events_asked_for(stack, clean, http_target):
+    base = f"{stack.gateway_url}/function/api"
+    monitor = httpx.post(
+        f"{base}/monitors",
+        json={"name": "only changes", "type": "http", "target": http_target.url, "enabled": False},
+    ).json()
+    received: list[dict] = []
+    reader = threading.Thread(
+        target=lambda: received.extend(
+            read_events(f"{base}/events?monitorId={monitor['id']}&types=status_change", count=1)
+        )
+    )
+    reader.start()
+    threading.Event().wait(1.0)  # let the stream subscribe before anything happens
+    assert httpx.post(f"{base}/monitors/{monitor['id']}/run").status_code == 202
+    reader.join(timeout=30)
+    assert [event["event"] for event in received] == ["status_change"]  # the three results came first
+    refused = httpx.get(f"{base}/events?types=status_change,gossip")
+    assert refused.status_code == 400 and refused.json()["error"]["field"] == "types"
+
+
+def test_a_reader_gets_keep_alives_while_other_projects_events_keep_the_stream_busy(infra, aio, monkeypatch):
+    from shared.api.live import _events
+
+    monkeypatch.setenv("SC_SSE_KEEPALIVE_SECONDS", "0.5")
+    from shared.settings import reset_settings_cache
+
+    reset_settings_cache()
+    infra.redis().xadd(streams.LIVE_EVENTS_STREAM, {streams.PAYLOAD_FIELD: '{"type": "result"}'})
+    newest = infra.redis().xrevrange(streams.LIVE_EVENTS_STREAM, count=1)[0][0]
+
+    stop = threading.Event()
+
+    def busy() -> None:  # events this reader filters out, every 50 ms: the stream is never idle
+        while not stop.wait(0.05):
+            infra.redis().xadd(streams.LIVE_EVENTS_STREAM, {streams.PAYLOAD_FIELD: '{"type": "result"}'})
+
+    async def read() -> list[str]:
+        chunks, stream = [], _events(uuid.uuid4(), None, newest, frozenset({"alert"}))
+        async for chunk in stream:
+            chunks.append(chunk)
+            if len(chunks) == 3:
+                await stream.aclose()
+                return chunks
+        return chunks
+
+    producer = threading.Thread(target=busy)
+    producer.start()
+    try:
+        chunks = aio.run(read(), timeout=30)
+    finally:
+        stop.set()
+        producer.join()
+    assert chunks[0].startswith(": connected") and chunks[1:] == [": keep-alive\n\n"] * 2

@@ -16,13 +16,13 @@ from shared.pipeline.check import execute_jobs
 from shared.rules.retention import percentile_cont
 from shared.rules.series import PLANS, Segment, plan_segments
 from tests.api_client import ApiClient
-from tests.check_servers import CertificateAuthority, RouteServer
+from tests.check_servers import TEST_AUTHORITY, RouteServer
 from tests.factories import add_result, add_rollup, make_project, set_marks
 
 NOW = datetime(2026, 3, 2, 10, 20, tzinfo=UTC)
 HOURLY_THROUGH = datetime(2026, 3, 2, 9, tzinfo=UTC)  # every hour before 09:00 is in the hourly tier
 DAILY_THROUGH = datetime(2026, 3, 2, tzinfo=UTC)  # every day before 2 March is in the daily tier
-AUTHORITY = CertificateAuthority()
+AUTHORITY = TEST_AUTHORITY
 
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:

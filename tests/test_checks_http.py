@@ -16,10 +16,10 @@ from shared.checks.fetch import tls_context
 from shared.checks.spec import CheckSpec
 from shared.models import CheckJob
 from shared.settings import reset_settings_cache
-from tests.check_servers import CertificateAuthority, RouteServer, self_signed
+from tests.check_servers import TEST_AUTHORITY, CertificateAuthority, RouteServer, self_signed
 from tests.factories import TRIAL_PROJECT, trial_job
 
-AUTHORITY = CertificateAuthority()
+AUTHORITY = TEST_AUTHORITY
 PASSWORD = "correct-horse-battery"
 TOKEN = "tok_9f8e7d6c5b4a"
 

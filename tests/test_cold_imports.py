@@ -48,7 +48,8 @@ def loaded(modules: set[str], names: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "function", ["check_http", "check_port", "check_ping", "schedule", "aggregate", "cleanup", "alert"]
+    "function",
+    ["check_http", "check_port", "check_ping", "schedule", "aggregate", "cleanup", "alert", "status"],
 )
 def test_a_function_imports_none_of_the_heavy_optional_packages(function):
     assert loaded(modules_after(function), NEVER_AT_IMPORT) == []

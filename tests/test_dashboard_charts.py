@@ -659,3 +659,22 @@ def test_a_chart_goes_into_an_autoescaping_template_as_markup_and_its_data_stays
     spark = sparkline(hours(1, 2), label="<i>eu</i>")
     assert template.render(spark=spark) == f"<td>{spark}</td>"
     assert "&lt;i&gt;eu&lt;/i&gt;" in spark
+
+
+@pytest.mark.parametrize(
+    "day, notable",
+    [
+        ({"day": "2026-12-01", "uptime": 100.0, "checks": 1440}, False),
+        ({"day": "2026-12-01", "uptime": None}, False),
+        ({"day": "2026-12-01", "uptime": 99.99}, True),
+        ({"day": "2026-12-01", "uptime": 100.0, "downMinutes": 2}, True),
+        ({"day": "2026-12-01", "uptime": 100.0, "notes": ["Incident: slow checkout"]}, True),
+        ({"day": "2026-12-01", "uptime": 100.0, "notes": []}, False),
+    ],
+)
+def test_only_notable_days_take_focus_when_asked(day, notable):
+    every = charts.daily_bars([day], label="x")
+    some = charts.daily_bars([day], label="x", focus="notable")
+    assert 'tabindex="0"' in every
+    assert ('tabindex="0"' in some) is notable
+    assert 'data-day="2026-12-01"' in some and 'class="tip"' in some  # hover still shows it

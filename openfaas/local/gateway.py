@@ -69,6 +69,11 @@ class Gateway:
         headers = [
             (k.decode(), v.decode()) for k, v in scope["headers"] if k.decode().lower() not in HOP_BY_HOP
         ]
+        # As the OpenFaaS gateway does: the Host a client asked for travels on as X-Forwarded-Host unless a
+        # proxy in front set it already (the status function finds custom domains by it).
+        host = next((v.decode() for k, v in scope["headers"] if k == b"host"), "")
+        if host and not any(k.lower() == "x-forwarded-host" for k, _ in headers):
+            headers.append(("X-Forwarded-Host", host))
         # Forward the path exactly as the client sent it (percent-encoding intact), minus /function/<name>.
         raw_path = (scope.get("raw_path") or path.encode()).decode("latin-1")
         forwarded = raw_path.split("/", 3)[3] if raw_path.count("/") >= 3 else ""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from openfaas.local.services import die_with_parent, free_port, wait_for_port
-from openfaas.local.stack import PROJECT_ROOT, StackFunction, stack_functions
+from openfaas.local.stack import DEFAULT_STACK, PROJECT_ROOT, StackFunction, stack_functions
 
 BIN = Path(sys.executable).parent
 
@@ -93,6 +93,7 @@ class LocalStack:
     connector_env: dict[str, str] = field(default_factory=dict)
     function_env: dict[str, str] = field(default_factory=dict)
     only_functions: list[str] | None = None  # a regional install runs just its check functions
+    stack_file: Path = DEFAULT_STACK  # a benchmark may add a function of its own in a temporary stack file
     children: dict[str, Child] = field(default_factory=dict)
     _stopping: bool = False
     _watcher: threading.Thread | None = None
@@ -113,7 +114,7 @@ class LocalStack:
             # one for this stack's processes alone, so the connector's deliveries verify; `make run` keeps its own
             base_env["SC_INTERNAL_TOKEN"] = new_internal_token()
         upstreams = {}
-        for function in stack_functions():
+        for function in stack_functions(self.stack_file):
             if self.only_functions is not None and function.name not in self.only_functions:
                 continue
             port = free_port()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -56,7 +57,7 @@ async def stream(ctx: Context) -> StreamingResponse:
         newest = await redis.xrevrange(streams.LIVE_EVENTS_STREAM, count=1)
         resume_from = newest[0][0] if newest else "0-0"
     return StreamingResponse(
-        _events(ctx.project_id, str(monitor_id) if monitor_id else None, resume_from),
+        _events(ctx.project_id, str(monitor_id) if monitor_id else None, resume_from, ctx.query.wanted_types),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -72,30 +73,35 @@ def _parsed(fields: dict) -> dict | None:
     return event if isinstance(event, dict) and isinstance(event.get("type"), str) else None
 
 
-async def _events(project_id: uuid.UUID, monitor_id: str | None, cursor: str) -> AsyncIterator[str]:
+async def _events(
+    project_id: uuid.UUID, monitor_id: str | None, cursor: str, types: frozenset[str] | None = None
+) -> AsyncIterator[str]:
     redis = get_redis()
     owners: dict[str, uuid.UUID | None] = {}
     # retry: how soon the browser's EventSource comes back (with Last-Event-ID) after the stream ends
     yield f": connected\nretry: {RECONNECT_MILLISECONDS}\n\n"
+    last_sent = time.monotonic()
     try:
         while True:
             reply = await redis.xread(
                 {streams.LIVE_EVENTS_STREAM: cursor}, count=200, block=int(keepalive_seconds() * 1000)
             )
-            if not reply:
-                yield ": keep-alive\n\n"
-                continue
-            for event_id, fields in reply[0][1]:
+            for event_id, fields in reply[0][1] if reply else ():
                 cursor = event_id
                 event = _parsed(fields)
-                if event is None:
+                if event is None or (types is not None and event["type"] not in types):
                     continue
                 event_monitor = str(event.get("monitorId"))
                 if monitor_id is not None and event_monitor != monitor_id:
                     continue
                 if await _monitor_project(owners, event_monitor) != project_id:
                     continue
+                last_sent = time.monotonic()
                 yield f"id: {event_id}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
+            # also while other projects' (or filtered) events keep the stream busy: proxies drop a silent one
+            if time.monotonic() - last_sent >= keepalive_seconds():
+                last_sent = time.monotonic()
+                yield ": keep-alive\n\n"
     except Exception as error:  # noqa: BLE001 (any failure: the reader resumes from its last id)
         # Ending the response cleanly, rather than cutting it mid-chunk, lets the client reconnect from the last
         # event it got; a Redis or database hiccup under load then costs a reconnect, not a broken stream.

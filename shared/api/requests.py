@@ -7,7 +7,7 @@ import datetime as dt
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, GetCoreSchemaHandler, GetJsonSchemaHandler, field_validator, model_validator
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
@@ -540,8 +540,29 @@ class SeriesQuery(ApiModel):
     range: SeriesRange = "24h"
 
 
+LiveEventType = Literal["result", "status_change", "alert"]
+
+
 class EventsQuery(ApiModel):
     monitor_id: uuid.UUID | None = None
+    types: str | None = Field(
+        default=None,
+        description="Comma-separated event types to receive (result, status_change, alert); all when absent. "
+        "A page of many monitors may want only status changes: results arrive once per check and location",
+    )
+
+    @field_validator("types")
+    @classmethod
+    def _known_types(cls, value: str | None) -> str | None:
+        if value is not None:
+            unknown = sorted({name.strip() for name in value.split(",")} - set(get_args(LiveEventType)))
+            if unknown:
+                raise ValueError(f"unknown event type {', '.join(unknown)}; use result, status_change, alert")
+        return value
+
+    @property
+    def wanted_types(self) -> frozenset[str] | None:
+        return frozenset(name.strip() for name in self.types.split(",")) if self.types else None
 
 
 class MonitorAlertsQuery(PageQuery):

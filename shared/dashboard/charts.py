@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from markupsafe import Markup, escape
 
@@ -556,7 +556,14 @@ def _day_facts(day: Any) -> tuple[date, float | None, list[str]]:
     return when, uptime, facts
 
 
-def daily_bars(days: Sequence[Any], *, label: str) -> Markup:
+def is_notable(day: Any) -> bool:
+    """A day with something to tell beyond its uptime line: less than fully up, minutes down, or notes."""
+    uptime = _reading(_field(day, "uptime"))
+    down_minutes = _field(day, "downMinutes", "down_minutes")
+    return (uptime is not None and uptime < 100) or bool(down_minutes) or bool(_field(day, "notes"))
+
+
+def daily_bars(days: Sequence[Any], *, label: str, focus: Literal["every", "notable"] = "every") -> Markup:
     """One bar per day (e.g. 90), as HTML so that each day can take keyboard focus and show its tooltip.
 
     days: dicts or objects with `day` (a date, or its ISO string) and `uptime` (percent, None for a day without
@@ -564,14 +571,19 @@ def daily_bars(days: Sequence[Any], *, label: str) -> Markup:
     a list of strings, e.g. incidents). Drawn in the order given, one element per entry, however many.
     Each day is <span class="day ok|warn|bad|none" role="listitem" tabindex="0" data-day="YYYY-MM-DD"
     data-uptime=...> (no data-uptime without data) whose aria-label holds everything its <span class="tip"> shows;
-    the tip is aria-hidden so a screen reader does not read it twice."""
+    the tip is aria-hidden so a screen reader does not read it twice.
+
+    focus: "every" day takes keyboard focus, or only the "notable" ones (below 100 % up, minutes down, notes): a
+    public page of 50 monitors would otherwise hold 4,500 tab stops, most of them perfect days whose tooltip
+    says only what the monitor's uptime figures already do. Hover shows every day's tooltip either way."""
     parts = [f'<div class="daily-bars" role="list" aria-label="{escape(label)}">']
     for day in days:
         when, uptime, facts = _day_facts(day)
         uptime_attribute = "" if uptime is None else f' data-uptime="{_percent(uptime)}"'
         tip = Markup("<br>").join(escape(fact) for fact in facts)
+        tab_stop = ' tabindex="0"' if focus == "every" or is_notable(day) else ""
         parts.append(
-            f'<span class="day {uptime_class(uptime)}" role="listitem" tabindex="0" data-day="{when.isoformat()}"'
+            f'<span class="day {uptime_class(uptime)}" role="listitem"{tab_stop} data-day="{when.isoformat()}"'
             f'{uptime_attribute} aria-label="{escape(", ".join(facts))}"><span class="tip" aria-hidden="true">{tip}'
             f"</span></span>"
         )

@@ -241,9 +241,10 @@ function wireMonitorList() {
   form.addEventListener("input", (event) => { if (event.target.matches("input")) soon(250, false); });
   form.addEventListener("change", (event) => { if (event.target.matches("select")) soon(0, false); });
 
-  // Live: a status change is applied to its row at once; anything else refreshes the page of rows, at most
-  // every few seconds, so a busy project costs one small request per interval rather than one per event.
-  const events = new EventSource(`${BASE}/api/events`);
+  // Live: a status change is applied to its row at once and refreshes the page of rows (counts, uptime, a new
+  // monitor's first run), at most every few seconds. Results are not streamed here: at thousands of monitors
+  // they arrive hundreds a second, so the rows' last-check times are refreshed every 30 s instead.
+  const events = new EventSource(`${BASE}/api/events?types=status_change`);
   let lastRefresh = 0;
   function throttled() {
     const wait = Math.max(0, lastRefresh + 3000 - Date.now());
@@ -260,7 +261,7 @@ function wireMonitorList() {
     }
     throttled();
   });
-  events.addEventListener("result", throttled);
+  setInterval(() => { if (document.visibilityState === "visible") throttled(); }, 30000);
   window.addEventListener("pagehide", () => events.close());
 }
 
