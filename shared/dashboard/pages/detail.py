@@ -83,7 +83,6 @@ async def monitor_detail(ctx: PageContext, monitor_id: uuid.UUID):
         series=series,
         response_chart=response_chart(series, label=f"Response time of {name} by location, {range_word}"),
         phase_charts=phase_charts(series, label=f"Timing phases of {name}"),
-        phases_partial=_later(series["phasesFrom"], series["since"]),
         uptime=uptime,
         uptime_bars=uptime_bars(uptime, label=f"Daily uptime of {name}, last {UPTIME_DAYS} days"),
         incidents=incidents,
@@ -120,10 +119,6 @@ def _results_values(monitor: dict, results: dict, filters: dict, query: dict) ->
 def _time(value: str) -> datetime:
     moment = datetime.fromisoformat(value)
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-def _later(first: str | None, second: str | None) -> bool:
-    return bool(first and second and _time(first) > _time(second))
 
 
 def _configured_locations(monitor: dict) -> list[str]:
