@@ -25,7 +25,10 @@ class Gateway:
     def __init__(self, upstreams: dict[str, str], timeout: float = 330.0):
         self.upstreams = upstreams
         self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=5.0), limits=httpx.Limits(max_connections=500)
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            # Under a second: functions-framework's gunicorn closes an idle connection after 2 s (its keepalive),
+            # and a pooled connection reused as it closes fails the request with a 502 (seen in a browser test).
+            limits=httpx.Limits(max_connections=500, keepalive_expiry=1.0),
         )
 
     async def _lifespan(self, receive, send) -> None:
