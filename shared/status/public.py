@@ -126,15 +126,18 @@ async def custom_domains() -> dict[str, str]:
     return {row["custom_domain"]: row["slug"] for row in rows}
 
 
+async def _published_page(conn, slug: str) -> dict | None:
+    """The published page of that slug (its _PAGE_COLUMNS), or None: what every public read starts from."""
+    return await (
+        await conn.execute(f"select {_PAGE_COLUMNS} from status_pages where slug = %s and published", (slug,))
+    ).fetchone()
+
+
 async def read_page(slug: str, now: datetime | None = None) -> PublicPage | None:
     """A published page as it stands at `now`, or None when no published page has that slug."""
     now = now or datetime.now(UTC)
     async with db.transaction() as conn:
-        page = await (
-            await conn.execute(
-                f"select {_PAGE_COLUMNS} from status_pages where slug = %s and published", (slug,)
-            )
-        ).fetchone()
+        page = await _published_page(conn, slug)
         if page is None:
             return None
         rows = await (await conn.execute(_PAGE_MONITORS, (page["id"],))).fetchall()
@@ -431,11 +434,7 @@ async def read_feed(slug: str, now: datetime | None = None) -> FeedContent | Non
     """A page's incidents (the latest FEED_ITEMS, resolved or not) and its running and upcoming maintenance."""
     now = now or datetime.now(UTC)
     async with db.transaction() as conn:
-        page = await (
-            await conn.execute(
-                f"select {_PAGE_COLUMNS} from status_pages where slug = %s and published", (slug,)
-            )
-        ).fetchone()
+        page = await _published_page(conn, slug)
         if page is None:
             return None
         rows = await (await conn.execute(_PAGE_MONITORS, (page["id"],))).fetchall()
@@ -471,11 +470,7 @@ async def read_history(slug: str, page: int, now: datetime | None = None) -> Inc
     """One page (from 1) of a status page's published incidents, newest first, HISTORY_PAGE_SIZE a page."""
     now = now or datetime.now(UTC)
     async with db.transaction() as conn:
-        found = await (
-            await conn.execute(
-                f"select {_PAGE_COLUMNS} from status_pages where slug = %s and published", (slug,)
-            )
-        ).fetchone()
+        found = await _published_page(conn, slug)
         if found is None:
             return None
         total = await (
