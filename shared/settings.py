@@ -97,6 +97,9 @@ class Settings(BaseModel):
     connector_health_host: str = "0.0.0.0"
     connector_health_port: int = Field(default=8081, ge=0, le=65535)  # 0: no health endpoint
     log_level: str = "INFO"
+    # Names this process's database connections (pg_stat_activity's application_name, which the metrics function
+    # groups connection use by): the function's name, which stack.yml and the local runtime set.
+    function_name: str = Field(default="supercheck", min_length=1, max_length=63)
     # The seed's MONITOR_* retention variables as set; shared.rules.retention.RetentionConfig validates them.
     monitor_variables: dict[str, str] = Field(default_factory=dict)
 
@@ -172,6 +175,7 @@ class Settings(BaseModel):
             "log_level": "LOG_LEVEL",
             "exec_timeout_seconds": "exec_timeout",
             "bootstrap_api_key": "SC_BOOTSTRAP_API_KEY",
+            "function_name": "SC_FUNCTION_NAME",
         }
         for field_name, env_var in optional.items():
             if env.get(env_var):
