@@ -131,14 +131,16 @@ async def _store_and_announce(group: list[Executed], tally: Tally) -> None:
     kept = await _store(group)
     # a result whose monitor was deleted meanwhile is dropped quietly: not stored, not announced
     executed = [entry for entry in group if _key(entry[0]) in kept]
-    for job, outcome, _ in executed:
-        if kept[_key(job)]:  # a redelivered batch whose rows were stored meanwhile counts nothing twice
-            tally.count(
-                "supercheck_monitor_checks",
-                monitor_id=job.monitor_id,
-                location=job.location,
-                result=outcome.status,
-            )
+    # only rows this statement inserted, each once (a batch may carry one job twice): a redelivered batch whose
+    # results were stored meanwhile counts nothing again
+    inserted = {_key(job): (job, outcome) for job, outcome, _ in executed if kept[_key(job)]}
+    for job, outcome in inserted.values():
+        tally.count(
+            "supercheck_monitor_checks",
+            monitor_id=job.monitor_id,
+            location=job.location,
+            result=outcome.status,
+        )
     await publish(
         (
             streams.RESULTS_STREAM,
