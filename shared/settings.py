@@ -96,6 +96,8 @@ class Settings(BaseModel):
     connector_read_jobs: bool = True  # false: a primary whose checks all run in regional installs
     connector_health_host: str = "0.0.0.0"
     connector_health_port: int = Field(default=8081, ge=0, le=65535)  # 0: no health endpoint
+    # Seconds between the connector's heartbeats (shared/pipeline/heartbeats.py); 0: none written.
+    connector_heartbeat_seconds: float = Field(default=5.0, ge=0, le=300)
     log_level: str = "INFO"
     # The seed's MONITOR_* retention variables as set; shared.rules.retention.RetentionConfig validates them.
     monitor_variables: dict[str, str] = Field(default_factory=dict)
@@ -169,6 +171,7 @@ class Settings(BaseModel):
             "schedule_window_seconds": "SCHEDULE_WINDOW_SECONDS",
             "connector_health_host": "CONNECTOR_HEALTH_HOST",
             "connector_health_port": "CONNECTOR_HEALTH_PORT",
+            "connector_heartbeat_seconds": "CONNECTOR_HEARTBEAT_SECONDS",
             "log_level": "LOG_LEVEL",
             "exec_timeout_seconds": "exec_timeout",
             "bootstrap_api_key": "SC_BOOTSTRAP_API_KEY",
