@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import signal
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -18,7 +21,12 @@ from openfaas.connector.connector import Connector, ConnectorConfig
 from openfaas.local.services import free_port
 from shared import streams
 from shared.api.services.regional_health import regions_health
-from shared.pipeline.heartbeats import HeartbeatUnreadable, parse_heartbeat, read_heartbeats
+from shared.pipeline.heartbeats import (
+    ConnectorHeartbeat,
+    HeartbeatUnreadable,
+    parse_heartbeat,
+    read_heartbeats,
+)
 from shared.rules.regional_health import (
     Backlog,
     HeartbeatFacts,
@@ -29,6 +37,7 @@ from shared.rules.regional_health import (
 )
 from shared.settings import reset_settings_cache
 from tests.api_client import ApiClient
+from tests.dashboard_browser import DESKTOP, PHONE, chromium, screenshot, sign_in, watched_page
 from tests.factories import make_project
 from tests.redis_proxy import RedisProxy
 from tests.servers import wait_until
@@ -298,3 +307,72 @@ def test_a_region_whose_redis_refuses_or_hangs_is_reported_down_within_the_short
     # a bound, not a measurement: a hung Redis waited on without the probe's 2 s timeout never answers at all
     assert elapsed < 10, elapsed
     assert str(closed_port) not in response.text and "127.0.0.1" not in response.text
+
+
+# --- the dashboard's regions page -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def paused_stack_connector(stack) -> Iterator[None]:
+    """The stack's connector stopped (SIGSTOP) so that heartbeats a test writes stay as written."""
+    stack.kill("connector", signal.SIGSTOP)
+    yield
+    stack.kill("connector", signal.SIGCONT)
+
+
+def hand_written_heartbeat(location: str, age_seconds: float, functions: dict[str, bool]) -> str:
+    return ConnectorHeartbeat(
+        location=location,
+        worker_location=None,
+        serves=["us-east", "eu-central", "asia-pacific"],
+        consumer="test",
+        written_at=datetime.now(UTC) - timedelta(seconds=age_seconds),
+        interval_seconds=7.0,
+        connector_status="ok",
+        loops={"heartbeat": "running"},
+        check_functions=functions,
+    ).model_dump_json(by_alias=True)
+
+
+def test_the_regions_page_shows_each_regions_health_and_why(stack, key, infra, paused_stack_connector):
+    redis = infra.redis()
+    ages = {"us-east": 1, "eu-central": 2, "asia-pacific": 95}
+    functions = {
+        "us-east": {"check-http": True, "check-ping": True},
+        "eu-central": {"check-http": True, "check-ping": False},
+        "asia-pacific": {"check-http": True},
+    }
+
+    def write_heartbeats() -> None:  # before each page: the fresh ones must stay fresh
+        for location, age in ages.items():
+            raw = hand_written_heartbeat(location, age, functions[location])
+            redis.set(streams.connector_heartbeat_key(location), raw, ex=300)
+
+    with chromium() as browser:
+        for viewport, dark in ((DESKTOP, False), (PHONE, False), (DESKTOP, True), (PHONE, True)):
+            with watched_page(browser, viewport=viewport, dark=dark) as watched:
+                page = watched.page
+                write_heartbeats()
+                sign_in(page, stack.gateway_url, key, next_path="/regions")
+                page.get_by_role("heading", name="Regions", exact=True).wait_for()
+                health = {
+                    location: page.locator(f"[data-location={location}] [data-health]").get_attribute(
+                        "data-health"
+                    )
+                    for location in ages
+                }
+                assert health == {"us-east": "ok", "eu-central": "degraded", "asia-pacific": "down"}
+                reasons = page.get_by_role("list", name="Why eu-central is degraded")
+                assert reasons.inner_text() == "check functions unreachable: check-ping"
+                stale = page.get_by_role("list", name="Why asia-pacific is down").inner_text()
+                assert re.fullmatch(r"heartbeat stale, 9\d s ago", stale), stale
+                assert (
+                    "trouble in 2 of 3 regions: eu-central, asia-pacific"
+                    in page.locator("[data-pipeline]").inner_text()
+                )
+                size = "desktop" if viewport is DESKTOP else "phone"
+                screenshot(page, f"regions-health-{size}-{'dark' if dark else 'light'}")
+                page.keyboard.press("Tab")  # the skip link first, then on through the page
+                assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+                assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+                watched.assert_no_console_errors()
