@@ -376,3 +376,19 @@ def test_the_regions_page_shows_each_regions_health_and_why(stack, key, infra, p
                 assert page.evaluate("document.activeElement.textContent") == "Skip to content"
                 assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
                 watched.assert_no_console_errors()
+
+
+def test_the_backlog_counts_pending_and_undelivered_entries_of_the_regions_job_streams(clean, aio):
+    location = f"backlog-{uuid.uuid4().hex[:8]}"
+    redis = clean.redis()
+    read = streams.job_stream("http_request", location)
+    redis.xgroup_create(read, streams.CONSUMER_GROUP, id="0", mkstream=True)
+    for _ in range(3):
+        redis.xadd(read, {"data": "{}"})
+    ((_, delivered),) = redis.xreadgroup(streams.CONSUMER_GROUP, "c", {read: ">"}, count=10)
+    redis.xack(read, streams.CONSUMER_GROUP, delivered[0][0])  # 3 kept, 2 pending, none undelivered
+    unread = streams.job_stream("port_check", location)  # no connector has read it: both entries wait
+    redis.xadd(unread, {"data": "{}"})
+    redis.xadd(unread, {"data": "{}"})
+    (region,) = aio.run(regions_health([location])).data
+    assert region.backlog.model_dump() == {"length": 5, "pending": 2, "lag": 2}
