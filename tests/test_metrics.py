@@ -319,6 +319,7 @@ def test_a_scraper_that_accepts_gzip_gets_the_same_exposition_compressed(scrape_
     plain = scraper(aio, OPERATOR_TOKEN).get("/", headers={"Accept-Encoding": "identity"})
     zipped = scraper(aio, OPERATOR_TOKEN).get("/", headers={"Accept-Encoding": "gzip"})
     assert zipped.headers["content-encoding"] == "gzip"
+
     def without_render_time(text: str) -> list[str]:
         return [line for line in text.splitlines() if "supercheck_metrics_render_seconds" not in line]
 

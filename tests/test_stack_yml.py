@@ -155,7 +155,9 @@ def test_each_function_gets_the_secrets_it_needs(name):
     if name == "api" or name == "alert" or name.startswith("check-"):
         assert "credential-key" in secrets, f"{name}: encrypts or decrypts stored credentials"
     if name in UNSIGNED_FUNCTIONS:
-        assert "internal-token" not in secrets, f"{name}: a function that signs and verifies nothing holds no key"
+        assert "internal-token" not in secrets, (
+            f"{name}: a function that signs and verifies nothing holds no key"
+        )
         return
     # every function verifies signed deliveries (shared/handlers.py), and the api signs its trials
     assert "internal-token" in secrets, f"{name}: verifies or signs internal calls"
