@@ -100,7 +100,7 @@ class Settings(BaseModel):
     # The metrics function's operator token (secret `metrics-token`): every project's monitors and the pipeline.
     metrics_token: str | None = Field(default=None, repr=False)
     # A render slower than this is served from the previous one while the next is made (shared/metrics/app.py)...
-    metrics_render_budget_seconds: float = Field(default=0.25, ge=0, le=60)
+    metrics_render_budget_seconds: float = Field(default=1.0, ge=0, le=60)
     # ... but never one older than this: a scrape then waits for a fresh render.
     metrics_max_stale_seconds: float = Field(default=120.0, ge=0, le=3600)
     # The seed's MONITOR_* retention variables as set; shared.rules.retention.RetentionConfig validates them.
