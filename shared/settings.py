@@ -99,6 +99,12 @@ class Settings(BaseModel):
     # Seconds between the connector's heartbeats (shared/pipeline/heartbeats.py); 0: none written.
     connector_heartbeat_seconds: float = Field(default=5.0, ge=0, le=300)
     log_level: str = "INFO"
+    # The metrics function's operator token (secret `metrics-token`): every project's monitors and the pipeline.
+    metrics_token: str | None = Field(default=None, repr=False)
+    # A render slower than this is served from the previous one while the next is made (shared/metrics/app.py)...
+    metrics_render_budget_seconds: float = Field(default=1.0, ge=0, le=60)
+    # ... but never one older than this: a scrape then waits for a fresh render.
+    metrics_max_stale_seconds: float = Field(default=120.0, ge=0, le=3600)
     # The seed's MONITOR_* retention variables as set; shared.rules.retention.RetentionConfig validates them.
     monitor_variables: dict[str, str] = Field(default_factory=dict)
 
@@ -129,6 +135,7 @@ class Settings(BaseModel):
             "redis_url": read_secret("redis-url", "REDIS_URL"),
             "credential_keys": read_secret("credential-key", "SC_CREDENTIAL_KEY"),
             "internal_token": read_secret("internal-token", "SC_INTERNAL_TOKEN"),
+            "metrics_token": read_secret("metrics-token", "SC_METRICS_TOKEN"),
             "worker_location": env.get("WORKER_LOCATION"),
             "locations": locations,
             "allow_internal_targets": _flag("ALLOW_INTERNAL_TARGETS"),
@@ -173,6 +180,8 @@ class Settings(BaseModel):
             "connector_health_port": "CONNECTOR_HEALTH_PORT",
             "connector_heartbeat_seconds": "CONNECTOR_HEARTBEAT_SECONDS",
             "log_level": "LOG_LEVEL",
+            "metrics_render_budget_seconds": "METRICS_RENDER_BUDGET_SECONDS",
+            "metrics_max_stale_seconds": "METRICS_MAX_STALE_SECONDS",
             "exec_timeout_seconds": "exec_timeout",
             "bootstrap_api_key": "SC_BOOTSTRAP_API_KEY",
         }
