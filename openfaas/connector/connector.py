@@ -3,7 +3,8 @@
 Acknowledges a message only after the function answered 2xx (the function commits before answering), reclaims
 messages left idle by a crashed consumer, and moves a message to `<stream>:dead` with the reason once it was
 rejected as malformed or delivered too many times. Every POST is signed with the internal token
-(shared/internal_auth.py): the functions refuse unsigned batches.
+(shared/internal_auth.py): the functions refuse unsigned batches. With heartbeat_seconds set, it also writes a
+heartbeat for each location it serves (liveness.beat, shared/pipeline/heartbeats.py).
 """
 
 from __future__ import annotations
