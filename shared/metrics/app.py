@@ -86,7 +86,9 @@ async def scope_families(scope: Scope) -> list[Metric]:
 
 
 async def _operator_families() -> list[Metric]:
-    return []
+    from shared.metrics.heartbeats import heartbeat_families
+
+    return await heartbeat_families()
 
 
 @dataclass
