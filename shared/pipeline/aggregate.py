@@ -24,6 +24,7 @@ from shared.redis import publish, publish_live_events
 from shared.rules.alerts import AlertAction, AlertState, RunOutcome, SslFacts, decide
 from shared.rules.locations import RunVerdict, aggregate_run, monitor_status_after
 from shared.rules.status_drafts import MonitorChange
+from shared.telemetry import Tally
 
 
 async def finalize_runs(run_ids: Iterable[uuid.UUID], now: datetime | None = None) -> int:
@@ -169,8 +170,19 @@ async def _finalize(run_ids: list[uuid.UUID], now: datetime, at_deadline: bool) 
         won = await _mark_finalized(conn, verdicts, now)
         finalized = [run for run in runs if run["id"] in won]  # still in scheduled order
         effects = await _advance_monitors(conn, finalized, verdicts, now, problems)
+    await _tally_finalized([verdicts[run["id"]] for run in finalized]).flush()
     await publish_live_events(effects.flips)
     return len(finalized)
+
+
+def _tally_finalized(verdicts: list[RunVerdict]) -> Tally:
+    """The runs this call won the compare-and-set for: a run another invocation finalized is its to count."""
+    tally = Tally()
+    for verdict in verdicts:
+        tally.count("supercheck_runs_finalized", late=str(bool(verdict.missing_locations)).lower())
+        for location in verdict.missing_locations:
+            tally.count("supercheck_run_missing_locations", location=location)
+    return tally
 
 
 async def _mark_finalized(
