@@ -101,8 +101,8 @@ class AlertConfig(ApiModel):
         default=1,
         ge=1,
         le=10,
-        description="Alert after this many consecutive failed runs. Omitted while failuresInWindow or "
-        "failingForMinutes is set, or null: this trigger is off",
+        description="Alert after this many consecutive failed runs. Omitted or null beside failuresInWindow "
+        "or failingForMinutes: this trigger is off (alone, null means 1)",
     )
     failures_in_window: FailuresInWindow | None = Field(
         default=None, description="Alert once X failed runs fall within Y minutes, even with passes between"
@@ -148,6 +148,8 @@ class AlertConfig(ApiModel):
         other_trigger = self.failures_in_window is not None or self.failing_for_minutes is not None
         if other_trigger and "failure_threshold" not in self.model_fields_set:
             self.failure_threshold = None
+        elif not other_trigger and self.failure_threshold is None:
+            self.failure_threshold = 1  # some trigger always holds: null alone would never alert
         return self
 
 

@@ -53,13 +53,14 @@ class MonitorCreate(CheckSpec):
         from shared.rules.deadlines import timeout_problem
         from shared.settings import get_settings
 
-        problem = timeout_problem(
-            configured_timeout(self.type, self.config),
-            get_settings().run_deadline_grace_seconds,
-            self.frequency_minutes,
-        )
+        grace = get_settings().run_deadline_grace_seconds
+        problem = timeout_problem(configured_timeout(self.type, self.config), grace, self.frequency_minutes)
         if problem:
-            raise FieldError("config.timeoutSeconds", problem)
+            without_retries = {key: value for key, value in self.config.items() if key != "retry"}
+            retries_at_fault = "retry" in self.config and not timeout_problem(
+                configured_timeout(self.type, without_retries), grace, self.frequency_minutes
+            )
+            raise FieldError("config.retry" if retries_at_fault else "config.timeoutSeconds", problem)
         return self
 
 

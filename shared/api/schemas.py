@@ -71,6 +71,11 @@ class MonitorOut(ApiModel):
         default=None,
         description="Why the monitor is set aside (status error): its stored row no longer validates",
     )
+    is_flapping: bool = Field(
+        default=False,
+        description="Flap detection (alertConfig.flapDetection) finds the monitor flapping: down and recovery "
+        "alerts are held",
+    )
     next_run_at: datetime | None
     last_check_at: datetime | None
     last_run: RunSummary | None = None
@@ -352,11 +357,19 @@ class AlertOut(ApiModel):
     provider_id: uuid.UUID
     provider_name: str
     provider_type: str
-    kind: str = Field(description="failure (reminders too), recovery, ssl_expiring or ssl_expired")
+    kind: str = Field(
+        description="failure (reminders too), recovery, ssl_expiring, ssl_expired, flapping_started or "
+        "flapping_stopped"
+    )
     status: str = Field(description="pending, sending, sent, partial, failed or suppressed")
     attempts: int
     title: str | None
     reason: str | None = Field(description="why a suppressed alert notified nobody")
+    alert_reason: str | None = Field(
+        default=None,
+        description="why the alert fired, as its message says: the trigger met (or the recovery, the change "
+        "rate) and, for a down alert, the locations down and the last error",
+    )
     error: str | None
     recipients: dict[str, str] | None = Field(
         description="email: each address and its outcome ('sent' or 'failed: <why>')"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from shared.models import AlertConfig, FailuresInWindow, FlapDetection
+from shared.models import FAILED_STATUSES, AlertConfig, FailuresInWindow, FlapDetection
 
 RECENT_RUNS_KEPT = 50  # FlapDetection.window's maximum
 WINDOW_FAILURES_KEPT = 20  # FailuresInWindow.failures' maximum
@@ -128,3 +128,16 @@ def run_facts(locations_down: Sequence[str], locations_total: int, last_error: s
 
 def full_reason(rule_reason: str, facts: str) -> str:
     return "; ".join(part for part in (rule_reason, facts) if part)
+
+
+def alert_reason(
+    kind: str, rule_reason: str, failing: Sequence[str], total: int, last_error: str | None
+) -> str:
+    """What an alert says for why it fired: the rule's words, and for a down alert the run's facts."""
+    if kind != "failure":
+        return rule_reason
+    return full_reason(rule_reason, run_facts(failing, total, last_error))
+
+
+def failing_locations(locations: Sequence[str], statuses: Sequence[str]) -> list[str]:
+    return sorted(loc for loc, status in zip(locations, statuses, strict=True) if status in FAILED_STATUSES)
