@@ -606,3 +606,14 @@ class StatusIncidentListQuery(PageQuery):
 
 class RegionsQuery(ApiModel):
     hours: int = Field(default=24, ge=1, le=720)
+
+
+# --- alert policy backtest (POST /monitors/{id}/alert-policy/backtest) -------------------------------
+
+
+class AlertPolicyBacktest(ApiModel):
+    """A candidate alert policy, replayed over the monitor's stored runs of the last `days` by the same rules as
+    live alerting (from a fresh monitor's alert state, with the project's maintenance windows). Writes nothing."""
+
+    alert_config: AlertConfig = Field(description="The candidate policy, as a monitor's alertConfig")
+    days: int = Field(default=7, ge=1, le=30, description="How many days of stored runs to replay (1-30)")

@@ -556,3 +556,29 @@ class RegionsHealthReport(ApiModel):
     ok: bool = Field(description="every configured region is ok")
     checked_at: datetime
     data: list[RegionHealthOut] = Field(description="every configured location (SC_LOCATIONS), in that order")
+
+
+# --- alert policy backtest (POST /monitors/{id}/alert-policy/backtest) -------------------------------
+
+
+class BacktestAlert(ApiModel):
+    time: datetime = Field(
+        description="When the alert was (or would have been) decided: its run's finalization"
+    )
+    kind: str = Field(
+        description="failure (reminders too), recovery, ssl_*, flapping_started, flapping_stopped"
+    )
+    reason: str = Field(description="Why it fired, as the alert's message says")
+    run_id: uuid.UUID
+
+
+class BacktestReply(ApiModel):
+    alerts: list[BacktestAlert] = Field(description="What the candidate policy would have sent")
+    suppressed: list[BacktestAlert] = Field(
+        description="What it would have decided inside a maintenance window, while muted or past the limit"
+    )
+    sent: list[BacktestAlert] = Field(
+        description="What the monitor's alerting actually sent over the same period (one entry per alert, "
+        "whichever of its providers took it)"
+    )
+    runs: int = Field(description="How many stored runs were replayed")
