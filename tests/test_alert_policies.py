@@ -3,12 +3,17 @@ raises), Nagios-weighted flap detection with hysteresis, and the reason every al
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 import pytest
 from pydantic import ValidationError
 
-from shared.models import AlertConfig, FlapDetection
+from shared.models import AlertConfig, AlertKind, FlapDetection
+from shared.notify import PROVIDERS
+from shared.notify.message import build_message
+from shared.notify.webhook import webhook_body
 from shared.rules.alert_triggers import (
     flapping_after,
     run_facts,
@@ -283,3 +288,38 @@ def test_a_failure_held_while_flapping_alerts_once_flapping_stops_if_still_faili
 def test_flap_detection_off_holds_nothing_and_says_nothing():
     fired, state = replay("DU" * 8, policy(), timedelta(minutes=1))
     assert len(fired) == 16 and not state.is_flapping
+
+
+# --- every provider renders every alert kind, and the reason reaches each ---------------------------------
+
+
+@pytest.mark.parametrize("kind", get_args(AlertKind))
+def test_every_provider_renders_every_alert_kind_with_its_reason(kind):
+    payload = {
+        "monitorName": "Checkout",
+        "status": "down",
+        "reason": "why it fired",
+        "flapping": {"changeRatePercent": 35.5},
+        "ssl": {"daysUntilExpiry": 3},
+    }
+    message = build_message(kind, payload, monitor_id="m-1")
+    assert message.title.endswith("- Checkout")
+    assert message.variables["reason"] == "why it fired"
+    assert "Reason: why it fired" in message.text and "why it fired" in message.html
+    samples = {
+        "webhook": {"url": "https://hooks.example.net/x"},
+        "email": {"smtpHost": "smtp.example.net", "from": "a@example.net", "to": ["b@example.net"]},
+        "slack": {"webhookUrl": "https://hooks.slack.com/services/T000/B000/XXXX"},
+        "telegram": {"botToken": "123456:" + "a" * 30, "chatId": "12345"},
+    }
+    for provider_type, provider in PROVIDERS.items():
+        body = provider.body(samples.get(provider_type, {}), message)
+        assert "why it fired" in body, provider_type
+    if kind.startswith("flapping"):
+        assert "Change rate: 35.5% of recent runs (weighted)" in message.text
+
+
+def test_a_webhook_template_gains_reason():
+    message = build_message("failure", {"monitorName": "Checkout", "reason": 'TLS "timeout"'})
+    body = webhook_body({"template": '{"why": "{{reason}}"}'}, message)
+    assert json.loads(body) == {"why": 'TLS "timeout"'}
