@@ -5,12 +5,12 @@ ApiRefused naming the API's field, so a command never sees a raw transport error
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 
+from shared.cli import environment
 from shared.cli.exits import ApiRefused, PlatformError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -20,8 +20,8 @@ PAGE_LIMIT = 100  # the API's largest page
 
 class ApiClient:
     def __init__(self, url: str | None = None, api_key: str | None = None, timeout: float = 60.0):
-        self.url = (url or os.environ.get("SUPERCHECK_URL") or DEFAULT_URL).rstrip("/")
-        key = api_key if api_key is not None else os.environ.get("SUPERCHECK_API_KEY", "")
+        self.url = (url or environment.get("SUPERCHECK_URL") or DEFAULT_URL).rstrip("/")
+        key = api_key if api_key is not None else environment.get("SUPERCHECK_API_KEY", "")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         headers["User-Agent"] = "supercheck-cli"
         self._http = httpx.Client(base_url=self.url + API_PREFIX, headers=headers, timeout=timeout)

@@ -4,7 +4,6 @@ and validation with the API's own models, each problem reported as FILE:LINE:COL
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import uuid
 from collections.abc import Mapping
@@ -14,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from shared.cli import environment
 from shared.cli.document import KINDS, SupercheckFile, reference_paths
 from shared.cli.exits import InvalidInput
 
@@ -181,7 +181,7 @@ def validate(
     Offline (require_env False) an unset ${VAR} is left as written, and a problem in a field that holds one is
     a note, not an error: its value is not known here. With require_env (plan, apply) an unset one is an error.
     """
-    environ = os.environ if environ is None else environ
+    environ = environment.variables() if environ is None else environ
     references = env_references(loaded.data)
     problems = Problems()
     if require_env:
@@ -227,12 +227,8 @@ def _at(data: Any, path: Path_) -> Any:
 def ensure_local_sealing() -> dict:
     """The validation context a monitor's config needs to seal its secrets here; what it seals is thrown away."""
     from shared.checks.credentials import Sealing
-    from shared.security import generate_key
-    from shared.settings import get_settings, reset_settings_cache
 
-    if not get_settings().credential_keys:
-        os.environ["SC_CREDENTIAL_KEY"] = generate_key()
-        reset_settings_cache()
+    environment.ensure_credential_key()
     return Sealing(LOCAL_PROJECT).context()
 
 
