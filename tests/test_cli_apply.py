@@ -12,6 +12,7 @@ import textwrap
 import tomllib
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -96,9 +97,7 @@ def project(stack, clean, aio, http_target, webhook_receiver, internal_targets, 
     api = httpx.Client(
         base_url=f"{stack.gateway_url}/function/api", headers={"Authorization": f"Bearer {key}"}, timeout=60
     )
-    yield type(
-        "Project", (), {"write": staticmethod(write), "run": staticmethod(run), "api": api, "env": env}
-    )
+    yield SimpleNamespace(write=write, run=run, api=api, env=env, slug=f"cli-public-{suffix}")
     api.close()
 
 
@@ -226,6 +225,28 @@ def test_export_then_apply_of_the_export_changes_nothing(project, tmp_path):
     assert applied.exit_code == 0, applied.output
     assert "Apply complete: 0 created, 0 updated, 0 deleted" in applied.output  # adopts the hand-made one
     assert "No changes." in project.run("plan", "-f", str(exported), **variables).output
+
+
+def test_a_refusal_mid_apply_names_the_item_and_the_next_plan_adopts_what_went_through(project, aio, stack):
+    other = httpx.Client(
+        base_url=f"{stack.gateway_url}/function/api",
+        headers={"Authorization": f"Bearer {make_project(aio, 'other')}"},
+        timeout=60,
+    )
+    with other:
+        taken = other.post("/status-pages", json={"slug": project.slug, "title": "Theirs"})
+    assert taken.status_code == 201, taken.text
+    file = project.write()
+    refused = project.run("apply", "-f", file)
+    assert refused.exit_code == 2
+    assert (
+        refused.stderr.startswith("statusPages.public.slug: ") and "4 change(s) before it" in refused.stderr
+    )
+    plan = project.run("plan", "-f", file)
+    assert (
+        "= monitors.web will be adopted" in plan.output
+        and "+ statusPages.public will be created" in plan.output
+    )
 
 
 def test_platform_errors_exit_3(project):
