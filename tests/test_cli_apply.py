@@ -239,9 +239,8 @@ def test_a_refusal_mid_apply_names_the_item_and_the_next_plan_adopts_what_went_t
     file = project.write()
     refused = project.run("apply", "-f", file)
     assert refused.exit_code == 2
-    assert (
-        refused.stderr.startswith("statusPages.public.slug: ") and "4 change(s) before it" in refused.stderr
-    )
+    assert refused.stderr.startswith(f"{file}:32:5: statusPages.0.slug: ")  # the file's slug line
+    assert "[statusPages.public]" in refused.stderr and "4 change(s) before it" in refused.stderr
     plan = project.run("plan", "-f", file)
     assert (
         "= monitors.web will be adopted" in plan.output

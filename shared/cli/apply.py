@@ -82,18 +82,19 @@ def _write(client: ApiClient, planned: Planned, ids: dict[str, dict[str, str]]) 
                 else:
                     ids[kind][action.key] = resources.update(client, kind, action.resource_id, body)
             except ApiRefused as refused:
-                raise _refused_at(action, refused, changed) from None
+                raise _refused_at(planned, action, refused, changed) from None
             changed.append(f"{kind}.{action.key}")
     return changed
 
 
-def _refused_at(action: Action, refused: ApiRefused, done: list[str]) -> ApiRefused:
-    """The API's refusal, naming the file's item and field; what went through before stays, unrecorded, and the
-    next plan adopts it by name."""
-    field = f".{refused.field}" if refused.field else ""
+def _refused_at(planned: Planned, action: Action, refused: ApiRefused, done: list[str]) -> ApiRefused:
+    """The API's refusal, pointing at the file's item and field; what went through before stays, unrecorded,
+    and the next plan adopts it by name."""
     before = f" ({len(done)} change(s) before it went through: {', '.join(done)})" if done else ""
     error = ApiRefused(refused.status, refused.code, refused.api_message, refused.field)
-    error.message = f"{action.kind}.{action.key}{field}: {refused.api_message}{before}"
+    message = refused.api_message.removeprefix(f"{refused.field}: ") if refused.field else refused.api_message
+    where = planned.place(action.kind, action.key, refused.field)
+    error.message = f"{where}: {message} [{action.kind}.{action.key}]{before}"
     return error
 
 
@@ -158,10 +159,10 @@ def command(file: str, prune: bool, yes: bool, message: str | None) -> None:
         planned = compute(file, client)
         states = _new_states(planned)
         if _nothing_to_do(planned, states, prune):
-            click.echo(render(planned.plan, prune))
+            click.echo(render(planned, prune))
             click.echo("Nothing to apply.")
             return
-        click.echo(render(planned.plan, prune))
+        click.echo(render(planned, prune))
         deletes = planned.plan.of("delete") if prune else []
         _confirm_deletes(deletes, yes)
         ids: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}

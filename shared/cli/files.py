@@ -179,7 +179,8 @@ def validate(
     """Every problem of the file, as the API would refuse it, plus keys and references.
 
     Offline (require_env False) an unset ${VAR} is left as written, and a problem in a field that holds one is
-    a note, not an error: its value is not known here. With require_env (plan, apply) an unset one is an error.
+    a note, not an error: its value is not known here. With require_env (plan, apply) the unset variable is
+    the error, and the field's own problems wait until it is set.
     """
     environ = environment.variables() if environ is None else environ
     references = env_references(loaded.data)
@@ -189,8 +190,10 @@ def validate(
     data = resolve(loaded.data, environ, keep_unset=True)
     for path, message in _model_problems(data):
         unknown = [ref for ref in references if _related(ref, path) and _has_unset(ref, loaded.data, environ)]
-        target = problems.notes if unknown and not require_env else problems.errors
-        target.append(loaded.problem(path, message))
+        if not unknown:
+            problems.errors.append(loaded.problem(path, message))
+        elif not require_env:  # with require_env the unset variable is the error already
+            problems.notes.append(loaded.problem(path, message))
     problems.errors.extend(_key_problems(loaded))
     problems.errors.extend(_secret_problems(loaded))
     problems.errors.sort(key=lambda p: (p.line, p.column))

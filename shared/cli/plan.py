@@ -23,6 +23,14 @@ class Planned:
     plan: Plan
     items: dict[tuple[str, str], resources.FileItem]
     state: resources.ManagedState
+    loaded: files.Loaded
+
+    def place(self, kind: str, key: str, field: str | None) -> str:
+        """FILE:LINE:COLUMN: path of an item's field (or of the item), for errors that point into the file."""
+        index = next(i for i, item in enumerate(self.loaded.data.get(kind) or []) if item.get("key") == key)
+        parts = tuple(int(p) if p.isdigit() else p for p in field.split(".")) if field else ()
+        problem = self.loaded.problem((kind, index, *parts), "")
+        return f"{problem.file}:{problem.line}:{problem.column}: {problem.field}"
 
 
 def compute(file: str, client: ApiClient) -> Planned:
@@ -30,7 +38,7 @@ def compute(file: str, client: ApiClient) -> Planned:
     items = resources.file_items(loaded, environment.variables())
     state = resources.managed_state(client)
     plan = build_plan([item.desired for item in items], state.applied, resources.live_resources(client))
-    return Planned(plan, {(item.desired.kind, item.desired.key): item for item in items}, state)
+    return Planned(plan, {(item.desired.kind, item.desired.key): item for item in items}, state, loaded)
 
 
 def _shown(value: Any) -> str:
@@ -44,7 +52,7 @@ def _change_lines(action: Action) -> list[str]:
     ]
 
 
-def _action_lines(action: Action, prune: bool) -> list[str]:
+def _action_lines(action: Action, prune: bool, created: dict) -> list[str]:
     name = f"{action.kind}.{action.key}"
     lines = []
     for change in action.drift:
@@ -55,6 +63,11 @@ def _action_lines(action: Action, prune: bool) -> list[str]:
     if action.action == "create":
         gone = " (deleted live since the last apply)" if action.live_gone else ""
         lines.append(f"  + {name} will be created{gone}")
+        lines += [
+            f"      {field}: {_shown(value)}"
+            for field, value in created.items()
+            if value not in (None, [], {})
+        ]
     elif action.action == "update":
         lines += [f"  ~ {name} will be updated in place", *_change_lines(action)]
     elif action.action == "adopt":
@@ -66,8 +79,13 @@ def _action_lines(action: Action, prune: bool) -> list[str]:
     return lines
 
 
-def render(plan: Plan, prune: bool) -> str:
-    lines = [line for action in plan.actions for line in _action_lines(action, prune)]
+def render(planned: Planned, prune: bool) -> str:
+    plan = planned.plan
+    lines = [
+        line
+        for action in plan.actions
+        for line in _action_lines(action, prune, _created_fields(planned, action))
+    ]
     for item in plan.unmanaged:
         label = item.display.get("name") or item.display.get("slug")
         lines.append(
@@ -87,6 +105,11 @@ def render(plan: Plan, prune: bool) -> str:
     return "\n".join(lines)
 
 
+def _created_fields(planned: Planned, action: Action) -> dict:
+    item = planned.items.get((action.kind, action.key))
+    return item.desired.display if item and action.action == "create" else {}
+
+
 @click.command("plan")
 @FILE_OPTION
 @click.option("--prune", is_flag=True, help="show deletes of managed resources no longer in the file as such")
@@ -94,4 +117,4 @@ def command(file: str, prune: bool) -> None:
     """Compare the file with the live project: creates, updates field by field, deletes, drift, unmanaged."""
     with ApiClient() as client:
         planned = compute(file, client)
-    click.echo(render(planned.plan, prune))
+    click.echo(render(planned, prune))
