@@ -300,3 +300,25 @@ def test_export_keys_are_stable_and_masked_secrets_become_references():
     config = with_references({"auth": {"token": "ab****yz", "type": "bearer"}}, "web", ("config",), found)
     assert config == {"auth": {"token": "${WEB_CONFIG_AUTH_TOKEN}", "type": "bearer"}}
     assert found == ["WEB_CONFIG_AUTH_TOKEN"]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "code", "fragment"),
+    [
+        (500, b'{"error": {"code": "internal_error", "message": "boom"}}', 3, "server error 500: boom"),
+        (502, b"bad gateway", 3, "server error 502"),
+        (403, b'{"error": {"code": "forbidden", "message": "no"}}', 3, "authentication failed (403)"),
+    ],
+)
+def test_a_5xx_or_a_refused_key_is_a_platform_error_exit_3(tmp_path, status, body, code, fragment):
+    from tests.servers import LoopbackHttpServer
+
+    server = LoopbackHttpServer(status=status, body=body).start()
+    try:
+        file = write(tmp_path, "monitors: []\n")
+        result = CliRunner().invoke(cli, ["plan", "-f", file], env={"SUPERCHECK_URL": server.url.rstrip("/")})
+    finally:
+        server.stop()
+    assert result.exit_code == code
+    assert fragment in result.stderr
+    assert server.requests[0].path == "/function/api/managed-resources"
