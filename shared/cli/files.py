@@ -17,7 +17,7 @@ from shared.cli import environment
 from shared.cli.document import KINDS, SupercheckFile, reference_paths
 from shared.cli.exits import InvalidInput
 
-Path_ = tuple  # a field's path in the file: ('monitors', 0, 'config', 'timeoutSeconds')
+FieldPath = tuple  # a field's path in the file: ('monitors', 0, 'config', 'timeoutSeconds')
 # ${NAME}; $${ is a literal "${"
 ENV_REFERENCE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # what the checks' validation may seal offline; thrown away (only the server's ciphertexts are ever stored)
@@ -42,21 +42,21 @@ class Loaded:
 
     file: str
     data: dict
-    positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    positions: dict[FieldPath, tuple[int, int]] = field(default_factory=dict)
 
-    def where(self, path: Path_) -> tuple[int, int]:
+    def where(self, path: FieldPath) -> tuple[int, int]:
         """The position of path, or of its nearest ancestor present in the file (a missing field: its parent)."""
         for end in range(len(path), -1, -1):
             if tuple(path[:end]) in self.positions:
                 return self.positions[tuple(path[:end])]
         return (1, 1)
 
-    def problem(self, path: Path_, message: str) -> Problem:
+    def problem(self, path: FieldPath, message: str) -> Problem:
         line, column = self.where(path)
         return Problem(self.file, line, column, dotted(path) or "(file)", message)
 
 
-def dotted(path: Path_) -> str:
+def dotted(path: FieldPath) -> str:
     return ".".join(str(part) for part in path)
 
 
@@ -101,7 +101,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _record_positions(node: Any, path: Path_, positions: dict) -> None:
+def _record_positions(node: Any, path: FieldPath, positions: dict) -> None:
     from ruamel.yaml.nodes import MappingNode, SequenceNode
 
     if isinstance(node, MappingNode):
@@ -118,9 +118,9 @@ def _record_positions(node: Any, path: Path_, positions: dict) -> None:
 # --- ${ENV_VAR} references ---------------------------------------------------------------------------------
 
 
-def env_references(value: Any, path: Path_ = ()) -> dict[Path_, list[str]]:
+def env_references(value: Any, path: FieldPath = ()) -> dict[FieldPath, list[str]]:
     """Each string field holding ${NAME} references, with the names (pure)."""
-    found: dict[Path_, list[str]] = {}
+    found: dict[FieldPath, list[str]] = {}
     if isinstance(value, dict):
         for key, item in value.items():
             found.update(env_references(item, (*path, key)))
@@ -206,19 +206,19 @@ class Problems:
     notes: list[Problem] = field(default_factory=list)
 
 
-def _has_unset(path: Path_, data: dict, environ: Mapping[str, str]) -> bool:
+def _has_unset(path: FieldPath, data: dict, environ: Mapping[str, str]) -> bool:
     value = at(data, path)
     return isinstance(value, str) and any(
         not m.group(1) and m.group(2) not in environ for m in ENV_REFERENCE.finditer(value)
     )
 
 
-def _related(a: Path_, b: Path_) -> bool:
+def _related(a: FieldPath, b: FieldPath) -> bool:
     shorter = min(len(a), len(b))
     return tuple(a[:shorter]) == tuple(b[:shorter])
 
 
-def at(data: Any, path: Path_) -> Any:
+def at(data: Any, path: FieldPath) -> Any:
     for part in path:
         try:
             data = data[part]
@@ -235,7 +235,7 @@ def ensure_local_sealing() -> dict:
     return Sealing(LOCAL_PROJECT).context()
 
 
-def _model_problems(data: dict) -> list[tuple[Path_, str]]:
+def _model_problems(data: dict) -> list[tuple[FieldPath, str]]:
     from shared.errors import PrefixedValidationError, describe_error
 
     try:
@@ -299,7 +299,7 @@ def _secret_problems(loaded: Loaded) -> list[Problem]:
     return problems
 
 
-def sealed_paths(monitor: dict) -> list[Path_]:
+def sealed_paths(monitor: dict) -> list[FieldPath]:
     """Paths in a monitor (as written) whose values the API stores encrypted: they are secrets."""
     from shared.checks.spec import CheckSpec
     from shared.security import is_encrypted
@@ -314,9 +314,9 @@ def sealed_paths(monitor: dict) -> list[Path_]:
         )
     except (ValidationError, ValueError):
         return []
-    found: list[Path_] = []
+    found: list[FieldPath] = []
 
-    def walk(value: Any, path: Path_) -> None:
+    def walk(value: Any, path: FieldPath) -> None:
         if isinstance(value, dict):
             for key, item in value.items():
                 walk(item, (*path, key))
