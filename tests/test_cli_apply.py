@@ -128,11 +128,13 @@ def test_plan_apply_then_plan_again_changes_nothing(project):
 
 
 def test_an_edit_in_the_file_is_an_update_field_by_field(project):
-    project.run("apply", "-f", project.write(frequency=60))
+    first = project.run("apply", "-f", project.write(frequency=60))
+    assert first.exit_code == 0, first.output
     plan = project.run("plan", "-f", project.write(frequency=30))
     assert "~ monitors.web will be updated in place" in plan.output
     assert "frequencyMinutes: 60 -> 30" in plan.output
-    assert project.run("apply", "-f", project.write(frequency=30)).exit_code == 0
+    second = project.run("apply", "-f", project.write(frequency=30))
+    assert second.exit_code == 0, second.output
     web = next(m for m in project.api.get("/monitors").json()["data"] if m["name"] == "Web")
     assert web["frequencyMinutes"] == 30
 
@@ -248,6 +250,16 @@ def test_a_refusal_mid_apply_names_the_item_and_the_next_plan_adopts_what_went_t
     )
 
 
+def test_an_apply_while_another_holds_the_state_writes_nothing_and_exits_3(project):
+    held = project.api.post("/managed-resources/claims", json={"expectedGeneration": 0})
+    assert held.status_code == 201
+    result = project.run("apply", "-f", project.write())
+    assert result.exit_code == 3 and "another apply holds the state" in result.stderr
+    assert project.api.get("/monitors").json()["data"] == []
+    assert project.api.delete(f"/managed-resources/claims/{held.json()['claimId']}").status_code == 204
+    assert project.run("apply", "-f", project.write()).exit_code == 0
+
+
 def test_platform_errors_exit_3(project):
     file = project.write()
     closed = f"http://127.0.0.1:{free_port()}"
@@ -291,7 +303,7 @@ def test_the_supercheck_console_script_validates_plans_and_exits_with_its_codes(
     assert usage.returncode == 2
 
 
-def test_recording_an_apply_is_compare_and_set_and_refuses_plaintext_secrets(clean, aio):
+def test_an_apply_claims_then_records_the_state_by_compare_and_set_and_refuses_plaintext_secrets(clean, aio):
     api = ApiClient(aio, make_project(aio, "state"))
     resource = {
         "kind": "monitors",
@@ -300,22 +312,42 @@ def test_recording_an_apply_is_compare_and_set_and_refuses_plaintext_secrets(cle
         "desired": {"item": {"config": {"auth": {"token": "${WEB_TOKEN}"}}}, "secretDigests": {}},
         "observed": {"name": "Web"},
     }
-    first = api.post("/managed-resources/applies", json={"expectedGeneration": 0, "upserts": [resource]})
+    claim = api.post("/managed-resources/claims", json={"expectedGeneration": 0})
+    assert claim.status_code == 201, claim.text
+    held = api.post("/managed-resources/claims", json={"expectedGeneration": 0})
+    assert held.status_code == 409 and held.json()["error"]["field"] == "expectedGeneration"
+    record = {"expectedGeneration": 0, "claimId": claim.json()["claimId"], "upserts": [resource]}
+    first = api.post("/managed-resources/applies", json=record)
     assert first.status_code == 201 and first.json()["generation"] == 1
-    stale = api.post("/managed-resources/applies", json={"expectedGeneration": 0, "upserts": [resource]})
-    assert stale.status_code == 409 and stale.json()["error"]["field"] == "expectedGeneration"
+    again = api.post("/managed-resources/applies", json=record)  # the claim is spent, the generation moved
+    assert again.status_code == 409 and again.json()["error"]["field"] == "claimId"
+    stale = api.post("/managed-resources/claims", json={"expectedGeneration": 0})
+    assert stale.status_code == 409
     state = api.get("/managed-resources").json()
     assert state["generation"] == 1 and [r["key"] for r in state["resources"]] == ["web"]
 
+    claim = api.post("/managed-resources/claims", json={"expectedGeneration": 1}).json()["claimId"]
     plaintext = {**resource, "desired": {"item": {"config": {"auth": {"token": "hunter2-hunter2"}}}}}
-    refused = api.post("/managed-resources/applies", json={"expectedGeneration": 1, "upserts": [plaintext]})
+    refused = api.post(
+        "/managed-resources/applies", json={"expectedGeneration": 1, "claimId": claim, "upserts": [plaintext]}
+    )
     assert refused.status_code == 400
     assert refused.json()["error"]["message"].startswith("desired.item.config.auth.token: ")
     assert "hunter2" not in refused.text
+    assert api.request("DELETE", f"/managed-resources/claims/{claim}").status_code == 204
+    claim = api.post("/managed-resources/claims", json={"expectedGeneration": 1}).json()[
+        "claimId"
+    ]  # released
     gone = api.post(
         "/managed-resources/applies",
-        json={"expectedGeneration": 1, "deletes": [{"kind": "monitors", "key": "web"}], "message": "bye"},
+        json={
+            "expectedGeneration": 1,
+            "claimId": claim,
+            "deletes": [{"kind": "monitors", "key": "web"}],
+            "message": "bye",
+        },
     )
     assert gone.status_code == 201 and api.get("/managed-resources").json()["resources"] == []
     doc = api.get("/openapi.json").json()
     assert "ManagedState" in json.dumps(doc["paths"]["/managed-resources"])
+    assert "/managed-resources/claims/{claim_id}" in doc["paths"]

@@ -416,10 +416,21 @@ def _strings(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else []
 
 
+class ManagedClaimRequest(ApiModel):
+    """Claim the state before an apply writes: refused (409) if the generation moved or another claim holds."""
+
+    expected_generation: int = Field(ge=0, description="the generation the plan read")
+    ttl_seconds: int = Field(
+        default=900, ge=10, le=3600, description="how long the claim holds unless recorded"
+    )
+
+
 class ManagedApplyRecord(ApiModel):
-    """An apply, recorded after its changes went through the API: compare-and-set on the state's generation."""
+    """An apply, recorded after its changes went through the API: compare-and-set on the state's generation
+    and the apply's claim."""
 
     expected_generation: int = Field(ge=0, description="the generation the plan read; 409 if it has moved")
+    claim_id: uuid.UUID = Field(description="from POST /managed-resources/claims")
     message: str | None = Field(default=None, max_length=2000)
     commit_sha: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{7,64}$", description="GITHUB_SHA")
     upserts: list[ManagedResourceWrite] = Field(default_factory=list, max_length=5000)

@@ -509,6 +509,12 @@ class ManagedState(ApiModel):
     resources: list[ManagedResourceOut]
 
 
+class ManagedClaim(ApiModel):
+    claim_id: uuid.UUID
+    generation: int
+    claimed_until: datetime
+
+
 class ManagedApplyRecorded(ApiModel):
     generation: int
     upserted: int

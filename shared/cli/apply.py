@@ -109,7 +109,29 @@ def _delete(client: ApiClient, deletes: list[Action]) -> None:
                 raise
 
 
-def _record(client, planned, states, ids, prune, message, summary) -> int:
+def _claim(client: ApiClient, planned: Planned) -> str:
+    """The state, claimed on the generation the plan read, before anything is written: a second apply running
+    at once is refused here, not after it has created its resources too."""
+    try:
+        return client.post("/managed-resources/claims", {"expectedGeneration": planned.state.generation})[
+            "claimId"
+        ]
+    except ApiRefused as refused:
+        if refused.status == 409:
+            raise PlatformError(
+                "another apply holds the state or was recorded since this plan read it; nothing applied, run again"
+            ) from None
+        raise
+
+
+def _release(client: ApiClient, claim_id: str) -> None:
+    try:
+        client.delete(f"/managed-resources/claims/{claim_id}")
+    except (ApiRefused, PlatformError):
+        pass  # best effort: the claim expires on its own
+
+
+def _record(client, planned, states, ids, prune, claim_id, message, summary) -> int:
     key_of = {kind: {resource_id: key for key, resource_id in ids[kind].items()} for kind in KINDS}
     observed = {
         (live.kind, key_of[live.kind][live.id]): compact(with_keys(live.kind, live.display, key_of))
@@ -129,6 +151,7 @@ def _record(client, planned, states, ids, prune, message, summary) -> int:
     deletes = [{"kind": a.kind, "key": a.key} for a in planned.plan.of("delete")] if prune else []
     body = {
         "expectedGeneration": planned.state.generation,
+        "claimId": claim_id,
         "message": message,
         "commitSha": environment.get("GITHUB_SHA") or None,
         "upserts": upserts,
@@ -140,10 +163,26 @@ def _record(client, planned, states, ids, prune, message, summary) -> int:
     except ApiRefused as refused:
         if refused.status == 409:
             raise PlatformError(
-                "another apply was recorded while this one ran; the changes above went through, "
-                "run `supercheck plan` to see where the project stands"
+                "this apply's claim expired and another apply claimed the state; the changes above went "
+                "through, run `supercheck plan` to see where the project stands"
             ) from None
         raise
+
+
+def _carry_out(client: ApiClient, planned: Planned, deletes: list[Action]) -> dict:
+    ids: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
+    for action in planned.plan.actions:
+        if action.resource_id and action.action != "delete":
+            ids[action.kind][action.key] = action.resource_id
+    changed = _write(client, planned, ids)
+    _delete(client, deletes)
+    created = [f"{a.kind}.{a.key}" for a in planned.plan.of("create")]
+    return {
+        "ids": ids,
+        "created": created,
+        "updated": [name for name in changed if name not in created],
+        "deleted": [f"{a.kind}.{a.key}" for a in deletes],
+    }
 
 
 @click.command("apply")
@@ -165,19 +204,15 @@ def command(file: str, prune: bool, yes: bool, message: str | None) -> None:
         click.echo(render(planned, prune))
         deletes = planned.plan.of("delete") if prune else []
         _confirm_deletes(deletes, yes)
-        ids: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
-        for action in planned.plan.actions:
-            if action.resource_id and action.action != "delete":
-                ids[action.kind][action.key] = action.resource_id
-        changed = _write(client, planned, ids)
-        _delete(client, deletes)
-        created = [f"{a.kind}.{a.key}" for a in planned.plan.of("create")]
-        summary = {
-            "created": created,
-            "updated": [name for name in changed if name not in created],
-            "deleted": [f"{a.kind}.{a.key}" for a in deletes],
-        }
-        generation = _record(client, planned, states, ids, prune, message, summary)
+        claim_id = _claim(client, planned)
+        try:
+            summary = _carry_out(client, planned, deletes)
+            generation = _record(
+                client, planned, states, summary.pop("ids"), prune, claim_id, message, summary
+            )
+        except BaseException:
+            _release(client, claim_id)
+            raise
     click.echo(
         f"Apply complete: {len(summary['created'])} created, {len(summary['updated'])} updated, "
         f"{len(summary['deleted'])} deleted (state generation {generation})."

@@ -19,9 +19,12 @@ create table managed_resources (
 create unique index managed_resources_resource on managed_resources (project_id, kind, resource_id);
 
 -- One row per project that has applied: its generation advances by compare-and-set with each recorded apply,
--- so two applies planned from the same state cannot both record theirs.
+-- so two applies planned from the same state cannot both record theirs. An apply first claims the state (on
+-- the generation its plan read) for a while: a second apply is refused before it writes anything.
 create table managed_state (
     project_id uuid primary key references projects (id) on delete cascade,
     generation bigint not null default 0,
-    applied_at timestamptz
+    applied_at timestamptz,
+    claim_id uuid,
+    claimed_until timestamptz
 );

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from shared.api.framework import Context, LazyModule, endpoint
-from shared.api.requests import ManagedApplyRecord
-from shared.api.schemas import ManagedApplyRecorded, ManagedState
+from shared.api.framework import Context, LazyModule, as_uuid, endpoint
+from shared.api.requests import ManagedApplyRecord, ManagedClaimRequest
+from shared.api.schemas import ManagedApplyRecorded, ManagedClaim, ManagedState
 
 managed = LazyModule("shared.api.services.managed")
 
@@ -22,13 +22,38 @@ async def get_managed_state(ctx: Context):
 
 @endpoint(
     "POST",
+    "/managed-resources/claims",
+    summary="Claim the state before an apply writes, on the generation its plan read (expires)",
+    tag="managed",
+    body=ManagedClaimRequest,
+    response=ManagedClaim,
+    status=201,
+    conflict="The generation moved, or another apply holds an unexpired claim: plan again",
+)
+async def claim_managed_state(ctx: Context):
+    return await managed.claim(ctx.project_id, ctx.body)
+
+
+@endpoint(
+    "DELETE",
+    "/managed-resources/claims/{claim_id}",
+    summary="Release a claim (an apply that failed before recording)",
+    tag="managed",
+    status=204,
+)
+async def release_managed_claim(ctx: Context, claim_id: str):
+    await managed.release(ctx.project_id, as_uuid(claim_id, "claim"))
+
+
+@endpoint(
+    "POST",
     "/managed-resources/applies",
-    summary="Record an apply: the resources' new state, by compare-and-set on the generation; audited",
+    summary="Record an apply: the resources' new state, by compare-and-set on generation and claim; audited",
     tag="managed",
     body=ManagedApplyRecord,
     response=ManagedApplyRecorded,
     status=201,
-    conflict="Another apply was recorded since expectedGeneration was read: plan again",
+    conflict="The apply's claim is gone (it expired and another apply claimed the state): plan again",
 )
 async def record_managed_apply(ctx: Context):
     return await managed.record_apply(ctx.project_id, ctx.api_key_id, ctx.body)

@@ -1,5 +1,6 @@
-"""The last-applied state of resources managed as code (the supercheck CLI), per project, kind and key;
-an apply is recorded by compare-and-set on the project's generation, with its audit entry."""
+"""The last-applied state of resources managed as code (the supercheck CLI), per project, kind and key.
+An apply claims the state on the generation its plan read (compare-and-set, with an expiry), writes through the
+API, then records by compare-and-set on that generation and claim, with its audit entry."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import uuid
 from psycopg.types.json import Jsonb
 
 from shared import audit, db
-from shared.api.requests import ManagedApplyRecord
-from shared.api.schemas import ManagedApplyRecorded, ManagedResourceOut, ManagedState
+from shared.api.requests import ManagedApplyRecord, ManagedClaimRequest
+from shared.api.schemas import ManagedApplyRecorded, ManagedClaim, ManagedResourceOut, ManagedState
 from shared.errors import ApiError
 from shared.security import mask_secrets
 
@@ -35,27 +36,64 @@ async def read_state(project_id: uuid.UUID) -> ManagedState:
     )
 
 
+async def claim(project_id: uuid.UUID, request: ManagedClaimRequest) -> ManagedClaim:
+    async with db.transaction() as conn:
+        await _ensure_state(conn, project_id)
+        row = await (
+            await conn.execute(
+                """update managed_state set claim_id = gen_random_uuid(),
+                       claimed_until = now() + make_interval(secs => %s)
+                   where project_id = %s and generation = %s and (claimed_until is null or claimed_until < now())
+                   returning claim_id, generation, claimed_until""",
+                (request.ttl_seconds, project_id, request.expected_generation),
+            )
+        ).fetchone()
+    if row is None:
+        raise ApiError(
+            409,
+            "conflict",
+            "expectedGeneration: another apply holds the state or was recorded since this plan; plan again",
+            "expectedGeneration",
+        )
+    return ManagedClaim.model_validate(row)
+
+
+async def release(project_id: uuid.UUID, claim_id: uuid.UUID) -> None:
+    """An apply that failed lets go of its claim (idempotent: an expired or recorded claim is gone already)."""
+    async with db.transaction() as conn:
+        await conn.execute(
+            "update managed_state set claim_id = null, claimed_until = null where project_id = %s and claim_id = %s",
+            (project_id, claim_id),
+        )
+
+
+async def _ensure_state(conn, project_id: uuid.UUID) -> None:
+    await conn.execute(
+        "insert into managed_state (project_id) values (%s) on conflict (project_id) do nothing",
+        (project_id,),
+    )
+
+
 async def record_apply(
     project_id: uuid.UUID, api_key_id: uuid.UUID | None, record: ManagedApplyRecord
 ) -> ManagedApplyRecorded:
     async with db.transaction() as conn:
-        await conn.execute(
-            "insert into managed_state (project_id) values (%s) on conflict (project_id) do nothing",
-            (project_id,),
-        )
+        # the claim may have expired meanwhile: recorded all the same unless another apply claimed since
         advanced = await (
             await conn.execute(
-                """update managed_state set generation = generation + 1, applied_at = now()
-                   where project_id = %s and generation = %s returning generation""",
-                (project_id, record.expected_generation),
+                """update managed_state set generation = generation + 1, applied_at = now(),
+                       claim_id = null, claimed_until = null
+                   where project_id = %s and generation = %s and claim_id = %s returning generation""",
+                (project_id, record.expected_generation, record.claim_id),
             )
         ).fetchone()
         if advanced is None:
             raise ApiError(
                 409,
                 "conflict",
-                "expectedGeneration: another apply was recorded since this plan read the state; plan again",
-                "expectedGeneration",
+                "claimId: this apply's claim is gone (another apply claimed the state after it expired, or "
+                "it was recorded already); plan again",
+                "claimId",
             )
         for item in record.upserts:
             await conn.execute(
