@@ -335,6 +335,7 @@ def test_an_apply_claims_then_records_the_state_by_compare_and_set_and_refuses_p
     assert refused.json()["error"]["message"].startswith("desired.item.config.auth.token: ")
     assert "hunter2" not in refused.text
     assert api.request("DELETE", f"/managed-resources/claims/{claim}").status_code == 204
+    assert api.request("DELETE", f"/managed-resources/claims/{claim}").status_code == 404  # released
     claim = api.post("/managed-resources/claims", json={"expectedGeneration": 1}).json()[
         "claimId"
     ]  # released

@@ -59,12 +59,17 @@ async def claim(project_id: uuid.UUID, request: ManagedClaimRequest) -> ManagedC
 
 
 async def release(project_id: uuid.UUID, claim_id: uuid.UUID) -> None:
-    """An apply that failed lets go of its claim (idempotent: an expired or recorded claim is gone already)."""
+    """An apply that failed lets go of its claim; a claim recorded or released already is not found."""
     async with db.transaction() as conn:
-        await conn.execute(
-            "update managed_state set claim_id = null, claimed_until = null where project_id = %s and claim_id = %s",
-            (project_id, claim_id),
-        )
+        released = await (
+            await conn.execute(
+                """update managed_state set claim_id = null, claimed_until = null
+                   where project_id = %s and claim_id = %s returning project_id""",
+                (project_id, claim_id),
+            )
+        ).fetchone()
+    if released is None:
+        raise ApiError(404, "not_found", "claim not found")
 
 
 async def _ensure_state(conn, project_id: uuid.UUID) -> None:
