@@ -322,3 +322,18 @@ def test_a_5xx_or_a_refused_key_is_a_platform_error_exit_3(tmp_path, status, bod
     assert result.exit_code == code
     assert fragment in result.stderr
     assert server.requests[0].path == "/function/api/managed-resources"
+
+
+def test_the_key_rule_is_one_in_the_file_model_the_api_and_the_migration():
+    from pathlib import Path
+
+    from shared.api.requests import MANAGED_KEY_PATTERN
+
+    migration = Path(files.__file__).parents[1] / "migrations" / "0013_managed_resources.sql"
+    assert f"key ~ '{MANAGED_KEY_PATTERN}'" in migration.read_text()
+    assert (
+        json.loads(CliRunner().invoke(cli, ["schema"]).output)["$defs"]["MonitorEntry"]["properties"]["key"][
+            "pattern"
+        ]
+        == MANAGED_KEY_PATTERN
+    )
