@@ -1,0 +1,11 @@
+"""`supercheck plan`: see the README's "Monitors as code" section (being built)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("plan")
+def command() -> None:
+    """Not built yet."""
+    raise click.UsageError("not built yet")
