@@ -493,3 +493,29 @@ class StatusIncidentOut(StatusIncidentSummary):
 class StatusIncidentPage(ApiModel):
     data: list[StatusIncidentSummary]
     pagination: Pagination
+
+
+# --- resources managed as code (shared/api/services/managed.py) ------------------------------------------
+
+
+class ManagedResourceOut(ApiModel):
+    kind: str
+    key: str
+    resource_id: uuid.UUID
+    desired: dict[str, Any]
+    observed: dict[str, Any]
+    applied_at: datetime
+
+
+class ManagedState(ApiModel):
+    generation: int = Field(
+        description="advances with each recorded apply; send it back as expectedGeneration"
+    )
+    applied_at: datetime | None
+    resources: list[ManagedResourceOut]
+
+
+class ManagedApplyRecorded(ApiModel):
+    generation: int
+    upserted: int
+    deleted: int

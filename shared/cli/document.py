@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from shared.api.requests import (
+    MANAGED_KEY_PATTERN,
     MaintenanceWindowCreate,
     MonitorCreate,
     NotificationProviderCreate,
@@ -18,11 +19,10 @@ from shared.api.requests import (
 )
 from shared.models import AlertConfig, ApiModel
 
-KEY_PATTERN = r"^[a-z0-9](?:[a-z0-9._-]{0,98}[a-z0-9])?$"
 ResourceKey = Annotated[
     str,
     Field(
-        pattern=KEY_PATTERN,
+        pattern=MANAGED_KEY_PATTERN,
         description="stable name of this resource in the file: 1-100 of a-z, 0-9, '.', '_', '-'; "
         "renaming a key deletes the resource and creates a new one",
     ),

@@ -204,7 +204,7 @@ class Problems:
 
 
 def _has_unset(path: Path_, data: dict, environ: Mapping[str, str]) -> bool:
-    value = _at(data, path)
+    value = at(data, path)
     return isinstance(value, str) and any(
         not m.group(1) and m.group(2) not in environ for m in ENV_REFERENCE.finditer(value)
     )
@@ -215,7 +215,7 @@ def _related(a: Path_, b: Path_) -> bool:
     return tuple(a[:shorter]) == tuple(b[:shorter])
 
 
-def _at(data: Any, path: Path_) -> Any:
+def at(data: Any, path: Path_) -> Any:
     for part in path:
         try:
             data = data[part]
@@ -320,7 +320,7 @@ def sealed_paths(monitor: dict) -> list[Path_]:
         elif isinstance(value, list):
             for i, item in enumerate(value):
                 walk(item, (*path, i))
-        elif is_encrypted(value) and _at(config, path[1:]) is not None:
+        elif is_encrypted(value) and at(config, path[1:]) is not None:
             found.append(path)
 
     walk({"config": spec.config}, ())
