@@ -173,3 +173,52 @@ def test_the_human_table_lines_up_its_columns_and_ends_with_the_counts():
         for line in lines[1:7]
     )
     assert lines[-1] == "6 checks: 3 passed, 2 failed, 1 refused by the platform"
+
+
+# The common JUnit schema (Jenkins' junit-10.xsd, from Ant's): the attributes and children each element may have.
+JUNIT_ATTRIBUTES = {
+    "testsuites": {"name", "time", "tests", "failures", "errors", "disabled"},
+    "testsuite": {
+        "name",
+        "tests",
+        "failures",
+        "errors",
+        "time",
+        "disabled",
+        "skipped",
+        "timestamp",
+        "hostname",
+        "id",
+        "package",
+    },
+    "testcase": {"name", "assertions", "time", "classname", "status"},
+    "failure": {"message", "type"},
+    "error": {"message", "type"},
+    "system-out": set(),
+}
+JUNIT_CHILD_ORDER = {
+    "testsuites": ["testsuite"],
+    "testsuite": ["properties", "testcase", "system-out", "system-err"],
+    "testcase": ["skipped", "error", "failure", "system-out", "system-err"],
+    "failure": [],
+    "error": [],
+    "system-out": [],
+}
+
+
+def test_the_junit_report_keeps_to_the_common_schema():
+    import re
+
+    root = _junit(MIXED)
+    for element in root.iter():
+        assert set(element.attrib) <= JUNIT_ATTRIBUTES[element.tag], element.tag
+        order = [JUNIT_CHILD_ORDER[element.tag].index(child.tag) for child in element]
+        assert order == sorted(order), f"children of {element.tag} out of the schema's order"
+        for name in ("time",):
+            if name in element.attrib:
+                assert re.fullmatch(r"\d+(\.\d+)?", element.get(name))
+        for name in ("tests", "failures", "errors", "skipped", "id"):
+            if name in element.attrib:
+                assert element.get(name).isdigit()
+    assert all(suite.get("name") and suite.get("tests") for suite in root.iter("testsuite"))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", root.find("testsuite").get("timestamp"))
