@@ -80,13 +80,14 @@ def read_runs(client: ApiClient, run_ids: Sequence[str]) -> list[dict]:
 
 
 def _monitor_names(client: ApiClient, monitor_ids: Sequence[str], tag: str | None) -> dict[str, str]:
+    """The started monitors' names: the tag's list page by page, and each monitor given by id outside it."""
     wanted = set(monitor_ids)
-    found = {
-        item["id"]: item["name"]
-        for item in client.pages("/monitors", **({"tag": tag} if tag else {}))
-        if item["id"] in wanted
-    }
-    for monitor_id in wanted - set(found):  # by id, outside the tag
+    found = (
+        {item["id"]: item["name"] for item in client.pages("/monitors", tag=tag) if item["id"] in wanted}
+        if tag
+        else {}
+    )
+    for monitor_id in wanted - set(found):
         found[monitor_id] = client.get(f"/monitors/{monitor_id}")["name"]
     return found
 
