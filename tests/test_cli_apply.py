@@ -10,7 +10,9 @@ import subprocess
 import sys
 import textwrap
 import tomllib
+import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -18,6 +20,7 @@ from click.testing import CliRunner
 
 from openfaas.local.services import free_port
 from shared.cli.main import cli
+from tests.api_client import ApiClient
 from tests.factories import make_project
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,12 +59,20 @@ maintenanceWindows:
     monitorIds: [web, api]
     cron: "0 2 * * 0"
     durationMinutes: 60
+statusPages:
+  - key: public
+    slug: cli-public-{suffix}
+    title: Our services
+    groups:
+      - name: Sites
+        monitorIds: [web, api]
 """
 
 
 @pytest.fixture
 def project(stack, clean, aio, http_target, webhook_receiver, internal_targets, tmp_path):
     key = make_project(aio, "cli")
+    suffix = uuid.uuid4().hex[:8]  # a page's slug is unique across projects
     env = {
         "SUPERCHECK_URL": stack.gateway_url,
         "SUPERCHECK_API_KEY": key,
@@ -74,7 +85,7 @@ def project(stack, clean, aio, http_target, webhook_receiver, internal_targets, 
         text = FILE.format(
             target=http_target.url,
             frequency=frequency,
-            extra=EXTRA_MONITOR.format(target=http_target.url) if extra else "",
+            extra=EXTRA_MONITOR.format(target=http_target.url, suffix=suffix) if extra else "",
         )
         path = tmp_path / "supercheck.yaml"
         path.write_text(text)
@@ -86,9 +97,7 @@ def project(stack, clean, aio, http_target, webhook_receiver, internal_targets, 
     api = httpx.Client(
         base_url=f"{stack.gateway_url}/function/api", headers={"Authorization": f"Bearer {key}"}, timeout=60
     )
-    yield type(
-        "Project", (), {"write": staticmethod(write), "run": staticmethod(run), "api": api, "env": env}
-    )
+    yield SimpleNamespace(write=write, run=run, api=api, env=env, slug=f"cli-public-{suffix}")
     api.close()
 
 
@@ -98,11 +107,11 @@ def test_plan_apply_then_plan_again_changes_nothing(project):
     assert plan.exit_code == 0, plan.output
     assert "+ notificationProviders.ops-hook will be created" in plan.output
     assert "+ monitors.web will be created" in plan.output
-    assert "Plan: 4 to create, 0 to update, 0 to delete." in plan.output
+    assert "Plan: 5 to create, 0 to update, 0 to delete." in plan.output
 
     applied = project.run("apply", "-f", file, "-m", "first apply")
     assert applied.exit_code == 0, applied.output
-    assert "Apply complete: 4 created" in applied.output
+    assert "Apply complete: 5 created" in applied.output
     monitors = {m["name"]: m for m in project.api.get("/monitors").json()["data"]}
     provider = project.api.get("/notification-providers").json()[0]
     assert monitors["Web"]["alertConfig"]["notificationProviders"] == [provider["id"]]
@@ -157,9 +166,10 @@ def test_prune_deletes_only_with_confirmation_or_yes(project):
 
     pruned = project.run("apply", "-f", smaller, "--prune", "--yes")
     assert pruned.exit_code == 0, pruned.output
-    assert "2 deleted" in pruned.output  # the monitor and the window no longer in the file
+    assert "3 deleted" in pruned.output  # the monitor, the window and the page no longer in the file
     assert [m["name"] for m in project.api.get("/monitors").json()["data"]] == ["Web"]
     assert project.api.get("/maintenance-windows").json() == []
+    assert project.api.get("/status-pages").json()["data"] == []
     assert "No changes." in project.run("plan", "-f", smaller, "--prune").output
 
 
@@ -217,6 +227,28 @@ def test_export_then_apply_of_the_export_changes_nothing(project, tmp_path):
     assert "No changes." in project.run("plan", "-f", str(exported), **variables).output
 
 
+def test_a_refusal_mid_apply_names_the_item_and_the_next_plan_adopts_what_went_through(project, aio, stack):
+    other = httpx.Client(
+        base_url=f"{stack.gateway_url}/function/api",
+        headers={"Authorization": f"Bearer {make_project(aio, 'other')}"},
+        timeout=60,
+    )
+    with other:
+        taken = other.post("/status-pages", json={"slug": project.slug, "title": "Theirs"})
+    assert taken.status_code == 201, taken.text
+    file = project.write()
+    refused = project.run("apply", "-f", file)
+    assert refused.exit_code == 2
+    assert (
+        refused.stderr.startswith("statusPages.public.slug: ") and "4 change(s) before it" in refused.stderr
+    )
+    plan = project.run("plan", "-f", file)
+    assert (
+        "= monitors.web will be adopted" in plan.output
+        and "+ statusPages.public will be created" in plan.output
+    )
+
+
 def test_platform_errors_exit_3(project):
     file = project.write()
     closed = f"http://127.0.0.1:{free_port()}"
@@ -246,7 +278,7 @@ def test_the_supercheck_console_script_validates_plans_and_exits_with_its_codes(
     file = project.write()
     plan = subprocess.run([script, "plan", "-f", file], env=env, capture_output=True, text=True, timeout=120)
     assert plan.returncode == 0, plan.stderr
-    assert "Plan: 4 to create" in plan.stdout
+    assert "Plan: 5 to create" in plan.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text(textwrap.dedent("monitors:\n  - key: x\n    name: X\n    type: http\n"))
     invalid = subprocess.run(
@@ -258,3 +290,33 @@ def test_the_supercheck_console_script_validates_plans_and_exits_with_its_codes(
         [script, "apply", "--no-such-flag"], env=env, capture_output=True, text=True, timeout=60
     )
     assert usage.returncode == 2
+
+
+def test_recording_an_apply_is_compare_and_set_and_refuses_plaintext_secrets(clean, aio):
+    api = ApiClient(aio, make_project(aio, "state"))
+    resource = {
+        "kind": "monitors",
+        "key": "web",
+        "resourceId": str(uuid.uuid4()),
+        "desired": {"item": {"config": {"auth": {"token": "${WEB_TOKEN}"}}}, "secretDigests": {}},
+        "observed": {"name": "Web"},
+    }
+    first = api.post("/managed-resources/applies", json={"expectedGeneration": 0, "upserts": [resource]})
+    assert first.status_code == 201 and first.json()["generation"] == 1
+    stale = api.post("/managed-resources/applies", json={"expectedGeneration": 0, "upserts": [resource]})
+    assert stale.status_code == 409 and stale.json()["error"]["field"] == "expectedGeneration"
+    state = api.get("/managed-resources").json()
+    assert state["generation"] == 1 and [r["key"] for r in state["resources"]] == ["web"]
+
+    plaintext = {**resource, "desired": {"item": {"config": {"auth": {"token": "hunter2-hunter2"}}}}}
+    refused = api.post("/managed-resources/applies", json={"expectedGeneration": 1, "upserts": [plaintext]})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"].startswith("desired.item.config.auth.token: ")
+    assert "hunter2" not in refused.text
+    gone = api.post(
+        "/managed-resources/applies",
+        json={"expectedGeneration": 1, "deletes": [{"kind": "monitors", "key": "web"}], "message": "bye"},
+    )
+    assert gone.status_code == 201 and api.get("/managed-resources").json()["resources"] == []
+    doc = api.get("/openapi.json").json()
+    assert "ManagedState" in json.dumps(doc["paths"]["/managed-resources"])

@@ -76,12 +76,25 @@ def _write(client: ApiClient, planned: Planned, ids: dict[str, dict[str, str]]) 
                 ids[kind][action.key] = action.resource_id
                 continue
             body = with_ids(kind, planned.items[(kind, action.key)].resolved, ids)
-            if action.action == "create":
-                ids[kind][action.key] = resources.create(client, kind, body)
-            else:
-                ids[kind][action.key] = resources.update(client, kind, action.resource_id, body)
+            try:
+                if action.action == "create":
+                    ids[kind][action.key] = resources.create(client, kind, body)
+                else:
+                    ids[kind][action.key] = resources.update(client, kind, action.resource_id, body)
+            except ApiRefused as refused:
+                raise _refused_at(action, refused, changed) from None
             changed.append(f"{kind}.{action.key}")
     return changed
+
+
+def _refused_at(action: Action, refused: ApiRefused, done: list[str]) -> ApiRefused:
+    """The API's refusal, naming the file's item and field; what went through before stays, unrecorded, and the
+    next plan adopts it by name."""
+    field = f".{refused.field}" if refused.field else ""
+    before = f" ({len(done)} change(s) before it went through: {', '.join(done)})" if done else ""
+    error = ApiRefused(refused.status, refused.code, refused.api_message, refused.field)
+    error.message = f"{action.kind}.{action.key}{field}: {refused.api_message}{before}"
+    return error
 
 
 def _delete(client: ApiClient, deletes: list[Action]) -> None:
