@@ -180,6 +180,7 @@ def test_the_gatus_sample_converts_its_endpoints_and_lists_the_rest():
             "alerts",
             "conditions[1] '[RESPONSE_TIME] < 500' converted approximately",
             "conditions[2] '[CERTIFICATE_EXPIRATION] > 48h' converted approximately",
+            "conditions[3] '[BODY] == pat(*Welcome*)' converted approximately",
         ],
         "endpoints[1] 'api health'": [
             "interval",
@@ -227,6 +228,7 @@ def test_the_kuma_sample_converts_its_monitors_and_lists_the_rest():
     assert problems == {
         "notificationList 'Ops Telegram'": ["notification not imported"],
         "monitorList[0] 'Marketing site'": ["description", "timeout"],
+        "monitorList[1] 'Login page has form'": ["keyword converted approximately"],
         "monitorList[2] 'Admin API'": ["timeout"],
         "monitorList[3] 'Redis port'": ["interval", "timeout"],
         "monitorList[4] 'Router'": ["packetSize 1400"],

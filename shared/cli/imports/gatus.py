@@ -99,13 +99,16 @@ def _json_path(path: str) -> str:
     return "$" + (path if path.startswith((".", "[")) else "." + path)
 
 
-def _body_condition(monitor: _Monitor, path: str, op: str, value: str, is_length: bool) -> None:
+KEYWORD_NOTE = "the keyword matches ignoring case (Gatus' pattern heeds it)"
+
+
+def _body_condition(monitor: _Monitor, path: str, op: str, value: str, is_length: bool) -> str | None:
     if value.startswith(("pat(", "any(")) or value.startswith("has("):
         if not path and not is_length and op == "==" and value.startswith("pat(*") and value.endswith("*)"):
             keyword = value[5:-2]
             if keyword and "*" not in keyword and "keywordInBody" not in monitor.config:
                 monitor.config["keywordInBody"] = keyword
-                return
+                return KEYWORD_NOTE
         raise Unconvertible(
             "patterns and any() over a body have no counterpart but a *word* pattern on [BODY]"
         )
@@ -118,6 +121,7 @@ def _body_condition(monitor: _Monitor, path: str, op: str, value: str, is_length
     subject = _json_path(path) + (".length()" if is_length else "")
     literal = value.strip() if is_length else _json_literal(value)
     monitor.config["jsonPathAssertion"] = f"{subject} {op} {literal}"
+    return None
 
 
 def _certificate_condition(monitor: _Monitor, op: str, value: str) -> str:
@@ -154,8 +158,7 @@ def apply_condition(monitor: _Monitor, condition: str) -> str | None:
         monitor.config["expectedStatusCodes"] = _status_spec(op, value)
         return None
     if placeholder == "BODY" and monitor.type == "http_request":
-        _body_condition(monitor, path.removeprefix("."), op, value, is_length)
-        return None
+        return _body_condition(monitor, path.removeprefix("."), op, value, is_length)
     if placeholder == "RESPONSE_TIME" and monitor.type == "http_request":
         return _response_time_condition(monitor, op, value)
     if placeholder == "CERTIFICATE_EXPIRATION" and monitor.type == "http_request":

@@ -124,6 +124,10 @@ def _http_config(conversion: Conversion, monitor: dict, key: str, where: str) ->
     if monitor.get("body"):
         config["body"] = str(monitor["body"])
     config.update(_body_assertion(monitor))
+    if "keywordInBody" in config:
+        conversion.problems.append(
+            Problem(where, "keyword converted approximately", "it matches ignoring case (Kuma's heeds it)")
+        )
     if monitor.get("maxredirects") is not None:
         redirects = int(monitor["maxredirects"])
         config["maxRedirects"] = min(redirects, _MAX_REDIRECTS)
