@@ -224,3 +224,25 @@ def test_the_console_script_imports_a_file_that_validates(tool, fixture, tmp_pat
     garbage.write_text("{not json")
     refused = subprocess.run([script, "import", tool, str(garbage)], env=env, capture_output=True, text=True)
     assert refused.returncode == 2
+
+
+def test_an_unset_variable_is_exit_2_before_anything_is_sent(tmp_path, monkeypatch):
+    monkeypatch.delenv("SC_TEST_UNSET_TOKEN", raising=False)
+    file = write_file(
+        tmp_path,
+        [
+            http_monitor(
+                "home",
+                "https://a.example.net/",
+                config={"headers": {"Authorization": "${SC_TEST_UNSET_TOKEN}"}},
+            )
+        ],
+    )
+    result = CliRunner().invoke(
+        cli,
+        ["test", "-f", file],
+        env={"SUPERCHECK_URL": f"http://127.0.0.1:{closed_port()}"},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 2, result.output  # 3 would mean it tried the (closed) server
+    assert "${SC_TEST_UNSET_TOKEN} is not set" in result.output
