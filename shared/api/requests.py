@@ -611,6 +611,34 @@ class ResultsQuery(PageQuery):
         return start, start + dt.timedelta(days=1)
 
 
+MAX_RUN_IDS = 100  # 100 ids make a query string of about 3.7 KB, under every proxy's URL limit
+
+
+class RunsQuery(ApiModel):
+    ids: str = Field(
+        description=f"Comma-separated run ids, at most {MAX_RUN_IDS} (as POST /monitors/run returns)"
+    )
+
+    @field_validator("ids")
+    @classmethod
+    def _uuids(cls, value: str) -> str:
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        if not parts:
+            raise ValueError("give at least one run id")
+        if len(parts) > MAX_RUN_IDS:
+            raise ValueError(f"at most {MAX_RUN_IDS} run ids at once")
+        for part in parts:
+            try:
+                uuid.UUID(part)
+            except ValueError:
+                raise ValueError(f"'{part[:40]}' is not a run id") from None
+        return ",".join(parts)
+
+    @property
+    def run_ids(self) -> list[uuid.UUID]:
+        return [uuid.UUID(part) for part in self.ids.split(",")]
+
+
 class StatsQuery(ApiModel):
     days: int = Field(default=7, ge=1, le=90)
 

@@ -112,6 +112,12 @@ class RunOut(RunSummary):
     results: list[ResultOut]
 
 
+class RunList(ApiModel):
+    data: list[RunOut] = Field(
+        description="the runs asked for, in that order; ids of no run of the project are left out"
+    )
+
+
 class LocationStat(ApiModel):
     location: str
     total_checks: int

@@ -14,6 +14,9 @@ SUBCOMMAND_MODULES = (
     "shared.cli.plan",
     "shared.cli.apply",
     "shared.cli.export",
+    "shared.cli.testing",
+    "shared.cli.trigger",
+    "shared.cli.imports.cli",
 )
 
 HELP = """Monitors as code for supercheck: validate, plan and apply a supercheck.yaml, export a project.
