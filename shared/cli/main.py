@@ -19,7 +19,8 @@ SUBCOMMAND_MODULES = (
     "shared.cli.imports.cli",
 )
 
-HELP = """Monitors as code for supercheck: validate, plan and apply a supercheck.yaml, export a project.
+HELP = """Monitors as code for supercheck: validate, plan and apply a supercheck.yaml, test its monitors once,
+trigger deployed ones, export a project, import Gatus or Uptime Kuma monitors.
 
 \b
 Exit codes:
