@@ -27,7 +27,13 @@ Strategy = Literal["all", "majority", "any", "custom"]
 # What aggregate decides to send (a reminder is a failure alert with sequenceNumber > 1 in its payload).
 # flapping_started / flapping_stopped: flap detection (alertConfig.flapDetection) entering or leaving flapping.
 AlertKind = Literal[
-    "failure", "recovery", "ssl_expiring", "ssl_expired", "flapping_started", "flapping_stopped"
+    "failure",
+    "recovery",
+    "ssl_expiring",
+    "ssl_expired",
+    "dns_changed",
+    "flapping_started",
+    "flapping_stopped",
 ]
 # An alert_history row's delivery status, as shared/pipeline/alert.py writes it: pending (recorded, not yet
 # claimed), sending (claimed), then a send's outcome (shared.notify.SendResult), or suppressed (maintenance,

@@ -22,6 +22,7 @@ TITLES = {
     "ssl_expired": "SSL Certificate Expired - {name}",
     "flapping_started": "Monitor Flapping - {name}",
     "flapping_stopped": "Monitor Stopped Flapping - {name}",
+    "dns_changed": "DNS Records Changed - {name}",
     "test": "Test Notification - {name}",
 }
 TEMPLATE_VARIABLES = (
@@ -45,6 +46,7 @@ _ACCENTS = {
     "recovery": "#079455",
     "ssl_expiring": "#dc6803",
     "ssl_expired": "#d92d20",
+    "dns_changed": "#dc6803",
     "flapping_started": "#dc6803",
     "flapping_stopped": "#079455",
 }
@@ -54,6 +56,7 @@ _DEDUP_SUFFIXES = {"ssl": "-ssl", "flapping": "-flapping"}
 _NOTIFY_TYPES = {
     "recovery": "success",
     "ssl_expiring": "warning",
+    "dns_changed": "warning",
     "test": "info",
     "flapping_started": "warning",
     "flapping_stopped": "info",
@@ -125,6 +128,11 @@ def _details(kind: str, payload: Mapping[str, Any], time: str, link: str | None)
         days = ssl.get("daysUntilExpiry")
         left = "expired" if kind == "ssl_expired" else f"expires in {days} day{'s' if days != 1 else ''}"
         rows.append(("Certificate", left + (f" ({ssl['validTo']})" if ssl.get("validTo") else "")))
+    for location, change in (
+        sorted((payload.get("dnsChanges") or {}).items()) if kind == "dns_changed" else ()
+    ):
+        moved = [f"- {v}" for v in change.get("removed", [])] + [f"+ {v}" for v in change.get("added", [])]
+        rows.append((f"Records at {location}", " ".join(moved)))
     rows += [("Time", time), ("Details", link or "")]
     return [(label, value) for label, value in rows if value not in ("", None)]
 
