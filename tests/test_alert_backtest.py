@@ -174,3 +174,20 @@ def test_the_replay_skips_a_late_run_as_aggregate_does():
 
     first, late, second = run(0, 1), run(5, 12), run(10, 11)
     assert applied_in_order([late, second, first]) == [first, second]
+
+
+def test_the_openapi_document_describes_the_policy_fields_retries_and_the_backtest(aio):
+    doc = ApiClient(aio, None).get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    operation = doc["paths"]["/monitors/{monitor_id}/alert-policy/backtest"]["post"]
+    assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "AlertPolicyBacktest"
+    )
+    for model in ("AlertConfig", "FailuresInWindow", "FlapDetection", "AlertPolicyBacktest", "BacktestReply"):
+        properties = schemas[model]["properties"]
+        undescribed = [name for name, field in properties.items() if "description" not in field]
+        assert undescribed == [], f"{model}: {undescribed}"
+    retry = schemas["MonitorCreate"]["properties"]["config"]["properties"]["retry"]
+    assert set(retry["properties"]) == {"count", "backoff", "delaySeconds"}
+    assert all("description" in field for field in retry["properties"].values())
+    assert "isFlapping" in schemas["MonitorOut"]["properties"]
