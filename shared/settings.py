@@ -97,6 +97,12 @@ class Settings(BaseModel):
     connector_health_host: str = "0.0.0.0"
     connector_health_port: int = Field(default=8081, ge=0, le=65535)  # 0: no health endpoint
     log_level: str = "INFO"
+    # The metrics function's operator token (secret `metrics-token`): every project's monitors and the pipeline.
+    metrics_token: str | None = Field(default=None, repr=False)
+    # A render slower than this is served from the previous one while the next is made (shared/metrics/app.py)...
+    metrics_render_budget_seconds: float = Field(default=1.0, ge=0, le=60)
+    # ... but never one older than this: a scrape then waits for a fresh render.
+    metrics_max_stale_seconds: float = Field(default=120.0, ge=0, le=3600)
     # The seed's MONITOR_* retention variables as set; shared.rules.retention.RetentionConfig validates them.
     monitor_variables: dict[str, str] = Field(default_factory=dict)
 
@@ -127,6 +133,7 @@ class Settings(BaseModel):
             "redis_url": read_secret("redis-url", "REDIS_URL"),
             "credential_keys": read_secret("credential-key", "SC_CREDENTIAL_KEY"),
             "internal_token": read_secret("internal-token", "SC_INTERNAL_TOKEN"),
+            "metrics_token": read_secret("metrics-token", "SC_METRICS_TOKEN"),
             "worker_location": env.get("WORKER_LOCATION"),
             "locations": locations,
             "allow_internal_targets": _flag("ALLOW_INTERNAL_TARGETS"),
@@ -170,6 +177,8 @@ class Settings(BaseModel):
             "connector_health_host": "CONNECTOR_HEALTH_HOST",
             "connector_health_port": "CONNECTOR_HEALTH_PORT",
             "log_level": "LOG_LEVEL",
+            "metrics_render_budget_seconds": "METRICS_RENDER_BUDGET_SECONDS",
+            "metrics_max_stale_seconds": "METRICS_MAX_STALE_SECONDS",
             "exec_timeout_seconds": "exec_timeout",
             "bootstrap_api_key": "SC_BOOTSTRAP_API_KEY",
         }

@@ -45,6 +45,8 @@ CRON_SETTINGS = {"SCHEDULE_WINDOW_SECONDS"}
 EVERY_FUNCTION_SECRETS = {"database-url", "redis-url"}
 # Keyless functions nobody calls signed (ARCHITECTURE: public functions expose only what a project published).
 PUBLIC_FUNCTIONS = {"status"}
+# Functions that neither verify signed deliveries nor sign calls: they hold no internal-token.
+UNSIGNED_FUNCTIONS = PUBLIC_FUNCTIONS | {"metrics"}
 OPENFAAS_CE_MAX_FUNCTIONS = 15
 OPENFAAS_CE_MAX_REPLICAS = 5
 # what differs between installs: where to deploy, which images, and the settings every region must agree on
@@ -152,8 +154,10 @@ def test_each_function_gets_the_secrets_it_needs(name):
     assert len(secrets) == len(set(secrets))
     if name == "api" or name == "alert" or name.startswith("check-"):
         assert "credential-key" in secrets, f"{name}: encrypts or decrypts stored credentials"
-    if name in PUBLIC_FUNCTIONS:
-        assert "internal-token" not in secrets, f"{name}: a keyless function holds no signing key"
+    if name in UNSIGNED_FUNCTIONS:
+        assert "internal-token" not in secrets, (
+            f"{name}: a function that signs and verifies nothing holds no key"
+        )
         return
     # every function verifies signed deliveries (shared/handlers.py), and the api signs its trials
     assert "internal-token" in secrets, f"{name}: verifies or signs internal calls"
