@@ -151,6 +151,29 @@ def test_alert_rules_use_only_metrics_we_expose():
     assert {alert: names for alert, names in unknown.items() if names} == {}
 
 
+def readme_scrape_config() -> str:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Metrics (Prometheus)") :]
+    match = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert match, "the README's Metrics section shows a prometheus.yml"
+    return match.group(1)
+
+
+def test_the_readme_scrape_config_is_one_promtool_accepts(tmp_path):
+    config = yaml.safe_load(readme_scrape_config())
+    job = config["scrape_configs"][0]
+    assert (job["job_name"], job["metrics_path"]) == ("supercheck", "/function/metrics")
+    # promtool opens the files a config names: the token file and the rules, here beside the config
+    token_file = tmp_path / "supercheck-token"
+    token_file.write_text("sck_example")
+    job["authorization"]["credentials_file"] = str(token_file)
+    config["rule_files"] = [str(ALERT_RULES)]
+    config_path = tmp_path / "prometheus.yml"
+    config_path.write_text(yaml.safe_dump(config))
+    checked = promtool("check", "config", str(config_path))
+    assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
+
+
 # ---- Grafana dashboard
 
 
