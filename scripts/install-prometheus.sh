@@ -22,8 +22,8 @@ stop_packaged_service() {
     fi
 }
 
-log="$(mktemp "${TMPDIR:-/tmp}/install-prometheus.XXXXXX")"
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    log="$(mktemp "${TMPDIR:-/tmp}/install-prometheus.XXXXXX")"
     echo "install-prometheus: installing Debian's prometheus (apt-get; log in $log)"
     if { apt-get update -qq \
         && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } \
