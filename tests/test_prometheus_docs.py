@@ -3,20 +3,26 @@ and every PromQL expression in either parses (a real Prometheus is the parser) a
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.prometheus_server import PrometheusQueryError, PrometheusServer, promtool, running_prometheus
+from tests.promql import (
+    ALERT_RULES,
+    ROOT,
+    alert_rules,
+    dashboard,
+    dashboard_panels,
+    metric_names,
+    panel_expressions,
+    shipped_expressions,
+    with_grafana_variables,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-ALERT_RULES = ROOT / "docs" / "prometheus" / "alerts.yml"
 ALERT_RULE_TESTS = ROOT / "tests" / "prometheus" / "alerts_test.yml"
-DASHBOARD = ROOT / "docs" / "grafana" / "supercheck.json"
 
 # The sample names issue 19 gives the exposition (a counter's samples end in _total, a histogram's in
 # _bucket/_sum/_count); a panel or rule naming anything else would show nothing.
@@ -49,35 +55,6 @@ KNOWN_METRICS = {
     *(f"{name}_{part}" for name in _HISTOGRAMS for part in ("bucket", "sum", "count")),
 }
 
-# Grafana's variables, replaced by values of the right kind before Prometheus parses an expression.
-GRAFANA_VARIABLES = {
-    "__rate_interval": "1m",
-    "__interval": "1m",
-    "__range": "1d",
-    "project": "x",
-    "monitor": "x",
-}
-_KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "inf", "nan"}
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
-_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
-_NUMBER = re.compile(r"(?<![\w:])\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
-_IDENTIFIER = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*(?!\s*\()(?![A-Za-z0-9_:])")
-
-
-def metric_names(expr: str) -> set[str]:
-    """The metric names an expression selects: identifiers left once strings, label matchers, ranges, grouping
-    clauses, numbers, function calls and keywords are taken out."""
-    text = _STRING.sub('""', expr)
-    text = re.sub(r"\{[^}]*\}", " ", text)
-    text = re.sub(r"\[[^\]]*\]", " ", text)
-    text = _GROUPING.sub(" ", text)
-    text = _NUMBER.sub(" ", text)
-    return {name for name in _IDENTIFIER.findall(text) if name not in _KEYWORDS}
-
-
-def with_grafana_variables(expr: str) -> str:
-    return re.sub(r"\$\{?(\w+)\}?", lambda match: GRAFANA_VARIABLES[match.group(1)], expr)
-
 
 @pytest.mark.parametrize(
     "expr, names",
@@ -109,11 +86,6 @@ def test_grafana_variables_become_values_prometheus_parses():
 
 
 # ---- alert rules
-
-
-def alert_rules() -> list[dict]:
-    groups = yaml.safe_load(ALERT_RULES.read_text())["groups"]
-    return [rule for group in groups for rule in group["rules"]]
 
 
 def test_promtool_accepts_the_alert_rules():
@@ -175,21 +147,6 @@ def test_the_readme_scrape_config_is_one_promtool_accepts(tmp_path):
 
 
 # ---- Grafana dashboard
-
-
-def dashboard() -> dict:
-    return json.loads(DASHBOARD.read_text())
-
-
-def dashboard_panels() -> list[dict]:
-    found = []
-    for panel in dashboard()["panels"]:
-        found.extend([panel, *panel.get("panels", [])])
-    return [panel for panel in found if panel["type"] != "row"]
-
-
-def panel_expressions() -> list[tuple[str, str]]:
-    return [(panel["title"], target["expr"]) for panel in dashboard_panels() for target in panel["targets"]]
 
 
 def test_the_dashboard_imports_with_a_prometheus_data_source_input():
@@ -254,7 +211,7 @@ def test_the_parser_refuses_a_broken_expression(parser):
 
 
 def test_every_dashboard_and_alert_expression_parses(parser):
-    expressions = [*panel_expressions(), *((rule["alert"], rule["expr"]) for rule in alert_rules())]
+    expressions = shipped_expressions()
     variables = [
         (variable["name"], variable["query"]["query"]) for variable in dashboard()["templating"]["list"]
     ]
