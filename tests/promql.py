@@ -39,8 +39,10 @@ def metric_names(expr: str) -> set[str]:
     return {name for name in _IDENTIFIER.findall(text) if name not in _KEYWORDS}
 
 
-def with_grafana_variables(expr: str) -> str:
-    return re.sub(r"\$\{?(\w+)\}?", lambda match: GRAFANA_VARIABLES[match.group(1)], expr)
+def with_grafana_variables(expr: str, **values: str) -> str:
+    """The expression as Grafana sends it, with `values` for the variables named (others: GRAFANA_VARIABLES)."""
+    chosen = {**GRAFANA_VARIABLES, **values}
+    return re.sub(r"\$\{?(\w+)\}?", lambda match: chosen[match.group(1)], expr)
 
 
 def alert_rules() -> list[dict]:
@@ -57,6 +59,17 @@ def dashboard_panels() -> list[dict]:
     for panel in dashboard()["panels"]:
         found.extend([panel, *panel.get("panels", [])])
     return [panel for panel in found if panel["type"] != "row"]
+
+
+def row_expressions(row: str) -> list[tuple[str, str]]:
+    """(panel title, expression) of the panels under one row (rows not collapsed: they follow it)."""
+    found, current = [], None
+    for panel in dashboard()["panels"]:
+        if panel["type"] == "row":
+            current = panel["title"]
+        elif current == row:
+            found.extend((panel["title"], target["expr"]) for target in panel["targets"])
+    return found
 
 
 def panel_expressions() -> list[tuple[str, str]]:
