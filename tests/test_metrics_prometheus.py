@@ -95,7 +95,7 @@ def test_supercheck_monitor_up_goes_from_1_to_0_in_promql_when_the_target_fails(
     assert values(down) == [1.0]
 
 
-def test_prometheus_scrapes_openmetrics_and_promtool_accepts_the_text_exposition(
+def test_promtool_accepts_the_text_exposition_and_openmetrics_ends_with_eof(
     api, prometheus, http_target, stack
 ):
     monitor = create_monitor(api, http_target.url, name="Exposed")
