@@ -96,6 +96,8 @@ class Settings(BaseModel):
     connector_read_jobs: bool = True  # false: a primary whose checks all run in regional installs
     connector_health_host: str = "0.0.0.0"
     connector_health_port: int = Field(default=8081, ge=0, le=65535)  # 0: no health endpoint
+    # Seconds between the connector's heartbeats (shared/pipeline/heartbeats.py); 0: none written.
+    connector_heartbeat_seconds: float = Field(default=5.0, ge=0, le=300)
     log_level: str = "INFO"
     # The metrics function's operator token (secret `metrics-token`): every project's monitors and the pipeline.
     metrics_token: str | None = Field(default=None, repr=False)
@@ -176,6 +178,7 @@ class Settings(BaseModel):
             "schedule_window_seconds": "SCHEDULE_WINDOW_SECONDS",
             "connector_health_host": "CONNECTOR_HEALTH_HOST",
             "connector_health_port": "CONNECTOR_HEALTH_PORT",
+            "connector_heartbeat_seconds": "CONNECTOR_HEARTBEAT_SECONDS",
             "log_level": "LOG_LEVEL",
             "metrics_render_budget_seconds": "METRICS_RENDER_BUDGET_SECONDS",
             "metrics_max_stale_seconds": "METRICS_MAX_STALE_SECONDS",

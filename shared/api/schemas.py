@@ -487,3 +487,59 @@ class StatusIncidentOut(StatusIncidentSummary):
 class StatusIncidentPage(ApiModel):
     data: list[StatusIncidentSummary]
     pagination: Pagination
+
+
+# --- regional pipeline health (GET /regions/health, shared/api/services/regional_health.py) ----------------------
+
+
+class HealthReasonOut(ApiModel):
+    code: Literal[
+        "redis_unreachable",
+        "heartbeat_missing",
+        "heartbeat_stale",
+        "heartbeat_unreadable",
+        "connector_degraded",
+        "check_functions_unreachable",
+        "backlog",
+    ]
+    message: str
+    severity: Literal["degraded", "down"]
+
+
+class StreamBacklogOut(ApiModel):
+    length: int = Field(description="entries kept in the region's job streams (delivered ones until trimmed)")
+    pending: int = Field(description="delivered to the connector and not yet acknowledged")
+    lag: int | None = Field(
+        description="not yet delivered; null when this Redis (before 7.0) cannot say and some arrived since the "
+        "last delivery"
+    )
+
+
+class RegionHealthOut(ApiModel):
+    location: str
+    status: Literal["ok", "degraded", "down"]
+    ok: bool
+    reasons: list[HealthReasonOut] = Field(description="why it is not ok, worst first; empty when ok")
+    redis_reachable: bool = Field(description="the Redis its job streams live in answered PING in time")
+    heartbeat_age_seconds: float | None = Field(
+        description="since its connector's last heartbeat; null: none"
+    )
+    heartbeat_stale_after_seconds: float | None = Field(
+        description="the age at which that heartbeat is stale"
+    )
+    connector_status: Literal["ok", "degraded", "failing"] | None = Field(
+        description="the connector's own verdict on its loops, from the heartbeat"
+    )
+    serves_all_locations: bool | None = Field(
+        description="from the heartbeat: its connector reads every location (no WORKER_LOCATION)"
+    )
+    check_functions: dict[str, bool] | None = Field(
+        description="from the heartbeat: each check function it delivers to -> it answered the connector's probe"
+    )
+    backlog: StreamBacklogOut | None = Field(description="null when Redis did not answer")
+
+
+class RegionsHealthReport(ApiModel):
+    ok: bool = Field(description="every configured region is ok")
+    checked_at: datetime
+    data: list[RegionHealthOut] = Field(description="every configured location (SC_LOCATIONS), in that order")

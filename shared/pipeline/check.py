@@ -260,7 +260,7 @@ async def run_trial(caller: Caller, data: object) -> dict:
 
 def check_function_handler(group_size: Callable[[], int] | None = None):
     """The handler every check function serves: a signed connector batch of jobs and bundles, or one trial
-    (signed from the API, or with an API key).
+    (signed from the API, or with an API key); a GET answers {"ok": true}, the connector's probe.
 
     group_size: run a batch a few jobs at a time, each group stored and announced before the next starts
     (browser journeys take minutes; a job's timeout must not be spent queueing behind the others).
@@ -268,6 +268,10 @@ def check_function_handler(group_size: Callable[[], int] | None = None):
 
     @json_endpoint
     async def handle(request: Request):
+        if request.method == "GET":
+            # the connector's probe (shared/pipeline/heartbeats.py): says the function is served, nothing more,
+            # so it needs no key and touches neither the database nor Redis
+            return {"ok": True}
         caller = await identify_caller(request)
         data = await read_json(request)
         if is_connector_batch(data):
