@@ -105,6 +105,9 @@ class Settings(BaseModel):
     metrics_render_budget_seconds: float = Field(default=1.0, ge=0, le=60)
     # ... but never one older than this: a scrape then waits for a fresh render.
     metrics_max_stale_seconds: float = Field(default=120.0, ge=0, le=3600)
+    # Names this process's database connections (pg_stat_activity's application_name, which the metrics function
+    # groups connection use by): the function's name, which stack.yml and the local runtime set.
+    function_name: str = Field(default="supercheck", min_length=1, max_length=63)
     # The seed's MONITOR_* retention variables as set; shared.rules.retention.RetentionConfig validates them.
     monitor_variables: dict[str, str] = Field(default_factory=dict)
 
@@ -184,6 +187,7 @@ class Settings(BaseModel):
             "metrics_max_stale_seconds": "METRICS_MAX_STALE_SECONDS",
             "exec_timeout_seconds": "exec_timeout",
             "bootstrap_api_key": "SC_BOOTSTRAP_API_KEY",
+            "function_name": "SC_FUNCTION_NAME",
         }
         for field_name, env_var in optional.items():
             if env.get(env_var):

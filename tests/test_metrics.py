@@ -4,6 +4,7 @@ local stack in test_metrics_prometheus.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import uuid
@@ -25,12 +26,19 @@ SECRET_IN_AUTH = "hunter2-basic-auth"
 
 
 @pytest.fixture
-def scrape_env(clean, monkeypatch):
+def scrape_env(clean, monkeypatch, aio):
     """No render or uptime figures kept from another test, and a known operator token."""
     monkeypatch.setenv("SC_METRICS_TOKEN", OPERATOR_TOKEN)
     monkeypatch.setattr(metrics_app, "renders", metrics_app.Renders())
     monkeypatch.setattr(metrics_monitors, "uptime_cache", metrics_monitors.UptimeCache())
-    return clean
+    yield clean
+    # a render the last scrape started in the background finishes with this test's settings, not the next's
+    renders = metrics_app.renders
+
+    async def drained():
+        await asyncio.gather(*renders.making.values(), return_exceptions=True)
+
+    aio.run(drained())
 
 
 def scraper(aio, token: str | None) -> ApiClient:
@@ -145,6 +153,11 @@ def test_a_project_key_sees_its_own_monitors_and_the_operator_token_sees_every_p
     seen_by_operator = families(scraper(aio, OPERATOR_TOKEN).get("/"))
     ids = {s.labels["monitor_id"] for s in samples(seen_by_operator, "supercheck_monitor_status")}
     assert ids == {str(mine), str(theirs)}
+    assert {
+        "supercheck_stream_length",
+        "supercheck_check_duration_seconds",
+        "supercheck_db_connections",
+    } <= set(seen_by_operator)
     projects = {s.labels["project"] for s in samples(seen_by_operator, "supercheck_monitor_status")}
     assert projects == {"Default", "Other team"}
     assert default_project(scrape_env)
@@ -369,3 +382,40 @@ def test_a_kept_render_older_than_the_stale_limit_is_never_served(scrape_env, ai
         for s in samples(families(scraper(aio, OPERATOR_TOKEN).get("/")), "supercheck_monitor_status")
     }
     assert names == {"first", "second"}
+
+
+# --- the operator's pipeline families ------------------------------------------------------------------------
+
+
+def test_the_operator_sees_each_regions_connector_heartbeat_and_a_project_key_does_not(scrape_env, aio):
+    from shared.pipeline.heartbeats import ConnectorHeartbeat, write_heartbeat
+    from shared.redis import get_redis
+
+    beat = ConnectorHeartbeat(
+        location="eu-central",
+        worker_location="eu-central",
+        serves=["eu-central"],
+        consumer="eu-1",
+        written_at=datetime.now(UTC) - timedelta(seconds=42),
+        interval_seconds=7.0,
+        connector_status="degraded",
+        loops={"read": "running"},
+        check_functions={"check-http": True, "check-dns": False},
+    )
+
+    async def write():
+        await write_heartbeat(get_redis(), beat)
+
+    aio.run(write())
+    found = families(scraper(aio, OPERATOR_TOKEN).get("/"))
+    present = {s.labels["region"]: s.value for s in samples(found, "supercheck_connector_heartbeat_present")}
+    assert present == {"us-east": 0, "eu-central": 1, "asia-pacific": 0}
+    [age] = samples(found, "supercheck_connector_heartbeat_age_seconds")
+    assert age.labels == {"region": "eu-central"} and 42 <= age.value < 300
+    [ok] = samples(found, "supercheck_connector_ok")
+    assert ok.value == 0
+    answered = {s.labels["function"]: s.value for s in samples(found, "supercheck_check_function_up")}
+    assert answered == {"check-http": 1, "check-dns": 0}
+
+    key = make_project(aio, "Tenant")
+    assert "supercheck_connector_heartbeat_age_seconds" not in families(scraper(aio, key).get("/"))

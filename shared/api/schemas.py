@@ -352,7 +352,9 @@ class AlertOut(ApiModel):
     provider_id: uuid.UUID
     provider_name: str
     provider_type: str
-    kind: str = Field(description="failure (reminders too), recovery, ssl_expiring or ssl_expired")
+    kind: str = Field(
+        description="failure (reminders too), recovery, ssl_expiring, ssl_expired or dns_changed"
+    )
     status: str = Field(description="pending, sending, sent, partial, failed or suppressed")
     attempts: int
     title: str | None

@@ -49,6 +49,7 @@ CHECK_TYPES: dict[str, CheckType] = {
     "website": CheckType("website", "shared.checks.http", "check_http", "WebsiteConfig", "check-http"),
     "ping_host": CheckType("ping_host", "shared.checks.ping", "check_ping", "PingConfig", "check-ping"),
     "port_check": CheckType("port_check", "shared.checks.port", "check_port", "PortConfig", "check-port"),
+    "dns": CheckType("dns", "shared.checks.dns", "check_dns", "DnsConfig", "check-dns"),
     "synthetic_test": CheckType(
         "synthetic_test",
         "shared.synthetic.check",
