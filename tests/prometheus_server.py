@@ -71,17 +71,13 @@ class PrometheusServer:
     def log_path(self) -> Path:
         return self.workdir / "prometheus.log"
 
-    def config(self) -> dict:
+    def config(self, token_file: Path) -> dict:
         config: dict = {
             "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": self.scrape_interval},
             "rule_files": [str(path) for path in self.rule_files],
             "scrape_configs": [],
         }
         if self.target is not None:
-            # the token sits in a file beside the config, as operators are told to keep it (README)
-            token_file = self.workdir / "metrics-token"
-            token_file.write_text(self.target.token)
-            token_file.chmod(0o600)
             config["scrape_configs"].append(
                 {
                     "job_name": SCRAPE_JOB,
@@ -95,8 +91,13 @@ class PrometheusServer:
 
     def start(self, timeout: float = 60) -> PrometheusServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        token_file = self.workdir / "metrics-token"
+        if self.target is not None:
+            # the token sits in a file beside the config, as the README tells operators to keep it
+            token_file.write_text(self.target.token)
+            token_file.chmod(0o600)
         config_path = self.workdir / "prometheus.yml"
-        config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
+        config_path.write_text(yaml.safe_dump(self.config(token_file), sort_keys=False))
         self.port = self.port or free_port()
         argv = [
             binary("prometheus"),
@@ -161,6 +162,10 @@ class PrometheusServer:
 
     def targets(self) -> list[dict]:
         return self._api("/api/v1/targets")["activeTargets"]
+
+    def rules(self) -> list[dict]:
+        """Every loaded rule with its health ("ok", "err", "unknown" before its first evaluation) and last error."""
+        return [rule for group in self._api("/api/v1/rules")["groups"] for rule in group["rules"]]
 
     def describe_targets(self) -> str:
         """One line per scrape target with its health and last error: what a failed wait_for most needs."""

@@ -20,7 +20,13 @@ from tests.prometheus_server import (
     running_prometheus,
     values,
 )
-from tests.promql import metric_names, row_expressions, shipped_expressions, with_grafana_variables
+from tests.promql import (
+    ALERT_RULES,
+    metric_names,
+    row_expressions,
+    shipped_expressions,
+    with_grafana_variables,
+)
 from tests.servers import wait_until
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -34,7 +40,8 @@ SECRETS = (SECRET_IN_USERINFO, SECRET_IN_QUERY, SECRET_IN_AUTH)
 def prometheus(stack, tmp_path_factory) -> Iterator[PrometheusServer]:
     """Scrapes the stack as an operator does: the metrics-token, every project and the pipeline."""
     target = ScrapeTarget(stack.gateway_url, stack.metrics_token)
-    with running_prometheus(tmp_path_factory.mktemp("prometheus"), target) as server:
+    workdir = tmp_path_factory.mktemp("prometheus")
+    with running_prometheus(workdir, target, rule_files=[ALERT_RULES]) as server:
         yield server
 
 
@@ -93,6 +100,12 @@ def test_supercheck_monitor_up_goes_from_1_to_0_in_promql_when_the_target_fails(
         f'supercheck_monitor_status{{monitor_id="{monitor["id"]}", supercheck_monitor_status="down"}}'
     )
     assert values(down) == [1.0]
+    # the shipped rule picks the real series up: pending for its five minutes (docs/prometheus/alerts.yml)
+    prometheus.wait_for(
+        f'ALERTS{{alertname="SupercheckMonitorDown", monitor_id="{monitor["id"]}", alertstate="pending"}}',
+        bool,
+        message="SupercheckMonitorDown pending",
+    )
 
 
 def test_promtool_accepts_the_text_exposition_and_openmetrics_ends_with_eof(
@@ -240,3 +253,14 @@ def test_the_dashboards_pipeline_panels_show_the_real_stack_at_work(api, prometh
     for title, expr in chosen:
         shown = with_grafana_variables(expr)
         prometheus.wait_for(shown, bool, message=f"panel {title!r}: {shown}")
+
+
+def test_the_alert_rules_evaluate_without_error_on_the_real_exposition(api, prometheus, http_target):
+    create_monitor(api, http_target.url, name="Alerted")
+    wait_until(
+        lambda: all(rule["health"] != "unknown" for rule in prometheus.rules()),
+        message="every rule evaluated once",
+    )
+    assert len(prometheus.rules()) >= 11
+    broken = {rule["name"]: rule.get("lastError") for rule in prometheus.rules() if rule["health"] != "ok"}
+    assert broken == {}
