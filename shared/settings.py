@@ -47,6 +47,9 @@ class Settings(BaseModel):
     source_address: IPvAnyAddress | None = None
     # Optional: a location's jobs live in that region's own Redis (JSON object location -> URL).
     region_redis_urls: dict[str, str] = Field(default_factory=dict, repr=False)
+    # Optional: the gateway of a location's region (JSON object location -> URL), where the API sends a trial
+    # run at that location (`supercheck test --location`); a location not named runs on GATEWAY_URL.
+    region_gateway_urls: dict[str, str] = Field(default_factory=dict)
     public_base_url: str = "http://127.0.0.1:8080"
     connector_batch_size: int = Field(default=50, ge=1, le=1000)
     connector_concurrency: int = Field(default=4, ge=1, le=64)
@@ -96,7 +99,15 @@ class Settings(BaseModel):
     connector_read_jobs: bool = True  # false: a primary whose checks all run in regional installs
     connector_health_host: str = "0.0.0.0"
     connector_health_port: int = Field(default=8081, ge=0, le=65535)  # 0: no health endpoint
+    # Seconds between the connector's heartbeats (shared/pipeline/heartbeats.py); 0: none written.
+    connector_heartbeat_seconds: float = Field(default=5.0, ge=0, le=300)
     log_level: str = "INFO"
+    # The metrics function's operator token (secret `metrics-token`): every project's monitors and the pipeline.
+    metrics_token: str | None = Field(default=None, repr=False)
+    # A render slower than this is served from the previous one while the next is made (shared/metrics/app.py)...
+    metrics_render_budget_seconds: float = Field(default=1.0, ge=0, le=60)
+    # ... but never one older than this: a scrape then waits for a fresh render.
+    metrics_max_stale_seconds: float = Field(default=120.0, ge=0, le=3600)
     # Names this process's database connections (pg_stat_activity's application_name, which the metrics function
     # groups connection use by): the function's name, which stack.yml and the local runtime set.
     function_name: str = Field(default="supercheck", min_length=1, max_length=63)
@@ -130,12 +141,14 @@ class Settings(BaseModel):
             "redis_url": read_secret("redis-url", "REDIS_URL"),
             "credential_keys": read_secret("credential-key", "SC_CREDENTIAL_KEY"),
             "internal_token": read_secret("internal-token", "SC_INTERNAL_TOKEN"),
+            "metrics_token": read_secret("metrics-token", "SC_METRICS_TOKEN"),
             "worker_location": env.get("WORKER_LOCATION"),
             "locations": locations,
             "allow_internal_targets": _flag("ALLOW_INTERNAL_TARGETS"),
             "synthetic_allow_unisolated": _flag("SYNTHETIC_ALLOW_UNISOLATED"),
             "synthetic_trace_screenshots": _flag("SYNTHETIC_TRACE_SCREENSHOTS"),
             "region_redis_urls": json.loads(read_secret("region-redis-urls", "SC_REGION_REDIS_URLS") or "{}"),
+            "region_gateway_urls": json.loads(env.get("SC_REGION_GATEWAY_URLS") or "{}"),
             "s3_access_key_id": read_secret("s3-access-key-id", "S3_ACCESS_KEY_ID"),
             "s3_secret_access_key": read_secret("s3-secret-access-key", "S3_SECRET_ACCESS_KEY"),
             "allow_anonymous_local": _flag("SC_ALLOW_ANONYMOUS_LOCAL"),
@@ -172,7 +185,10 @@ class Settings(BaseModel):
             "schedule_window_seconds": "SCHEDULE_WINDOW_SECONDS",
             "connector_health_host": "CONNECTOR_HEALTH_HOST",
             "connector_health_port": "CONNECTOR_HEALTH_PORT",
+            "connector_heartbeat_seconds": "CONNECTOR_HEARTBEAT_SECONDS",
             "log_level": "LOG_LEVEL",
+            "metrics_render_budget_seconds": "METRICS_RENDER_BUDGET_SECONDS",
+            "metrics_max_stale_seconds": "METRICS_MAX_STALE_SECONDS",
             "exec_timeout_seconds": "exec_timeout",
             "bootstrap_api_key": "SC_BOOTSTRAP_API_KEY",
             "function_name": "SC_FUNCTION_NAME",

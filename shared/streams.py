@@ -60,3 +60,12 @@ def redis_url_for(stream: str) -> str:
     if parsed and parsed[1] in settings.region_redis_urls:
         return settings.region_redis_urls[parsed[1]]
     return settings.require_redis_url()
+
+
+# The connector's heartbeat for each location it serves (shared/pipeline/heartbeats.py), a string key with a TTL
+# in the Redis that location's job streams live in: a region's health is read where its jobs are.
+CONNECTOR_HEARTBEAT_PREFIX = f"{PREFIX}:connector:heartbeat:"
+
+
+def connector_heartbeat_key(location: str) -> str:
+    return CONNECTOR_HEARTBEAT_PREFIX + location

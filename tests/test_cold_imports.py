@@ -49,16 +49,41 @@ def loaded(modules: set[str], names: list[str]) -> list[str]:
 
 @pytest.mark.parametrize(
     "function",
-    ["check_http", "check_port", "check_ping", "schedule", "aggregate", "cleanup", "alert", "status"],
+    [
+        "check_http",
+        "check_port",
+        "check_ping",
+        "check_dns",
+        "schedule",
+        "aggregate",
+        "cleanup",
+        "alert",
+        "status",
+    ],
 )
 def test_a_function_imports_none_of_the_heavy_optional_packages(function):
     assert loaded(modules_after(function), NEVER_AT_IMPORT) == []
 
 
-@pytest.mark.parametrize("function", ["check_http", "check_port", "check_ping", "check_synthetic"])
+@pytest.mark.parametrize(
+    "function", ["check_http", "check_port", "check_ping", "check_dns", "check_synthetic"]
+)
 def test_a_check_function_loads_no_check_module_until_a_check_runs(function):
     modules = modules_after(function)
-    assert loaded(modules, ["shared.checks.http", "shared.checks.ping", "shared.checks.port", "httpx"]) == []
+    assert (
+        loaded(
+            modules,
+            [
+                "shared.checks.http",
+                "shared.checks.ping",
+                "shared.checks.port",
+                "shared.checks.dns",
+                "dns",
+                "httpx",
+            ],
+        )
+        == []
+    )
 
 
 def test_validating_a_port_check_loads_neither_the_browser_runner_nor_the_notifier():

@@ -15,7 +15,15 @@ from openfaas.local.services import free_port
 from shared import auth, internal_auth
 from tests.factories import a_job, bearer, make_project, signed
 
-CONNECTOR_FED = ["check-http", "check-port", "check-ping", "check-synthetic", "aggregate", "alert"]
+CONNECTOR_FED = [
+    "check-http",
+    "check-port",
+    "check-ping",
+    "check-dns",
+    "check-synthetic",
+    "aggregate",
+    "alert",
+]
 EVERY_FUNCTION = [*CONNECTOR_FED, "schedule", "cleanup"]
 TRIVIAL_SCRIPT = "async def run(page, context, variables):\n    pass\n"
 

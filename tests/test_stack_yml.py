@@ -45,6 +45,8 @@ CRON_SETTINGS = {"SCHEDULE_WINDOW_SECONDS"}
 EVERY_FUNCTION_SECRETS = {"database-url", "redis-url"}
 # Keyless functions nobody calls signed (ARCHITECTURE: public functions expose only what a project published).
 PUBLIC_FUNCTIONS = {"status"}
+# Functions that neither verify signed deliveries nor sign calls: they hold no internal-token.
+UNSIGNED_FUNCTIONS = PUBLIC_FUNCTIONS | {"metrics"}
 OPENFAAS_CE_MAX_FUNCTIONS = 15
 OPENFAAS_CE_MAX_REPLICAS = 5
 # what differs between installs: where to deploy, which images, and the settings every region must agree on
@@ -152,8 +154,10 @@ def test_each_function_gets_the_secrets_it_needs(name):
     assert len(secrets) == len(set(secrets))
     if name == "api" or name == "alert" or name.startswith("check-"):
         assert "credential-key" in secrets, f"{name}: encrypts or decrypts stored credentials"
-    if name in PUBLIC_FUNCTIONS:
-        assert "internal-token" not in secrets, f"{name}: a keyless function holds no signing key"
+    if name in UNSIGNED_FUNCTIONS:
+        assert "internal-token" not in secrets, (
+            f"{name}: a function that signs and verifies nothing holds no key"
+        )
         return
     # every function verifies signed deliveries (shared/handlers.py), and the api signs its trials
     assert "internal-token" in secrets, f"{name}: verifies or signs internal calls"
@@ -194,6 +198,27 @@ def test_each_function_has_watchdog_timeouts_that_fit_the_connector(name):
 LONGEST_CHECKS = [
     ("http_request", "https://example.com/", {"timeoutSeconds": 60}, {"timeoutSeconds": 61}),
     ("website", "https://example.com/", {"timeoutSeconds": 60}, {"timeoutSeconds": 61}),
+    # retries: every attempt and every wait count (3 x 18 s + 3 s + 3 s = 60 s; waits of 4 s go past)
+    (
+        "http_request",
+        "https://example.com/",
+        {"timeoutSeconds": 18, "retry": {"count": 2, "delaySeconds": 3}},
+        {"timeoutSeconds": 18, "retry": {"count": 2, "delaySeconds": 4}},
+    ),
+    (
+        "port_check",
+        "example.com",
+        {
+            "port": 443,
+            "timeoutSeconds": 10,
+            "retry": {"count": 3, "backoff": "exponential", "delaySeconds": 2},
+        },
+        {
+            "port": 443,
+            "timeoutSeconds": 10,
+            "retry": {"count": 3, "backoff": "exponential", "delaySeconds": 3},
+        },
+    ),
     ("port_check", "example.com", {"port": 443, "timeoutSeconds": 60}, {"port": 443, "timeoutSeconds": 61}),
     (
         "ping_host",

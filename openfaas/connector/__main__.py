@@ -34,6 +34,8 @@ def config_from_env() -> ConnectorConfig:
         max_deliveries=settings.connector_max_deliveries,
         idle_reclaim_ms=settings.connector_idle_reclaim_ms,
         internal_token=settings.require_internal_token(),  # unsigned deliveries would all be refused
+        heartbeat_seconds=settings.connector_heartbeat_seconds or None,
+        worker_location=settings.worker_location,
     )
 
 

@@ -3,7 +3,8 @@
 Acknowledges a message only after the function answered 2xx (the function commits before answering), reclaims
 messages left idle by a crashed consumer, and moves a message to `<stream>:dead` with the reason once it was
 rejected as malformed or delivered too many times. Every POST is signed with the internal token
-(shared/internal_auth.py): the functions refuse unsigned batches.
+(shared/internal_auth.py): the functions refuse unsigned batches. With heartbeat_seconds set, it also writes a
+heartbeat for each location it serves (liveness.beat, shared/pipeline/heartbeats.py).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ import httpx
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from openfaas.connector.liveness import LoopState, supervise
+from openfaas.connector.liveness import LoopState, beat, supervise
 from shared import internal_auth, streams
-from shared.pipeline import routing
+from shared.pipeline import heartbeats, routing
 from shared.settings import get_settings
 from shared.telemetry import Tally
 
@@ -50,6 +51,10 @@ class ConnectorConfig:
     stream_redis_urls: dict[str, str] = field(default_factory=dict)
     # Signs each delivery; `python -m openfaas.connector` refuses to start without one.
     internal_token: str | None = field(default_factory=lambda: get_settings().internal_token, repr=False)
+    # Seconds between heartbeats (shared/pipeline/heartbeats.py); None: none, as for a connector a test drives.
+    heartbeat_seconds: float | None = None
+    worker_location: str | None = None  # what the heartbeat says it serves; None: every location it reads
+    probe_timeout_seconds: float = heartbeats.PROBE_TIMEOUT_SECONDS  # each check function's probe
     # The region label of its telemetry: the location it serves, or "all" when it reads every location.
     region: str = field(default_factory=lambda: get_settings().worker_location or "all")
     telemetry_every_seconds: float = 1.0  # its delivery counts go to Redis at most this often
@@ -380,6 +385,8 @@ class Connector:
             name = f"read {group[1] or 'unrouted'}"
             bodies[name if name not in bodies else f"{name} #{number}"] = partial(self._read_loop, group)
         bodies["reclaim"] = partial(self._reclaim_loop, reclaim_every_seconds)
+        if self.config.heartbeat_seconds and self.job_streams_by_location():
+            bodies["heartbeat"] = partial(self._heartbeat_loop, self.config.heartbeat_seconds)
         self.loops = {name: LoopState(name) for name in bodies}
         await asyncio.gather(
             *(
@@ -410,6 +417,25 @@ class Connector:
                 await self._redis_trouble(error, state)
             else:
                 state.iterated()
+
+    async def _heartbeat_loop(self, every_seconds: float, state: LoopState) -> None:
+        state.entered()
+        while True:
+            try:
+                await beat(self, every_seconds)
+            except (RedisError, OSError) as error:
+                await self._redis_trouble(error, state)
+            else:
+                state.iterated()
+            await asyncio.sleep(every_seconds)
+
+    def job_streams_by_location(self) -> dict[str, list[str]]:
+        """The locations this connector delivers jobs for (what its heartbeat covers), each with its job streams."""
+        found: dict[str, list[str]] = {}
+        for stream in self.config.streams:
+            if parsed := streams.parse_job_stream(stream):
+                found.setdefault(parsed[1], []).append(stream)
+        return found
 
     async def _redis_trouble(self, error: Exception, state: LoopState) -> None:
         log.warning("redis unavailable (%s); retrying", error)

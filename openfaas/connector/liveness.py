@@ -1,5 +1,6 @@
-"""Whether each of the connector's loops is alive: their supervision (a loop that dies is restarted) and the
-health endpoint that reports them (shared/rules/connector_health.py gives the verdict)."""
+"""Whether each of the connector's loops is alive: their supervision (a loop that dies is restarted), the
+health endpoint that reports them (shared/rules/connector_health.py gives the verdict), and the heartbeat that
+tells the API and the metrics function the same, with whether the check functions answer."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from shared.pipeline import routing
+from shared.pipeline.heartbeats import ConnectorHeartbeat, probe_check_functions, write_heartbeat
 from shared.rules.connector_health import LoopCondition, LoopView, judge_health
 
 if TYPE_CHECKING:
@@ -87,6 +91,46 @@ def health(connector: Connector) -> tuple[int, dict]:
         **connector.stats.__dict__,
     }
     return status, body
+
+
+async def beat(connector: Connector, every_seconds: float) -> None:
+    """One heartbeat per location the connector delivers jobs for, each into that location's job Redis; raises the
+    first Redis error once every location was tried, so one unreachable region costs the others nothing."""
+    by_location = connector.job_streams_by_location()
+    functions = [routing.function_for_stream(s) for names in by_location.values() for s in names]
+    answered = await probe_check_functions(
+        connector.http,
+        connector.config.gateway_url,
+        [function for function in functions if function],
+        connector.config.probe_timeout_seconds,
+    )
+    _, verdict = judge_health([loop.view() for loop in connector.loops.values()])
+    written_at = datetime.now(UTC)
+    heartbeats = [
+        ConnectorHeartbeat(
+            location=location,
+            worker_location=connector.config.worker_location,
+            serves=list(by_location),
+            consumer=connector.config.consumer,
+            written_at=written_at,
+            # probes take up to their timeout before each write
+            interval_seconds=every_seconds + connector.config.probe_timeout_seconds,
+            connector_status=verdict,
+            loops={loop.name: loop.condition for loop in connector.loops.values()},
+            check_functions=answered,
+        )
+        for location in by_location
+    ]
+    outcomes = await asyncio.gather(
+        *(
+            write_heartbeat(connector.redis_for(by_location[heartbeat.location][0]), heartbeat)
+            for heartbeat in heartbeats
+        ),
+        return_exceptions=True,
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 _REASONS = {200: b"OK", 503: b"Service Unavailable"}

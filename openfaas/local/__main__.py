@@ -45,6 +45,8 @@ def prepare_environment(data_dir: Path) -> tuple[dict[str, str], list[ManagedSer
         env["SC_CREDENTIAL_KEY"] = _local_credential_key(data_dir)
     if not os.environ.get("SC_INTERNAL_TOKEN"):
         env["SC_INTERNAL_TOKEN"] = _local_secret(data_dir / "internal.token", new_internal_token)
+    if not os.environ.get("SC_METRICS_TOKEN"):
+        env["SC_METRICS_TOKEN"] = _local_secret(data_dir / "metrics.token", new_internal_token)
     os.environ.update(env)
     return env, servers
 
@@ -112,6 +114,7 @@ supercheck-faas is running.
   embedded    {embedded}
   migrations  {len(applied)} applied this start
   logs        {data_dir / "logs"}
+  metrics     {stack.gateway_url}/function/metrics   Authorization: Bearer <the token in {data_dir / "metrics.token"}>
 
 Try:
   curl -X POST {stack.gateway_url}/function/api/monitors -H 'Content-Type: application/json' \\

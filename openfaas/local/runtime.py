@@ -95,6 +95,7 @@ class LocalStack:
     only_functions: list[str] | None = None  # a regional install runs just its check functions
     stack_file: Path = DEFAULT_STACK  # a benchmark may add a function of its own in a temporary stack file
     children: dict[str, Child] = field(default_factory=dict)
+    metrics_token: str = ""  # the operator's token for /function/metrics, known once started
     _stopping: bool = False
     _watcher: threading.Thread | None = None
 
@@ -113,6 +114,9 @@ class LocalStack:
         if not base_env.get("SC_INTERNAL_TOKEN"):
             # one for this stack's processes alone, so the connector's deliveries verify; `make run` keeps its own
             base_env["SC_INTERNAL_TOKEN"] = new_internal_token()
+        if not base_env.get("SC_METRICS_TOKEN"):
+            base_env["SC_METRICS_TOKEN"] = new_internal_token()  # the metrics function's operator token
+        self.metrics_token = base_env["SC_METRICS_TOKEN"]
         upstreams = {}
         for function in stack_functions(self.stack_file):
             if self.only_functions is not None and function.name not in self.only_functions:

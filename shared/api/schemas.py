@@ -71,6 +71,11 @@ class MonitorOut(ApiModel):
         default=None,
         description="Why the monitor is set aside (status error): its stored row no longer validates",
     )
+    is_flapping: bool = Field(
+        default=False,
+        description="Flap detection (alertConfig.flapDetection) finds the monitor flapping: down and recovery "
+        "alerts are held",
+    )
     next_run_at: datetime | None
     last_check_at: datetime | None
     last_run: RunSummary | None = None
@@ -110,6 +115,12 @@ class RunOut(RunSummary):
     expected_locations: list[str]
     deadline: datetime
     results: list[ResultOut]
+
+
+class RunList(ApiModel):
+    data: list[RunOut] = Field(
+        description="the runs asked for, in that order; ids of no run of the project are left out"
+    )
 
 
 class LocationStat(ApiModel):
@@ -352,11 +363,19 @@ class AlertOut(ApiModel):
     provider_id: uuid.UUID
     provider_name: str
     provider_type: str
-    kind: str = Field(description="failure (reminders too), recovery, ssl_expiring or ssl_expired")
+    kind: str = Field(
+        description="failure (reminders too), recovery, ssl_expiring, ssl_expired, dns_changed, flapping_started "
+        "or flapping_stopped"
+    )
     status: str = Field(description="pending, sending, sent, partial, failed or suppressed")
     attempts: int
     title: str | None
     reason: str | None = Field(description="why a suppressed alert notified nobody")
+    alert_reason: str | None = Field(
+        default=None,
+        description="why the alert fired, as its message says: the trigger met (or the recovery, the change "
+        "rate) and, for a down alert, the locations down and the last error",
+    )
     error: str | None
     recipients: dict[str, str] | None = Field(
         description="email: each address and its outcome ('sent' or 'failed: <why>')"
@@ -487,3 +506,117 @@ class StatusIncidentOut(StatusIncidentSummary):
 class StatusIncidentPage(ApiModel):
     data: list[StatusIncidentSummary]
     pagination: Pagination
+
+
+# --- regional pipeline health (GET /regions/health, shared/api/services/regional_health.py) ----------------------
+
+
+class HealthReasonOut(ApiModel):
+    code: Literal[
+        "redis_unreachable",
+        "heartbeat_missing",
+        "heartbeat_stale",
+        "heartbeat_unreadable",
+        "connector_degraded",
+        "check_functions_unreachable",
+        "backlog",
+    ]
+    message: str
+    severity: Literal["degraded", "down"]
+
+
+class StreamBacklogOut(ApiModel):
+    length: int = Field(description="entries kept in the region's job streams (delivered ones until trimmed)")
+    pending: int = Field(description="delivered to the connector and not yet acknowledged")
+    lag: int | None = Field(
+        description="not yet delivered; null when this Redis (before 7.0) cannot say and some arrived since the "
+        "last delivery"
+    )
+
+
+class RegionHealthOut(ApiModel):
+    location: str
+    status: Literal["ok", "degraded", "down"]
+    ok: bool
+    reasons: list[HealthReasonOut] = Field(description="why it is not ok, worst first; empty when ok")
+    redis_reachable: bool = Field(description="the Redis its job streams live in answered PING in time")
+    heartbeat_age_seconds: float | None = Field(
+        description="since its connector's last heartbeat; null: none"
+    )
+    heartbeat_stale_after_seconds: float | None = Field(
+        description="the age at which that heartbeat is stale"
+    )
+    connector_status: Literal["ok", "degraded", "failing"] | None = Field(
+        description="the connector's own verdict on its loops, from the heartbeat"
+    )
+    serves_all_locations: bool | None = Field(
+        description="from the heartbeat: its connector reads every location (no WORKER_LOCATION)"
+    )
+    check_functions: dict[str, bool] | None = Field(
+        description="from the heartbeat: each check function it delivers to -> it answered the connector's probe"
+    )
+    backlog: StreamBacklogOut | None = Field(description="null when Redis did not answer")
+
+
+class RegionsHealthReport(ApiModel):
+    ok: bool = Field(description="every configured region is ok")
+    checked_at: datetime
+    data: list[RegionHealthOut] = Field(description="every configured location (SC_LOCATIONS), in that order")
+
+
+# --- resources managed as code (shared/api/services/managed.py) ------------------------------------------
+
+
+class ManagedResourceOut(ApiModel):
+    kind: str
+    key: str
+    resource_id: uuid.UUID
+    desired: dict[str, Any]
+    observed: dict[str, Any]
+    applied_at: datetime
+
+
+class ManagedState(ApiModel):
+    generation: int = Field(
+        description="advances with each recorded apply; send it back as expectedGeneration"
+    )
+    applied_at: datetime | None
+    resources: list[ManagedResourceOut]
+
+
+class ManagedClaim(ApiModel):
+    claim_id: uuid.UUID
+    generation: int
+    claimed_until: datetime
+
+
+class ManagedApplyRecorded(ApiModel):
+    generation: int
+    upserted: int
+    deleted: int
+
+
+# --- alert policy backtest (POST /monitors/{id}/alert-policy/backtest) -------------------------------
+
+
+class BacktestAlert(ApiModel):
+    time: datetime = Field(
+        description="When the alert was (or would have been) decided: its run's finalization"
+    )
+    kind: str = Field(
+        description="failure (reminders too), recovery, ssl_*, flapping_started, flapping_stopped"
+    )
+    reason: str = Field(description="Why it fired, as the alert's message says")
+    run_id: uuid.UUID
+
+
+class BacktestReply(ApiModel):
+    alerts: list[BacktestAlert] = Field(description="What the candidate policy would have sent")
+    suppressed: list[BacktestAlert] = Field(
+        description="What it would have decided inside a maintenance window, while muted or past the limit"
+    )
+    sent: list[BacktestAlert] = Field(
+        description="What the monitor's alerting actually sent over the same period (one entry per alert, "
+        "whichever of its providers took it)"
+    )
+    runs: int = Field(description="How many stored runs were replayed")

@@ -1,1 +1,1 @@
-"""The metrics function's work: Prometheus metric families of the monitors and of the pipeline itself."""
+"""The metrics function's work: Prometheus families for monitors (monitors.py) and the pipeline, and the app."""

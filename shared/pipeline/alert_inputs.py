@@ -9,6 +9,7 @@ from datetime import datetime
 from psycopg import AsyncConnection
 
 from shared.pipeline.set_aside import alert_config
+from shared.rules.alert_triggers import alert_reason, failing_locations
 from shared.rules.alerts import (
     DEFAULT_SSL_WARNING_DAYS,
     AlertAction,
@@ -21,8 +22,13 @@ from shared.rules.locations import RunVerdict
 def alert_payload(
     context: dict, monitor: dict, run: dict, verdict: RunVerdict, action: AlertAction, now: datetime
 ) -> dict:
+    failing = failing_locations(run["locations"], run["statuses"])
+    reason = alert_reason(
+        action.kind, action.reason, failing, len(run["expected_locations"]), context.get("lastError")
+    )
     return {
         **context,
+        "reason": reason,
         "monitorName": monitor["name"],
         "monitorType": monitor["type"],
         "target": monitor["target"],
@@ -33,6 +39,8 @@ def alert_payload(
         "sequenceNumber": action.sequence_number,
         "time": now.isoformat(),
         **({"ssl": action.details} if action.kind.startswith("ssl") else {}),
+        **({"flapping": action.details} if action.kind.startswith("flapping") else {}),
+        **({"dnsChanges": action.details.get("changes", {})} if action.kind == "dns_changed" else {}),
     }
 
 
@@ -106,14 +114,36 @@ async def ssl_details(conn: AsyncConnection, run_ids: list[uuid.UUID]) -> dict[u
     return by_run
 
 
+async def answer_changes(conn: AsyncConnection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
+    """The DNS answer changes each run's checks noted in details["changes"], by run and location."""
+    if not run_ids:
+        return {}
+    rows = await (
+        await conn.execute(
+            """select run_id, location, details -> 'changes' as changes from monitor_results
+               where run_id = any(%s) and details ? 'changes'""",
+            (run_ids,),
+        )
+    ).fetchall()
+    by_run: dict[uuid.UUID, dict] = {}
+    for row in rows:
+        by_run.setdefault(row["run_id"], {})[row["location"]] = row["changes"]
+    return by_run
+
+
+def wants_answer_changes(monitor: dict) -> bool:
+    config = monitor.get("config")
+    return monitor.get("type") == "dns" and isinstance(config, dict) and config.get("alertOnChange") is True
+
+
 async def alert_contexts(conn: AsyncConnection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
     rows = await (
         await conn.execute(
             """select r.id as run_id, p.name as project_name,
                       round(avg(res.response_time_ms))::int as response_time_ms,
-                      (array_agg(res.location || ': ' || res.message order by res.location)
+                      (array_agg(res.message order by res.checked_at desc, res.location)
                          filter (where res.status in ('down', 'error', 'timeout') and res.message <> ''))[1]
-                         as reason
+                         as last_error
                from runs r
                join monitors m on m.id = r.monitor_id
                join projects p on p.id = m.project_id
@@ -127,7 +157,7 @@ async def alert_contexts(conn: AsyncConnection, run_ids: list[uuid.UUID]) -> dic
         row["run_id"]: {
             "projectName": row["project_name"],
             "responseTimeMs": row["response_time_ms"],
-            "reason": row["reason"],
+            "lastError": row["last_error"],
         }
         for row in rows
     }
