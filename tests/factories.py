@@ -17,6 +17,7 @@ from shared import auth, db, internal_auth, notify, streams
 from shared.models import AlertEnvelope
 from shared.rules.retention import floor_day, results_cutoff
 from shared.security import key_ring, provider_binding
+from tests.servers import wait_until
 
 LOCATIONS = ["us-east", "eu-central", "asia-pacific"]
 SYNTHETIC_BUCKET = "synthetic-artifacts"
@@ -480,3 +481,30 @@ def add_incident(
             (incident_id, status, message),
         )
     return incident_id
+
+
+# --- alerting through a running stack (an httpx client on its gateway's /function) -------------------------
+def create_provider(api, provider_type: str, config: dict, name: str = "hook") -> str:
+    response = api.post(
+        "/api/notification-providers", json={"name": name, "type": provider_type, "config": config}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def runs_finalized(infra, monitor_id: str, count: int) -> None:
+    wait_until(
+        lambda: (
+            infra.sql(
+                "select count(*) from runs where monitor_id = %s and finalized_at is not null", (monitor_id,)
+            )[0][0]
+            >= count
+        ),
+        message=f"{count} finalized run(s)",
+    )
+
+
+def run_now(api, infra, monitor_id: str, finalized_before: int) -> None:
+    response = api.post("/schedule", json={"monitorIds": [monitor_id]})
+    assert response.status_code == 200, response.text
+    runs_finalized(infra, monitor_id, finalized_before + 1)

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from tests.test_alerting_e2e import create_provider, run_now, runs_finalized
+from tests.factories import create_provider, run_now, runs_finalized
 
 
 @pytest.fixture

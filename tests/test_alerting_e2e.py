@@ -15,7 +15,7 @@ from shared import notify
 from shared.pipeline.aggregate import finalize_runs
 from shared.pipeline.alert import send_alerts
 from shared.settings import reset_settings_cache
-from tests.factories import SmtpReceiver, default_project
+from tests.factories import SmtpReceiver, create_provider, default_project, run_now, runs_finalized
 from tests.servers import wait_until
 
 
@@ -23,14 +23,6 @@ from tests.servers import wait_until
 def api(stack, clean):
     with httpx.Client(base_url=f"{stack.gateway_url}/function", timeout=30) as client:
         yield client
-
-
-def create_provider(api, provider_type: str, config: dict, name: str = "hook") -> str:
-    response = api.post(
-        "/api/notification-providers", json={"name": name, "type": provider_type, "config": config}
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
 
 
 def create_monitor(api, target: str, **alert_config) -> dict:
@@ -44,24 +36,6 @@ def create_monitor(api, target: str, **alert_config) -> dict:
     response = api.post("/api/monitors", json=body)
     assert response.status_code == 201, response.text
     return response.json()
-
-
-def runs_finalized(infra, monitor_id: str, count: int) -> None:
-    wait_until(
-        lambda: (
-            infra.sql(
-                "select count(*) from runs where monitor_id = %s and finalized_at is not null", (monitor_id,)
-            )[0][0]
-            >= count
-        ),
-        message=f"{count} finalized run(s)",
-    )
-
-
-def run_now(api, infra, monitor_id: str, finalized_before: int) -> None:
-    response = api.post("/schedule", json={"monitorIds": [monitor_id]})
-    assert response.status_code == 200, response.text
-    runs_finalized(infra, monitor_id, finalized_before + 1)
 
 
 def settled_history(infra, rows: int) -> list[tuple]:
