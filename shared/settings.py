@@ -105,6 +105,8 @@ class Settings(BaseModel):
     metrics_render_budget_seconds: float = Field(default=1.0, ge=0, le=60)
     # ... but never one older than this: a scrape then waits for a fresh render.
     metrics_max_stale_seconds: float = Field(default=120.0, ge=0, le=3600)
+    # Pings one heartbeat token may send per minute (the ping function answers 429 beyond; a retry counts too).
+    ping_rate_limit_per_minute: int = Field(default=60, ge=1, le=100_000)
     # The seed's MONITOR_* retention variables as set; shared.rules.retention.RetentionConfig validates them.
     monitor_variables: dict[str, str] = Field(default_factory=dict)
 
@@ -184,6 +186,7 @@ class Settings(BaseModel):
             "metrics_max_stale_seconds": "METRICS_MAX_STALE_SECONDS",
             "exec_timeout_seconds": "exec_timeout",
             "bootstrap_api_key": "SC_BOOTSTRAP_API_KEY",
+            "ping_rate_limit_per_minute": "SC_PING_RATE_LIMIT_PER_MINUTE",
         }
         for field_name, env_var in optional.items():
             if env.get(env_var):

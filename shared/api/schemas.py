@@ -58,7 +58,9 @@ class MonitorOut(ApiModel):
     project_id: uuid.UUID
     name: str
     type: str
-    target: str
+    target: str | None = Field(description="What is checked; null for a heartbeat (its job pings in)")
+    # a heartbeat's: where its job pings (SC_PUBLIC_BASE_URL/function/ping/<token>); the token is its credential
+    ping_url: str | None = None
     frequency_minutes: int
     enabled: bool
     config: dict[str, Any]
