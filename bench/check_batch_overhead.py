@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -95,15 +97,18 @@ def posts_of(jobs: list[dict], bundled: bool) -> list[dict]:
 async def handler_cpu_per_job(jobs: list[dict], bundled: bool) -> float:
     from functions_framework.aio import create_asgi_app
 
+    from shared.internal_auth import sign
     from shared.streams import jobs_in_envelope as streams_jobs
 
     app = create_asgi_app(target="handle", source=str(PROJECT_ROOT / "functions/check_http/main.py"))
     posts = posts_of(jobs, bundled)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as client:
-        await client.post("/", json={"messages": []})  # imports and pools warmed up before measuring
+        # signed as the connector signs them: the function refuses unsigned batches
+        bodies = [json.dumps(body).encode() for body in [{"messages": []}, *posts]]
+        await client.post("/", content=bodies[0], headers=sign(bodies[0]))  # imports and pools warmed up
         started = time.process_time()
-        for body in posts:
-            response = await client.post("/", json=body)
+        for body, content in zip(posts, bodies[1:], strict=True):
+            response = await client.post("/", content=content, headers=sign(content))
             executed = sum(streams_jobs(message["data"]) for message in body["messages"])
             assert response.status_code == 200 and response.json()["executed"] == executed, response.text
     return (time.process_time() - started) / len(jobs)
@@ -168,7 +173,9 @@ def main() -> None:
     server = start_target()
     try:
         target = server.stdout.readline().strip()
-        with embedded_environment("check-overhead", ALLOW_INTERNAL_TARGETS="true") as env:
+        with embedded_environment(
+            "check-overhead", ALLOW_INTERNAL_TARGETS="true", SC_INTERNAL_TOKEN=secrets.token_hex(32)
+        ) as env:
             jobs = jobs_for(seed_runs(env.database_url, target, args.runs), target)
             engine, handler, unbundled = asyncio.run(measure(jobs))
     finally:

@@ -33,7 +33,11 @@ async def get_pool() -> AsyncConnectionPool:
             get_settings().require_database_url(),
             min_size=1,
             max_size=10,
-            kwargs={"row_factory": dict_row, "autocommit": False},
+            kwargs={
+                "row_factory": dict_row,
+                "autocommit": False,
+                "application_name": get_settings().function_name,
+            },
             open=False,
             # A restarted Postgres leaves dead sockets in the pool; check before handing one out.
             check=AsyncConnectionPool.check_connection,

@@ -17,9 +17,12 @@ import bisect
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from shared.streams import PREFIX
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 log = logging.getLogger("supercheck.telemetry")
 
@@ -81,7 +84,9 @@ METRICS: dict[str, MetricSpec] = _specs(
     MetricSpec(
         "supercheck_schedule_runs",
         "counter",
-        "Runs the scheduler found due, claimed and dispatched (stage), summed over ticks.",
+        "Scheduler ticks' work by stage: due (monitors found due and claimed by a tick; those another tick holds"
+        " are counted by that tick), recorded (runs recorded for them), dispatched (runs whose jobs were"
+        " published), redispatched (runs the outbox sweep published again).",
         ("stage",),
     ),
     MetricSpec("supercheck_schedule_ticks", "counter", "Scheduler ticks run.", ()),
@@ -95,7 +100,9 @@ METRICS: dict[str, MetricSpec] = _specs(
     MetricSpec(
         "supercheck_connector_deliveries",
         "counter",
-        "Batches the connector POSTed to functions, by function and outcome (ok, error, dead_letter).",
+        "Messages the connector delivered, by its region (WORKER_LOCATION, or all), function and outcome: ok"
+        " (acknowledged after the function's 2xx), error (the POST failed or was refused: left pending, delivered"
+        " again), unfinished (answered but left for the next delivery), dead_letter (moved to <stream>:dead).",
         ("region", "function", "outcome"),
     ),
     MetricSpec(
@@ -168,8 +175,9 @@ class Tally:
     def __bool__(self) -> bool:
         return bool(self.counts)
 
-    async def flush(self, redis_url: str | None = None) -> bool:
-        """Writes and clears what was gathered; False (logged, counted) when Redis refused it."""
+    async def flush(self, redis_url: str | None = None, client: aioredis.Redis | None = None) -> bool:
+        """Writes and clears what was gathered, to `client` (the connector's own) or the Redis at redis_url
+        (REDIS_URL by default); False (logged, counted) when Redis refused it."""
         if not self.counts:
             return True
         import redis.exceptions
@@ -178,7 +186,7 @@ class Tally:
 
         counts, self.counts = self.counts, defaultdict(float)
         try:
-            pipe = get_redis(redis_url).pipeline(transaction=False)
+            pipe = (client or get_redis(redis_url)).pipeline(transaction=False)
             for (key, name), amount in counts.items():
                 if float(amount).is_integer():
                     pipe.hincrby(key, name, int(amount))

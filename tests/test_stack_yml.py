@@ -307,11 +307,16 @@ def test_stack_yml_environment_changes_nothing_locally_when_the_variables_are_un
     defaults = effective()
     for name, spec in load_stack()["functions"].items():
         for key, value in (spec.get("environment") or {}).items():
-            if key in WATCHDOG_SETTINGS | CRON_SETTINGS:
-                continue
+            if key in WATCHDOG_SETTINGS | CRON_SETTINGS | {"SC_FUNCTION_NAME"}:
+                continue  # SC_FUNCTION_NAME: the local runtime sets each function's own (see the test below)
             monkeypatch.setenv(key, str(value))
             assert effective() == defaults, f"{name}: {key}={value} is not the local default"
             monkeypatch.delenv(key)
+
+
+def test_each_function_names_its_database_connections_after_itself():
+    for name, spec in load_stack()["functions"].items():
+        assert spec["environment"].get("SC_FUNCTION_NAME") == name, f"{name}: set SC_FUNCTION_NAME: {name}"
 
 
 def test_there_is_one_file_per_default_location_and_exactly_one_primary():

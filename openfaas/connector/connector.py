@@ -27,6 +27,7 @@ from openfaas.connector.liveness import LoopState, beat, supervise
 from shared import internal_auth, streams
 from shared.pipeline import heartbeats, routing
 from shared.settings import get_settings
+from shared.telemetry import Tally
 
 log = logging.getLogger("connector")
 
@@ -54,6 +55,9 @@ class ConnectorConfig:
     heartbeat_seconds: float | None = None
     worker_location: str | None = None  # what the heartbeat says it serves; None: every location it reads
     probe_timeout_seconds: float = heartbeats.PROBE_TIMEOUT_SECONDS  # each check function's probe
+    # The region label of its telemetry: the location it serves, or "all" when it reads every location.
+    region: str = field(default_factory=lambda: get_settings().worker_location or "all")
+    telemetry_every_seconds: float = 1.0  # its delivery counts go to Redis at most this often
 
 
 @dataclass
@@ -92,10 +96,13 @@ class Connector:
         self.stats = ConnectorStats()
         self.loops: dict[str, LoopState] = {}  # what /health reports, filled by run_forever
         self._groups_ready: set[str] = set()
+        self.tally = Tally()
+        self._tally_flushed_at = time.monotonic()
 
     async def close(self) -> None:
         if self.in_flight:
             await asyncio.gather(*self.in_flight, return_exceptions=True)
+        await self.flush_telemetry()
         await self.http.aclose()
         for client in self.clients.values():
             await client.aclose()
@@ -273,12 +280,14 @@ class Connector:
             response = await self.http.post(url, content=body, headers=headers)
         except httpx.HTTPError as error:
             self.stats.failed_posts += 1
+            self._count(function, "error", len(messages))
             log.warning(
                 "POST %s failed (%s); %d message(s) stay pending", url, type(error).__name__, len(messages)
             )
             return
         if response.status_code // 100 != 2:
             self.stats.failed_posts += 1
+            self._count(function, "error", len(messages))
             log.warning(
                 "POST %s answered %d; %d message(s) stay pending", url, response.status_code, len(messages)
             )
@@ -293,6 +302,7 @@ class Connector:
             # Not our function's answer (a proxy's page, a misrouted gateway): acknowledging would lose the batch.
             # Left pending, it comes again, and is dead-lettered after its last delivery if this goes on.
             self.stats.failed_posts += 1
+            self._count(function, "error", len(messages))
             log.warning(
                 "POST %s answered %d without a batch reply; %d message(s) stay pending",
                 url,
@@ -312,6 +322,10 @@ class Connector:
         if processed:
             await self.redis_for(stream).xack(stream, streams.CONSUMER_GROUP, *processed)
             self.stats.acked += len(processed)
+        self._count(function, "ok", len(processed))
+        self._count(
+            function, "unfinished", len(messages) - len(processed) - len({mid for mid, _ in rejected})
+        )
 
     async def _dead_letter(self, stream: str, dead: list[tuple[str, dict, str]]) -> None:
         pipe = self.redis_for(stream).pipeline(transaction=True)
@@ -329,6 +343,27 @@ class Connector:
             log.warning("dead-lettered %s %s: %s", stream, message_id, reason)
         await pipe.execute()
         self.stats.dead_lettered += len(dead)
+        # messages, not entries: a rejected bundle leaves one entry per invalid job
+        self._count(routing.function_for_stream(stream), "dead_letter", len({entry[0] for entry in dead}))
+
+    # --- telemetry -------------------------------------------------------------------------------
+
+    def _count(self, function: str | None, outcome: str, messages: int) -> None:
+        self.tally.count(
+            "supercheck_connector_deliveries",
+            messages,
+            region=self.config.region,
+            function=function or "none",
+            outcome=outcome,
+        )
+
+    async def flush_telemetry(self, at_most_every: float = 0.0) -> None:
+        """Delivery counts to the connector's Redis (best effort): from the loops at most once a period, not
+        per message."""
+        if time.monotonic() - self._tally_flushed_at < at_most_every:
+            return
+        self._tally_flushed_at = time.monotonic()
+        await self.tally.flush(client=self.clients[self.config.redis_url])
 
     # --- loops -----------------------------------------------------------------------------------
 
@@ -342,6 +377,7 @@ class Connector:
                 await asyncio.gather(*list(self.in_flight), return_exceptions=True)
             if not read and not reclaimed and not self.in_flight:
                 break
+        await self.flush_telemetry()
         return self.stats
 
     async def run_forever(self, reclaim_every_seconds: float = 5.0) -> None:
@@ -371,6 +407,7 @@ class Connector:
                 await self._redis_trouble(error, state)
             else:
                 state.iterated()
+            await self.flush_telemetry(self.config.telemetry_every_seconds)
 
     async def _reclaim_loop(self, every_seconds: float, state: LoopState) -> None:
         state.entered()

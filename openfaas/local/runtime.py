@@ -134,6 +134,7 @@ class LocalStack:
                         **self._without_cron,
                         **self.env,
                         **self.function_env,
+                        "SC_FUNCTION_NAME": function.name,  # its connections' application_name
                     },
                     port,
                     self.log_dir / f"{function.name}.log",

@@ -26,6 +26,7 @@ from shared.notify import AlertMessage, SendResult, build_message, send_to_provi
 from shared.redis import publish_live_events
 from shared.security import key_ring, provider_binding
 from shared.settings import get_settings
+from shared.telemetry import Tally
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ async def send_alert_batch(events: list[AlertEnvelope]) -> tuple[dict[str, int],
     """
     counts = {"sent": 0, "partial": 0, "failed": 0, "suppressed": 0, "skipped": 0, "in_flight": 0}
     in_flight: set[uuid.UUID] = set()
+    tally = Tally()
     by_monitor: dict[uuid.UUID, list[AlertEnvelope]] = {}
     for event in events:
         by_monitor.setdefault(event.monitor_id, []).append(event)
@@ -71,9 +73,26 @@ async def send_alert_batch(events: list[AlertEnvelope]) -> tuple[dict[str, int],
                     counts[outcome] += 1
                     if outcome == "in_flight":
                         in_flight.add(event.alert_event_id)
+                    _tally_delivery(tally, event, provider, outcome)
 
-    await asyncio.gather(*(one_monitor(monitor_events) for monitor_events in by_monitor.values()))
+    try:
+        await asyncio.gather(*(one_monitor(monitor_events) for monitor_events in by_monitor.values()))
+    finally:
+        await tally.flush()  # each send committed its own row; those of a batch an error stopped count too
     return counts, in_flight
+
+
+# What _send_one returns once it recorded the send's outcome in alert_history; skipped (recorded by an earlier
+# delivery) and in_flight (another sender's) are not this call's to count.
+_RECORDED_OUTCOMES = frozenset({"sent", "partial", "failed", "suppressed"})
+
+
+def _tally_delivery(tally: Tally, event: AlertEnvelope, provider: dict, outcome: str) -> None:
+    if outcome in _RECORDED_OUTCOMES:
+        tally.count("supercheck_alert_deliveries", provider_type=provider["type"], outcome=outcome)
+        tally.count(
+            "supercheck_monitor_alerts", monitor_id=event.monitor_id, kind=event.alert_kind, outcome=outcome
+        )
 
 
 async def _providers_for(event: AlertEnvelope) -> list[dict]:

@@ -22,11 +22,13 @@ from shared.models import CheckJob, CheckOutcome, ResultEnvelope
 from shared.pipeline.batch import is_connector_batch, parse_job_batch
 from shared.redis import publish, publish_live_events
 from shared.rules.batch_deadline import time_to_give
+from shared.rules.dns_changes import answer_change, answer_values
 from shared.settings import get_settings
+from shared.telemetry import Tally
 
 # Only results whose run still exists are stored: a monitor deleted while its check ran took its runs along,
 # and its result would fail the foreign key and with it the whole bundle's insert. Returns the results kept
-# (inserted now, or already stored by an earlier delivery).
+# (inserted now, or already stored by an earlier delivery), each saying which: only a new row is counted.
 _INSERT_RESULTS = """
 with r as (
     select * from unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::timestamptz[], %s::int[],
@@ -49,8 +51,10 @@ inserted as (
             order by p.checked_at desc limit 1)
     from kept k
     on conflict (run_id, location) do nothing
+    returning run_id, location
 )
-select run_id, location from kept
+select k.run_id, k.location, i.run_id is not null as inserted
+from kept k left join inserted i on i.run_id = k.run_id and i.location = k.location
 """
 
 # A deletion committed while the insert ran still fails its foreign key; the next attempt no longer sees the run.
@@ -78,12 +82,54 @@ async def _already_stored(jobs: list[CheckJob]) -> dict[tuple[str, str], str]:
     return {(str(row["run_id"]), row["location"]): row["status"] for row in rows}
 
 
-async def _store(executed: list[Executed]) -> set[tuple[str, str]]:
-    """Stores the results in one statement; returns the (run_id, location) of those whose run still exists."""
+# Each DNS result's previous answers at its location, through the (monitor_id, location, checked_at) index.
+_PREVIOUS_ANSWERS = """
+select j.i, p.details
+from unnest(%s::uuid[], %s::text[], %s::timestamptz[]) with ordinality as j(monitor_id, location, checked_at, i)
+cross join lateral (
+    select r.details from monitor_results r
+    where r.monitor_id = j.monitor_id and r.location = j.location and r.checked_at < j.checked_at
+          and r.details ? 'rcode'
+    order by r.checked_at desc limit 1
+) p
+"""
+
+
+async def _note_answer_changes(executed: list[Executed]) -> None:
+    """A DNS result whose answer set differs from the previous one at its location says so: details.changes and
+    its message (aggregate alerts on it where the monitor asks). One read for the whole group."""
+    answered = [
+        entry for entry in executed if entry[0].type == "dns" and answer_values(entry[1].details) is not None
+    ]
+    if not answered:
+        return
+    async with db.transaction() as conn:
+        rows = await (
+            await conn.execute(
+                _PREVIOUS_ANSWERS,
+                (
+                    [job.monitor_id for job, _, _ in answered],
+                    [job.location for job, _, _ in answered],
+                    [checked_at for _, _, checked_at in answered],
+                ),
+            )
+        ).fetchall()
+    for row in rows:
+        _, outcome, _ = answered[row["i"] - 1]
+        change = answer_change(answer_values(row["details"]), answer_values(outcome.details))
+        if change is not None:
+            outcome.details["changes"] = change.to_json()
+            outcome.message = f"{outcome.message}; {change.text}" if outcome.message else change.text
+
+
+async def _store(executed: list[Executed]) -> dict[tuple[str, str], bool]:
+    """Stores the results in one statement; returns the (run_id, location) of those whose run still exists, and
+    whether this statement inserted it (False: an earlier delivery had)."""
     if not executed:
-        return set()
+        return {}
     from psycopg.types.json import Jsonb  # with the first results stored: trials never load psycopg
 
+    await _note_answer_changes(executed)
     columns: list[list] = [[] for _ in range(13)]
     for job, outcome, checked_at in executed:
         values = (
@@ -113,20 +159,30 @@ async def _store(executed: list[Executed]) -> set[tuple[str, str]]:
     return await _insert(columns)
 
 
-async def _insert(columns: list[list]) -> set[tuple[str, str]]:
+async def _insert(columns: list[list]) -> dict[tuple[str, str], bool]:
     async with db.transaction() as conn:
         rows = await (await conn.execute(_INSERT_RESULTS, columns)).fetchall()
-    return {(str(row["run_id"]), row["location"]) for row in rows}
+    return {(str(row["run_id"]), row["location"]): row["inserted"] for row in rows}
 
 
 def _key(job: CheckJob) -> tuple[str, str]:
     return str(job.run_id), job.location
 
 
-async def _store_and_announce(group: list[Executed]) -> None:
+async def _store_and_announce(group: list[Executed], tally: Tally) -> None:
     kept = await _store(group)
     # a result whose monitor was deleted meanwhile is dropped quietly: not stored, not announced
     executed = [entry for entry in group if _key(entry[0]) in kept]
+    # only rows this statement inserted, each once (a batch may carry one job twice): a redelivered batch whose
+    # results were stored meanwhile counts nothing again
+    inserted = {_key(job): (job, outcome) for job, outcome, _ in executed if kept[_key(job)]}
+    for job, outcome in inserted.values():
+        tally.count(
+            "supercheck_monitor_checks",
+            monitor_id=job.monitor_id,
+            location=job.location,
+            result=outcome.status,
+        )
     await publish(
         (
             streams.RESULTS_STREAM,
@@ -155,16 +211,17 @@ class _Flusher:
     being stored. A batch cut short (the watchdog, a crash) then loses no finished check, and its redelivery
     re-runs none of them."""
 
-    def __init__(self) -> None:
+    def __init__(self, tally: Tally) -> None:
         self.waiting: list[Executed] = []
         self.lock = asyncio.Lock()
+        self.tally = tally
 
     async def add(self, executed: Executed) -> None:
         self.waiting.append(executed)
         async with self.lock:
             group, self.waiting = self.waiting, []
             if group:
-                await _store_and_announce(group)
+                await _store_and_announce(group, self.tally)
 
 
 @dataclass(frozen=True)
@@ -183,14 +240,26 @@ class BatchClock:
         return self.answer_by - time.monotonic()
 
 
-async def execute_jobs(jobs: list[CheckJob], clock: BatchClock | None = None) -> tuple[int, list[int]]:
+async def execute_jobs(
+    jobs: list[CheckJob], clock: BatchClock | None = None, tally: Tally | None = None
+) -> tuple[int, list[int]]:
     """Runs each job not yet stored, storing and announcing results as they finish.
 
     Redelivered jobs are not re-run; their stored result is announced again, which aggregate ignores if seen.
     A job that could not finish before the clock's deadline is not started: it is left for the next delivery.
+    What ran goes into `tally` (the caller flushes it); without one, this call flushes its own at the end.
     Returns how many checks ran, and the positions of the jobs left.
     """
-    clock = clock or BatchClock.start()
+    if tally is not None:
+        return await _execute_jobs(jobs, clock or BatchClock.start(), tally)
+    tally = Tally()
+    try:
+        return await _execute_jobs(jobs, clock or BatchClock.start(), tally)
+    finally:
+        await tally.flush()  # after every store committed, including those of a batch cut short by an error
+
+
+async def _execute_jobs(jobs: list[CheckJob], clock: BatchClock, tally: Tally) -> tuple[int, list[int]]:
     stored = await _already_stored(jobs)
     await publish(
         (
@@ -203,7 +272,7 @@ async def execute_jobs(jobs: list[CheckJob], clock: BatchClock | None = None) ->
         if _key(job) in stored
     )
     limit = asyncio.Semaphore(get_settings().check_concurrency)
-    flusher = _Flusher()
+    flusher = _Flusher(tally)
 
     async def one(job: CheckJob) -> bool:
         early = min(max(0.0, (job.scheduled_at - datetime.now(UTC)).total_seconds()), MAX_EARLY_START_SECONDS)
@@ -216,7 +285,9 @@ async def execute_jobs(jobs: list[CheckJob], clock: BatchClock | None = None) ->
             if given is None:  # queued behind the others for too long
                 return False
             checked_at = datetime.now(UTC)
+            started = time.perf_counter()
             outcome = await run_check(job, limit=given)
+        _observe(tally, job, checked_at, time.perf_counter() - started)
         await flusher.add((job, outcome, checked_at))
         return True
 
@@ -225,6 +296,14 @@ async def execute_jobs(jobs: list[CheckJob], clock: BatchClock | None = None) ->
         tasks = [group.create_task(one(jobs[position])) for position in pending]
     done = [task.result() for task in tasks]
     return sum(done), [position for position, ran in zip(pending, done, strict=True) if not ran]
+
+
+def _observe(tally: Tally, job: CheckJob, checked_at: datetime, took: float) -> None:
+    labels = {"type": job.type, "location": job.location}
+    tally.observe("supercheck_check_duration_seconds", took, **labels)
+    # a job is started on its slot, never before it (see MAX_EARLY_START_SECONDS): lag is never below 0
+    lag = max(0.0, (checked_at - job.scheduled_at).total_seconds())
+    tally.observe("supercheck_schedule_lag_seconds", lag, **labels)
 
 
 def _named_project(data: object) -> uuid.UUID:
@@ -282,10 +361,14 @@ def check_function_handler(group_size: Callable[[], int] | None = None):
             jobs = batch.items
             step = max(1, group_size() if group_size else len(jobs))
             executed, left = 0, []
-            for start in range(0, len(jobs), step):
-                ran, group_left = await execute_jobs(jobs[start : start + step], clock)
-                executed += ran
-                left += [batch.sources[start + position] for position in group_left]
+            tally = Tally()  # one write for the whole batch, however many groups it runs in
+            try:
+                for start in range(0, len(jobs), step):
+                    ran, group_left = await execute_jobs(jobs[start : start + step], clock, tally)
+                    executed += ran
+                    left += [batch.sources[start + position] for position in group_left]
+            finally:
+                await tally.flush()
             # an entry with a job left is not answered: the connector redelivers it, and only that job runs
             return batch.reply(unfinished=set(left), executed=executed, left=len(left))
         return await run_trial(caller, data)

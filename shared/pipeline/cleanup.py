@@ -32,6 +32,7 @@ from shared.rules.retention import (
     results_cutoff,
 )
 from shared.settings import Settings, get_settings
+from shared.telemetry import Tally
 
 log = logging.getLogger("supercheck.cleanup")
 CLEANUP_LOCK = 7_340_009  # one cleanup run at a time; the cron-connector does not prevent overlaps
@@ -72,20 +73,11 @@ async def run_cleanup(
         alert_history_cutoff=alert_cutoff(now, config.alert_history_days),
         project_id=project_id,
     )
-    with _timed(report, "total"):
-        if dry_run:
-            with _timed(report, "database"):
-                await count_deletions(report, config, project_id)
-        else:
-            async with _exclusive(settings):
-                await _real_run(report, config, now, project_id)
-        if project_id is None:
-            with _timed(report, "streams"):
-                await trim_streams(report, config, settings, now)
-            with _timed(report, "artifacts"):
-                await expire_artifacts(report, config, settings, now)
-        else:
-            report.artifacts = ArtifactReport(skipped=_SHARED_BY_EVERY_PROJECT)
+    try:
+        await _run_phases(report, config, settings, now, project_id)
+    finally:
+        if not dry_run:  # each batch commits on its own: what went before an error counts too
+            await _tally_deleted(report.finish()).flush()
     log.info(
         "cleanup%s: %d results, %d runs, %d alert rows deleted; %d status changes kept; phases %s",
         " (dry run)" if dry_run else "",
@@ -98,6 +90,43 @@ async def run_cleanup(
     return report.finish()
 
 
+async def _run_phases(
+    report: CleanupReport,
+    config: RetentionConfig,
+    settings: Settings,
+    now: datetime,
+    project_id: uuid.UUID | None,
+) -> None:
+    """Each phase, timed; a real run under the cleanup lock."""
+    with _timed(report, "total"):
+        if report.dry_run:
+            with _timed(report, "database"):
+                await count_deletions(report, config, project_id)
+        else:
+            async with _exclusive(settings):
+                await _real_run(report, config, now, project_id)
+        if project_id is None:
+            with _timed(report, "streams"):
+                await trim_streams(report, config, settings, now)
+            with _timed(report, "artifacts"):
+                await expire_artifacts(report, config, settings, now)
+        else:
+            report.artifacts = ArtifactReport(skipped=_SHARED_BY_EVERY_PROJECT)
+
+
+def _tally_deleted(report: CleanupReport) -> Tally:
+    tally = Tally()
+    for table, rows in (
+        ("monitor_results", report.results_deleted),
+        ("runs", report.runs_deleted),
+        ("alert_history", report.alert_history_deleted),
+        ("alert_events", report.alert_events_deleted),
+        ("rollup_hourly", report.rollups.hourly_pruned),
+    ):
+        tally.count("supercheck_cleanup_deleted_rows", rows, table=table)
+    return tally
+
+
 class _exclusive:
     """A session-level advisory lock on its own autocommit connection: no transaction stays open for the run,
     and the lock goes with the connection if the function dies."""
@@ -108,7 +137,9 @@ class _exclusive:
 
     async def __aenter__(self) -> None:
         self.conn = await psycopg.AsyncConnection.connect(
-            self.settings.require_database_url(), autocommit=True
+            self.settings.require_database_url(),
+            autocommit=True,
+            application_name=self.settings.function_name,
         )
         acquired = (
             await (await self.conn.execute("select pg_try_advisory_lock(%s)", (CLEANUP_LOCK,))).fetchone()

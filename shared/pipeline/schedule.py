@@ -23,6 +23,7 @@ from shared.pipeline import schedule_sql as sql
 from shared.pipeline.set_aside import examine_profiles, set_aside
 from shared.redis import publish_dead_letters, publish_payloads
 from shared.settings import get_settings
+from shared.telemetry import Tally
 
 
 @dataclass
@@ -31,6 +32,9 @@ class TickReport:
     jobs_published: int = 0
     runs_redispatched: int = 0
     run_ids: list[str] = field(default_factory=list)
+    # for the pipeline's telemetry only (not in the reply)
+    monitors_due: int = 0
+    runs_dispatched: int = 0
 
     def as_json(self) -> dict:
         return {
@@ -188,15 +192,21 @@ async def _record_batch(claim_sql: str, slot_sql: str, params: dict) -> _Batch:
     raise AssertionError("unreachable")
 
 
-async def _publish_and_mark(outbox: _Outbox) -> int:
+async def _publish_and_mark(outbox: _Outbox) -> _Outbox:
     """Publishes after commit, then drops the batch row; a crash in between leaves it for the sweep."""
-    if not outbox.run_ids:
-        return 0
-    await publish_payloads(outbox.entries)
-    await publish_dead_letters(outbox.dead)
-    async with db.transaction() as conn:
-        await conn.execute("delete from dispatch_batches where id = %s", (outbox.batch_id,))
-    return outbox.jobs
+    if outbox.run_ids:
+        await publish_payloads(outbox.entries)
+        await publish_dead_letters(outbox.dead)
+        async with db.transaction() as conn:
+            await conn.execute("delete from dispatch_batches where id = %s", (outbox.batch_id,))
+    return outbox
+
+
+def _published(report: TickReport, done: set[asyncio.Task]) -> None:
+    for task in done:
+        if task.exception() is None:
+            report.jobs_published += task.result().jobs
+            report.runs_dispatched += len(task.result().run_ids)
 
 
 def _id_slices(workers: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
@@ -229,6 +239,7 @@ async def _claim_slice(
             )
             if batch.last is not None:
                 after = batch.last
+            report.monitors_due += batch.claimed
             report.runs_created += len(batch.outbox.run_ids)
             report.run_ids += batch.outbox.run_ids
             publishing.add(asyncio.create_task(_publish_and_mark(batch.outbox)))
@@ -237,13 +248,15 @@ async def _claim_slice(
                 done, publishing = await asyncio.wait(
                     publishing, return_when=asyncio.ALL_COMPLETED if last_batch else asyncio.FIRST_COMPLETED
                 )
-                report.jobs_published += sum(task.result() for task in done)
+                _published(report, done)
+                for task in done:
+                    task.result()  # a failed publish stops the tick, as before
             if last_batch:
                 return
     finally:
         if publishing:  # stopped by an error: what was committed still goes out, or waits for the sweep
             done, _ = await asyncio.wait(publishing)
-            report.jobs_published += sum(task.result() for task in done if task.exception() is None)
+            _published(report, done)
 
 
 async def schedule_tick(now: datetime | None = None, only_ids: list[uuid.UUID] | None = None) -> TickReport:
@@ -251,9 +264,27 @@ async def schedule_tick(now: datetime | None = None, only_ids: list[uuid.UUID] |
     now = now or datetime.now(UTC)
     report = TickReport()
     workers = 1 if only_ids is not None else CLAIM_WORKERS
-    await asyncio.gather(*(_claim_slice(now, only_ids, id_slice, report) for id_slice in _id_slices(workers)))
-    report.runs_redispatched = await redispatch_stale_runs(now)
+    try:
+        await asyncio.gather(
+            *(_claim_slice(now, only_ids, id_slice, report) for id_slice in _id_slices(workers))
+        )
+        report.runs_redispatched = await redispatch_stale_runs(now)
+    finally:
+        await _tally_tick(report).flush()  # what was committed counts, even in a tick an error stopped
     return report
+
+
+def _tally_tick(report: TickReport) -> Tally:
+    tally = Tally()
+    tally.count("supercheck_schedule_ticks")
+    for stage, runs in (
+        ("due", report.monitors_due),
+        ("recorded", report.runs_created),
+        ("dispatched", report.runs_dispatched),
+        ("redispatched", report.runs_redispatched),
+    ):
+        tally.count("supercheck_schedule_runs", runs, stage=stage)
+    return tally
 
 
 async def run_now(monitor_ids: list[uuid.UUID], now: datetime | None = None) -> TickReport:
@@ -263,7 +294,7 @@ async def run_now(monitor_ids: list[uuid.UUID], now: datetime | None = None) -> 
     )
     published = await _publish_and_mark(batch.outbox)
     return TickReport(
-        runs_created=len(batch.outbox.run_ids), jobs_published=published, run_ids=batch.outbox.run_ids
+        runs_created=len(batch.outbox.run_ids), jobs_published=published.jobs, run_ids=batch.outbox.run_ids
     )
 
 
