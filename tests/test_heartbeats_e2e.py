@@ -320,3 +320,18 @@ def test_a_cron_wrapper_with_curl_reports_the_job_and_its_exit_status(
         ("success" if exit_status == 0 else "fail", "healthchecks", exit_status),
     ]
     assert results(infra, monitor["id"])[0][1] is not None, "start to end: the response time"
+
+
+def test_no_ping_token_reaches_any_log_of_the_stack(stack, api, infra):
+    monitor = create_heartbeat(api)
+    token, path = token_of(monitor), ping_path(monitor)
+    for suffix in ("", "/start", "/fail", "/256", "/restart", "/log"):
+        api.post(path + suffix, content=b"some output")
+    api.get(f"/ping/api/push/{token}", params={"status": "sideways"})
+    rotated = api.post(f"/api/monitors/{monitor['id']}/ping-token/rotate").json()
+    api.get(path)  # the retired token: 404
+    wait_for_runs(infra, monitor["id"], 2)
+    logs = {log.name: log.read_text(errors="replace") for log in stack.log_dir.glob("*.log")}
+    assert logs, "the stack writes its logs there"
+    for secret in (token, token_of(rotated)):
+        assert not [name for name, text in logs.items() if secret in text]
