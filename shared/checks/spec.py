@@ -43,7 +43,7 @@ class CheckSpec(ApiModel):
         if self.type == HEARTBEAT_TYPE:
             return self._heartbeat_config()
         if self.target is None:
-            raise FieldError("target", f"Field required for {self.type} monitors")
+            raise FieldError("target", "is required")
         check_type = CHECK_TYPES[self.type]
         try:
             # the context carries the Sealing (shared.checks.credentials) that encrypts the config's secrets
