@@ -120,6 +120,7 @@ def throughput(args) -> None:
             log_dir=env.base / "logs",
             gateway_port=free_port(),
             with_cron=False,
+            with_connector=not args.without_connector,
         ).start()
         try:
             paths = asyncio.run(
@@ -154,8 +155,10 @@ def throughput(args) -> None:
 
 def _report(figures: dict[str, list[float]], unexpected: dict[int, int], args) -> None:
     median = {name: statistics.median(values) for name, values in figures.items()}
+    connector = "without the connector" if args.without_connector else "aggregate finalizing meanwhile"
     print(
-        f"rounds {args.rounds} x {args.seconds:g} s, {args.connections} connections, {args.monitors} tokens"
+        f"rounds {args.rounds} x {args.seconds:g} s, {args.connections} connections, {args.monitors} tokens,"
+        f" {connector}"
     )
     for name, label in LABELS:
         rounds = ", ".join(f"{value:,.0f}" for value in figures[name])
@@ -220,6 +223,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each measured round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--without-connector", action="store_true", help="no aggregate finalizing the runs meanwhile"
+    )
     parser.add_argument("--lateness", action="store_true", help="measure the sweep's lateness instead")
     parser.add_argument("--late-monitors", type=int, default=12)
     args = parser.parse_args()
