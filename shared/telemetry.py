@@ -2,7 +2,7 @@
 function exposes totals summed over every replica and region without one query per monitor or per run.
 
 Writers gather what one call did in a `Tally` and write it with `await tally.flush()` after their commit: one
-pipelined round trip of HINCRBY/HINCRBYFLOAT, best effort (a Redis that refuses is logged and counted, never
+round trip (a script of HINCRBY/HINCRBYFLOAT), best effort (a Redis that refuses is logged and counted, never
 raised, because the work it describes has happened). Every metric is declared once, in `METRICS`; the metrics
 function reads the same table (shared/metrics/) to turn the hashes back into Prometheus families.
 
@@ -138,6 +138,21 @@ def _field(spec: MetricSpec, labels: dict[str, object]) -> str:
     return FIELD_SEPARATOR.join(str(labels[name]) for name in spec.labels)
 
 
+# KEYS: the hashes; ARGV: (position in KEYS, field, amount) triples. One command however many fields: a check
+# batch touches a field per monitor, and a pipeline of one HINCRBY each cost more than the checks' own bookkeeping.
+# Whole amounts stay integers (HINCRBY); others go through HINCRBYFLOAT.
+_INCREMENT = """
+for i = 1, #ARGV, 3 do
+    if string.find(ARGV[i + 2], '[%.eE]') then
+        redis.call('HINCRBYFLOAT', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
+    else
+        redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
+    end
+end
+return #ARGV / 3
+"""
+
+
 @dataclass
 class TelemetryStats:
     """Flushes this process could not write (read by tests and logs)."""
@@ -185,14 +200,13 @@ class Tally:
         from shared.redis import get_redis
 
         counts, self.counts = self.counts, defaultdict(float)
+        keys = list(dict.fromkeys(key for key, _ in counts))
+        position = {key: str(index) for index, key in enumerate(keys, start=1)}
+        updates: list[str] = []
+        for (key, name), amount in counts.items():
+            updates += (position[key], name, str(int(amount)) if float(amount).is_integer() else repr(amount))
         try:
-            pipe = (client or get_redis(redis_url)).pipeline(transaction=False)
-            for (key, name), amount in counts.items():
-                if float(amount).is_integer():
-                    pipe.hincrby(key, name, int(amount))
-                else:
-                    pipe.hincrbyfloat(key, name, amount)
-            await pipe.execute()
+            await (client or get_redis(redis_url)).eval(_INCREMENT, len(keys), *keys, *updates)
         except (redis.exceptions.RedisError, OSError) as error:
             telemetry_stats.dropped_flushes += 1
             log.warning("dropped %d telemetry update(s), Redis refused them: %s", len(counts), error)

@@ -142,8 +142,18 @@ def test_the_gatus_sample_converts_its_endpoints_and_lists_the_rest():
         "backend-orders",
         "backend-postgres",
         "gateway-ping",
+        "example-dns",
         "legacy",
     ]
+    assert by_key["example-dns"] == {
+        "key": "example-dns",
+        "name": "example dns",
+        "type": "dns",
+        "target": "example.com",
+        "frequencyMinutes": 1,
+        "config": {"recordType": "A", "resolvers": ["8.8.8.8"], "expectedRcode": "NOERROR"},
+        "tags": [],
+    }
     api = by_key["backend-api-health"]
     assert api["frequencyMinutes"] == 1 and api["tags"] == ["backend"]
     assert api["config"] == {
@@ -190,7 +200,6 @@ def test_the_gatus_sample_converts_its_endpoints_and_lists_the_rest():
         ],
         "endpoints[2] 'orders'": ["conditions[2] '[BODY].data[0].id == pat(ord_*)' not converted"],
         "endpoints[4] 'gateway ping'": ["conditions[1] '[RESPONSE_TIME] < 100' not converted"],
-        "endpoints[5] 'example dns'": ["endpoint not imported"],
         "endpoints[6] 'bastion'": ["endpoint not imported"],
         "endpoints[7] 'legacy'": ["interval", "conditions[1] '[IP] == 203.0.113.7' not converted"],
     }
@@ -205,8 +214,11 @@ def test_the_kuma_sample_converts_its_monitors_and_lists_the_rest():
         "admin-api",
         "redis-port",
         "router",
+        "dns-a-record",
         "smtp-must-stay-closed",
     ]
+    assert by_key["dns-a-record"]["type"] == "dns" and by_key["dns-a-record"]["target"] == "example.com"
+    assert by_key["dns-a-record"]["config"] == {"recordType": "A", "resolvers": ["1.1.1.1"]}
     assert by_key["marketing-site"]["tags"] == ["production", "Web"], "the group's name becomes a tag"
     assert by_key["marketing-site"]["alertConfig"] == {"failureThreshold": 3}
     assert by_key["login-page-has-form"]["config"] | {"timeoutSeconds": None} == {
@@ -232,7 +244,6 @@ def test_the_kuma_sample_converts_its_monitors_and_lists_the_rest():
         "monitorList[2] 'Admin API'": ["timeout"],
         "monitorList[3] 'Redis port'": ["interval", "timeout"],
         "monitorList[4] 'Router'": ["packetSize 1400"],
-        "monitorList[5] 'DNS A record'": ["monitor not imported"],
         "monitorList[6] 'Web'": ["monitor not imported"],
         "monitorList[7] 'Nightly backup'": ["monitor not imported"],
         "monitorList[8] 'Intranet'": ["monitor not imported"],

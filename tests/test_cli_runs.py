@@ -216,10 +216,10 @@ def test_the_console_script_imports_a_file_that_validates(tool, fixture, tmp_pat
     )
     assert imported.returncode == 0, imported.stderr
     assert "not imported" in imported.stderr, "what did not convert is listed on stderr"
-    assert "6 monitors converted" in imported.stderr
+    assert "7 monitors converted" in imported.stderr
     validated = subprocess.run([script, "validate", "-f", str(out)], env=env, capture_output=True, text=True)
     assert validated.returncode == 0, validated.stdout + validated.stderr
-    assert "valid (6 monitors" in validated.stdout
+    assert "valid (7 monitors" in validated.stdout
     garbage = tmp_path / "garbage.json"
     garbage.write_text("{not json")
     refused = subprocess.run([script, "import", tool, str(garbage)], env=env, capture_output=True, text=True)

@@ -430,3 +430,18 @@ def test_the_families_expose_streams_dead_letters_telemetry_and_connections(clea
     assert ours >= 1, "this process's pool, named by SC_FUNCTION_NAME's default"
     ((_, limit),) = scrape.samples("supercheck_db_max_connections").items()
     assert limit >= sum(connections.values()) > 0
+
+
+def test_a_key_of_another_type_costs_its_own_figures_not_the_scrape(clean, aio):
+    r = clean.redis()
+    r.set(streams.ALERTS_STREAM, "not a stream")
+    r.set(METRICS["supercheck_runs_finalized"].key, "not a hash")
+    r.xadd(streams.RESULTS_STREAM, {streams.PAYLOAD_FIELD: "{}"})
+    r.hset(METRICS["supercheck_schedule_ticks"].key, "", 4)
+
+    scrape = Families(aio)
+    assert scrape.samples("supercheck_redis_up") == {(("server", "primary"),): 1.0}
+    lengths = {labels[0][1]: value for labels, value in scrape.samples("supercheck_stream_length").items()}
+    assert (lengths[streams.ALERTS_STREAM], lengths[streams.RESULTS_STREAM]) == (0, 1)
+    assert scrape.samples("supercheck_runs_finalized") == {}
+    assert scrape.samples("supercheck_schedule_ticks", "supercheck_schedule_ticks_total") == {(): 4.0}

@@ -322,10 +322,8 @@ class Connector:
         if processed:
             await self.redis_for(stream).xack(stream, streams.CONSUMER_GROUP, *processed)
             self.stats.acked += len(processed)
-        self._count(function, "ok", len(processed))
-        self._count(
-            function, "unfinished", len(messages) - len(processed) - len({mid for mid, _ in rejected})
-        )
+        self._count(function, "ok", len(set(processed)))
+        self._count(function, "unfinished", len(posted - set(processed) - {mid for mid, _ in rejected}))
 
     async def _dead_letter(self, stream: str, dead: list[tuple[str, dict, str]]) -> None:
         pipe = self.redis_for(stream).pipeline(transaction=True)

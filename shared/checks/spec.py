@@ -18,13 +18,25 @@ TYPE_ALIASES = {"http": "http_request"}
 TRIAL_LOCATION = "direct"
 
 
+def _retry_schema() -> dict[str, Any]:
+    """config.retry in the OpenAPI document (built with it, not at import)."""
+    from shared.checks.base import RetryPolicy
+
+    return RetryPolicy.model_json_schema(by_alias=True)
+
+
 class CheckSpec(ApiModel):
     """What to check: a type from the check table, its target, and a config that fits that type. A heartbeat
     (shared.checks.HEARTBEAT_TYPE) has no target: its job pings in."""
 
     type: str
     target: str | None = Field(default=None, min_length=1, max_length=2048)
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The type's settings (see the README's check types); every check type but synthetic_test "
+        "also takes `retry`; a heartbeat takes periodSeconds, or cron and timezone, and graceSeconds",
+        json_schema_extra=lambda schema: schema.setdefault("properties", {}).update(retry=_retry_schema()),
+    )
 
     @field_validator("type", mode="before")
     @classmethod

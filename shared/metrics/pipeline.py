@@ -55,17 +55,25 @@ def pipeline_streams(settings: Settings) -> list[str]:
 
 # --- Redis: one round trip per server ----------------------------------------------------------------------
 
-# KEYS: n streams, then their n dead-letter streams. Per stream: its length, its dead letters' length, and per
-# consumer group its name, pending count, lag (-1: Redis did not say; it does from 7.0) and the id of the first
-# entry it has not read ('' when caught up). Ids only: XINFO STREAM's and XRANGE's entries (bundles of many
-# jobs) stay in Redis. Redis' own clock comes first, so ages do not depend on this host's.
+# KEYS: n streams, then their n dead-letter streams; a key that is absent (or not a stream) counts 0. Per
+# stream: its length, its dead letters' length, and per consumer group its name, pending count, lag (-1: Redis
+# did not say; it does from 7.0) and the id of the first entry it has not read ('' when caught up). Ids only:
+# XRANGE's entries (bundles of many jobs) stay in Redis. Redis' own clock comes first, so ages do not depend on
+# this host's.
 _STREAM_BACKLOGS = """
+local function is_stream(key)
+    return redis.call('TYPE', key).ok == 'stream'
+end
+local function length(key)
+    if is_stream(key) then return redis.call('XLEN', key) end
+    return 0
+end
 local out = {redis.call('TIME')}
 local n = #KEYS / 2
 for i = 1, n do
     local key = KEYS[i]
-    local entry = {redis.call('XLEN', key), redis.call('XLEN', KEYS[n + i])}
-    if redis.call('EXISTS', key) == 1 then
+    local entry = {length(key), length(KEYS[n + i])}
+    if is_stream(key) then
         for _, group in ipairs(redis.call('XINFO', 'GROUPS', key)) do
             local f = {}
             for j = 1, #group, 2 do f[group[j]] = group[j + 1] end
@@ -142,9 +150,20 @@ async def _read_server(
     if stream_names:
         keys = stream_names + [streams.dead_letter_stream(stream) for stream in stream_names]
         pipe.eval(_STREAM_BACKLOGS, len(keys), *keys)
-    replies = await pipe.execute()
-    hashes = {spec.name: reply for spec, reply in zip(specs, replies, strict=False)}
-    backlogs = parse_backlogs(stream_names, replies[len(specs)]) if stream_names else {}
+    # a command Redis refuses (a key of another type) costs its own figures, not the server's: only an
+    # unreachable server raises here
+    replies = await pipe.execute(raise_on_error=False)
+    hashes = {
+        spec.name: reply if isinstance(reply, dict) else {}
+        for spec, reply in zip(specs, replies, strict=False)
+    }
+    backlogs: dict[str, StreamBacklog] = {}
+    if stream_names and isinstance(replies[len(specs)], Exception):
+        log.warning(
+            "stream backlogs of Redis %s not read: %s", server.name, type(replies[len(specs)]).__name__
+        )
+    elif stream_names:
+        backlogs = parse_backlogs(stream_names, replies[len(specs)])
     return ServerRead(hashes, backlogs)
 
 

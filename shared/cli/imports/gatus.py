@@ -248,7 +248,7 @@ def convert_endpoint(endpoint: dict, keys: Keys, conversion: Conversion, where: 
     label = f"{where} '{name}'"
     try:
         if endpoint.get("dns"):
-            raise Unconvertible("DNS queries have no counterpart")
+            return _dns_endpoint(endpoint, key, name, label, conversion)
         check_type, target, config = _kind_of(str(endpoint.get("url") or ""))
     except Unconvertible as error:
         conversion.problems.append(Problem(label, "endpoint not imported", str(error)))
@@ -281,6 +281,48 @@ def convert_endpoint(endpoint: dict, keys: Keys, conversion: Conversion, where: 
     if monitor.alert_config:
         item["alertConfig"] = monitor.alert_config
     item["tags"] = [str(group)] if group else []
+    return item
+
+
+_DNS_CONDITION = re.compile(r"^\[(DNS_RCODE|BODY)\]\s*==\s*(.+)$")
+
+
+def _dns_endpoint(endpoint: dict, key: str, name: str, label: str, conversion: Conversion) -> dict:
+    """A Gatus DNS endpoint: its url is the resolver, dns.query-name the target; [DNS_RCODE] == X and
+    [BODY] == value (any of the answers) convert, other conditions are listed."""
+    query = endpoint["dns"] if isinstance(endpoint["dns"], dict) else {}
+    config: dict[str, Any] = {"recordType": str(query.get("query-type") or "A").upper()}
+    resolver = str(endpoint.get("url") or "").strip()
+    if resolver:
+        config["resolvers"] = [resolver]
+    values = []
+    for position, condition in enumerate(endpoint.get("conditions") or []):
+        match = _DNS_CONDITION.match(str(condition).strip())
+        if match and match.group(1) == "DNS_RCODE":
+            config["expectedRcode"] = match.group(2).strip().upper()
+        elif match:
+            values.append(match.group(2).strip())
+        else:
+            conversion.problems.append(
+                Problem(
+                    label,
+                    f"conditions[{position}] '{condition}' not converted",
+                    "DNS checks compare the rcode and answers",
+                )
+            )
+    if values:
+        config["expectedValues"], config["match"] = values, "any"
+    minutes, note = frequency_minutes(
+        duration_seconds(endpoint.get("interval") or f"{DEFAULT_INTERVAL_SECONDS}s")
+    )
+    if note:
+        conversion.problems.append(Problem(label, "interval", note))
+    item = {"key": key, "name": name, "type": "dns", "target": str(query.get("query-name") or "").rstrip(".")}
+    item.update({"frequencyMinutes": minutes, "config": config, "tags": []})
+    if endpoint.get("group"):
+        item["tags"] = [str(endpoint["group"])]
+    if endpoint.get("enabled") is False:
+        item["enabled"] = False
     return item
 
 

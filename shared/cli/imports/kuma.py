@@ -1,4 +1,4 @@
-"""Uptime Kuma backup JSON → supercheck monitors: http, keyword, json-query, port and ping monitors with their
+"""Uptime Kuma backup JSON → supercheck monitors: http, keyword, json-query, port, ping and dns monitors with their
 status codes, keyword, JSON query, timeout, basic auth (as ${ENV} references) and tags; the rest is listed."""
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ _UNSUPPORTED_FIELDS = {
     "proxyId": "checks use no proxy",
     "mtls": "client certificates are not supported",
     "resendInterval": "set alertConfig.reminderInterval by hand (it counts runs, not minutes)",
-    "dns_resolve_server": "checks resolve with the system's resolver",
     "httpBodyEncoding": None,  # handled below: json and form bodies are sent as given
 }
 
@@ -171,13 +170,29 @@ def _kind(conversion: Conversion, monitor: dict, key: str, where: str) -> tuple[
         if monitor.get("upsideDown"):
             raise Unconvertible("upside-down mode applies to port monitors only here")
         return "ping_host", str(monitor.get("hostname") or ""), _ping_config(conversion, monitor, where)
+    if kind == "dns":
+        if monitor.get("upsideDown"):
+            raise Unconvertible("upside-down mode applies to port monitors only here")
+        return "dns", str(monitor.get("hostname") or ""), _dns_config(monitor)
     if kind == "group":
         raise Unconvertible(
             "groups have no counterpart: their monitors are imported with the group's name as a tag"
         )
     raise Unconvertible(
-        f"'{kind}' monitors have no counterpart (http, keyword, json-query, port and ping convert)"
+        f"'{kind}' monitors have no counterpart (http, keyword, json-query, port, ping and dns convert)"
     )
+
+
+def _dns_config(monitor: dict) -> dict:
+    """Kuma's record type and resolver(s) (comma-separated, on its port); Kuma checks only that an answer comes."""
+    config: dict[str, Any] = {"recordType": str(monitor.get("dns_resolve_type") or "A").upper()}
+    port = int(monitor.get("port") or 53)
+    servers = [s.strip() for s in str(monitor.get("dns_resolve_server") or "").split(",") if s.strip()]
+    if servers:
+        config["resolvers"] = [
+            (f"[{s}]:{port}" if ":" in s else f"{s}:{port}") if port != 53 else s for s in servers
+        ]
+    return config
 
 
 def _tags(monitor: dict, groups: dict[Any, str]) -> list[str]:
