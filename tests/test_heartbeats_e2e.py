@@ -335,3 +335,23 @@ def test_no_ping_token_reaches_any_log_of_the_stack(stack, api, infra):
     assert logs, "the stack writes its logs there"
     for secret in (token, token_of(rotated)):
         assert not [name for name, text in logs.items() if secret in text]
+
+
+def test_the_api_lists_a_heartbeats_pings_newest_first_with_their_messages(api):
+    monitor = create_heartbeat(api)
+    path = ping_path(monitor)
+    api.get(f"{path}/start")
+    api.post(f"{path}/2", content=b"rsync: connection refused")
+    page = api.get(f"/api/monitors/{monitor['id']}/pings", params={"limit": 1})
+    assert page.status_code == 200, page.text
+    (latest,) = page.json()["data"]
+    assert (latest["kind"], latest["exitStatus"], latest["message"]) == (
+        "fail",
+        2,
+        "rsync: connection refused",
+    )
+    assert latest["runId"] is not None and latest["durationMs"] is not None
+    assert page.json()["pagination"]["total"] == 2
+    second = api.get(f"/api/monitors/{monitor['id']}/pings", params={"limit": 1, "page": 2}).json()["data"]
+    assert [(p["kind"], p["runId"]) for p in second] == [("start", None)]
+    assert api.get(f"/api/monitors/{uuid.uuid4()}/pings").status_code == 404

@@ -112,6 +112,25 @@ class ResultPage(ApiModel):
     pagination: Pagination
 
 
+class HeartbeatPingOut(ApiModel):
+    """One ping a heartbeat's job sent (shared/heartbeats/ping.py); its run, if it completed the job."""
+
+    id: int
+    kind: Literal["success", "fail", "start", "log"]
+    source: Literal["healthchecks", "kuma"]
+    exit_status: int | None
+    rid: str | None
+    received_at: datetime
+    duration_ms: int | None
+    message: str | None = Field(description="The request body (up to 100 KB) or Kuma's msg")
+    run_id: uuid.UUID | None
+
+
+class HeartbeatPingPage(ApiModel):
+    data: list[HeartbeatPingOut]
+    pagination: Pagination
+
+
 class RunOut(RunSummary):
     monitor_id: uuid.UUID
     expected_locations: list[str]

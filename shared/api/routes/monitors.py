@@ -8,9 +8,17 @@ from shared.api.requests import (
     MonitorCreate,
     MonitorFilterQuery,
     MonitorListQuery,
+    PageQuery,
     RunNowRequest,
 )
-from shared.api.schemas import BacktestReply, MonitorCounts, MonitorListPage, MonitorOut, RunsStarted
+from shared.api.schemas import (
+    BacktestReply,
+    HeartbeatPingPage,
+    MonitorCounts,
+    MonitorListPage,
+    MonitorOut,
+    RunsStarted,
+)
 from shared.checks import HEARTBEAT_TYPE
 from shared.checks.spec import CheckTrial
 from shared.errors import ApiError
@@ -173,6 +181,18 @@ async def resume_monitor(ctx: Context, monitor_id: str):
     return monitors.monitor_out(
         await monitors.set_enabled(ctx.project_id, ctx.api_key_id, as_uuid(monitor_id, "monitor"), True)
     )
+
+
+@endpoint(
+    "GET",
+    "/monitors/{monitor_id}/pings",
+    summary="A heartbeat's pings, newest first, with their messages (request bodies up to 100 KB)",
+    tag="monitors",
+    query=PageQuery,
+    response=HeartbeatPingPage,
+)
+async def list_pings(ctx: Context, monitor_id: str):
+    return await monitors.list_pings(ctx.project_id, as_uuid(monitor_id, "monitor"), ctx.query)
 
 
 @endpoint(

@@ -10,8 +10,10 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from shared import audit, db
-from shared.api.requests import MonitorCreate, MonitorFilterQuery, MonitorListQuery
+from shared.api.requests import MonitorCreate, MonitorFilterQuery, MonitorListQuery, PageQuery
 from shared.api.schemas import (
+    HeartbeatPingOut,
+    HeartbeatPingPage,
     MonitorCounts,
     MonitorListItem,
     MonitorListPage,
@@ -268,6 +270,31 @@ async def rotate_ping_token(
             raise ApiError(400, "validation_error", "type: only a heartbeat monitor has a ping token", "type")
         await audit.record(conn, project_id, api_key_id, "monitor.ping_token.rotate", "monitor", monitor_id)
         return await _fetch(conn, project_id, monitor_id)
+
+
+async def list_pings(project_id: uuid.UUID, monitor_id: uuid.UUID, query: PageQuery) -> HeartbeatPingPage:
+    """A heartbeat's pings, newest first (another type's: none)."""
+    async with db.transaction() as conn:
+        await _fetch(conn, project_id, monitor_id)
+        total = (
+            await (
+                await conn.execute(
+                    "select count(*) as n from heartbeat_pings where monitor_id = %s", (monitor_id,)
+                )
+            ).fetchone()
+        )["n"]
+        rows = await (
+            await conn.execute(
+                """select id, kind, source, exit_status, rid, received_at, duration_ms, message, run_id
+                   from heartbeat_pings where monitor_id = %s order by received_at desc, id desc
+                   limit %s offset %s""",
+                (monitor_id, query.limit, (query.page - 1) * query.limit),
+            )
+        ).fetchall()
+    return HeartbeatPingPage(
+        data=[HeartbeatPingOut.model_validate(row) for row in rows],
+        pagination=Pagination.of(query.page, query.limit, total),
+    )
 
 
 async def delete_monitor(project_id: uuid.UUID, api_key_id: uuid.UUID | None, monitor_id: uuid.UUID) -> None:
