@@ -8,11 +8,13 @@ import shutil
 import subprocess
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from tests.factories import default_project
 from tests.servers import wait_until
 
 PERIOD = {"periodSeconds": 60, "graceSeconds": 0}
@@ -355,3 +357,26 @@ def test_the_api_lists_a_heartbeats_pings_newest_first_with_their_messages(api):
     second = api.get(f"/api/monitors/{monitor['id']}/pings", params={"limit": 1, "page": 2}).json()["data"]
     assert [(p["kind"], p["runId"]) for p in second] == [("start", None)]
     assert api.get(f"/api/monitors/{uuid.uuid4()}/pings").status_code == 404
+
+
+def test_a_heartbeat_down_in_a_maintenance_window_is_recorded_as_suppressed(api, infra, webhook_receiver):
+    provider = api.post(
+        "/api/notification-providers",
+        json={"name": "hook", "type": "webhook", "config": {"url": webhook_receiver.url}},
+    ).json()
+    now = datetime.now(UTC)
+    infra.sql(
+        """insert into maintenance_windows (project_id, name, starts_at, ends_at)
+           values (%s, 'backup server swap', %s, %s)""",
+        (default_project(infra), now - timedelta(minutes=5), now + timedelta(hours=1)),
+    )
+    monitor = create_heartbeat(api, notificationProviders=[provider["id"]])
+    assert api.get(f"{ping_path(monitor)}/fail").status_code == 200
+    wait_until(
+        lambda: (
+            infra.sql("select status, reason from alert_history")
+            == [("suppressed", "maintenance window 'backup server swap'")]
+        ),
+        message="a suppressed failure alert",
+    )
+    assert webhook_receiver.requests == []
