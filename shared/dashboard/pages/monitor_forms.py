@@ -29,6 +29,7 @@ TYPE_LABELS = {
     "website": "Website",
     "ping_host": "Ping (ICMP)",
     "port_check": "TCP/UDP port",
+    "dns": "DNS record",
     "synthetic_test": "Synthetic test (Playwright)",
 }
 STRATEGIES = (
@@ -44,6 +45,7 @@ TARGETS = {
     "website": ("URL", "e.g. https://www.example.com/"),
     "ping_host": ("Host", "A host name or an IPv4/IPv6 address"),
     "port_check": ("Host", "A host name or an IPv4/IPv6 address"),
+    "dns": ("Name", "The name to resolve, e.g. example.com (an IP address for PTR records)"),
 }
 
 # Config fields a person does not set: derived by the model, fixed, or named by the target already.
@@ -85,6 +87,8 @@ LABELS = {
     "playwrightOptions.retries": "Retries",
 }
 HINTS = {
+    "resolvers": 'A JSON list of addresses, e.g. ["9.9.9.9", "[2620:fe::fe]:53"]; empty: the system resolver',
+    "expectedValues": 'A JSON list, e.g. ["192.0.2.10"]; compared as a set, as the match mode says',
     "expectedStatusCodes": "e.g. 200, 2xx or 200-299,404; empty means 200–299",
     "keywordInBodyShouldBePresent": "Unchecked: the check fails when the keyword is found",
     "jsonPathAssertion": 'e.g. $.status == "ok" or $.items.length() > 0',
