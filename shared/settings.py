@@ -108,6 +108,8 @@ class Settings(BaseModel):
     metrics_render_budget_seconds: float = Field(default=1.0, ge=0, le=60)
     # ... but never one older than this: a scrape then waits for a fresh render.
     metrics_max_stale_seconds: float = Field(default=120.0, ge=0, le=3600)
+    # Pings one heartbeat token may send per minute (the ping function answers 429 beyond; a retry counts too).
+    ping_rate_limit_per_minute: int = Field(default=60, ge=1, le=100_000)
     # Names this process's database connections (pg_stat_activity's application_name, which the metrics function
     # groups connection use by): the function's name, which stack.yml and the local runtime set.
     function_name: str = Field(default="supercheck", min_length=1, max_length=63)
@@ -191,6 +193,7 @@ class Settings(BaseModel):
             "metrics_max_stale_seconds": "METRICS_MAX_STALE_SECONDS",
             "exec_timeout_seconds": "exec_timeout",
             "bootstrap_api_key": "SC_BOOTSTRAP_API_KEY",
+            "ping_rate_limit_per_minute": "SC_PING_RATE_LIMIT_PER_MINUTE",
             "function_name": "SC_FUNCTION_NAME",
         }
         for field_name, env_var in optional.items():

@@ -69,3 +69,12 @@ CONNECTOR_HEARTBEAT_PREFIX = f"{PREFIX}:connector:heartbeat:"
 
 def connector_heartbeat_key(location: str) -> str:
     return CONNECTOR_HEARTBEAT_PREFIX + location
+
+
+# A heartbeat token's ping count in the current minute (the ping function's rate limit), keyed by the token's
+# hash (hex), never the token: the token is a credential.
+PING_RATE_PREFIX = f"{PREFIX}:ping:rate:"
+
+
+def ping_rate_key(token_hash_hex: str, minute: int) -> str:
+    return f"{PING_RATE_PREFIX}{token_hash_hex}:{minute}"

@@ -44,7 +44,7 @@ WATCHDOG_SETTINGS = {"read_timeout", "write_timeout", "exec_timeout"}
 CRON_SETTINGS = {"SCHEDULE_WINDOW_SECONDS"}
 EVERY_FUNCTION_SECRETS = {"database-url", "redis-url"}
 # Keyless functions nobody calls signed (ARCHITECTURE: public functions expose only what a project published).
-PUBLIC_FUNCTIONS = {"status"}
+PUBLIC_FUNCTIONS = {"status", "ping"}
 # Functions that neither verify signed deliveries nor sign calls: they hold no internal-token.
 UNSIGNED_FUNCTIONS = PUBLIC_FUNCTIONS | {"metrics"}
 OPENFAAS_CE_MAX_FUNCTIONS = 15

@@ -1,5 +1,5 @@
 """aggregate: finalizes runs as their results arrive (signed connector deliveries only); a cron call (empty body,
-unsigned) sweeps deadlines and the outbox."""
+unsigned) sweeps deadlines, overdue heartbeats and the outbox."""
 
 from starlette.requests import Request
 
@@ -18,11 +18,15 @@ async def handle(request: Request):
         batch = parse_batch(data, ResultEnvelope)
         finalized = await finalize_runs(event.run_id for event in batch.items)
         return batch.reply(finalized=finalized)
+    from shared.heartbeats.sweep import sweep_overdue_heartbeats  # cron calls only: batches never load it
+
+    overdue = await sweep_overdue_heartbeats()  # their down runs go out on sc:results, finalized as they come
     finalized = await sweep_deadlines()
     republished = await publish_pending_alerts()
     rolled = await rollup_step()  # a small step of the hourly/daily rollups; skipped while another runs
     return {
         "finalizedAtDeadline": finalized,
+        "heartbeatsOverdue": overdue,
         "alertsRepublished": republished,
         "hoursRolledUp": rolled.hours_rolled,
         "daysRolledUp": rolled.days_rolled,

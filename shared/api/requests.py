@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import Field, GetCoreSchemaHandler, GetJsonSchemaHandler, field_validator, model_validator
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
-from shared.checks import CHECK_TYPES
+from shared.checks import CHECK_TYPES, HEARTBEAT_TYPE
 from shared.checks.spec import CheckSpec
 from shared.errors import FieldError
 from shared.models import AlertConfig, AlertDeliveryStatus, AlertKind, ApiModel, LocationConfig, MonitorStatus
@@ -53,6 +53,8 @@ class MonitorCreate(CheckSpec):
         from shared.rules.deadlines import timeout_problem
         from shared.settings import get_settings
 
+        if self.type == HEARTBEAT_TYPE:
+            return self._no_locations()
         grace = get_settings().run_deadline_grace_seconds
         problem = timeout_problem(configured_timeout(self.type, self.config), grace, self.frequency_minutes)
         if problem:
@@ -61,6 +63,12 @@ class MonitorCreate(CheckSpec):
                 configured_timeout(self.type, without_retries), grace, self.frequency_minutes
             )
             raise FieldError("config.retry" if retries_at_fault else "config.timeoutSeconds", problem)
+        return self
+
+    def _no_locations(self) -> MonitorCreate:
+        """A heartbeat's runs are single: its job pings in from wherever it runs."""
+        if self.location_config.locations:
+            raise FieldError("locationConfig.locations", "a heartbeat has no locations: its job pings in")
         return self
 
 

@@ -58,7 +58,9 @@ class MonitorOut(ApiModel):
     project_id: uuid.UUID
     name: str
     type: str
-    target: str
+    target: str | None = Field(description="What is checked; null for a heartbeat (its job pings in)")
+    # a heartbeat's: where its job pings (SC_PUBLIC_BASE_URL/function/ping/<token>); the token is its credential
+    ping_url: str | None = None
     frequency_minutes: int
     enabled: bool
     config: dict[str, Any]
@@ -107,6 +109,25 @@ class ResultOut(ApiModel):
 
 class ResultPage(ApiModel):
     data: list[ResultOut]
+    pagination: Pagination
+
+
+class HeartbeatPingOut(ApiModel):
+    """One ping a heartbeat's job sent (shared/heartbeats/ping.py); its run, if it completed the job."""
+
+    id: int
+    kind: Literal["success", "fail", "start", "log"]
+    source: Literal["healthchecks", "kuma"]
+    exit_status: int | None
+    rid: str | None
+    received_at: datetime
+    duration_ms: int | None
+    message: str | None = Field(description="The request body (up to 100 KB) or Kuma's msg")
+    run_id: uuid.UUID | None
+
+
+class HeartbeatPingPage(ApiModel):
+    data: list[HeartbeatPingOut]
     pagination: Pagination
 
 

@@ -61,6 +61,14 @@ CHECK_TYPES: dict[str, CheckType] = {
     ),
 }
 
+# The one monitor type that is not a row of the table: a heartbeat is not checked, its job pings in
+# (shared/heartbeats). It has no check function, no job streams and no locations, so nothing that walks the
+# table (the connector's streams, routing, schedule's bundles) may meet it: schedule never claims one (its
+# next_run_at stays null, migration 0014) and its runs are single, written by the ping function and the
+# aggregate sweep. Its config model is shared.heartbeats.config.HeartbeatConfig.
+HEARTBEAT_TYPE = "heartbeat"
+MONITOR_TYPES = (*CHECK_TYPES, HEARTBEAT_TYPE)
+
 # Slack the caller gives a check beyond its own timeout before declaring it hung.
 _HARD_TIMEOUT_SLACK_SECONDS = 5.0
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from shared.checks import CHECK_TYPES
-from shared.errors import PrefixedValidationError
+from shared.checks import CHECK_TYPES, HEARTBEAT_TYPE, MONITOR_TYPES
+from shared.errors import FieldError, PrefixedValidationError
 from shared.models import ApiModel, CheckJob
 
 TYPE_ALIASES = {"http": "http_request"}
@@ -26,14 +26,15 @@ def _retry_schema() -> dict[str, Any]:
 
 
 class CheckSpec(ApiModel):
-    """What to check: a type from the check table, its target, and a config that fits that type."""
+    """What to check: a type from the check table, its target, and a config that fits that type. A heartbeat
+    (shared.checks.HEARTBEAT_TYPE) has no target: its job pings in."""
 
     type: str
-    target: str = Field(min_length=1, max_length=2048)
+    target: str | None = Field(default=None, min_length=1, max_length=2048)
     config: dict[str, Any] = Field(
         default_factory=dict,
-        description="The type's settings (see the README's check types); every type but synthetic_test also "
-        "takes `retry`",
+        description="The type's settings (see the README's check types); every check type but synthetic_test "
+        "also takes `retry`; a heartbeat takes periodSeconds, or cron and timezone, and graceSeconds",
         json_schema_extra=lambda schema: schema.setdefault("properties", {}).update(retry=_retry_schema()),
     )
 
@@ -43,14 +44,18 @@ class CheckSpec(ApiModel):
         if not isinstance(value, str):
             raise ValueError("must be a string")
         canonical = TYPE_ALIASES.get(value, value)
-        if canonical not in CHECK_TYPES:
+        if canonical not in MONITOR_TYPES:
             raise ValueError(
-                f"unknown monitor type '{value}'; expected one of: {', '.join(sorted(CHECK_TYPES))}"
+                f"unknown monitor type '{value}'; expected one of: {', '.join(sorted(MONITOR_TYPES))}"
             )
         return canonical
 
     @model_validator(mode="after")
     def _config_fits_type(self, info: ValidationInfo) -> CheckSpec:
+        if self.type == HEARTBEAT_TYPE:
+            return self._heartbeat_config()
+        if self.target is None:
+            raise FieldError("target", "is required")
         check_type = CHECK_TYPES[self.type]
         try:
             # the context carries the Sealing (shared.checks.credentials) that encrypts the config's secrets
@@ -61,6 +66,26 @@ class CheckSpec(ApiModel):
             raise PrefixedValidationError(error, prefix=("config",)) from None
         self.config = parsed.model_dump(by_alias=True, exclude={"target"}, exclude_none=True)
         return self
+
+    def _heartbeat_config(self) -> CheckSpec:
+        from shared.heartbeats.config import HeartbeatConfig
+
+        if self.target:
+            raise FieldError("target", "a heartbeat has no target: its job pings the monitor's pingUrl")
+        try:
+            parsed = HeartbeatConfig.model_validate(self.config)
+        except ValidationError as error:
+            rule = (error.errors()[0].get("ctx") or {}).get("error")
+            if isinstance(rule, FieldError):  # a rule across its fields still names one of them
+                raise FieldError(f"config.{rule.field}", str(rule).removeprefix(f"{rule.field}: ")) from None
+            raise PrefixedValidationError(error, prefix=("config",)) from None
+        self.config = parsed.model_dump(by_alias=True, exclude_none=True)
+        return self
+
+    @property
+    def stored_target(self) -> str:
+        """The target column's value: a heartbeat's is empty."""
+        return self.target or ""
 
 
 class CheckTrial(CheckSpec):
@@ -75,6 +100,12 @@ class CheckTrial(CheckSpec):
         "gateway runs it when SC_REGION_GATEWAY_URLS names one",
     )
 
+    @model_validator(mode="after")
+    def _checkable(self) -> CheckTrial:
+        if self.type == HEARTBEAT_TYPE:
+            raise FieldError("type", "a heartbeat cannot be tried: nothing checks it, its job pings in")
+        return self
+
     def as_job(self, project_id: uuid.UUID) -> CheckJob:
         """project_id: the caller's, which the trial's credentials were sealed to."""
         now = datetime.now(UTC)
@@ -86,7 +117,7 @@ class CheckTrial(CheckSpec):
             # which a one-off check must not leave behind
             location=TRIAL_LOCATION,
             type=self.type,
-            target=self.target,
+            target=self.stored_target,
             config=self.config,
             scheduled_at=now,
             deadline=now,

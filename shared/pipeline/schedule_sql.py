@@ -38,11 +38,11 @@ claimed as (
 """
 
 # run now: the monitors as they are, at this instant; locked as an update would, so each stays the row version
-# (ctid) the record statement reads, and is not deleted under us
+# (ctid) the record statement reads, and is not deleted under us. A heartbeat is never run: its job pings in.
 SELECT_NOW = """
 with claimed as (
     select id, ctid, type, config, location_config, %(now)s::timestamptz as claimed_slot
-    from monitors where id = any(%(ids)s)
+    from monitors where id = any(%(ids)s) and type <> 'heartbeat'
     for no key update
 )
 {claimed_summary}

@@ -8,9 +8,18 @@ from shared.api.requests import (
     MonitorCreate,
     MonitorFilterQuery,
     MonitorListQuery,
+    PageQuery,
     RunNowRequest,
 )
-from shared.api.schemas import BacktestReply, MonitorCounts, MonitorListPage, MonitorOut, RunsStarted
+from shared.api.schemas import (
+    BacktestReply,
+    HeartbeatPingPage,
+    MonitorCounts,
+    MonitorListPage,
+    MonitorOut,
+    RunsStarted,
+)
+from shared.checks import HEARTBEAT_TYPE
 from shared.checks.spec import CheckTrial
 from shared.errors import ApiError
 from shared.handlers import read_json
@@ -175,6 +184,31 @@ async def resume_monitor(ctx: Context, monitor_id: str):
 
 
 @endpoint(
+    "GET",
+    "/monitors/{monitor_id}/pings",
+    summary="A heartbeat's pings, newest first, with their messages (request bodies up to 100 KB)",
+    tag="monitors",
+    query=PageQuery,
+    response=HeartbeatPingPage,
+)
+async def list_pings(ctx: Context, monitor_id: str):
+    return await monitors.list_pings(ctx.project_id, as_uuid(monitor_id, "monitor"), ctx.query)
+
+
+@endpoint(
+    "POST",
+    "/monitors/{monitor_id}/ping-token/rotate",
+    summary="Give a heartbeat a new ping token (its old ping URL answers 404 from now on)",
+    tag="monitors",
+    response=MonitorOut,
+)
+async def rotate_ping_token(ctx: Context, monitor_id: str):
+    return monitors.monitor_out(
+        await monitors.rotate_ping_token(ctx.project_id, ctx.api_key_id, as_uuid(monitor_id, "monitor"))
+    )
+
+
+@endpoint(
     "POST",
     "/monitors/{monitor_id}/run",
     summary="Run one monitor now",
@@ -184,6 +218,8 @@ async def resume_monitor(ctx: Context, monitor_id: str):
 )
 async def run_monitor_now(ctx: Context, monitor_id: str):
     monitor = await monitors.get_monitor(ctx.project_id, as_uuid(monitor_id, "monitor"))
+    if monitor["type"] == HEARTBEAT_TYPE:
+        raise ApiError(400, "validation_error", "type: a heartbeat is not run: its job pings in", "type")
     report = await scheduling.run_now([monitor["id"]])
     return RunsStarted(run_ids=report.run_ids, monitor_ids=[monitor["id"]])
 

@@ -10,8 +10,10 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from shared import audit, db
-from shared.api.requests import MonitorCreate, MonitorFilterQuery, MonitorListQuery
+from shared.api.requests import MonitorCreate, MonitorFilterQuery, MonitorListQuery, PageQuery
 from shared.api.schemas import (
+    HeartbeatPingOut,
+    HeartbeatPingPage,
     MonitorCounts,
     MonitorListItem,
     MonitorListPage,
@@ -20,14 +22,20 @@ from shared.api.schemas import (
     RunSummary,
     StatusCounts,
 )
+from shared.checks import HEARTBEAT_TYPE
 from shared.errors import ApiError
+from shared.heartbeats import store as heartbeats
+from shared.heartbeats.tokens import ping_url
 from shared.security import mask_secrets, mask_target
 
 # Fields whose change alters what is checked, so an update triggers an immediate run.
 CHECK_DEFINING_FIELDS = ("type", "target", "config", "location_config")
 
 _MONITOR_COLUMNS = """m.*, r.id as run_id, r.status as run_status, r.is_partial as run_is_partial,
-    r.scheduled_at as run_scheduled_at, r.finalized_at as run_finalized_at, r.missing_locations as run_missing"""
+    r.scheduled_at as run_scheduled_at, r.finalized_at as run_finalized_at, r.missing_locations as run_missing,
+    h.token_encrypted as heartbeat_token"""
+# a heartbeat's token, sealed: its pingUrl
+_MONITOR_JOINS = "left join runs r on r.id = m.last_run_id left join heartbeats h on h.monitor_id = m.id"
 
 
 def monitor_out(row: dict, model: type[MonitorOut] = MonitorOut) -> MonitorOut:
@@ -41,12 +49,16 @@ def monitor_out(row: dict, model: type[MonitorOut] = MonitorOut) -> MonitorOut:
             finalized_at=row["run_finalized_at"],
             missing_locations=row["run_missing"],
         )
+    heartbeat = row["type"] == HEARTBEAT_TYPE
+    sealed_token = row.get("heartbeat_token")
     return model(
         id=row["id"],
         project_id=row["project_id"],
         name=row["name"],
         type=row["type"],
-        target=mask_target(row["target"]),  # credentials a stored target carries are never shown
+        # credentials a stored target carries are never shown; a heartbeat has none
+        target=None if heartbeat else mask_target(row["target"]),
+        ping_url=ping_url(sealed_token, row["project_id"]) if heartbeat and sealed_token else None,
         frequency_minutes=row["frequency_minutes"],
         enabled=row["enabled"],
         config=mask_secrets(row["config"], row["project_id"], ("config",)),
@@ -74,7 +86,7 @@ def spec_of(row: dict) -> dict[str, Any]:
     return {
         "name": row["name"],
         "type": row["type"],
-        "target": row["target"],
+        "target": row["target"] or None,  # a heartbeat's is empty
         "config": row["config"],
         "frequencyMinutes": row["frequency_minutes"],
         "enabled": row["enabled"],
@@ -140,7 +152,7 @@ def _columns(spec: MonitorCreate) -> tuple:
     return (
         spec.name,
         spec.type,
-        spec.target,
+        spec.stored_target,
         Jsonb(spec.config),
         spec.frequency_minutes,
         spec.enabled,
@@ -158,9 +170,10 @@ async def create_monitor(project_id: uuid.UUID, api_key_id: uuid.UUID | None, sp
                 """insert into monitors (name, type, target, config, frequency_minutes, enabled, location_config,
                                          alert_config, tags, project_id, next_run_at)
                    values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, case when %s then now() end) returning *""",
-                (*_columns(spec), project_id, spec.enabled),
+                (*_columns(spec), project_id, _scheduled(spec)),
             )
         ).fetchone()
+        await heartbeats.after_save(conn, row)
         await audit.record(
             conn,
             project_id,
@@ -178,7 +191,7 @@ async def _fetch(
 ) -> dict:
     row = await (
         await conn.execute(
-            f"""select {_MONITOR_COLUMNS} from monitors m left join runs r on r.id = m.last_run_id
+            f"""select {_MONITOR_COLUMNS} from monitors m {_MONITOR_JOINS}
                 where m.id = %s and m.project_id = %s {"for update of m" if lock else ""}""",
             (monitor_id, project_id),
         )
@@ -204,30 +217,37 @@ async def update_monitor(
             await conn.execute(
                 """update monitors set name = %s, type = %s, target = %s, config = %s, frequency_minutes = %s,
                        enabled = %s, location_config = %s, alert_config = %s, tags = %s, updated_at = now(),
-                       next_run_at = case when %s and next_run_at is null then now() else next_run_at end,
+                       next_run_at = case when not %s then null
+                                          when %s and next_run_at is null then now() else next_run_at end,
                        -- a monitor set aside (status error) is valid again once saved: back in the schedule
                        status = case when status = 'error' then 'pending' else status end, status_reason = null
                    where id = %s returning *""",
-                (*_columns(spec), spec.enabled, monitor_id),
+                (*_columns(spec), spec.type != HEARTBEAT_TYPE, _scheduled(spec), monitor_id),
             )
         ).fetchone()
+        await heartbeats.after_save(conn, row)
         after = spec_of(row)
         changed = {key: after[key] for key, value in spec_of(before).items() if after[key] != value}
         await audit.record(conn, project_id, api_key_id, "monitor.update", "monitor", monitor_id, changed)
     redefined = any(before[field] != row[field] for field in CHECK_DEFINING_FIELDS)
-    return await get_monitor(project_id, monitor_id), redefined and row["enabled"]
+    return await get_monitor(project_id, monitor_id), redefined and _scheduled(spec)
+
+
+def _scheduled(spec: MonitorCreate) -> bool:
+    """Whether schedule runs the monitor: enabled, and checked (a heartbeat's job pings in instead)."""
+    return spec.enabled and spec.type != HEARTBEAT_TYPE
 
 
 async def set_enabled(
     project_id: uuid.UUID, api_key_id: uuid.UUID | None, monitor_id: uuid.UUID, enabled: bool
 ) -> dict:
     async with db.transaction() as conn:
-        await _fetch(conn, project_id, monitor_id, lock=True)
+        before = await _fetch(conn, project_id, monitor_id, lock=True)
         await conn.execute(
             """update monitors set enabled = %s, updated_at = now(),
                    next_run_at = case when %s then coalesce(next_run_at, now()) else next_run_at end
                where id = %s""",
-            (enabled, enabled, monitor_id),
+            (enabled, enabled and before["type"] != HEARTBEAT_TYPE, monitor_id),
         )
         await audit.record(
             conn,
@@ -238,6 +258,43 @@ async def set_enabled(
             monitor_id,
         )
         return await _fetch(conn, project_id, monitor_id)
+
+
+async def rotate_ping_token(
+    project_id: uuid.UUID, api_key_id: uuid.UUID | None, monitor_id: uuid.UUID
+) -> dict:
+    """A heartbeat's new token: its old ping URL is refused (404) from this commit on."""
+    async with db.transaction() as conn:
+        await _fetch(conn, project_id, monitor_id, lock=True)
+        if not await heartbeats.rotate_token(conn, monitor_id, project_id):
+            raise ApiError(400, "validation_error", "type: only a heartbeat monitor has a ping token", "type")
+        await audit.record(conn, project_id, api_key_id, "monitor.ping_token.rotate", "monitor", monitor_id)
+        return await _fetch(conn, project_id, monitor_id)
+
+
+async def list_pings(project_id: uuid.UUID, monitor_id: uuid.UUID, query: PageQuery) -> HeartbeatPingPage:
+    """A heartbeat's pings, newest first (another type's: none)."""
+    async with db.transaction() as conn:
+        await _fetch(conn, project_id, monitor_id)
+        total = (
+            await (
+                await conn.execute(
+                    "select count(*) as n from heartbeat_pings where monitor_id = %s", (monitor_id,)
+                )
+            ).fetchone()
+        )["n"]
+        rows = await (
+            await conn.execute(
+                """select id, kind, source, exit_status, rid, received_at, duration_ms, message, run_id
+                   from heartbeat_pings where monitor_id = %s order by received_at desc, id desc
+                   limit %s offset %s""",
+                (monitor_id, query.limit, (query.page - 1) * query.limit),
+            )
+        ).fetchall()
+    return HeartbeatPingPage(
+        data=[HeartbeatPingOut.model_validate(row) for row in rows],
+        pagination=Pagination.of(query.page, query.limit, total),
+    )
 
 
 async def delete_monitor(project_id: uuid.UUID, api_key_id: uuid.UUID | None, monitor_id: uuid.UUID) -> None:
@@ -320,7 +377,7 @@ async def list_monitors(project_id: uuid.UUID, query: MonitorListQuery) -> Monit
         )["n"]
         rows = await (
             await conn.execute(
-                f"""select {_MONITOR_COLUMNS} from monitors m left join runs r on r.id = m.last_run_id
+                f"""select {_MONITOR_COLUMNS} from monitors m {_MONITOR_JOINS}
                     where {where} order by {_order(query.sort)} limit %(limit)s offset %(offset)s""",
                 {**params, "limit": query.limit, "offset": (query.page - 1) * query.limit},
             )
