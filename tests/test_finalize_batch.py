@@ -42,7 +42,9 @@ def test_one_batch_applies_several_runs_of_a_monitor_in_scheduled_order(clean, a
         ("recovery", runs[2]),
     ]
     ((payload,),) = clean.sql("select payload from alert_events where kind = 'failure'")
-    assert payload["monitorName"] == "ordered" and payload["reason"] is None and payload["locationsDown"] == 1
+    assert payload["monitorName"] == "ordered" and payload["locationsDown"] == 1
+    # why it fired (the results carry no error message here, so no "last error" part)
+    assert payload["reason"] == "1 consecutive run failed; 1 of 1 locations down: us-east"
 
 
 def test_incomplete_runs_wait_and_deadlines_finalize_them_with_the_missing_locations(clean, aio):
