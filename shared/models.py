@@ -24,7 +24,7 @@ CheckStatus = Literal["up", "down", "degraded", "error", "timeout"]
 MonitorStatus = Literal["pending", "up", "down", "degraded", "unknown", "error"]
 Strategy = Literal["all", "majority", "any", "custom"]
 # What aggregate decides to send (a reminder is a failure alert with sequenceNumber > 1 in its payload).
-AlertKind = Literal["failure", "recovery", "ssl_expiring", "ssl_expired"]
+AlertKind = Literal["failure", "recovery", "ssl_expiring", "ssl_expired", "dns_changed"]
 # An alert_history row's delivery status, as shared/pipeline/alert.py writes it: pending (recorded, not yet
 # claimed), sending (claimed), then a send's outcome (shared.notify.SendResult), or suppressed (maintenance,
 # muted, past the limit: nobody was notified).

@@ -47,6 +47,9 @@ class Settings(BaseModel):
     source_address: IPvAnyAddress | None = None
     # Optional: a location's jobs live in that region's own Redis (JSON object location -> URL).
     region_redis_urls: dict[str, str] = Field(default_factory=dict, repr=False)
+    # Optional: the gateway of a location's region (JSON object location -> URL), where the API sends a trial
+    # run at that location (`supercheck test --location`); a location not named runs on GATEWAY_URL.
+    region_gateway_urls: dict[str, str] = Field(default_factory=dict)
     public_base_url: str = "http://127.0.0.1:8080"
     connector_batch_size: int = Field(default=50, ge=1, le=1000)
     connector_concurrency: int = Field(default=4, ge=1, le=64)
@@ -145,6 +148,7 @@ class Settings(BaseModel):
             "synthetic_allow_unisolated": _flag("SYNTHETIC_ALLOW_UNISOLATED"),
             "synthetic_trace_screenshots": _flag("SYNTHETIC_TRACE_SCREENSHOTS"),
             "region_redis_urls": json.loads(read_secret("region-redis-urls", "SC_REGION_REDIS_URLS") or "{}"),
+            "region_gateway_urls": json.loads(env.get("SC_REGION_GATEWAY_URLS") or "{}"),
             "s3_access_key_id": read_secret("s3-access-key-id", "S3_ACCESS_KEY_ID"),
             "s3_secret_access_key": read_secret("s3-secret-access-key", "S3_SECRET_ACCESS_KEY"),
             "allow_anonymous_local": _flag("SC_ALLOW_ANONYMOUS_LOCAL"),

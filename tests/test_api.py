@@ -78,6 +78,8 @@ def tenants(clean, aio):
         json={"statusPageId": page.json()["id"], "title": "slow", "monitorIds": [monitor.json()["id"]]},
     )
     assert incident.status_code == 201, incident.text
+    claim = a.post("/managed-resources/claims", json={"expectedGeneration": 0})
+    assert claim.status_code == 201, claim.text
     objects = {
         "monitor_id": monitor.json()["id"],
         "provider_id": provider.json()["id"],
@@ -88,6 +90,7 @@ def tenants(clean, aio):
         "name": "PASSWORD",
         "status_page_id": page.json()["id"],
         "incident_id": incident.json()["id"],
+        "claim_id": claim.json()["claimId"],
         "result_id": "1",  # any: A's monitor answers B 404 before its results are looked at
     }
     return a, b, objects

@@ -176,6 +176,8 @@ ENVIRONMENT_READERS = {
     "openfaas/local/runtime.py": "composes each function process's environment from its own, as faas-cli would",
     "openfaas/local/stack.py": "expands ${VAR} references in stack.yml, as faas-cli does",
     "openfaas/local/gateway.py": "uvicorn's factory receives its upstream table from the parent process",
+    "shared/cli/environment.py": "the supercheck CLI runs in a user's shell or CI job: it reads SUPERCHECK_URL, "
+    "the key, GITHUB_* and the ${VAR}s a file references from there, not the system's settings",
     "openfaas/local/services.py": "SC_EMBEDDED_PG_FAST is a test and bench knob of the embedded Postgres, "
     "not a setting of the system",
 }

@@ -338,3 +338,67 @@ def test_check_dns_runs_a_trial_and_a_monitors_runs_in_every_location_through_th
     assert sorted(r["location"] for r in results) == ["asia-pacific", "eu-central", "us-east"]
     assert {r["status"] for r in results} == {"up"}
     assert server.zone.queries["udp"] >= 4
+
+
+def test_a_changed_answer_set_is_noted_on_the_result_and_alerts_once_with_alert_on_change(
+    stack, clean, server, zone, webhook_receiver
+):
+    import httpx
+
+    from tests.servers import wait_until
+
+    def finalized(monitor_id: str, count: int) -> None:
+        wait_until(
+            lambda: (
+                clean.sql(
+                    "select count(*) from runs where monitor_id = %s and finalized_at is not null",
+                    (monitor_id,),
+                )[0][0]
+                >= count
+            ),
+            message=f"{count} finalized run(s)",
+        )
+
+    with httpx.Client(base_url=f"{stack.gateway_url}/function", timeout=60) as api:
+        hook = api.post(
+            "/api/notification-providers",
+            json={"name": "hook", "type": "webhook", "config": {"url": webhook_receiver.url}},
+        )
+        assert hook.status_code == 201, hook.text
+        # the new value still matches "any": only alertOnChange makes the change an alert
+        config = {
+            "resolvers": [server.address],
+            "expectedValues": ["192.0.2.10", "192.0.2.99"],
+            "match": "any",
+            "alertOnChange": True,
+        }
+        created = api.post(
+            "/api/monitors",
+            json={
+                "name": "app A",
+                "type": "dns",
+                "target": "app.test",
+                "frequencyMinutes": 60,
+                "config": config,
+                "locationConfig": {"locations": ["us-east"]},
+                "alertConfig": {"enabled": True, "notificationProviders": [hook.json()["id"]]},
+            },
+        )
+        assert created.status_code == 201, created.text
+        monitor_id = created.json()["id"]
+        finalized(monitor_id, 1)
+        zone.set("app.test", "A", ["192.0.2.99"])
+        assert api.post("/schedule", json={"monitorIds": [monitor_id]}).status_code == 200
+        finalized(monitor_id, 2)
+        webhook_receiver.wait_for_requests(1)
+        results = api.get(f"/api/monitors/{monitor_id}/results").json()["data"]
+    latest = max(results, key=lambda r: r["checkedAt"])
+    assert latest["status"] == "up"
+    assert latest["details"]["changes"] == {"removed": ["192.0.2.10", "192.0.2.11"], "added": ["192.0.2.99"]}
+    assert latest["message"].endswith("records changed: - 192.0.2.10 - 192.0.2.11 + 192.0.2.99")
+    [alert] = [request.json() for request in webhook_receiver.requests]
+    assert alert["title"] == "DNS Records Changed - app A"
+    assert "Records at us-east: - 192.0.2.10 - 192.0.2.11 + 192.0.2.99" in alert["message"]
+    assert clean.sql("select kind from alert_events where monitor_id = %s", (monitor_id,)) == [
+        ("dns_changed",)
+    ]

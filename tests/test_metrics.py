@@ -153,6 +153,11 @@ def test_a_project_key_sees_its_own_monitors_and_the_operator_token_sees_every_p
     seen_by_operator = families(scraper(aio, OPERATOR_TOKEN).get("/"))
     ids = {s.labels["monitor_id"] for s in samples(seen_by_operator, "supercheck_monitor_status")}
     assert ids == {str(mine), str(theirs)}
+    assert {
+        "supercheck_stream_length",
+        "supercheck_check_duration_seconds",
+        "supercheck_db_connections",
+    } <= set(seen_by_operator)
     projects = {s.labels["project"] for s in samples(seen_by_operator, "supercheck_monitor_status")}
     assert projects == {"Default", "Other team"}
     assert default_project(scrape_env)

@@ -21,6 +21,7 @@ from openfaas.connector.connector import Connector, ConnectorConfig
 from openfaas.local.services import free_port
 from shared import streams
 from shared.api.services.regional_health import regions_health
+from shared.checks import CHECK_TYPES
 from shared.pipeline.heartbeats import (
     ConnectorHeartbeat,
     HeartbeatUnreadable,
@@ -257,12 +258,7 @@ def test_every_configured_region_is_ok_with_a_fresh_heartbeat_from_the_stacks_co
         assert region["status"] == "ok" and region["reasons"] == [] and region["redisReachable"]
         assert 0 <= region["heartbeatAgeSeconds"] <= region["heartbeatStaleAfterSeconds"]
         assert region["servesAllLocations"] is True, "the local connector reads every location"
-        assert region["checkFunctions"] == {
-            "check-http": True,
-            "check-ping": True,
-            "check-port": True,
-            "check-synthetic": True,
-        }
+        assert region["checkFunctions"] == {type_.function: True for type_ in CHECK_TYPES.values()}
         assert set(region["backlog"]) == {"length", "pending", "lag"}
     assert "redis://" not in json.dumps(body) and "127.0.0.1" not in json.dumps(body)
 

@@ -353,6 +353,93 @@ class StatusIncidentPatch(ApiModel):
         return self
 
 
+# --- resources managed as code (the supercheck CLI) --------------------------------------------------
+
+ManagedKind = Literal["notificationProviders", "monitors", "maintenanceWindows", "statusPages"]
+# migration 0013's check on managed_resources.key (and shared/cli/document.py's KEY_PATTERN)
+MANAGED_KEY_PATTERN = r"^[a-z0-9](?:[a-z0-9._-]{0,98}[a-z0-9])?$"
+_ENV_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+# a salted digest the CLI keeps of a resolved ${VAR} (shared/cli/diff.py), never the value
+_DIGEST_PREFIX = "scrypt$"
+_SECRET_KEY_WORDS = re.compile(
+    r"password|passwd|token|secret|api[-_]?key|authorization|bearer", re.IGNORECASE
+)
+
+
+def _plaintext_secret_path(value: Any, path: tuple = ()) -> str | None:
+    """The first field of a desired state whose name says secret but whose value is neither a ${VAR}
+    reference nor masked: the state stores the file's shape, where secrets are references (pure)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, str) and _SECRET_KEY_WORDS.search(str(key)):
+                if item and not _ENV_REFERENCE.search(item) and not item.startswith(_DIGEST_PREFIX):
+                    return ".".join(str(p) for p in (*path, key))
+            elif found := _plaintext_secret_path(item, (*path, key)):
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if found := _plaintext_secret_path(item, (*path, index)):
+                return found
+    return None
+
+
+class ManagedResourceKey(ApiModel):
+    kind: ManagedKind
+    key: str = Field(pattern=MANAGED_KEY_PATTERN)
+
+
+class ManagedResourceWrite(ManagedResourceKey):
+    """A resource as applied: its id, the file's item (references as written) and the live resource read back."""
+
+    resource_id: uuid.UUID
+    desired: dict[str, Any] = Field(description="the file's item, ${VAR} references unresolved")
+    observed: dict[str, Any] = Field(description="the resource as the API showed it after the apply (masked)")
+
+    @model_validator(mode="after")
+    def _no_plaintext_secret(self) -> ManagedResourceWrite:
+        from shared.security import is_encrypted
+
+        if found := _plaintext_secret_path(self.desired):
+            raise FieldError(
+                f"desired.{found}", "a secret is stored as its ${VAR} reference, never in plaintext"
+            )
+        if any(is_encrypted(text) for text in _strings(self.desired) + _strings(self.observed)):
+            raise FieldError("desired", "holds an encrypted value; the state keeps references and masks only")
+        return self
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return [value] if isinstance(value, str) else []
+
+
+class ManagedClaimRequest(ApiModel):
+    """Claim the state before an apply writes: refused (409) if the generation moved or another claim holds."""
+
+    expected_generation: int = Field(ge=0, description="the generation the plan read")
+    ttl_seconds: int = Field(
+        default=900, ge=10, le=3600, description="how long the claim holds unless recorded"
+    )
+
+
+class ManagedApplyRecord(ApiModel):
+    """An apply, recorded after its changes went through the API: compare-and-set on the state's generation
+    and the apply's claim."""
+
+    expected_generation: int = Field(ge=0, description="the generation the plan read; 409 if it has moved")
+    claim_id: uuid.UUID = Field(description="from POST /managed-resources/claims")
+    message: str | None = Field(default=None, max_length=2000)
+    commit_sha: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{7,64}$", description="GITHUB_SHA")
+    upserts: list[ManagedResourceWrite] = Field(default_factory=list, max_length=5000)
+    deletes: list[ManagedResourceKey] = Field(default_factory=list, max_length=5000)
+    created: list[str] = Field(default_factory=list, max_length=5000, description="kind/key created")
+    updated: list[str] = Field(default_factory=list, max_length=5000, description="kind/key updated")
+    deleted: list[str] = Field(default_factory=list, max_length=5000, description="kind/key deleted")
+
+
 # --- synthetic tests and project variables -------------------------------------------------------
 
 
@@ -522,6 +609,34 @@ class ResultsQuery(PageQuery):
             minutes=self.timezone_offset
         )
         return start, start + dt.timedelta(days=1)
+
+
+MAX_RUN_IDS = 100  # 100 ids make a query string of about 3.7 KB, under every proxy's URL limit
+
+
+class RunsQuery(ApiModel):
+    ids: str = Field(
+        description=f"Comma-separated run ids, at most {MAX_RUN_IDS} (as POST /monitors/run returns)"
+    )
+
+    @field_validator("ids")
+    @classmethod
+    def _uuids(cls, value: str) -> str:
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        if not parts:
+            raise ValueError("give at least one run id")
+        if len(parts) > MAX_RUN_IDS:
+            raise ValueError(f"at most {MAX_RUN_IDS} run ids at once")
+        for part in parts:
+            try:
+                uuid.UUID(part)
+            except ValueError:
+                raise ValueError(f"'{part[:40]}' is not a run id") from None
+        return ",".join(parts)
+
+    @property
+    def run_ids(self) -> list[uuid.UUID]:
+        return [uuid.UUID(part) for part in self.ids.split(",")]
 
 
 class StatsQuery(ApiModel):

@@ -112,6 +112,12 @@ class RunOut(RunSummary):
     results: list[ResultOut]
 
 
+class RunList(ApiModel):
+    data: list[RunOut] = Field(
+        description="the runs asked for, in that order; ids of no run of the project are left out"
+    )
+
+
 class LocationStat(ApiModel):
     location: str
     total_checks: int
@@ -352,7 +358,9 @@ class AlertOut(ApiModel):
     provider_id: uuid.UUID
     provider_name: str
     provider_type: str
-    kind: str = Field(description="failure (reminders too), recovery, ssl_expiring or ssl_expired")
+    kind: str = Field(
+        description="failure (reminders too), recovery, ssl_expiring, ssl_expired or dns_changed"
+    )
     status: str = Field(description="pending, sending, sent, partial, failed or suppressed")
     attempts: int
     title: str | None
@@ -543,3 +551,35 @@ class RegionsHealthReport(ApiModel):
     ok: bool = Field(description="every configured region is ok")
     checked_at: datetime
     data: list[RegionHealthOut] = Field(description="every configured location (SC_LOCATIONS), in that order")
+
+
+# --- resources managed as code (shared/api/services/managed.py) ------------------------------------------
+
+
+class ManagedResourceOut(ApiModel):
+    kind: str
+    key: str
+    resource_id: uuid.UUID
+    desired: dict[str, Any]
+    observed: dict[str, Any]
+    applied_at: datetime
+
+
+class ManagedState(ApiModel):
+    generation: int = Field(
+        description="advances with each recorded apply; send it back as expectedGeneration"
+    )
+    applied_at: datetime | None
+    resources: list[ManagedResourceOut]
+
+
+class ManagedClaim(ApiModel):
+    claim_id: uuid.UUID
+    generation: int
+    claimed_until: datetime
+
+
+class ManagedApplyRecorded(ApiModel):
+    generation: int
+    upserted: int
+    deleted: int

@@ -55,7 +55,13 @@ class CheckTrial(CheckSpec):
     """A trial: one check of a config sent straight to a check function, before or instead of saving a
     monitor; nothing is stored."""
 
-    location: str = Field(default=TRIAL_LOCATION, min_length=1, max_length=64)
+    location: str = Field(
+        default=TRIAL_LOCATION,
+        min_length=1,
+        max_length=64,
+        description="Where to run it: direct (the API's own region), or a configured location, whose region's "
+        "gateway runs it when SC_REGION_GATEWAY_URLS names one",
+    )
 
     def as_job(self, project_id: uuid.UUID) -> CheckJob:
         """project_id: the caller's, which the trial's credentials were sealed to."""
@@ -64,7 +70,9 @@ class CheckTrial(CheckSpec):
             run_id=uuid.uuid4(),
             monitor_id=uuid.uuid4(),
             project_id=project_id,
-            location=self.location,
+            # a trial wherever it runs: a job's location keys per-location notes (the certificate schedule),
+            # which a one-off check must not leave behind
+            location=TRIAL_LOCATION,
             type=self.type,
             target=self.target,
             config=self.config,

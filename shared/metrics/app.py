@@ -87,8 +87,10 @@ async def scope_families(scope: Scope) -> list[Metric]:
 
 async def _operator_families() -> list[Metric]:
     from shared.metrics.heartbeats import heartbeat_families
+    from shared.metrics.pipeline import pipeline_families
 
-    return await heartbeat_families()
+    pipeline, heartbeats = await asyncio.gather(pipeline_families(), heartbeat_families())
+    return [*pipeline, *heartbeats]
 
 
 @dataclass

@@ -159,17 +159,17 @@ uptime_cache = UptimeCache()
 
 async def read_fleet(project_id: uuid.UUID | None, now: datetime | None = None) -> Fleet:
     """project_id None: every project (the operator token)."""
-    from shared.metrics.stored import read_stored_telemetry
+    from shared.metrics.pipeline import read_servers
 
     now = now or datetime.now(UTC)
     params = {"project_id": project_id, "now": now}
-    counters_read = asyncio.create_task(read_stored_telemetry(_monitor_specs()))
+    counters_read = asyncio.create_task(read_servers([METRICS[name] for name in _monitor_specs()], False))
     async with db.transaction() as conn:
         monitors = await (await conn.execute(_MONITORS, params)).fetchall()
         last_results = await (await conn.execute(_LAST_RESULTS, params)).fetchall()
         windows = await (await conn.execute(_ACTIVE_WINDOWS, params)).fetchall()
         uptime = await uptime_cache.current(conn)
-    stored = await counters_read
+    stored, _, _ = await counters_read
     return Fleet(
         monitors=monitors,
         last_results=last_results,

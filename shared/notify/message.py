@@ -20,6 +20,7 @@ TITLES = {
     "recovery": "Monitor Recovered - {name}",
     "ssl_expiring": "SSL Certificate Expiring - {name}",
     "ssl_expired": "SSL Certificate Expired - {name}",
+    "dns_changed": "DNS Records Changed - {name}",
     "test": "Test Notification - {name}",
 }
 TEMPLATE_VARIABLES = (
@@ -37,7 +38,13 @@ TEMPLATE_VARIABLES = (
 )
 SAMPLE_VARIABLES = {name: "x" for name in TEMPLATE_VARIABLES}
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-_ACCENTS = {"failure": "#d92d20", "recovery": "#079455", "ssl_expiring": "#dc6803", "ssl_expired": "#d92d20"}
+_ACCENTS = {
+    "failure": "#d92d20",
+    "recovery": "#079455",
+    "ssl_expiring": "#dc6803",
+    "ssl_expired": "#d92d20",
+    "dns_changed": "#dc6803",
+}
 
 
 def json_escape(value: str) -> str:
@@ -103,6 +110,11 @@ def _details(kind: str, payload: Mapping[str, Any], time: str, link: str | None)
         days = ssl.get("daysUntilExpiry")
         left = "expired" if kind == "ssl_expired" else f"expires in {days} day{'s' if days != 1 else ''}"
         rows.append(("Certificate", left + (f" ({ssl['validTo']})" if ssl.get("validTo") else "")))
+    for location, change in (
+        sorted((payload.get("dnsChanges") or {}).items()) if kind == "dns_changed" else ()
+    ):
+        moved = [f"- {v}" for v in change.get("removed", [])] + [f"+ {v}" for v in change.get("added", [])]
+        rows.append((f"Records at {location}", " ".join(moved)))
     rows += [("Time", time), ("Details", link or "")]
     return [(label, value) for label, value in rows if value not in ("", None)]
 
@@ -147,7 +159,12 @@ def build_message(
         text = "\n".join(f"{label}: {value}" for label, value in rows)
         body_html = _html_table(rows)
     variables["message"] = text
-    notify_type = {"recovery": "success", "ssl_expiring": "warning", "test": "info"}.get(kind, "failure")
+    notify_type = {
+        "recovery": "success",
+        "ssl_expiring": "warning",
+        "dns_changed": "warning",
+        "test": "info",
+    }.get(kind, "failure")
     return AlertMessage(
         title, text, _html_page(title, body_html, _ACCENTS.get(kind, "#444ce7"), link), notify_type, variables
     )

@@ -17,11 +17,20 @@ from psycopg.types.json import Jsonb
 
 from shared import db, streams
 from shared.models import FAILED_STATUSES, AlertEnvelope
-from shared.pipeline.alert_inputs import alert_contexts, alert_payload, alert_policies, ssl_details, wants_ssl
+from shared.pipeline.alert_inputs import (
+    alert_contexts,
+    alert_payload,
+    alert_policies,
+    answer_changes,
+    ssl_details,
+    wants_answer_changes,
+    wants_ssl,
+)
 from shared.pipeline.set_aside import location_config, set_aside
 from shared.pipeline.status_drafts import follow_status_changes
 from shared.redis import publish, publish_live_events
 from shared.rules.alerts import AlertAction, AlertState, RunOutcome, SslFacts, decide
+from shared.rules.dns_changes import change_alerts
 from shared.rules.locations import RunVerdict, aggregate_run, monitor_status_after
 from shared.rules.status_drafts import MonitorChange
 from shared.telemetry import Tally
@@ -235,6 +244,14 @@ async def _advance_monitors(
         conn,
         [run["id"] for run in runs if wants_ssl(policies.get(run["monitor_id"]))],
     )
+    changes = await answer_changes(
+        conn,
+        [
+            run["id"]
+            for run in runs
+            if run["monitor_id"] in monitors and wants_answer_changes(monitors[run["monitor_id"]].row)
+        ],
+    )
     for run in runs:
         monitor = monitors.get(run["monitor_id"])
         if monitor is None or run["monitor_id"] in problems:
@@ -246,6 +263,15 @@ async def _advance_monitors(
         ssl = SslFacts.worst_of(certificates.get(run["id"], ())) if wants_ssl(policy) else None
         outcome = RunOutcome(verdict.status, ssl, scheduled_at=run["scheduled_at"])
         decision = decide(monitor.alert_state, outcome, policy, now)
+        decision.actions.extend(
+            change_alerts(
+                wants_answer_changes(monitor.row),
+                changes.get(run["id"], {}),
+                policy,
+                now,
+                run["scheduled_at"],
+            )
+        )
         new_status = monitor_status_after(monitor.status, verdict.status)
         if new_status != monitor.status:
             effects.status_changes.append((monitor.row["id"], run["id"], monitor.status, new_status))

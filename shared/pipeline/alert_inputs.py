@@ -33,6 +33,7 @@ def alert_payload(
         "sequenceNumber": action.sequence_number,
         "time": now.isoformat(),
         **({"ssl": action.details} if action.kind.startswith("ssl") else {}),
+        **({"dnsChanges": action.details.get("changes", {})} if action.kind == "dns_changed" else {}),
     }
 
 
@@ -104,6 +105,28 @@ async def ssl_details(conn: AsyncConnection, run_ids: list[uuid.UUID]) -> dict[u
     for row in rows:
         by_run.setdefault(row["run_id"], []).append(row["ssl"])
     return by_run
+
+
+async def answer_changes(conn: AsyncConnection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
+    """The DNS answer changes each run's checks noted in details["changes"], by run and location."""
+    if not run_ids:
+        return {}
+    rows = await (
+        await conn.execute(
+            """select run_id, location, details -> 'changes' as changes from monitor_results
+               where run_id = any(%s) and details ? 'changes'""",
+            (run_ids,),
+        )
+    ).fetchall()
+    by_run: dict[uuid.UUID, dict] = {}
+    for row in rows:
+        by_run.setdefault(row["run_id"], {})[row["location"]] = row["changes"]
+    return by_run
+
+
+def wants_answer_changes(monitor: dict) -> bool:
+    config = monitor.get("config")
+    return monitor.get("type") == "dns" and isinstance(config, dict) and config.get("alertOnChange") is True
 
 
 async def alert_contexts(conn: AsyncConnection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:

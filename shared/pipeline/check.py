@@ -22,6 +22,7 @@ from shared.models import CheckJob, CheckOutcome, ResultEnvelope
 from shared.pipeline.batch import is_connector_batch, parse_job_batch
 from shared.redis import publish, publish_live_events
 from shared.rules.batch_deadline import time_to_give
+from shared.rules.dns_changes import answer_change, answer_values
 from shared.settings import get_settings
 from shared.telemetry import Tally
 
@@ -81,6 +82,46 @@ async def _already_stored(jobs: list[CheckJob]) -> dict[tuple[str, str], str]:
     return {(str(row["run_id"]), row["location"]): row["status"] for row in rows}
 
 
+# Each DNS result's previous answers at its location, through the (monitor_id, location, checked_at) index.
+_PREVIOUS_ANSWERS = """
+select j.i, p.details
+from unnest(%s::uuid[], %s::text[], %s::timestamptz[]) with ordinality as j(monitor_id, location, checked_at, i)
+cross join lateral (
+    select r.details from monitor_results r
+    where r.monitor_id = j.monitor_id and r.location = j.location and r.checked_at < j.checked_at
+          and r.details ? 'rcode'
+    order by r.checked_at desc limit 1
+) p
+"""
+
+
+async def _note_answer_changes(executed: list[Executed]) -> None:
+    """A DNS result whose answer set differs from the previous one at its location says so: details.changes and
+    its message (aggregate alerts on it where the monitor asks). One read for the whole group."""
+    answered = [
+        entry for entry in executed if entry[0].type == "dns" and answer_values(entry[1].details) is not None
+    ]
+    if not answered:
+        return
+    async with db.transaction() as conn:
+        rows = await (
+            await conn.execute(
+                _PREVIOUS_ANSWERS,
+                (
+                    [job.monitor_id for job, _, _ in answered],
+                    [job.location for job, _, _ in answered],
+                    [checked_at for _, _, checked_at in answered],
+                ),
+            )
+        ).fetchall()
+    for row in rows:
+        _, outcome, _ = answered[row["i"] - 1]
+        change = answer_change(answer_values(row["details"]), answer_values(outcome.details))
+        if change is not None:
+            outcome.details["changes"] = change.to_json()
+            outcome.message = f"{outcome.message}; {change.text}" if outcome.message else change.text
+
+
 async def _store(executed: list[Executed]) -> dict[tuple[str, str], bool]:
     """Stores the results in one statement; returns the (run_id, location) of those whose run still exists, and
     whether this statement inserted it (False: an earlier delivery had)."""
@@ -88,6 +129,7 @@ async def _store(executed: list[Executed]) -> dict[tuple[str, str], bool]:
         return {}
     from psycopg.types.json import Jsonb  # with the first results stored: trials never load psycopg
 
+    await _note_answer_changes(executed)
     columns: list[list] = [[] for _ in range(13)]
     for job, outcome, checked_at in executed:
         values = (

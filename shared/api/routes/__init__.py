@@ -13,4 +13,5 @@ at import."""
 from shared.api.routes import service, projects, monitors, results  # noqa: F401  (registers the endpoints)
 from shared.api.routes import notifications, events, maintenance, synthetic  # noqa: F401
 from shared.api.routes import history, status_pages, incidents  # noqa: F401
+from shared.api.routes import managed  # noqa: F401
 # isort: on

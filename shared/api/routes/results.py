@@ -6,8 +6,15 @@ from __future__ import annotations
 from starlette.responses import RedirectResponse
 
 from shared.api.framework import Context, LazyModule, as_uuid, endpoint
-from shared.api.requests import ResultsQuery, SeriesQuery, StatsQuery, UptimeQuery
-from shared.api.schemas import CertificateReport, LocationStats, ResponseTimeSeries, ResultPage, RunOut
+from shared.api.requests import ResultsQuery, RunsQuery, SeriesQuery, StatsQuery, UptimeQuery
+from shared.api.schemas import (
+    CertificateReport,
+    LocationStats,
+    ResponseTimeSeries,
+    ResultPage,
+    RunList,
+    RunOut,
+)
 from shared.errors import ApiError
 
 results = LazyModule("shared.api.services.results")
@@ -73,6 +80,18 @@ async def monitor_response_times(ctx: Context, monitor_id: str):
 )
 async def monitor_certificate(ctx: Context, monitor_id: str):
     return await series.certificate(ctx.project_id, as_uuid(monitor_id, "monitor"))
+
+
+@endpoint(
+    "GET",
+    "/runs",
+    summary="Several runs at once, by id (CI waiting for the runs it started to finalize)",
+    tag="results",
+    query=RunsQuery,
+    response=RunList,
+)
+async def list_runs(ctx: Context):
+    return RunList(data=await results.get_runs(ctx.project_id, ctx.query.run_ids))
 
 
 @endpoint(

@@ -10,16 +10,29 @@ import httpx
 
 from shared import internal_auth
 from shared.checks import CHECK_TYPES
-from shared.checks.spec import CheckTrial
+from shared.checks.spec import TRIAL_LOCATION, CheckTrial
 from shared.errors import ApiError
 from shared.models import CheckOutcome
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
+
+
+def trial_gateway(location: str, settings: Settings) -> str:
+    """The gateway that runs a trial at `location`: its region's, when configured, else the API's own."""
+    if location != TRIAL_LOCATION and location not in settings.locations:
+        known = ", ".join([TRIAL_LOCATION, *settings.locations])
+        raise ApiError(
+            400,
+            "validation_error",
+            f"location: '{location}' is not a location here; expected one of: {known}",
+            "location",
+        )
+    return settings.region_gateway_urls.get(location, settings.gateway_url)
 
 
 async def run_trial(check: CheckTrial, project_id: uuid.UUID) -> CheckOutcome:
     """POSTs the config to the type's check function (same SSRF rules and validation as scheduled checks)."""
     function = CHECK_TYPES[check.type].function
-    url = f"{get_settings().gateway_url.rstrip('/')}/function/{function}"
+    url = f"{trial_gateway(check.location, get_settings()).rstrip('/')}/function/{function}"
     body = json.dumps({**check.model_dump(mode="json", by_alias=True), "projectId": str(project_id)}).encode()
     headers = {"Content-Type": "application/json", **internal_auth.sign(body)}
     try:
