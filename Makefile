@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup lint bench clean chromium
+.PHONY: run test setup lint bench clean chromium prometheus
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,18 +12,22 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP) chromium
+setup: $(STAMP) chromium prometheus
 
 ## Synthetic tests need a Chromium: Debian's package as root, else Playwright's build; a no-op once present.
 chromium: $(STAMP)
 	@sh scripts/install-chromium.sh $(PY)
 
+## The metrics tests scrape with a real Prometheus (and check with promtool): Debian's package as root; a no-op once present.
+prometheus:
+	@sh scripts/install-prometheus.sh
+
 ## Start embedded Postgres + Redis (unless DATABASE_URL/REDIS_URL are set), migrate,
 ## then the local gateway, every function of stack.yml, the connector and the cron emulator.
-run: $(STAMP) chromium
+run: $(STAMP) chromium prometheus
 	$(PY) -m openfaas.local run
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium prometheus
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

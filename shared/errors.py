@@ -51,8 +51,13 @@ class PrefixedValidationError(ValueError):
     def __init__(self, error: ValidationError, prefix: tuple[str, ...]):
         first = error.errors()[0]
         location = first["loc"]
+        nested = (first.get("ctx") or {}).get("error")
         if location and location[0] == "target":
             self.field = "target"
+        elif isinstance(nested, PrefixedValidationError):  # a nested model's cross-field rule names its field
+            self.field = ".".join(str(p) for p in (*prefix, *location, nested.field))
+            ValueError.__init__(self, f"{self.field}: {str(nested).split(': ', 1)[-1]}")
+            return
         else:
             self.field = ".".join(str(p) for p in (*prefix, *location))
         super().__init__(f"{self.field}: {describe_error(first)}")

@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -24,7 +25,16 @@ CheckStatus = Literal["up", "down", "degraded", "error", "timeout"]
 MonitorStatus = Literal["pending", "up", "down", "degraded", "unknown", "error"]
 Strategy = Literal["all", "majority", "any", "custom"]
 # What aggregate decides to send (a reminder is a failure alert with sequenceNumber > 1 in its payload).
-AlertKind = Literal["failure", "recovery", "ssl_expiring", "ssl_expired", "dns_changed"]
+# flapping_started / flapping_stopped: flap detection (alertConfig.flapDetection) entering or leaving flapping.
+AlertKind = Literal[
+    "failure",
+    "recovery",
+    "ssl_expiring",
+    "ssl_expired",
+    "dns_changed",
+    "flapping_started",
+    "flapping_stopped",
+]
 # An alert_history row's delivery status, as shared/pipeline/alert.py writes it: pending (recorded, not yet
 # claimed), sending (claimed), then a send's outcome (shared.notify.SendResult), or suppressed (maintenance,
 # muted, past the limit: nobody was notified).
@@ -59,23 +69,94 @@ class LocationConfig(ApiModel):
         return locations
 
 
+class FailuresInWindow(ApiModel):
+    """Alert once this many failed runs fall within this many minutes, passes between them or not."""
+
+    failures: int = Field(ge=1, le=20, description="Failed runs that raise the alert (1-20)")
+    within_minutes: int = Field(
+        ge=1, le=1440, description="The window the failed runs must fall in, in minutes (1-1440)"
+    )
+
+
+class FlapDetection(ApiModel):
+    """Nagios' flap detection: the weighted percent of state changes over the last `window` runs (newer changes
+    weigh more, 0.75 to 1.25). Flapping starts at or above highThreshold and stops at or below lowThreshold."""
+
+    enabled: bool = Field(default=True, description="Whether flap detection is on")
+    window: int = Field(default=21, ge=3, le=50, description="How many recent runs are looked at (3-50)")
+    high_threshold: float = Field(
+        default=30, gt=0, le=100, description="Percent of weighted state changes that starts flapping"
+    )
+    low_threshold: float = Field(
+        default=20, ge=0, lt=100, description="Percent of weighted state changes that stops flapping"
+    )
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> FlapDetection:
+        if self.low_threshold >= self.high_threshold:
+            raise ValueError("lowThreshold must be below highThreshold")
+        return self
+
+
 class AlertConfig(ApiModel):
-    enabled: bool = False
-    alert_on_failure: bool = True
-    alert_on_recovery: bool = True
-    alert_on_ssl_expiration: bool = False
-    failure_threshold: int = Field(default=1, ge=1, le=10)
-    recovery_threshold: int = Field(default=1, ge=1, le=10)
-    reminder_interval: int | None = Field(default=None, ge=1, le=1000)
-    custom_message: str | None = Field(default=None, max_length=2000)
-    notification_providers: list[uuid.UUID] = Field(default_factory=list, max_length=10)
+    enabled: bool = Field(default=False, description="Whether this monitor alerts at all")
+    alert_on_failure: bool = Field(default=True, description="Send down alerts (and their reminders)")
+    alert_on_recovery: bool = Field(default=True, description="Send a recovery alert after a down alert")
+    alert_on_ssl_expiration: bool = Field(default=False, description="Send certificate expiry alerts")
+    failure_threshold: int | None = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description="Alert after this many consecutive failed runs. Omitted or null beside failuresInWindow "
+        "or failingForMinutes: this trigger is off (alone, null means 1)",
+    )
+    failures_in_window: FailuresInWindow | None = Field(
+        default=None, description="Alert once X failed runs fall within Y minutes, even with passes between"
+    )
+    failing_for_minutes: int | None = Field(
+        default=None, ge=1, le=1440, description="Alert once the monitor has been failing this many minutes"
+    )
+    recovery_threshold: int = Field(
+        default=1, ge=1, le=10, description="Consecutive passed runs that end an incident"
+    )
+    reminder_interval: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Failed runs between reminders (at most 3 alerts per incident); default max(5, 2 x "
+        "failureThreshold)",
+    )
+    flap_detection: FlapDetection | None = Field(
+        default=None,
+        description="While flapping, down and recovery alerts are held; one alert says flapping started, "
+        "one that it stopped",
+    )
+    custom_message: str | None = Field(
+        default=None, max_length=2000, description="Replaces the alert text; {{variables}} are filled in"
+    )
+    notification_providers: list[uuid.UUID] = Field(
+        default_factory=list, max_length=10, description="The providers this monitor's alerts go to"
+    )
     # Alerts decided before this instant are recorded as suppressed; checks keep running.
-    muted_until: datetime | None = None
+    muted_until: datetime | None = Field(
+        default=None, description="Alerts decided before this instant are recorded as suppressed"
+    )
 
     @field_validator("muted_until")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    @model_validator(mode="after")
+    def _threshold_only_when_asked(self) -> AlertConfig:
+        """The default threshold of 1 would always be met first: beside another trigger it applies only when
+        given. Stored configs carry the resulting null, so reading one back decides the same."""
+        other_trigger = self.failures_in_window is not None or self.failing_for_minutes is not None
+        if other_trigger and "failure_threshold" not in self.model_fields_set:
+            self.failure_threshold = None
+        elif not other_trigger and self.failure_threshold is None:
+            self.failure_threshold = 1  # some trigger always holds: null alone would never alert
+        return self
 
 
 # --- stream envelopes -------------------------------------------------------------------------

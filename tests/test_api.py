@@ -141,6 +141,7 @@ VALID_BODIES = {
     "StatusPagePatch": {"title": "hijack"},
     "StatusIncidentPatch": {"title": "hijack"},
     "StatusIncidentUpdateCreate": {"status": "resolved", "message": "hijack"},
+    "AlertPolicyBacktest": {"alertConfig": {"enabled": True}, "days": 1},
 }
 
 

@@ -146,6 +146,7 @@ def test_alert_history_is_the_projects_newest_first_with_monitor_and_provider_na
         "attempts": 1,
         "title": "Monitor Down - Checkout",
         "reason": None,
+        "alertReason": None,  # this seeded alert event carries none
         "error": "HTTP 500",
         "recipients": None,
         "createdAt": "2026-03-01T09:00:00Z",

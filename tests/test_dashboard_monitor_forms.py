@@ -4,6 +4,7 @@ labelled, an edit prefilled with its secrets blank, escaping), then driven in Ch
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from html.parser import HTMLParser
@@ -617,3 +618,25 @@ def test_screenshots_of_the_forms(stack, stack_key, chromium_browser, target, vi
         assert "Not tested yet" in page.locator("[data-trial-outcome]").inner_text()
         full_screenshot(page, f"forms-new-port-{width}-{scheme}")
         watched.assert_no_console_errors(allowed=REFUSED_LOADS)
+
+
+def test_the_edit_form_keeps_the_alert_policy_fields_prefilled(aio, key, browser, internal_targets):
+    """A save from the form sends the whole alertConfig: the policy fields must be on it, or a save drops them."""
+    window = {"failures": 3, "withinMinutes": 60}
+    flapping = {"enabled": True, "window": 21, "highThreshold": 30.0, "lowThreshold": 20.0}
+    monitor = create_monitor(
+        aio,
+        key,
+        {
+            "name": "Windowed",
+            "type": "http_request",
+            "target": "http://127.0.0.1:9/",
+            "alertConfig": {"failuresInWindow": window, "failingForMinutes": 15, "flapDetection": flapping},
+        },
+    )
+    html = Elements(browser.request("GET", f"{BASE}/monitors/{monitor['id']}/edit").text)
+    value = lambda element_id: html.by_id(element_id)[1].get("value")  # noqa: E731
+    assert value("alerts-failureThreshold") == "", "off beside another trigger: blank, sent back as null"
+    assert value("alerts-failingForMinutes") == "15"
+    assert json.loads(value("alerts-failuresInWindow")) == window
+    assert json.loads(value("alerts-flapDetection")) == flapping

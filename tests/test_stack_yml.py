@@ -198,6 +198,27 @@ def test_each_function_has_watchdog_timeouts_that_fit_the_connector(name):
 LONGEST_CHECKS = [
     ("http_request", "https://example.com/", {"timeoutSeconds": 60}, {"timeoutSeconds": 61}),
     ("website", "https://example.com/", {"timeoutSeconds": 60}, {"timeoutSeconds": 61}),
+    # retries: every attempt and every wait count (3 x 18 s + 3 s + 3 s = 60 s; waits of 4 s go past)
+    (
+        "http_request",
+        "https://example.com/",
+        {"timeoutSeconds": 18, "retry": {"count": 2, "delaySeconds": 3}},
+        {"timeoutSeconds": 18, "retry": {"count": 2, "delaySeconds": 4}},
+    ),
+    (
+        "port_check",
+        "example.com",
+        {
+            "port": 443,
+            "timeoutSeconds": 10,
+            "retry": {"count": 3, "backoff": "exponential", "delaySeconds": 2},
+        },
+        {
+            "port": 443,
+            "timeoutSeconds": 10,
+            "retry": {"count": 3, "backoff": "exponential", "delaySeconds": 3},
+        },
+    ),
     ("port_check", "example.com", {"port": 443, "timeoutSeconds": 60}, {"port": 443, "timeoutSeconds": 61}),
     (
         "ping_host",

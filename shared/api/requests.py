@@ -53,13 +53,14 @@ class MonitorCreate(CheckSpec):
         from shared.rules.deadlines import timeout_problem
         from shared.settings import get_settings
 
-        problem = timeout_problem(
-            configured_timeout(self.type, self.config),
-            get_settings().run_deadline_grace_seconds,
-            self.frequency_minutes,
-        )
+        grace = get_settings().run_deadline_grace_seconds
+        problem = timeout_problem(configured_timeout(self.type, self.config), grace, self.frequency_minutes)
         if problem:
-            raise FieldError("config.timeoutSeconds", problem)
+            without_retries = {key: value for key, value in self.config.items() if key != "retry"}
+            retries_at_fault = "retry" in self.config and not timeout_problem(
+                configured_timeout(self.type, without_retries), grace, self.frequency_minutes
+            )
+            raise FieldError("config.retry" if retries_at_fault else "config.timeoutSeconds", problem)
         return self
 
 
@@ -720,3 +721,14 @@ class StatusIncidentListQuery(PageQuery):
 
 class RegionsQuery(ApiModel):
     hours: int = Field(default=24, ge=1, le=720)
+
+
+# --- alert policy backtest (POST /monitors/{id}/alert-policy/backtest) -------------------------------
+
+
+class AlertPolicyBacktest(ApiModel):
+    """A candidate alert policy, replayed over the monitor's stored runs of the last `days` by the same rules as
+    live alerting (from a fresh monitor's alert state, with the project's maintenance windows). Writes nothing."""
+
+    alert_config: AlertConfig = Field(description="The candidate policy, as a monitor's alertConfig")
+    days: int = Field(default=7, ge=1, le=30, description="How many days of stored runs to replay (1-30)")

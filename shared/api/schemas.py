@@ -71,6 +71,11 @@ class MonitorOut(ApiModel):
         default=None,
         description="Why the monitor is set aside (status error): its stored row no longer validates",
     )
+    is_flapping: bool = Field(
+        default=False,
+        description="Flap detection (alertConfig.flapDetection) finds the monitor flapping: down and recovery "
+        "alerts are held",
+    )
     next_run_at: datetime | None
     last_check_at: datetime | None
     last_run: RunSummary | None = None
@@ -359,12 +364,18 @@ class AlertOut(ApiModel):
     provider_name: str
     provider_type: str
     kind: str = Field(
-        description="failure (reminders too), recovery, ssl_expiring, ssl_expired or dns_changed"
+        description="failure (reminders too), recovery, ssl_expiring, ssl_expired, dns_changed, flapping_started "
+        "or flapping_stopped"
     )
     status: str = Field(description="pending, sending, sent, partial, failed or suppressed")
     attempts: int
     title: str | None
     reason: str | None = Field(description="why a suppressed alert notified nobody")
+    alert_reason: str | None = Field(
+        default=None,
+        description="why the alert fired, as its message says: the trigger met (or the recovery, the change "
+        "rate) and, for a down alert, the locations down and the last error",
+    )
     error: str | None
     recipients: dict[str, str] | None = Field(
         description="email: each address and its outcome ('sent' or 'failed: <why>')"
@@ -583,3 +594,29 @@ class ManagedApplyRecorded(ApiModel):
     generation: int
     upserted: int
     deleted: int
+
+
+# --- alert policy backtest (POST /monitors/{id}/alert-policy/backtest) -------------------------------
+
+
+class BacktestAlert(ApiModel):
+    time: datetime = Field(
+        description="When the alert was (or would have been) decided: its run's finalization"
+    )
+    kind: str = Field(
+        description="failure (reminders too), recovery, ssl_*, flapping_started, flapping_stopped"
+    )
+    reason: str = Field(description="Why it fired, as the alert's message says")
+    run_id: uuid.UUID
+
+
+class BacktestReply(ApiModel):
+    alerts: list[BacktestAlert] = Field(description="What the candidate policy would have sent")
+    suppressed: list[BacktestAlert] = Field(
+        description="What it would have decided inside a maintenance window, while muted or past the limit"
+    )
+    sent: list[BacktestAlert] = Field(
+        description="What the monitor's alerting actually sent over the same period (one entry per alert, "
+        "whichever of its providers took it)"
+    )
+    runs: int = Field(description="How many stored runs were replayed")

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from shared.checks.base import retry_delays
 from shared.errors import describe_error
-from shared.models import CheckJob, CheckOutcome
+from shared.models import FAILED_STATUSES, CheckJob, CheckOutcome
 
 if TYPE_CHECKING:
     from shared.checks.base import CheckConfig
@@ -82,20 +83,61 @@ def _invalid_config(error: ValidationError) -> CheckOutcome:
 
 
 async def run_check(job: CheckJob, limit: float | None = None) -> CheckOutcome:
-    """Owns what every check shares: the hard timeout (at most `limit` seconds, if given), total timing, and
-    turning crashes into results."""
+    """Owns what every check shares: the hard timeout (at most `limit` seconds, if given), total timing, retries
+    (config.retry: a failed attempt is tried again after its wait while the time allowed holds another), and
+    turning crashes into results. With retries configured, details["attempts"] lists every attempt."""
     check_type = CHECK_TYPES[job.type]
-    started = time.perf_counter()
     allowed = time_allowed(job) if limit is None else min(time_allowed(job), limit)
+    ends_at = time.perf_counter() + allowed
+    delays = retry_delays(job.config.get("retry")) if isinstance(job.config.get("retry"), dict) else []
+    one_attempt = _attempt_seconds(job) + _HARD_TIMEOUT_SLACK_SECONDS
+    outcome, retryable = await _attempt(check_type, job, min(one_attempt, allowed))
+    attempts = [outcome]
+    for delay in delays:
+        if not retryable or outcome.status not in FAILED_STATUSES:
+            break
+        if ends_at - time.perf_counter() - delay <= 0:
+            break  # no room for another attempt inside the time allowed: report what we have
+        await asyncio.sleep(delay)
+        outcome, retryable = await _attempt(check_type, job, min(one_attempt, ends_at - time.perf_counter()))
+        attempts.append(outcome)
+    if delays:
+        outcome.details = {
+            **outcome.details,
+            "attempts": [_attempt_record(n, a) for n, a in enumerate(attempts, 1)],
+        }
+    return outcome
+
+
+def _attempt_seconds(job: CheckJob) -> float:
+    model = CHECK_TYPES[job.type].config_model
+    measure = getattr(model, "attempt_seconds", model.budget_seconds)
+    return measure(job.config)
+
+
+def _attempt_record(number: int, outcome: CheckOutcome) -> dict:
+    failed = outcome.status in FAILED_STATUSES
+    return {
+        "attempt": number,
+        "status": outcome.status,
+        "responseTimeMs": outcome.response_time_ms,
+        "error": outcome.message if failed else None,
+    }
+
+
+async def _attempt(check_type: CheckType, job: CheckJob, allowed: float) -> tuple[CheckOutcome, bool]:
+    """One attempt and whether a failure of it is worth another: an invalid config fails every time."""
+    started = time.perf_counter()
+    retryable = True
     try:
-        async with asyncio.timeout(allowed):
+        async with asyncio.timeout(max(allowed, 0)):
             outcome = await check_type.run(job)
     except TimeoutError:
         outcome = CheckOutcome(status="timeout", message="Check exceeded its timeout")
     except ValidationError as error:  # validated on save; this catches settings changed since then
-        outcome = _invalid_config(error)
+        outcome, retryable = _invalid_config(error), False
     except Exception as error:  # a check must always produce a result, never lose the job
         outcome = CheckOutcome(status="error", message=f"Check failed: {type(error).__name__}: {error}")
     if outcome.response_time_ms is None:
         outcome.response_time_ms = round((time.perf_counter() - started) * 1000)
-    return outcome
+    return outcome, retryable

@@ -43,11 +43,11 @@ class PingConfig(CheckConfig):
         return self
 
     @classmethod
-    def budget_seconds(cls, config: dict) -> float:
+    def attempt_seconds(cls, config: dict) -> float:
         fields = cls.model_fields
         count = config.get("count") or fields["count"].default
         interval = config.get("intervalSeconds") or fields["interval_seconds"].default
-        return float(count * interval + super().budget_seconds(config))
+        return float(count * interval + super().attempt_seconds(config))
 
 
 def judge_ping(sent: int, received: int, max_loss_percent: int) -> tuple[str, str]:

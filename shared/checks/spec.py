@@ -18,12 +18,24 @@ TYPE_ALIASES = {"http": "http_request"}
 TRIAL_LOCATION = "direct"
 
 
+def _retry_schema() -> dict[str, Any]:
+    """config.retry in the OpenAPI document (built with it, not at import)."""
+    from shared.checks.base import RetryPolicy
+
+    return RetryPolicy.model_json_schema(by_alias=True)
+
+
 class CheckSpec(ApiModel):
     """What to check: a type from the check table, its target, and a config that fits that type."""
 
     type: str
     target: str = Field(min_length=1, max_length=2048)
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The type's settings (see the README's check types); every type but synthetic_test also "
+        "takes `retry`",
+        json_schema_extra=lambda schema: schema.setdefault("properties", {}).update(retry=_retry_schema()),
+    )
 
     @field_validator("type", mode="before")
     @classmethod

@@ -20,6 +20,8 @@ TITLES = {
     "recovery": "Monitor Recovered - {name}",
     "ssl_expiring": "SSL Certificate Expiring - {name}",
     "ssl_expired": "SSL Certificate Expired - {name}",
+    "flapping_started": "Monitor Flapping - {name}",
+    "flapping_stopped": "Monitor Stopped Flapping - {name}",
     "dns_changed": "DNS Records Changed - {name}",
     "test": "Test Notification - {name}",
 }
@@ -35,6 +37,7 @@ TEMPLATE_VARIABLES = (
     "dedupKey",
     "deliveryKey",
     "eventAction",
+    "reason",
 )
 SAMPLE_VARIABLES = {name: "x" for name in TEMPLATE_VARIABLES}
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -44,6 +47,19 @@ _ACCENTS = {
     "ssl_expiring": "#dc6803",
     "ssl_expired": "#d92d20",
     "dns_changed": "#dc6803",
+    "flapping_started": "#dc6803",
+    "flapping_stopped": "#079455",
+}
+# An incident per concern, as PagerDuty dedups: the certificate's and the flapping's are apart from the outage.
+_DEDUP_SUFFIXES = {"ssl": "-ssl", "flapping": "-flapping"}
+# Apprise NotifyType per kind; the rest are failures.
+_NOTIFY_TYPES = {
+    "recovery": "success",
+    "ssl_expiring": "warning",
+    "dns_changed": "warning",
+    "test": "info",
+    "flapping_started": "warning",
+    "flapping_stopped": "info",
 }
 
 
@@ -101,8 +117,10 @@ def _details(kind: str, payload: Mapping[str, Any], time: str, link: str | None)
         ),
         ("Target", payload.get("target", "")),
     ]
-    if kind == "failure" and payload.get("reason"):
+    if payload.get("reason"):
         rows.append(("Reason", payload["reason"]))
+    if kind.startswith("flapping") and (payload.get("flapping") or {}).get("changeRatePercent") is not None:
+        rows.append(("Change rate", f"{payload['flapping']['changeRatePercent']}% of recent runs (weighted)"))
     if kind == "failure" and (payload.get("sequenceNumber") or 1) > 1:
         rows.append(("Reminder", f"{payload['sequenceNumber']} of 3; still down"))
     ssl = payload.get("ssl") or {}
@@ -146,9 +164,10 @@ def build_message(
         "locationsDown": f"{payload.get('locationsDown', 0)}/{payload.get('locationsTotal', 0)}",
         "responseTime": payload.get("responseTimeMs"),
         "time": time,
-        "dedupKey": f"supercheck-{monitor_id}" + ("-ssl" if kind.startswith("ssl") else ""),
+        "dedupKey": f"supercheck-{monitor_id}" + _DEDUP_SUFFIXES.get(kind.split("_")[0], ""),
         "deliveryKey": delivery_key or "",
-        "eventAction": "resolve" if kind == "recovery" else "trigger",
+        "eventAction": "resolve" if kind in ("recovery", "flapping_stopped") else "trigger",
+        "reason": payload.get("reason") or "",
         "kind": kind,
         "link": link or "",
     }
@@ -159,12 +178,7 @@ def build_message(
         text = "\n".join(f"{label}: {value}" for label, value in rows)
         body_html = _html_table(rows)
     variables["message"] = text
-    notify_type = {
-        "recovery": "success",
-        "ssl_expiring": "warning",
-        "dns_changed": "warning",
-        "test": "info",
-    }.get(kind, "failure")
+    notify_type = _NOTIFY_TYPES.get(kind, "failure")
     return AlertMessage(
         title, text, _html_page(title, body_html, _ACCENTS.get(kind, "#444ce7"), link), notify_type, variables
     )

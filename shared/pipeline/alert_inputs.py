@@ -9,6 +9,7 @@ from datetime import datetime
 from psycopg import AsyncConnection
 
 from shared.pipeline.set_aside import alert_config
+from shared.rules.alert_triggers import alert_reason, failing_locations
 from shared.rules.alerts import (
     DEFAULT_SSL_WARNING_DAYS,
     AlertAction,
@@ -21,8 +22,13 @@ from shared.rules.locations import RunVerdict
 def alert_payload(
     context: dict, monitor: dict, run: dict, verdict: RunVerdict, action: AlertAction, now: datetime
 ) -> dict:
+    failing = failing_locations(run["locations"], run["statuses"])
+    reason = alert_reason(
+        action.kind, action.reason, failing, len(run["expected_locations"]), context.get("lastError")
+    )
     return {
         **context,
+        "reason": reason,
         "monitorName": monitor["name"],
         "monitorType": monitor["type"],
         "target": monitor["target"],
@@ -33,6 +39,7 @@ def alert_payload(
         "sequenceNumber": action.sequence_number,
         "time": now.isoformat(),
         **({"ssl": action.details} if action.kind.startswith("ssl") else {}),
+        **({"flapping": action.details} if action.kind.startswith("flapping") else {}),
         **({"dnsChanges": action.details.get("changes", {})} if action.kind == "dns_changed" else {}),
     }
 
@@ -134,9 +141,9 @@ async def alert_contexts(conn: AsyncConnection, run_ids: list[uuid.UUID]) -> dic
         await conn.execute(
             """select r.id as run_id, p.name as project_name,
                       round(avg(res.response_time_ms))::int as response_time_ms,
-                      (array_agg(res.location || ': ' || res.message order by res.location)
+                      (array_agg(res.message order by res.checked_at desc, res.location)
                          filter (where res.status in ('down', 'error', 'timeout') and res.message <> ''))[1]
-                         as reason
+                         as last_error
                from runs r
                join monitors m on m.id = r.monitor_id
                join projects p on p.id = m.project_id
@@ -150,7 +157,7 @@ async def alert_contexts(conn: AsyncConnection, run_ids: list[uuid.UUID]) -> dic
         row["run_id"]: {
             "projectName": row["project_name"],
             "responseTimeMs": row["response_time_ms"],
-            "reason": row["reason"],
+            "lastError": row["last_error"],
         }
         for row in rows
     }

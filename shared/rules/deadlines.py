@@ -22,5 +22,5 @@ def timeout_problem(budget_seconds: float, grace_seconds: float, frequency_minut
     return (
         f"a check may take {budget_seconds:g}s, but a run every {frequency_minutes} minute(s) leaves "
         f"{room:g}s for it ({grace_seconds:g}s of the {frequency_minutes * 60}s go to reporting the result); "
-        f"lower timeoutSeconds or raise frequencyMinutes"
+        f"lower timeoutSeconds (or retry) or raise frequencyMinutes"
     )

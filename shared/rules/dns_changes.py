@@ -65,6 +65,12 @@ def change_alerts(
     reason = policy.suppression_reason(now, scheduled_at)
     return [
         AlertAction(
-            "dns_changed", suppressed_reason=reason, details={"changes": dict(sorted(changes.items()))}
+            "dns_changed",
+            suppressed_reason=reason,
+            details={"changes": dict(sorted(changes.items()))},
+            reason="; ".join(
+                f"{location}: {AnswerChange(tuple(c.get('removed', ())), tuple(c.get('added', ()))).text}"
+                for location, c in sorted(changes.items())
+            ),
         )
     ]

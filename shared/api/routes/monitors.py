@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from shared.api.framework import Context, LazyModule, as_uuid, endpoint
-from shared.api.requests import MonitorCreate, MonitorFilterQuery, MonitorListQuery, RunNowRequest
-from shared.api.schemas import MonitorCounts, MonitorListPage, MonitorOut, RunsStarted
+from shared.api.requests import (
+    AlertPolicyBacktest,
+    MonitorCreate,
+    MonitorFilterQuery,
+    MonitorListQuery,
+    RunNowRequest,
+)
+from shared.api.schemas import BacktestReply, MonitorCounts, MonitorListPage, MonitorOut, RunsStarted
 from shared.checks.spec import CheckTrial
 from shared.errors import ApiError
 from shared.handlers import read_json
@@ -13,6 +19,7 @@ from shared.models import CheckOutcome
 monitors = LazyModule("shared.api.services.monitors")
 scheduling = LazyModule("shared.pipeline.schedule")
 series = LazyModule("shared.api.services.series")
+backtests = LazyModule("shared.api.services.backtest")
 
 
 @endpoint(
@@ -217,3 +224,16 @@ async def run_monitors_now(ctx: Context):
     ids = await monitors.monitor_ids_for(ctx.project_id, ctx.body.monitor_ids, ctx.body.tag)
     report = await scheduling.run_now(ids) if ids else None
     return RunsStarted(run_ids=report.run_ids if report else [], monitor_ids=ids)
+
+
+@endpoint(
+    "POST",
+    "/monitors/{monitor_id}/alert-policy/backtest",
+    summary="Replay the monitor's stored runs of the last `days` through a candidate alertConfig, by the rules "
+    "live alerting uses; returns what it would have sent beside what was sent. Writes nothing",
+    tag="monitors",
+    body=AlertPolicyBacktest,
+    response=BacktestReply,
+)
+async def backtest_alert_policy(ctx: Context, monitor_id: str):
+    return await backtests.backtest(ctx.project_id, as_uuid(monitor_id, "monitor"), ctx.body)

@@ -33,6 +33,7 @@ def alert_out(row: dict) -> AlertOut:
         attempts=row["attempts"],
         title=row["title"],
         reason=row["reason"],
+        alert_reason=row["alert_reason"],
         error=masked_text(row["error"]),
         recipients={str(address): masked_text(str(outcome)) or "" for address, outcome in recipients.items()}
         if isinstance(recipients, dict)
@@ -68,8 +69,10 @@ async def alert_page(project_id: uuid.UUID, query: AlertHistoryQuery) -> AlertPa
             await conn.execute(
                 f"""select a.id, a.monitor_id, m.name as monitor_name, a.run_id, a.provider_id,
                            p.name as provider_name, p.type as provider_type, a.kind, a.status, a.attempts,
-                           a.title, a.reason, a.error, a.recipients, a.created_at, a.claimed_at, a.sent_at
-                    {_SCOPED} join notification_providers p on p.id = a.provider_id where {where}
+                           a.title, a.reason, a.error, a.recipients, a.created_at, a.claimed_at, a.sent_at,
+                           e.payload ->> 'reason' as alert_reason
+                    {_SCOPED} join notification_providers p on p.id = a.provider_id
+                    left join alert_events e on e.id = a.alert_event_id where {where}
                     order by a.created_at desc, a.id desc limit %s offset %s""",
                 [*params, query.limit, (query.page - 1) * query.limit],
             )

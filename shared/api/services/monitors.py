@@ -55,6 +55,7 @@ def monitor_out(row: dict, model: type[MonitorOut] = MonitorOut) -> MonitorOut:
         tags=row["tags"],
         status=row["status"],
         status_reason=row.get("status_reason"),
+        is_flapping=(row.get("alert_state") or {}).get("is_flapping") is True,
         next_run_at=row["next_run_at"],
         last_check_at=row["last_check_at"],
         last_run=last_run,
