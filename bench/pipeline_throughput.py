@@ -1,13 +1,14 @@
 """Checks per second through the whole local pipeline (schedule -> connector -> check-http -> persist -> aggregate),
 as a ratio against the bare check engine running the same checks in one process, measured in the same run.
 
-    .venv/bin/python bench/pipeline_throughput.py [--monitors 300]
+    .venv/bin/python bench/pipeline_throughput.py [--monitors 300] [--replicas 1,2,3] [--env NAME=VALUE]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 import uuid
@@ -85,29 +86,41 @@ def pipeline_rate(stack: LocalStack, database_url: str, target: str, monitors: i
     return checks / elapsed, tick_seconds
 
 
+def measure(env, target: str, monitors: int, replicas: int, tuning: dict[str, str]) -> None:
+    """One stack with `replicas` check-http processes: the bare engine, then one tick's checks through it."""
+    stack = LocalStack(
+        env={"ALLOW_INTERNAL_TARGETS": "true", **tuning},
+        log_dir=env.base / f"logs-{replicas}",
+        gateway_port=free_port(),
+        with_cron=False,
+        replicas={"check-http": replicas},
+    ).start()
+    try:
+        checks = monitors * LOCATIONS
+        baseline = asyncio.run(bare_engine_rate(target, checks))
+        rate, tick_seconds = pipeline_rate(stack, env.database_url, target, monitors)
+        load = os.getloadavg()[0]
+        print(f"check-http processes={replicas} monitors={monitors} locations={LOCATIONS} checks={checks}")
+        print(f"  bare check engine (one process, no persistence): {baseline:.0f} checks/s")
+        print(f"  schedule tick (claim + record + publish): {tick_seconds * 1000:.0f} ms")
+        print(f"  whole pipeline (schedule -> check -> persist -> aggregate): {rate:.0f} checks/s")
+        print(f"  ratio pipeline/bare engine: {rate / baseline:.2f}   (load average {load:.1f})", flush=True)
+    finally:
+        stack.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--monitors", type=int, default=300)
+    parser.add_argument("--replicas", default="1", help="check-http processes, e.g. 1,2,3: one stack each")
+    parser.add_argument("--env", action="append", default=[], help="tuning: NAME=VALUE for every process")
     args = parser.parse_args()
-    with embedded_environment("pipeline", ALLOW_INTERNAL_TARGETS="true") as env:
+    tuning = dict(pair.split("=", 1) for pair in args.env)
+    print(f"tuning: {tuning or 'none (shipped defaults)'}")
+    with embedded_environment("pipeline", ALLOW_INTERNAL_TARGETS="true", **tuning) as env:
         target = start_in_thread()
-        stack = LocalStack(
-            env={"ALLOW_INTERNAL_TARGETS": "true", "CONNECTOR_BATCH_SIZE": "100"},
-            log_dir=env.base / "logs",
-            gateway_port=free_port(),
-            with_cron=False,
-        ).start()
-        try:
-            checks = args.monitors * LOCATIONS
-            baseline = asyncio.run(bare_engine_rate(target, checks))
-            rate, tick_seconds = pipeline_rate(stack, env.database_url, target, args.monitors)
-            print(f"monitors={args.monitors} locations={LOCATIONS} checks={checks}")
-            print(f"bare check engine (one process, no persistence): {baseline:.0f} checks/s")
-            print(f"schedule tick (claim + record + publish): {tick_seconds * 1000:.0f} ms")
-            print(f"whole pipeline (schedule -> check -> persist -> aggregate): {rate:.0f} checks/s")
-            print(f"ratio pipeline/bare engine: {rate / baseline:.2f}")
-        finally:
-            stack.stop()
+        for replicas in [int(n) for n in args.replicas.split(",")]:
+            measure(env, target, args.monitors, replicas, tuning)
 
 
 if __name__ == "__main__":

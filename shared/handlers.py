@@ -103,6 +103,30 @@ def parse(model: type[M], data: Any, context: dict | None = None) -> M:
         raise validation_error_to_api_error(error) from None
 
 
+def parse_each(model: type[M], data: list, context: dict | None = None, most: int = 1000) -> list[M]:
+    """Each item of an array body, validated as `model`; the first error names its item: `[12].config.x`."""
+    if not data:
+        raise ApiError(400, "validation_error", "request body: an array needs at least one item")
+    if len(data) > most:
+        raise ApiError(400, "validation_error", f"request body: at most {most} items in one request")
+    parsed = []
+    for index, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise ApiError(400, "validation_error", f"[{index}]: must be a JSON object", f"[{index}]")
+        try:
+            parsed.append(parse(model, item, context))
+        except ApiError as error:
+            raise item_error(index, error) from None
+    return parsed
+
+
+def item_error(index: int, error: ApiError) -> ApiError:
+    """An item's error, its field (or the item itself) prefixed by its index in the array."""
+    field = f"[{index}].{error.field}" if error.field else f"[{index}]"
+    message = error.message.removeprefix(f"{error.field}: ") if error.field else error.message
+    return ApiError(error.status, error.code, f"{field}: {message}", field)
+
+
 def json_endpoint(
     handler: Callable[[Request], Awaitable[Any]],
 ) -> Callable[[Request], Awaitable[JSONResponse]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 
@@ -22,8 +23,13 @@ HOP_BY_HOP = {
 class Gateway:
     """A raw ASGI app so responses (including SSE) stream through unbuffered."""
 
-    def __init__(self, upstreams: dict[str, str], timeout: float = 330.0):
-        self.upstreams = upstreams
+    def __init__(self, upstreams: dict[str, str | list[str]], timeout: float = 330.0):
+        """upstreams: each function's base URL, or its replicas' URLs, which requests take in turn (as the
+        OpenFaaS gateway spreads them over a function's pods)."""
+        self.upstreams = {
+            name: itertools.cycle([urls] if isinstance(urls, str) else urls)
+            for name, urls in upstreams.items()
+        }
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=5.0),
             # Under a second: functions-framework's gunicorn closes an idle connection after 2 s (its keepalive),
@@ -63,7 +69,8 @@ class Gateway:
                 send, 404, {"error": {"code": "not_found", "message": "use /function/<name>"}}
             )
         name, _, rest = path.removeprefix("/function/").partition("/")
-        upstream = self.upstreams.get(name)
+        replicas = self.upstreams.get(name)
+        upstream = next(replicas) if replicas is not None else None
         if upstream is None:
             return await self._json(
                 send, 404, {"error": {"code": "not_found", "message": f"no function '{name}'"}}
@@ -123,5 +130,5 @@ class Gateway:
 
 
 def app_from_env() -> Gateway:
-    """uvicorn factory: GATEWAY_UPSTREAMS is a JSON object {function name: base URL}."""
+    """uvicorn factory: GATEWAY_UPSTREAMS is a JSON object {function name: base URL or list of them}."""
     return Gateway(json.loads(os.environ["GATEWAY_UPSTREAMS"]))

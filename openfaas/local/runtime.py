@@ -94,6 +94,8 @@ class LocalStack:
     function_env: dict[str, str] = field(default_factory=dict)
     only_functions: list[str] | None = None  # a regional install runs just its check functions
     stack_file: Path = DEFAULT_STACK  # a benchmark may add a function of its own in a temporary stack file
+    # Processes per function (default 1), served in turn by the gateway: OpenFaaS replicas on one machine.
+    replicas: dict[str, int] = field(default_factory=dict)
     children: dict[str, Child] = field(default_factory=dict)
     metrics_token: str = ""  # the operator's token for /function/metrics, known once started
     _stopping: bool = False
@@ -117,29 +119,7 @@ class LocalStack:
         if not base_env.get("SC_METRICS_TOKEN"):
             base_env["SC_METRICS_TOKEN"] = new_internal_token()  # the metrics function's operator token
         self.metrics_token = base_env["SC_METRICS_TOKEN"]
-        upstreams = {}
-        for function in stack_functions(self.stack_file):
-            if self.only_functions is not None and function.name not in self.only_functions:
-                continue
-            port = free_port()
-            upstreams[function.name] = f"http://127.0.0.1:{port}"
-            self._add(
-                Child(
-                    function.name,
-                    function_command(function, port),
-                    # stack.yml's environment, then this install's own overrides (as faas-cli --env would)
-                    {
-                        **base_env,
-                        **function.environment,
-                        **self._without_cron,
-                        **self.env,
-                        **self.function_env,
-                        "SC_FUNCTION_NAME": function.name,  # its connections' application_name
-                    },
-                    port,
-                    self.log_dir / f"{function.name}.log",
-                )
-            )
+        upstreams = self._add_functions(base_env)
         self._add(
             Child(
                 "gateway",
@@ -190,6 +170,31 @@ class LocalStack:
         self._watcher = threading.Thread(target=self._supervise, daemon=True)
         self._watcher.start()
         return self
+
+    def _add_functions(self, base_env: dict[str, str]) -> dict[str, list[str]]:
+        """A child per replica of each function served; returns each function's replica URLs."""
+        upstreams: dict[str, list[str]] = {}
+        for function in stack_functions(self.stack_file):
+            if self.only_functions is not None and function.name not in self.only_functions:
+                continue
+            env = {
+                **base_env,
+                **function.environment,
+                **self._without_cron,
+                **self.env,
+                **self.function_env,
+                "SC_FUNCTION_NAME": function.name,  # its connections' application_name
+            }
+            for replica in range(self.replicas.get(function.name, 1)):
+                port = free_port()
+                upstreams.setdefault(function.name, []).append(f"http://127.0.0.1:{port}")
+                # the first replica keeps the function's own name (tests kill and wait for it by that name)
+                name = function.name if replica == 0 else f"{function.name}#{replica + 1}"
+                # stack.yml's environment, then this install's own overrides (as faas-cli --env would)
+                self._add(
+                    Child(name, function_command(function, port), env, port, self.log_dir / f"{name}.log")
+                )
+        return upstreams
 
     def _add(self, child: Child) -> None:
         self.children[child.name] = child

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from shared.errors import ApiError
-from shared.handlers import error_response, parse, read_json, reject_unstorable_text
+from shared.handlers import error_response, parse, parse_each, read_json, reject_unstorable_text
 
 if TYPE_CHECKING:
     from shared import auth
@@ -72,6 +72,8 @@ class Endpoint:
     streaming: bool = False
     operation_id: str = ""  # the OpenAPI operationId and route name; the handler's name unless given
     conflict: str = ""  # when the endpoint may answer 409, why (documented in the OpenAPI document)
+    # > 0: the body may also be an array of up to this many bodies, each validated; the reply is then an array
+    batch_limit: int = 0
 
     def __post_init__(self):
         self.operation_id = self.operation_id or self.handler.__name__
@@ -100,6 +102,7 @@ def endpoint(
     streaming=False,
     operation_id="",
     conflict="",
+    batch_limit=0,
 ):
     def register(handler: Handler) -> Handler:
         ENDPOINTS.append(
@@ -117,6 +120,7 @@ def endpoint(
                 streaming,
                 operation_id,
                 conflict,
+                batch_limit,
             )
         )
         return handler
@@ -167,6 +171,13 @@ def render(result: Any, status: int) -> Response:
     return JSONResponse(result, status_code=status)
 
 
+def _parse_body(spec: Endpoint, data: Any, principal: auth.Principal | None) -> Any:
+    """The body as its model, or as a list of them where the endpoint takes a batch and an array came."""
+    if spec.batch_limit and isinstance(data, list):
+        return parse_each(spec.body, data, sealing_context(principal), spec.batch_limit)
+    return parse(spec.body, data, sealing_context(principal))
+
+
 async def invoke(spec: Endpoint, request: Request) -> Response:
     try:
         principal = await authenticate(request) if spec.authenticated else None
@@ -174,7 +185,7 @@ async def invoke(spec: Endpoint, request: Request) -> Response:
         reject_unstorable_text(dict(request.query_params), ())
         reject_unstorable_text(dict(request.path_params), ())
         query = parse(spec.query, dict(request.query_params)) if spec.query else None
-        body = parse(spec.body, await read_json(request), sealing_context(principal)) if spec.body else None
+        body = _parse_body(spec, await read_json(request), principal) if spec.body else None
         result = await spec.handler(Context(request, principal, body, query), **request.path_params)
     except ApiError as error:
         return error_response(error)

@@ -42,6 +42,9 @@ def openapi_document() -> dict[str, Any]:
         ref = refs[(_model_of(annotation), mode)]
         return {"type": "array", "items": ref} if get_origin(annotation) is list else ref
 
+    def body_schema_for(spec, annotation: Any, mode: str) -> dict:
+        return _one_or_batch(spec, schema_for(annotation, mode))
+
     paths: dict[str, dict] = {}
     for spec in ENDPOINTS:
         operation: dict[str, Any] = {
@@ -49,14 +52,14 @@ def openapi_document() -> dict[str, Any]:
             "summary": spec.summary,
             "tags": [spec.tag],
             "parameters": _path_parameters(spec.path) + _query_parameters(spec.query),
-            "responses": _responses(spec, schema_for),
+            "responses": _responses(spec, schema_for, body_schema_for),
         }
         if not spec.authenticated:
             operation["security"] = []
         if spec.body is not None:
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": schema_for(spec.body, "validation")}},
+                "content": {"application/json": {"schema": body_schema_for(spec, spec.body, "validation")}},
             }
         elif spec.method == "PATCH":
             operation["requestBody"] = {
@@ -81,7 +84,14 @@ def openapi_document() -> dict[str, Any]:
     }
 
 
-def _responses(spec, schema_for) -> dict:
+def _one_or_batch(spec, one: dict) -> dict:
+    """An endpoint taking a batch takes one body or an array of them, and answers in kind."""
+    if not spec.batch_limit:
+        return one
+    return {"oneOf": [one, {"type": "array", "items": one, "minItems": 1, "maxItems": spec.batch_limit}]}
+
+
+def _responses(spec, schema_for, body_schema_for) -> dict:
     if spec.streaming:
         responses: dict[str, Any] = {
             "200": {
@@ -104,7 +114,9 @@ def _responses(spec, schema_for) -> dict:
                 "description": spec.summary,
                 "content": {
                     "application/json": {
-                        "schema": schema_for(spec.response_model, "serialization") if spec.response else {}
+                        "schema": body_schema_for(spec, spec.response_model, "serialization")
+                        if spec.response
+                        else {}
                     }
                 },
             }

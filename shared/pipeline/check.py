@@ -68,6 +68,21 @@ REPLY_MARGIN_SECONDS = 5.0
 
 Executed = tuple[CheckJob, CheckOutcome, datetime]
 
+# CHECK_CONCURRENCY bounds the checks running in this process, whatever the number of batches it serves at once:
+# a connector keeps several POSTs in flight (jobs dispatched ahead wait there for their slot, and cost nothing
+# while they wait), and a limit per batch let 8 x 200 checks share one event loop, each then taking ~1 s of
+# loop latency against a target that answers in a millisecond (bench/README.md, issue 23).
+_check_slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+
+def running_check_slots() -> asyncio.Semaphore:
+    """This event loop's one semaphore of CHECK_CONCURRENCY slots (a test's loop gets its own)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _check_slots:
+        _check_slots.clear()  # a loop gone (a test's) leaves its semaphore behind
+        _check_slots[loop] = asyncio.Semaphore(get_settings().check_concurrency)
+    return _check_slots[loop]
+
 
 async def _already_stored(jobs: list[CheckJob]) -> dict[tuple[str, str], str]:
     async with db.transaction() as conn:
@@ -271,7 +286,7 @@ async def _execute_jobs(jobs: list[CheckJob], clock: BatchClock, tally: Tally) -
         for job in jobs
         if _key(job) in stored
     )
-    limit = asyncio.Semaphore(get_settings().check_concurrency)
+    limit = running_check_slots()
     flusher = _Flusher(tally)
 
     async def one(job: CheckJob) -> bool:

@@ -26,6 +26,7 @@ from shared.checks import HEARTBEAT_TYPE
 from shared.errors import ApiError
 from shared.heartbeats import store as heartbeats
 from shared.heartbeats.tokens import ping_url
+from shared.rules.first_runs import first_run_offsets
 from shared.security import mask_secrets, mask_target
 
 # Fields whose change alters what is checked, so an update triggers an immediate run.
@@ -96,56 +97,76 @@ def spec_of(row: dict) -> dict[str, Any]:
     }
 
 
-async def _require_references(conn: AsyncConnection, project_id: uuid.UUID, spec: MonitorCreate) -> None:
-    """Everything a monitor points at must belong to its own project, and its locations must exist."""
-    await _require_providers(conn, project_id, spec.alert_config.notification_providers)
-    await _require_locations(conn, spec.location_config.locations)
-    if spec.type == "synthetic_test":  # the target is the test's id, as in the seed
-        found = await (
-            await conn.execute(
-                "select 1 from synthetic_tests where id::text = %s and project_id = %s",
-                (spec.target, project_id),
-            )
-        ).fetchone()
-        if found is None:
-            raise ApiError(400, "validation_error", f"target: no synthetic test {spec.target}", "target")
+async def _require_references(
+    conn: AsyncConnection, project_id: uuid.UUID, specs: list[MonitorCreate]
+) -> None:
+    """Everything the monitors point at must belong to their own project, and their locations must exist; the
+    first that does not is named (by its index, for a batch of more than one). One query per kind for a batch."""
+    await _require_providers(conn, project_id, specs)
+    await _require_locations(conn, specs)
+    await _require_synthetic_tests(conn, project_id, specs)
 
 
-async def _require_locations(conn: AsyncConnection, locations: list[str]) -> None:
+def _where(specs: list[MonitorCreate], index: int, field: str) -> str:
+    """A field of one monitor of the request: as is for a single body, `[index].field` within a batch."""
+    return field if len(specs) == 1 else f"[{index}].{field}"
+
+
+async def _require_synthetic_tests(
+    conn: AsyncConnection, project_id: uuid.UUID, specs: list[MonitorCreate]
+) -> None:
+    named = [spec.target for spec in specs if spec.type == "synthetic_test"]  # the target is the test's id
+    if not named:
+        return
+    rows = await (
+        await conn.execute(
+            "select id::text as id from synthetic_tests where id::text = any(%s) and project_id = %s",
+            (named, project_id),
+        )
+    ).fetchall()
+    found = {row["id"] for row in rows}
+    for index, spec in enumerate(specs):
+        if spec.type == "synthetic_test" and spec.target not in found:
+            field = _where(specs, index, "target")
+            raise ApiError(400, "validation_error", f"{field}: no synthetic test {spec.target}", field)
+
+
+async def _require_locations(conn: AsyncConnection, specs: list[MonitorCreate]) -> None:
     """A location no region serves is refused, not quietly run elsewhere (schedule dead-letters its jobs)."""
-    if not locations:
+    if not any(spec.location_config.locations for spec in specs):
         return
     rows = await (await conn.execute("select code from regions where active order by code")).fetchall()
     known = [row["code"] for row in rows]
-    unknown = [location for location in locations if location not in known]
-    if unknown:
-        raise ApiError(
-            400,
-            "validation_error",
-            f"locationConfig.locations: unknown location '{unknown[0]}'; expected any of: {', '.join(known)}",
-            "locationConfig.locations",
-        )
+    for index, spec in enumerate(specs):
+        unknown = [location for location in spec.location_config.locations if location not in known]
+        if unknown:
+            field = _where(specs, index, "locationConfig.locations")
+            raise ApiError(
+                400,
+                "validation_error",
+                f"{field}: unknown location '{unknown[0]}'; expected any of: {', '.join(known)}",
+                field,
+            )
 
 
 async def _require_providers(
-    conn: AsyncConnection, project_id: uuid.UUID, provider_ids: list[uuid.UUID]
+    conn: AsyncConnection, project_id: uuid.UUID, specs: list[MonitorCreate]
 ) -> None:
-    if not provider_ids:
+    wanted = {provider for spec in specs for provider in spec.alert_config.notification_providers}
+    if not wanted:
         return
-    found = await (
+    rows = await (
         await conn.execute(
             "select id from notification_providers where project_id = %s and id = any(%s)",
-            (project_id, provider_ids),
+            (project_id, list(wanted)),
         )
     ).fetchall()
-    missing = sorted(str(p) for p in set(provider_ids) - {row["id"] for row in found})
-    if missing:
-        raise ApiError(
-            400,
-            "validation_error",
-            f"alertConfig.notificationProviders: no provider {missing[0]}",
-            "alertConfig.notificationProviders",
-        )
+    found = {row["id"] for row in rows}
+    for index, spec in enumerate(specs):
+        missing = sorted(str(p) for p in set(spec.alert_config.notification_providers) - found)
+        if missing:
+            field = _where(specs, index, "alertConfig.notificationProviders")
+            raise ApiError(400, "validation_error", f"{field}: no provider {missing[0]}", field)
 
 
 def _columns(spec: MonitorCreate) -> tuple:
@@ -162,28 +183,72 @@ def _columns(spec: MonitorCreate) -> tuple:
     )
 
 
-async def create_monitor(project_id: uuid.UUID, api_key_id: uuid.UUID | None, spec: MonitorCreate) -> dict:
+# A batch is inserted from one JSON array: one statement and one parameter, whatever its size.
+_INSERT_MONITORS = """
+insert into monitors (id, name, type, target, config, frequency_minutes, enabled, location_config, alert_config,
+                      tags, project_id, next_run_at)
+select m.id, m.name, m.type, m.target, m.config, m.frequency_minutes, m.enabled, m.location_config,
+    m.alert_config, array(select jsonb_array_elements_text(m.tags)), %(project)s,
+    case when m.scheduled then now() + make_interval(secs => m.first_run_after) end
+from jsonb_to_recordset(%(monitors)s) as m(
+    id uuid, name text, type text, target text, config jsonb, frequency_minutes int, enabled bool,
+    location_config jsonb, alert_config jsonb, tags jsonb, scheduled bool, first_run_after float8)
+returning *
+"""
+
+_INSERT_AUDIT = """
+insert into audit_log (project_id, api_key_id, action, object_type, object_id, changes)
+select %(project)s, %(key)s, 'monitor.create', 'monitor', e.id, e.changes
+from jsonb_to_recordset(%(entries)s) as e(id text, changes jsonb)
+"""
+
+
+def _stored(spec: MonitorCreate, monitor_id: uuid.UUID, first_run_after: float) -> dict:
+    return {
+        "id": str(monitor_id),
+        "name": spec.name,
+        "type": spec.type,
+        "target": spec.stored_target,
+        "config": spec.config,
+        "frequency_minutes": spec.frequency_minutes,
+        "enabled": spec.enabled,
+        "location_config": spec.location_config.model_dump(by_alias=True),
+        "alert_config": spec.alert_config.model_dump(by_alias=True, mode="json"),
+        "tags": spec.tags,
+        "scheduled": _scheduled(spec),
+        "first_run_after": first_run_after,
+    }
+
+
+async def create_monitors(
+    project_id: uuid.UUID, api_key_id: uuid.UUID | None, specs: list[MonitorCreate]
+) -> list[dict]:
+    """Creates every monitor or none (one transaction), in the given order; their first runs are spread over
+    their frequency (shared/rules/first_runs.py), so a large batch joins the schedule without a burst."""
+    ids = [uuid.uuid4() for _ in specs]
+    offsets = first_run_offsets([spec.frequency_minutes for spec in specs])
+    stored = [_stored(spec, ids[i], offsets[i]) for i, spec in enumerate(specs)]
+    audit_entries = [
+        {"id": str(ids[i]), "changes": mask_secrets(spec.model_dump(mode="json", by_alias=True), project_id)}
+        for i, spec in enumerate(specs)
+    ]
     async with db.transaction() as conn:
-        await _require_references(conn, project_id, spec)
-        row = await (
-            await conn.execute(
-                """insert into monitors (name, type, target, config, frequency_minutes, enabled, location_config,
-                                         alert_config, tags, project_id, next_run_at)
-                   values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, case when %s then now() end) returning *""",
-                (*_columns(spec), project_id, _scheduled(spec)),
-            )
-        ).fetchone()
-        await heartbeats.after_save(conn, row)
-        await audit.record(
-            conn,
-            project_id,
-            api_key_id,
-            "monitor.create",
-            "monitor",
-            row["id"],
-            spec.model_dump(mode="json", by_alias=True),
+        await _require_references(conn, project_id, specs)
+        rows = await (
+            await conn.execute(_INSERT_MONITORS, {"project": project_id, "monitors": Jsonb(stored)})
+        ).fetchall()
+        for row in rows:
+            if row["type"] == HEARTBEAT_TYPE:  # its ping token; other new monitors have nothing to clear
+                await heartbeats.after_save(conn, row)
+        await conn.execute(
+            _INSERT_AUDIT, {"project": project_id, "key": api_key_id, "entries": Jsonb(audit_entries)}
         )
-    return row
+    by_id = {row["id"]: row for row in rows}
+    return [by_id[monitor_id] for monitor_id in ids]
+
+
+async def create_monitor(project_id: uuid.UUID, api_key_id: uuid.UUID | None, spec: MonitorCreate) -> dict:
+    return (await create_monitors(project_id, api_key_id, [spec]))[0]
 
 
 async def _fetch(
@@ -212,7 +277,7 @@ async def update_monitor(
     """Replaces a monitor's definition; returns the row and whether what is checked changed."""
     async with db.transaction() as conn:
         before = await _fetch(conn, project_id, monitor_id, lock=True)
-        await _require_references(conn, project_id, spec)
+        await _require_references(conn, project_id, [spec])
         row = await (
             await conn.execute(
                 """update monitors set name = %s, type = %s, target = %s, config = %s, frequency_minutes = %s,
