@@ -196,7 +196,11 @@ def check_url_target(url: str, allow_userinfo: bool = False) -> httpx.URL:
     return _vetted_url(url, allow_userinfo, internal_targets_allowed())
 
 
-@lru_cache(maxsize=4096)
+# Every check vets its URL twice (its config's validation, then the request), ~140 µs each uncached. The cache
+# must hold every URL one check process serves, or a schedule's cyclic order evicts each entry just before its
+# next use and nothing ever hits: 4,096 entries did that at 20,000 monitors (bench/README.md, issue 23). An entry
+# is ~600 bytes, so the bound is ~20 MB.
+@lru_cache(maxsize=32_768)
 def _vetted_url(url: str, allow_userinfo: bool, internal_allowed: bool) -> httpx.URL:
     """Cached: every check re-validates its stored config, and parsing a URL costs more than the cache lookup."""
     import httpx  # here: functions that never vet a URL (schedule, aggregate, cleanup) skip its import cost

@@ -28,3 +28,19 @@ def test_requests_to_a_function_with_replicas_take_each_replica_in_turn(aio):
     finally:
         for server in [*replicas, single]:
             server.stop()
+
+
+def test_the_local_stack_starts_each_function_s_openfaas_minimum_unless_told_otherwise(tmp_path):
+    """`make run` and the tests run what stack.yml ships: check-http's two processes, one of everything else."""
+    from openfaas.local.runtime import LocalStack
+    from openfaas.local.stack import stack_functions
+
+    minimums = {function.name: function.min_replicas for function in stack_functions()}
+    assert minimums["check-http"] == 2 and minimums["api"] == 1
+
+    shipped = LocalStack(env={}, log_dir=tmp_path)._add_functions({})
+    assert {name: len(urls) for name, urls in shipped.items()} == minimums
+    assert len(set(shipped["check-http"])) == 2  # two processes, two ports
+
+    told = LocalStack(env={}, log_dir=tmp_path, replicas={"check-http": 3, "api": 2})._add_functions({})
+    assert len(told["check-http"]) == 3 and len(told["api"]) == 2 and len(told["schedule"]) == 1

@@ -6,6 +6,8 @@ import asyncio
 import logging
 import signal
 
+import uvloop
+
 from openfaas.connector.connector import Connector, ConnectorConfig
 from openfaas.connector.liveness import serve_health
 from shared import streams
@@ -64,4 +66,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    uvloop.run(main())  # libuv's loop: the connector moves every job and result, and its loop is its CPU

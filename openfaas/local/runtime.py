@@ -94,7 +94,8 @@ class LocalStack:
     function_env: dict[str, str] = field(default_factory=dict)
     only_functions: list[str] | None = None  # a regional install runs just its check functions
     stack_file: Path = DEFAULT_STACK  # a benchmark may add a function of its own in a temporary stack file
-    # Processes per function (default 1), served in turn by the gateway: OpenFaaS replicas on one machine.
+    # Processes per function (default: its com.openfaas.scale.min in stack.yml), served in turn by the gateway:
+    # OpenFaaS replicas on one machine.
     replicas: dict[str, int] = field(default_factory=dict)
     children: dict[str, Child] = field(default_factory=dict)
     metrics_token: str = ""  # the operator's token for /function/metrics, known once started
@@ -185,7 +186,7 @@ class LocalStack:
                 **self.function_env,
                 "SC_FUNCTION_NAME": function.name,  # its connections' application_name
             }
-            for replica in range(self.replicas.get(function.name, 1)):
+            for replica in range(self.replicas.get(function.name, function.min_replicas)):
                 port = free_port()
                 upstreams.setdefault(function.name, []).append(f"http://127.0.0.1:{port}")
                 # the first replica keeps the function's own name (tests kill and wait for it by that name)

@@ -26,6 +26,12 @@ class StackFunction:
     lang: str
     annotations: dict = field(default_factory=dict)
     environment: dict = field(default_factory=dict)
+    labels: dict = field(default_factory=dict)
+
+    @property
+    def min_replicas(self) -> int:
+        """The processes the local runtime starts: OpenFaaS's own minimum for the function (1 unless set)."""
+        return int(self.labels.get("com.openfaas.scale.min", 1))
 
     @property
     def source(self) -> Path:
@@ -51,6 +57,7 @@ def stack_functions(path: Path = DEFAULT_STACK) -> list[StackFunction]:
             lang=spec.get("lang", ""),
             annotations={k: str(v) for k, v in (spec.get("annotations") or {}).items()},
             environment={k: str(v) for k, v in (spec.get("environment") or {}).items()},
+            labels={k: str(v) for k, v in (spec.get("labels") or {}).items()},
         )
         for name, spec in (stack.get("functions") or {}).items()
     ]
