@@ -246,7 +246,7 @@ def main() -> None:
         f"load average at start: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f}"
     )
     print(
-        f"tuning: {tuning or 'none'}; replicas: {replicas or "stack.yml's com.openfaas.scale.min"} (shipped defaults otherwise)"
+        f"tuning: {tuning or 'none'}; replicas: {replicas or 'com.openfaas.scale.min of stack.yml'} (shipped defaults otherwise)"
     )
     with embedded_environment("sustained", **NEEDED_FOR_LOOPBACK, **tuning) as env:
         target = start_in_thread()
