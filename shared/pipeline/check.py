@@ -72,16 +72,17 @@ Executed = tuple[CheckJob, CheckOutcome, datetime]
 # a connector keeps several POSTs in flight (jobs dispatched ahead wait there for their slot, and cost nothing
 # while they wait), and a limit per batch let 8 x 200 checks share one event loop, each then taking ~1 s of
 # loop latency against a target that answers in a millisecond (bench/README.md, issue 23).
-_check_slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+_check_slots: dict[tuple[asyncio.AbstractEventLoop, int], asyncio.Semaphore] = {}
 
 
 def running_check_slots() -> asyncio.Semaphore:
-    """This event loop's one semaphore of CHECK_CONCURRENCY slots (a test's loop gets its own)."""
-    loop = asyncio.get_running_loop()
-    if loop not in _check_slots:
+    """This event loop's one semaphore of CHECK_CONCURRENCY slots (a test's loop, or a changed setting in a test,
+    gets its own)."""
+    key = (asyncio.get_running_loop(), get_settings().check_concurrency)
+    if key not in _check_slots:
         _check_slots.clear()  # a loop gone (a test's) leaves its semaphore behind
-        _check_slots[loop] = asyncio.Semaphore(get_settings().check_concurrency)
-    return _check_slots[loop]
+        _check_slots[key] = asyncio.Semaphore(key[1])
+    return _check_slots[key]
 
 
 async def _already_stored(jobs: list[CheckJob]) -> dict[tuple[str, str], str]:
