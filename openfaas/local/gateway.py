@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
 
-import httpx
+import aiohttp
+from yarl import URL
 
 HOP_BY_HOP = {
     "connection",
@@ -30,12 +32,39 @@ class Gateway:
             name: itertools.cycle([urls] if isinstance(urls, str) else urls)
             for name, urls in upstreams.items()
         }
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=5.0),
-            # Under a second: functions-framework's gunicorn closes an idle connection after 2 s (its keepalive),
-            # and a pooled connection reused as it closes fails the request with a 502 (seen in a browser test).
-            limits=httpx.Limits(max_connections=500, keepalive_expiry=1.0),
-        )
+        # As httpx's Timeout(timeout, connect=5): no bound on a whole exchange (an SSE stream lasts), the
+        # timeout on waiting for a pooled connection and between reads, 5 s to connect.
+        self.timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=5.0, sock_read=timeout)
+        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+
+    def _session(self) -> aiohttp.ClientSession:
+        """aiohttp's client: its C parser costs a proxied request a fifth of httpx's CPU (bench/ping_ingest.py).
+        One per event loop, made in the loop that uses it (a test may drive the app from several)."""
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=500,
+                    # Under a second: functions-framework's gunicorn closes an idle connection after 2 s (its
+                    # keepalive), and a pooled connection reused as it closes fails the request with a 502 (seen
+                    # in a browser test).
+                    keepalive_timeout=1.0,
+                ),
+                timeout=self.timeout,
+                auto_decompress=False,  # the body travels as the function encoded it, with its Content-Encoding
+                # a proxy adds nothing the client did not send (no User-Agent, Accept, Content-Type of its own)
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+                cookie_jar=aiohttp.DummyCookieJar(),  # cookies are the browser's, never the gateway's
+                max_field_size=16384,  # h11's (httpx's) bound on a header, over aiohttp's 8 KB
+            )
+            self._sessions[loop] = session
+        return session
+
+    async def aclose(self) -> None:
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.close()
 
     async def _lifespan(self, receive, send) -> None:
         while True:
@@ -43,18 +72,18 @@ class Gateway:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.client.aclose()
+                await self.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     @staticmethod
     async def _read_body(receive) -> bytes:
-        body = b""
+        chunks = []  # joined once: a large upload (a synthetic test's bundle) is not copied per chunk
         while True:
             message = await receive()
-            body += message.get("body", b"")
+            chunks.append(message.get("body", b""))
             if not message.get("more_body"):
-                return body
+                return b"".join(chunks)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -77,7 +106,9 @@ class Gateway:
             )
         body = await self._read_body(receive)
         headers = [
-            (k.decode(), v.decode()) for k, v in scope["headers"] if k.decode().lower() not in HOP_BY_HOP
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in scope["headers"]
+            if k.decode("latin-1").lower() not in HOP_BY_HOP
         ]
         # As the OpenFaaS gateway does: the Host a client asked for travels on as X-Forwarded-Host unless a
         # proxy in front set it already (the status function finds custom domains by it).
@@ -91,9 +122,11 @@ class Gateway:
             f"?{scope['query_string'].decode('latin-1')}" if scope["query_string"] else ""
         )
         try:
-            request = self.client.build_request(scope["method"], url, headers=headers, content=body)
-            response = await self.client.send(request, stream=True)
-        except httpx.HTTPError as error:
+            # encoded=True: yarl would otherwise normalize the path's percent-encoding
+            response = await self._session().request(
+                scope["method"], URL(url, encoded=True), headers=headers, data=body or None
+            )
+        except (aiohttp.ClientError, TimeoutError) as error:
             return await self._json(
                 send, 502, {"error": {"code": "bad_gateway", "message": f"{name}: {type(error).__name__}"}}
             )
@@ -101,20 +134,21 @@ class Gateway:
             await send(
                 {
                     "type": "http.response.start",
-                    "status": response.status_code,
+                    "status": response.status,
                     "headers": [
-                        (k.encode(), v.encode())
-                        # multi_items: items() would join two Set-Cookie headers into one, breaking both
-                        for k, v in response.headers.multi_items()
-                        if k.lower() not in HOP_BY_HOP
+                        # raw_headers: each header as received, so two Set-Cookie headers stay two
+                        (k, v)
+                        for k, v in response.raw_headers
+                        if k.decode("latin-1").lower() not in HOP_BY_HOP
                     ],
                 }
             )
-            async for chunk in response.aiter_raw():
+            # iter_any: each chunk as it arrives, so a stream (the dashboard's live events) is never buffered
+            async for chunk in response.content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
         finally:
-            await response.aclose()
+            response.release()
 
     @staticmethod
     async def _json(send, status: int, payload) -> None:

@@ -8,7 +8,7 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from shared.heartbeats.ping import MAX_BODY_BYTES, PingRefused, admit, parse_ping, record_ping
+from shared.heartbeats.ping import MAX_BODY_BYTES, PingRefused, parse_ping, receive_ping
 
 log = logging.getLogger("supercheck.ping")
 ALLOWED_METHODS = ("GET", "HEAD", "POST")
@@ -45,8 +45,7 @@ async def handle_ping(request: Request) -> Response:
         ping = parse_ping(
             request.url.path, dict(request.query_params), dict(request.headers), await _body(request)
         )
-        await admit(ping)
-        receipt = await record_ping(ping)
+        receipt = await receive_ping(ping)
     except PingRefused as refused:
         return _reply(request, refused.status, refused.text, kuma)
     except Exception as error:  # logged by type only: a message could carry the URL, and with it the token

