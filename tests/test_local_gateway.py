@@ -18,8 +18,8 @@ from openfaas.local.services import die_with_parent, free_port, wait_for_port
 
 
 class Upstream:
-    """A function stand-in: /echo answers with what it received, /cookies sets two cookies, /stream sends one
-    event, then a second only once released."""
+    """A function stand-in: /echo answers with what it received, /cookies sets two cookies, /sign-in redirects
+    with a cookie, /stream sends one event, then a second only once released."""
 
     def __init__(self):
         self.release = threading.Event()
@@ -33,6 +33,8 @@ class Upstream:
                 body = self.rfile.read(length) if length else b""
                 if self.path.startswith("/cookies"):
                     self._send(200, b"", [("Set-Cookie", "a=1; Path=/"), ("Set-Cookie", "b=2; Path=/")])
+                elif self.path.startswith("/sign-in"):  # as the dashboard's: a cookie and a 303 to follow
+                    self._send(303, b"", [("Location", "/function/fn/echo"), ("Set-Cookie", "s=1; Path=/")])
                 elif self.path.startswith("/stream"):
                     self.send_response(200)
                     self.send_header("Content-Type", "text/event-stream")
@@ -147,6 +149,14 @@ def test_two_set_cookie_headers_stay_two(gateway):
     url, _ = gateway
     response = httpx.get(f"{url}/function/fn/cookies")
     assert response.headers.get_list("set-cookie") == ["a=1; Path=/", "b=2; Path=/"]
+
+
+def test_a_redirect_reaches_the_client_with_its_cookie_not_followed_by_the_gateway(gateway):
+    url, _ = gateway
+    response = httpx.post(f"{url}/function/fn/sign-in", content=b"key=x")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/function/fn/echo"
+    assert response.headers["set-cookie"] == "s=1; Path=/"
 
 
 def test_a_stream_is_passed_on_as_it_comes_not_when_it_ends(gateway):

@@ -124,7 +124,11 @@ class Gateway:
         try:
             # encoded=True: yarl would otherwise normalize the path's percent-encoding
             response = await self._session().request(
-                scope["method"], URL(url, encoded=True), headers=headers, data=body or None
+                scope["method"],
+                URL(url, encoded=True),
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,  # a redirect is the client's to follow (sign-in's 303 sets its cookie)
             )
         except (aiohttp.ClientError, TimeoutError) as error:
             return await self._json(
