@@ -63,6 +63,12 @@ class Child:
             preexec_fn=die_with_parent,
         )
 
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
@@ -163,11 +169,18 @@ class LocalStack:
                     self.log_dir / "cron.log",
                 )
             )
-        for child in self.children.values():
-            child.start()
-        for child in self.children.values():
-            if child.port:
-                wait_for_port("127.0.0.1", child.port, timeout=60, process=child.process)
+        try:
+            for child in self.children.values():
+                child.start()
+            for child in self.children.values():
+                if child.port:
+                    self._wait_listening(child)
+        except BaseException:
+            # Nobody will call stop() on a stack whose start failed: the processes already running would live on,
+            # and a connector among them would go on taking messages from the shared Redis for a gateway with a
+            # function missing (in CI one such stack broke the five test modules after it).
+            self.stop()
+            raise
         self._watcher = threading.Thread(target=self._supervise, daemon=True)
         self._watcher.start()
         return self
@@ -196,6 +209,14 @@ class LocalStack:
                     Child(name, function_command(function, port), env, port, self.log_dir / f"{name}.log")
                 )
         return upstreams
+
+    def _wait_listening(self, child: Child) -> None:
+        try:
+            wait_for_port("127.0.0.1", child.port, timeout=60, process=child.process)
+        except (RuntimeError, TimeoutError) as error:
+            raise RuntimeError(
+                f"{child.name} did not start ({error}); its log ends:\n{child.log_tail()}"
+            ) from None
 
     def _add(self, child: Child) -> None:
         self.children[child.name] = child

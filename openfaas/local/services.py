@@ -26,10 +26,30 @@ def die_with_parent() -> None:
     _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+_ports_handed_out: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """A TCP port nothing listens on, for a server about to start, kept from the kernel's other picks meanwhile.
+
+    A port merely bound and closed is the kernel's next answer to anyone's bind(0) as often as not: a stack
+    starting twenty processes gave two of them the same port, one died "address already in use", and a test
+    module failed (CI, December 2026). So the port is left in TIME_WAIT, by a connection to it closed from its
+    side: bind(0) elsewhere skips it for a minute, while a server that sets SO_REUSEADDR (uvicorn, asyncio,
+    Postgres, Redis, Prometheus, http.server) binds it at once. A process is never given the same port twice."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((host, 0))
+            listener.listen(1)
+            port = listener.getsockname()[1]
+            with socket.create_connection((host, port)) as client:
+                accepted, _ = listener.accept()
+                accepted.close()  # closed first on the port's own side, so the TIME_WAIT holds the port
+                client.recv(1)
+        if port not in _ports_handed_out:
+            _ports_handed_out.add(port)
+            return port
 
 
 def wait_for_port(
