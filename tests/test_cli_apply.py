@@ -127,6 +127,52 @@ def test_plan_apply_then_plan_again_changes_nothing(project):
     assert applies[0]["changes"]["commitSha"] == project.env["GITHUB_SHA"]
 
 
+def test_new_monitors_go_in_the_api_s_batch_form_a_request_per_chunk(project, monkeypatch):
+    from shared.cli import apply, resources
+
+    requests = []
+    create_monitors = resources.create_monitors
+
+    def counted(client, bodies):
+        requests.append([body["name"] for body in bodies])
+        return create_monitors(client, bodies)
+
+    monkeypatch.setattr(apply, "MONITORS_PER_CREATE", 1)
+    monkeypatch.setattr(resources, "create_monitors", counted)
+    applied = project.run("apply", "-f", project.write())
+    assert applied.exit_code == 0, applied.output
+    assert sorted(requests) == [["API"], ["Web"]]  # one request each, in the plan's order
+    assert {m["name"] for m in project.api.get("/monitors").json()["data"]} == {"Web", "API"}
+    assert "No changes." in project.run("plan", "-f", project.write()).output
+
+
+@pytest.mark.parametrize(
+    ("field", "message", "item", "item_field", "item_message"),
+    [
+        (
+            "[1].config.timeoutSeconds",
+            "[1].config.timeoutSeconds: too big",
+            1,
+            "config.timeoutSeconds",
+            "config.timeoutSeconds: too big",  # as a single create says it
+        ),
+        ("[0]", "[0]: must be an object", 0, None, "must be an object"),
+        (None, "project over its monitor quota", 0, None, "project over its monitor quota"),
+        ("[7].name", "[7].name: too long", 0, "[7].name", "[7].name: too long"),  # no such item: left as is
+    ],
+)
+def test_a_batch_refusal_becomes_the_refusal_of_the_item_it_names(
+    field, message, item, item_field, item_message
+):
+    from shared.cli.apply import _item_refused
+    from shared.cli.exits import ApiRefused
+    from shared.rules.managed_plan import Action
+
+    chunk = [Action("monitors", key, "create") for key in ("web", "api")]
+    action, refused = _item_refused(chunk, ApiRefused(400, "invalid", message, field))
+    assert (action.key, refused.field, refused.api_message) == (chunk[item].key, item_field, item_message)
+
+
 def test_an_edit_in_the_file_is_an_update_field_by_field(project):
     first = project.run("apply", "-f", project.write(frequency=60))
     assert first.exit_code == 0, first.output
