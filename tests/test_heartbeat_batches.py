@@ -13,7 +13,14 @@ import pytest
 
 from shared import streams
 from shared.heartbeats.group_commit import GroupCommit, group_commit_for
-from shared.heartbeats.ping import PingReceipt, PingRefused, _take_batch, parse_ping, receive_ping
+from shared.heartbeats.ping import (
+    PingReceipt,
+    PingRefused,
+    _take_batch,
+    finalized_in_background,
+    parse_ping,
+    receive_ping,
+)
 from shared.heartbeats.tokens import token_hash
 from tests.factories import default_project
 
@@ -121,19 +128,39 @@ def test_concurrent_pings_of_several_tokens_are_one_batch_each_counted_right(aio
     assert stored_pings(infra, paused_id) == [("success", None, False)], "paused: the ping, no run"
     assert stored_pings(infra, limited_id) == []
 
-    # every run announced on sc:results, in the order of the pings
-    run_ids = [str(o.run_id) for o in outcomes if isinstance(o, PingReceipt) and o.run_id]
+    # every run finalized by the ping function itself, in the order of the pings, none left for aggregate
+    run_ids = [o.run_id for o in outcomes if isinstance(o, PingReceipt) and o.run_id]
     assert len(run_ids) == 5
-    announced = [
-        streams.decode(fields)["run_id"] for _, fields in infra.redis().xrange(streams.RESULTS_STREAM)
-    ]
-    assert announced == run_ids
+    aio.run(finalized_in_background())
+    finalized = infra.sql(
+        "select id, status from runs where finalized_at is not null and id = any(%s) order by scheduled_at",
+        (run_ids,),
+    )
+    assert [run_id for run_id, _ in finalized] == run_ids
+    assert infra.sql("select status from monitors where id = %s", (nightly_id,)) == [("up",)]  # its last ping
+    assert infra.sql("select status from monitors where id = %s", (backup_id,)) == [("up",)]
+    assert infra.redis().xlen(streams.RESULTS_STREAM) == 0
     last_completed = infra.sql(
         "select max(received_at) from heartbeat_pings where monitor_id = %s and kind <> 'log'", (nightly_id,)
     )[0][0]
     assert infra.sql("select last_completed_at from heartbeats where monitor_id = %s", (nightly_id,)) == [
         (last_completed,)
     ]
+
+
+def test_runs_the_function_cannot_finalize_are_announced_for_aggregate(aio, infra, clean, monkeypatch):
+    from shared.pipeline import aggregate
+
+    async def unreachable(run_ids, now=None):
+        raise ConnectionError("Postgres went away after the pings committed")
+
+    monitor_id, token = create_heartbeat(aio, infra, "nightly")
+    monkeypatch.setattr(aggregate, "finalize_runs", unreachable)
+    (receipt,), _ = aio.run(in_one_batch([ping(token)]))
+    aio.run(finalized_in_background())
+    assert infra.sql("select count(*) from runs where finalized_at is null") == [(1,)]
+    announced = [streams.decode(f)["run_id"] for _, f in infra.redis().xrange(streams.RESULTS_STREAM)]
+    assert announced == [str(receipt.run_id)]  # aggregate finalizes it from sc:results
 
 
 def test_a_retry_in_a_later_batch_is_still_counted_once(aio, infra, clean):
