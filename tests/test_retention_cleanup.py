@@ -167,6 +167,20 @@ def test_rows_at_the_cutoff_stay_and_rows_just_before_it_go(clean, aio):
     assert clean.sql("select location from monitor_results where run_id = %s", (run_id,)) == [("us-east",)]
 
 
+def test_heartbeat_pings_are_kept_as_long_as_results_and_the_dry_run_counts_them(clean, aio):
+    (monitor_id,) = seed_year(clean, monitors=1, step="6 hours", days=60)
+    for at in (CUTOFF - timedelta(days=3), CUTOFF - timedelta(microseconds=1), CUTOFF, NOW):
+        clean.sql(
+            """insert into heartbeat_pings (monitor_id, kind, source, received_at, message)
+               values (%s, 'success', 'healthchecks', %s, 'a job's output')""".replace("job's", "job''s"),
+            (monitor_id, at),
+        )
+    dry = aio.run(run_cleanup(dry_run=True, now=NOW, config=config()))
+    real = aio.run(run_cleanup(dry_run=False, now=NOW, config=config()))
+    assert dry.heartbeat_pings_deleted == real.heartbeat_pings_deleted == 2
+    assert clean.sql("select received_at from heartbeat_pings order by received_at") == [(CUTOFF,), (NOW,)]
+
+
 def test_without_preservation_status_changes_go_too(clean, aio):
     seed_year(clean, monitors=1, step="6 hours", days=90)
     keep_results, keep_runs = expected_survivors(clean, preserve=False)

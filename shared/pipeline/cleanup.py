@@ -121,6 +121,7 @@ def _tally_deleted(report: CleanupReport) -> Tally:
         ("runs", report.runs_deleted),
         ("alert_history", report.alert_history_deleted),
         ("alert_events", report.alert_events_deleted),
+        ("heartbeat_pings", report.heartbeat_pings_deleted),
         ("rollup_hourly", report.rollups.hourly_pruned),
     ):
         tally.count("supercheck_cleanup_deleted_rows", rows, table=table)
@@ -188,6 +189,9 @@ async def _real_run(
 
     with _timed(report, "results"):
         await delete_results(report, config, cutoff, project_id)
+        report.heartbeat_pings_deleted = await delete_old(
+            "heartbeat_pings", cutoff, config.batch_size, config.safety_limit, project_id, "received_at"
+        )
     with _timed(report, "alerts"):
         report.alert_history_deleted = await delete_old(
             "alert_history", report.alert_history_cutoff, config.batch_size, config.safety_limit, project_id

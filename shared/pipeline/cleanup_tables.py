@@ -155,6 +155,12 @@ async def count_deletions(
             )
             count = (await (await conn.execute(count_sql, params)).fetchone())["n"]
             setattr(report, f"{table}_deleted", min(config.safety_limit, count))
+        pings_sql = (
+            "select count(*) as n from heartbeat_pings t where received_at < %(cutoff)s"
+            f" and {_IN_PROJECT.format(alias='t')}"
+        )
+        count = (await (await conn.execute(pings_sql, params)).fetchone())["n"]
+        report.heartbeat_pings_deleted = min(config.safety_limit, count)
         if report.safety_limit_reached:
             report.notes.append("safety limit reached: old runs are left for the next run")
             return
@@ -273,10 +279,15 @@ async def _delete_in_batches(sql: str, params: dict, batch_size: int, budget: Bu
 
 
 async def delete_old(
-    table: str, cutoff: datetime, batch_size: int, limit: int, project_id: uuid.UUID | None = None
+    table: str,
+    cutoff: datetime,
+    batch_size: int,
+    limit: int,
+    project_id: uuid.UUID | None = None,
+    time_column: str = "created_at",
 ) -> int:
     sql = (
-        f"delete from {table} where id in (select id from {table} t where created_at < %(cutoff)s"
+        f"delete from {table} where id in (select id from {table} t where {time_column} < %(cutoff)s"
         f" and {_IN_PROJECT.format(alias='t')} limit %(size)s)"
     )
     return await _delete_in_batches(

@@ -349,6 +349,8 @@ class CleanupReport(ApiModel):
     runs_deleted: int = 0
     alert_history_deleted: int = 0
     alert_events_deleted: int = 0
+    # a heartbeat's pings (each may carry a body of up to 100 KB) are raw history: kept as long as results
+    heartbeat_pings_deleted: int = 0
     safety_limit_reached: bool = False
     monitors: list[MonitorCleanup] = Field(default_factory=list)
     rollups: RollupReport = Field(default_factory=RollupReport)
