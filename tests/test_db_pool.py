@@ -22,12 +22,14 @@ def test_a_quiet_connection_is_handed_out_without_asking_postgres(aio, monkeypat
         await check(conn)
 
     monkeypatch.setattr(AsyncConnectionPool, "check_connection", staticmethod(counted))
+    aio.run(db.close_pool())  # a pool of one connection: the loop's may hold several from earlier tests
     first = aio.run(_backend_pid())
     assert [aio.run(_backend_pid()) for _ in range(5)] == [first] * 5  # the same pooled connection each time
     assert asked == []
 
 
 def test_a_connection_whose_backend_was_terminated_is_replaced_before_it_is_handed_out(aio, infra):
+    aio.run(db.close_pool())  # one connection, so the terminated one is the one handed out next
     terminated = aio.run(_backend_pid())
     infra.sql(f"select pg_terminate_backend({terminated}, 10000)")  # returns once it is gone
     replaced = aio.run(_backend_pid())  # would raise "terminating connection" if the dead one were handed out
