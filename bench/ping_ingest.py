@@ -2,7 +2,8 @@
 function's /health (the same hop, no database) measured in the same run, in alternating rounds.
 
 Every ping is a real one (GET /function/ping/<token>): the rate limit, the token lookup, the ping row and its
-run and result, the announcement on sc:results. The connector runs too, so aggregate finalizes the runs while
+run and result, and their finalizing (in the ping function since it finalizes its own runs; the connector and
+aggregate still run, idle unless finalizing fails). The connector runs too, so the whole stack is there while
 the pings come in. Tokens are spread so none passes its rate limit (60 a minute).
 
     PYTHONPATH=. .venv/bin/python bench/ping_ingest.py --seconds 5 --rounds 2
@@ -155,7 +156,7 @@ def throughput(args) -> None:
 
 def _report(figures: dict[str, list[float]], unexpected: dict[int, int], args) -> None:
     median = {name: statistics.median(values) for name, values in figures.items()}
-    connector = "without the connector" if args.without_connector else "aggregate finalizing meanwhile"
+    connector = "without the connector" if args.without_connector else "the whole stack running"
     print(
         f"rounds {args.rounds} x {args.seconds:g} s, {args.connections} connections, {args.monitors} tokens,"
         f" {connector}"
