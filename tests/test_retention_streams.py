@@ -14,7 +14,7 @@ from shared.pipeline.cleanup import run_cleanup
 from shared.rules.retention import RetentionConfig
 from shared.settings import get_settings
 from shared.streams import CONSUMER_GROUP
-from tests.factories import default_project
+from tests.factories import default_project, insert_monitor
 
 NOW = datetime(2025, 6, 15, 2, 0, 7, tzinfo=UTC)
 OLD = NOW - timedelta(hours=48)
@@ -86,6 +86,35 @@ def s3_endpoint():
     server.start()
     yield f"http://127.0.0.1:{port}"
     server.stop()
+
+
+def test_counters_of_deleted_monitors_are_dropped_and_those_of_existing_ones_kept(clean, aio):
+    from shared.telemetry import METRICS, Tally
+
+    kept = insert_monitor(clean)
+    deleted = uuid.uuid4()  # counted by a check, then its monitor was deleted
+    tally = Tally()
+    for monitor_id in (kept, deleted):
+        tally.count("supercheck_monitor_checks", 3, monitor_id=monitor_id, location="us-east", result="up")
+        tally.count(
+            "supercheck_monitor_checks", 1, monitor_id=monitor_id, location="eu-central", result="down"
+        )
+        tally.count("supercheck_monitor_alerts", 1, monitor_id=monitor_id, kind="failure", outcome="sent")
+    assert aio.run(tally.flush())
+    r = clean.redis()
+    checks, alerts = (
+        METRICS[name].key for name in ("supercheck_monitor_checks", "supercheck_monitor_alerts")
+    )
+    before = {key: r.hgetall(key) for key in (checks, alerts)}
+
+    dry = aio.run(run_cleanup(dry_run=True, now=NOW, config=RetentionConfig()))
+    assert dry.monitor_counters_pruned == 3
+    assert {key: r.hgetall(key) for key in (checks, alerts)} == before, "a dry run deletes nothing"
+
+    real = aio.run(run_cleanup(dry_run=False, now=NOW, config=RetentionConfig()))
+    assert real.monitor_counters_pruned == 3
+    left = [field for key in (checks, alerts) for field in r.hkeys(key)]
+    assert len(left) == 3 and all(field.startswith(str(kept)) for field in left)
 
 
 def test_old_synthetic_artifacts_are_deleted_but_not_those_of_a_kept_status_change(clean, aio, s3_endpoint):

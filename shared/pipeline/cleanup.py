@@ -18,7 +18,7 @@ import psycopg
 from shared import db
 from shared.pipeline import rollups
 from shared.pipeline.cleanup_artifacts import expire_artifacts
-from shared.pipeline.cleanup_streams import trim_streams
+from shared.pipeline.cleanup_streams import prune_monitor_counters, trim_streams
 from shared.pipeline.cleanup_tables import count_deletions, delete_old, delete_results, delete_runs
 from shared.rules.retention import (
     ArtifactReport,
@@ -108,6 +108,7 @@ async def _run_phases(
         if project_id is None:
             with _timed(report, "streams"):
                 await trim_streams(report, config, settings, now)
+                await prune_monitor_counters(report, settings)
             with _timed(report, "artifacts"):
                 await expire_artifacts(report, config, settings, now)
         else:

@@ -1,12 +1,12 @@
 """Cleanup's Redis part (shared.pipeline.cleanup): every stream of ours trimmed by age, never past an entry a
-consumer group still needs."""
+consumer group still needs; the per-monitor counters of monitors that no longer exist dropped."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
 
-from shared import streams
+from shared import db, streams
 from shared.redis import get_redis
 from shared.rules.retention import (
     CleanupReport,
@@ -17,6 +17,7 @@ from shared.rules.retention import (
     stream_trim_floor,
 )
 from shared.settings import Settings
+from shared.telemetry import FIELD_SEPARATOR, METRICS
 
 log = logging.getLogger("supercheck.cleanup")
 
@@ -59,3 +60,27 @@ async def trim_streams(
         log.exception("stream trimming failed")
         report.notes.append(f"stream trimming failed: {type(error).__name__}")
     report.streams.sort(key=lambda trim: trim.stream)
+
+
+async def prune_monitor_counters(report: CleanupReport, settings: Settings) -> None:
+    """The per-monitor counters (checks and alerts by monitor, kept in Redis for the metrics function) of
+    monitors deleted since: without this each hash grows with every monitor ever made. Fields are read before the
+    monitors, so a monitor made meanwhile is among those kept; one deleted meanwhile goes at the next run."""
+    scoped = [spec for spec in METRICS.values() if spec.scope == "monitor"]
+    try:
+        for url in _redis_urls(settings):
+            client = get_redis(url)
+            fields = {spec.key: [field async for field, _ in client.hscan_iter(spec.key)] for spec in scoped}
+            async with db.transaction() as conn:
+                existing = {
+                    str(row["id"]) for row in await (await conn.execute("select id from monitors")).fetchall()
+                }
+            for key, names in fields.items():
+                gone = [name for name in names if name.split(FIELD_SEPARATOR, 1)[0] not in existing]
+                report.monitor_counters_pruned += len(gone)
+                if not report.dry_run:
+                    for start in range(0, len(gone), 1000):
+                        await client.hdel(key, *gone[start : start + 1000])
+    except Exception as error:  # a Redis outage must not hide what the database part did
+        log.exception("pruning monitor counters failed")
+        report.notes.append(f"pruning monitor counters failed: {type(error).__name__}")

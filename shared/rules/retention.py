@@ -351,6 +351,7 @@ class CleanupReport(ApiModel):
     alert_events_deleted: int = 0
     # a heartbeat's pings (each may carry a body of up to 100 KB) are raw history: kept as long as results
     heartbeat_pings_deleted: int = 0
+    monitor_counters_pruned: int = 0  # Redis fields of deleted monitors' check and alert counters
     safety_limit_reached: bool = False
     monitors: list[MonitorCleanup] = Field(default_factory=list)
     rollups: RollupReport = Field(default_factory=RollupReport)
