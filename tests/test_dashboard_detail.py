@@ -212,6 +212,20 @@ def test_a_paused_monitor_offers_resume_and_reads_paused(project, clean):
     assert page.find("span", data_status=None)[0]["data-status"] == "paused"  # the header's, first
 
 
+def test_a_flapping_monitor_says_so_on_its_page_and_in_the_list(project, clean):
+    project_id, browser = project
+    flapping = add_monitor(clean, project_id, name="Flaky", status="down")
+    steady = add_monitor(clean, project_id, name="Steady", status="up")
+    clean.sql("update monitors set alert_state = %s where id = %s", (Jsonb({"is_flapping": True}), flapping))
+    (badge,) = browser.page(flapping).find("span", data_flapping=None)
+    assert "alerts are held back" in badge["title"]
+    assert not browser.page(steady).find("span", data_flapping=None)
+    listed = Page(browser.get("/").text)
+    assert len(listed.find("span", data_flapping=None)) == 1
+    row = listed.html[listed.html.index(f'data-monitor-id="{flapping}"') :].split("</tr>")[0]
+    assert "data-flapping" in row
+
+
 def test_a_hostile_monitor_name_is_escaped_everywhere(project, clean):
     project_id, browser = project
     hostile = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'

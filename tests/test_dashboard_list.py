@@ -131,6 +131,27 @@ def test_search_filters_and_sorting_narrow_the_list_on_the_server(stack, key, br
         watched.assert_no_console_errors()
 
 
+def test_a_flapping_monitor_is_marked_in_the_list_and_on_its_page_at_both_widths(stack, key, browser, infra):
+    # paused: no run of its own comes to rewrite the alert state this test sets
+    monitor = create_monitor(stack, key, "flaky checkout", "http://127.0.0.1:9/", enabled=False)
+    infra.sql("update monitors set alert_state = '{\"is_flapping\": true}' where id = %s", (monitor["id"],))
+    for viewport, dark, name in ((DESKTOP, False, "desktop"), (PHONE, True, "phone-dark")):
+        with watched_page(browser, viewport=viewport, dark=dark) as watched:
+            page = watched.page
+            sign_in(page, stack.gateway_url, key)
+            badge = page.locator(f'[data-monitor-id="{monitor["id"]}"] [data-flapping]')
+            assert badge.is_visible() and badge.inner_text() == "flapping"
+            screenshot(page, f"list-flapping-{name}")
+            page.goto(f"{stack.gateway_url}{BASE}/monitors/{monitor['id']}")
+            header = page.locator("[data-monitor-status] [data-flapping]")
+            assert header.is_visible() and "held back" in header.get_attribute("title")
+            widest = page.evaluate("document.documentElement.scrollWidth")
+            assert widest <= viewport["width"], f"the page scrolls sideways at {viewport['width']} px"
+            screenshot(page, f"detail-flapping-{name}")
+            watched.assert_no_console_errors()
+    api(stack, key, "DELETE", f"/monitors/{monitor['id']}")
+
+
 def test_the_list_works_by_keyboard_at_phone_width_and_in_dark_mode(stack, key, browser):
     with watched_page(browser, viewport=PHONE, dark=True) as watched:
         page = watched.page
