@@ -46,7 +46,7 @@ def free_port(host: str = "127.0.0.1") -> int:
             with socket.create_connection((host, port)) as client:
                 accepted, _ = listener.accept()
                 accepted.close()  # closed first on the port's own side, so the TIME_WAIT holds the port
-                client.recv(1)
+                client.recv(1)  # its FIN has arrived: the port's side is the active closer before ours closes
         if port not in _ports_handed_out:
             _ports_handed_out.add(port)
             return port

@@ -210,7 +210,8 @@ def _finalize_soon(receipts: list[PingReceipt]) -> None:
 
 
 async def finalized_in_background() -> None:
-    """Waits for the runs already written to be finalized (what tests and a shutdown wait for)."""
+    """Waits for the runs already written to be finalized (tests wait so; nothing else does: a run left at a
+    stop is finalized at its deadline by aggregate's sweep)."""
     while _finalizing:
         await asyncio.gather(*list(_finalizing), return_exceptions=True)
 

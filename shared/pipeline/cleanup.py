@@ -191,7 +191,12 @@ async def _real_run(
     with _timed(report, "results"):
         await delete_results(report, config, cutoff, project_id)
         report.heartbeat_pings_deleted = await delete_old(
-            "heartbeat_pings", cutoff, config.batch_size, config.safety_limit, project_id, "received_at"
+            "heartbeat_pings",
+            cutoff,
+            config.batch_size,
+            config.safety_limit,
+            project_id,
+            time_column="received_at",
         )
     with _timed(report, "alerts"):
         report.alert_history_deleted = await delete_old(

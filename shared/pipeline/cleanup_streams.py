@@ -68,19 +68,22 @@ async def prune_monitor_counters(report: CleanupReport, settings: Settings) -> N
     monitors, so a monitor made meanwhile is among those kept; one deleted meanwhile goes at the next run."""
     scoped = [spec for spec in METRICS.values() if spec.scope == "monitor"]
     try:
-        for url in _redis_urls(settings):
-            client = get_redis(url)
-            fields = {spec.key: [field async for field, _ in client.hscan_iter(spec.key)] for spec in scoped}
-            async with db.transaction() as conn:
-                existing = {
-                    str(row["id"]) for row in await (await conn.execute("select id from monitors")).fetchall()
-                }
-            for key, names in fields.items():
+        fields = {
+            url: {
+                spec.key: [field async for field, _ in get_redis(url).hscan_iter(spec.key)] for spec in scoped
+            }
+            for url in _redis_urls(settings)
+        }
+        async with db.transaction() as conn:
+            rows = await (await conn.execute("select id from monitors")).fetchall()
+        existing = {str(row["id"]) for row in rows}
+        for url, by_key in fields.items():
+            for key, names in by_key.items():
                 gone = [name for name in names if name.split(FIELD_SEPARATOR, 1)[0] not in existing]
                 report.monitor_counters_pruned += len(gone)
                 if not report.dry_run:
                     for start in range(0, len(gone), 1000):
-                        await client.hdel(key, *gone[start : start + 1000])
+                        await get_redis(url).hdel(key, *gone[start : start + 1000])
     except Exception as error:  # a Redis outage must not hide what the database part did
         log.exception("pruning monitor counters failed")
         report.notes.append(f"pruning monitor counters failed: {type(error).__name__}")

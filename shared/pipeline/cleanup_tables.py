@@ -148,19 +148,18 @@ async def count_deletions(
             entry.status_changes_kept = row["kept"]
             budget.used += entry.results_deleted
         report.safety_limit_reached = sum(row["deletable"] for row in old) > config.safety_limit
-        for table in ("alert_history", "alert_events"):
+        # as delete_old takes them in a real run: each table by its own time column and cutoff
+        for table, time_column, cutoff_param in (
+            ("alert_history", "created_at", "alert_cutoff"),
+            ("alert_events", "created_at", "alert_cutoff"),
+            ("heartbeat_pings", "received_at", "cutoff"),
+        ):
             count_sql = (
-                f"select count(*) as n from {table} t where created_at < %(alert_cutoff)s"
+                f"select count(*) as n from {table} t where {time_column} < %({cutoff_param})s"
                 f" and {_IN_PROJECT.format(alias='t')}"
             )
             count = (await (await conn.execute(count_sql, params)).fetchone())["n"]
             setattr(report, f"{table}_deleted", min(config.safety_limit, count))
-        pings_sql = (
-            "select count(*) as n from heartbeat_pings t where received_at < %(cutoff)s"
-            f" and {_IN_PROJECT.format(alias='t')}"
-        )
-        count = (await (await conn.execute(pings_sql, params)).fetchone())["n"]
-        report.heartbeat_pings_deleted = min(config.safety_limit, count)
         if report.safety_limit_reached:
             report.notes.append("safety limit reached: old runs are left for the next run")
             return
