@@ -1,10 +1,11 @@
 """Heartbeat pings per second through the local gateway, against the gateway's own /healthz and the ping
 function's /health (the same hop, no database) measured in the same run, in alternating rounds.
 
-Every ping is a real one (GET /function/ping/<token>): the rate limit, the token lookup, the ping row and its
-run and result, and their finalizing (in the ping function since it finalizes its own runs; the connector and
-aggregate still run, idle unless finalizing fails). The connector runs too, so the whole stack is there while
-the pings come in. Tokens are spread so none passes its rate limit (60 a minute).
+Every ping is a real one (GET /function/ping/<token>): the token lookup, the rate limit and the retry mark, the
+entry on sc:pings, and then, through the connector, aggregate writing the ping row, its run and result, and
+finalizing the run. A ping is answered once it is queued, so after each round of pings the bench waits until
+aggregate has written every one, and reports that rate too ("written"): the pings of the round over the time
+from its start until the last was written. Tokens are spread so none passes its rate limit (60 a minute).
 
     PYTHONPATH=. .venv/bin/python bench/ping_ingest.py --seconds 5 --rounds 2
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -109,9 +111,39 @@ LABELS = (
     ("healthz", "gateway /healthz"),
     ("health", "gateway -> ping /health"),
     ("ping", "gateway -> ping (real pings)"),
+    ("ping_written", "  ... written by aggregate"),
     ("direct_health", "ping /health, no gateway"),
     ("direct_ping", "real pings, no gateway"),
+    ("direct_ping_written", "  ... written by aggregate"),
 )
+WRITTEN = {"ping": "ping_written", "direct_ping": "direct_ping_written"}
+
+
+def _stored_pings() -> int:
+    import psycopg
+
+    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+        return conn.execute("select count(*) from heartbeat_pings").fetchone()[0]
+
+
+def _wait_written(redis_url: str, within_seconds: float = 300) -> None:
+    """Until aggregate has acknowledged every entry of sc:pings (each written before it is acknowledged)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    deadline = time.monotonic() + within_seconds
+    try:
+        while time.monotonic() < deadline:
+            newest = client.xrevrange("sc:pings", count=1)
+            groups = [g for g in client.xinfo_groups("sc:pings") if g["name"] == "sc-connector"]
+            if not newest or (
+                groups and int(groups[0]["pending"]) == 0 and groups[0]["last-delivered-id"] == newest[0][0]
+            ):
+                return
+            time.sleep(0.01)
+        raise SystemExit("the pings were not all written within 300 s")
+    finally:
+        client.close()
 
 
 def throughput(args) -> None:
@@ -121,7 +153,6 @@ def throughput(args) -> None:
             log_dir=env.base / "logs",
             gateway_port=free_port(),
             with_cron=False,
-            with_connector=not args.without_connector,
         ).start()
         try:
             paths = asyncio.run(
@@ -144,8 +175,14 @@ def throughput(args) -> None:
                     ("direct_health", direct, ["/health"]),
                     ("direct_ping", direct, [path.removeprefix("/function/ping") for path in tokens[half:]]),
                 ):
+                    stored_before = _stored_pings() if name in WRITTEN else 0
+                    started = time.monotonic()
                     answered, statuses = asyncio.run(via.run(targets, args.seconds, args.connections))
                     figures[name].append(answered / args.seconds)
+                    if name in WRITTEN:
+                        _wait_written(env.redis_url)
+                        written = _stored_pings() - stored_before
+                        figures[WRITTEN[name]].append(written / (time.monotonic() - started))
                     for status, count in statuses.items():
                         if status != 200:
                             unexpected[status] = unexpected.get(status, 0) + count
@@ -156,16 +193,16 @@ def throughput(args) -> None:
 
 def _report(figures: dict[str, list[float]], unexpected: dict[int, int], args) -> None:
     median = {name: statistics.median(values) for name, values in figures.items()}
-    connector = "without the connector" if args.without_connector else "the whole stack running"
     print(
         f"rounds {args.rounds} x {args.seconds:g} s, {args.connections} connections, {args.monitors} tokens,"
-        f" {connector}"
+        " the whole stack running"
     )
     for name, label in LABELS:
         rounds = ", ".join(f"{value:,.0f}" for value in figures[name])
         print(f"{label:30} {median[name]:8,.0f} /s  (rounds: {rounds})")
     print(f"ping / gateway /healthz: {median['ping'] / median['healthz']:.2f}")
     print(f"ping / ping /health:     {median['ping'] / median['health']:.2f}")
+    print(f"  written / ping /health: {median['ping_written'] / median['health']:.2f}")
     print(f"direct, ping / /health:  {median['direct_ping'] / median['direct_health']:.2f}")
     print(f"non-200 answers: {unexpected or 'none'}")
 
@@ -224,9 +261,6 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each measured round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument(
-        "--without-connector", action="store_true", help="no aggregate finalizing the runs meanwhile"
-    )
     parser.add_argument("--lateness", action="store_true", help="measure the sweep's lateness instead")
     parser.add_argument("--late-monitors", type=int, default=12)
     args = parser.parse_args()

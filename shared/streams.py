@@ -10,6 +10,8 @@ from shared.settings import get_settings
 PREFIX = "sc"
 RESULTS_STREAM = f"{PREFIX}:results"
 ALERTS_STREAM = f"{PREFIX}:alerts"
+# Heartbeat pings the ping function accepted, for aggregate to write in order (shared/heartbeats/intake.py).
+PINGS_STREAM = f"{PREFIX}:pings"
 # Live events (results, status flips, alert sends) for the API's SSE endpoint: no consumer group, trimmed by length.
 LIVE_EVENTS_STREAM = f"{PREFIX}:events"
 LIVE_EVENTS_MAX_LENGTH = 100_000
@@ -78,3 +80,18 @@ PING_RATE_PREFIX = f"{PREFIX}:ping:rate:"
 
 def ping_rate_key(token_hash_hex: str, minute: int) -> str:
     return f"{PING_RATE_PREFIX}{token_hash_hex}:{minute}"
+
+
+# A retried ping's mark (its Idempotency-Key, or its rid and kind), so the ping function answers "already
+# counted" at once; the database's unique key is what keeps it counted once. Hashed: the key is the job's text.
+PING_SEEN_PREFIX = f"{PREFIX}:ping:seen:"
+PING_SEEN_SECONDS = 86_400
+
+
+def ping_seen_key(monitor_id: str, dedupe_hash_hex: str) -> str:
+    return f"{PING_SEEN_PREFIX}{monitor_id}:{dedupe_hash_hex}"
+
+
+# Bumped after a ping token stops being valid (rotated, its monitor deleted or no longer a heartbeat): the ping
+# functions' token caches are dropped at their next ping, so an old URL is refused from then on.
+PING_TOKENS_EPOCH_KEY = f"{PREFIX}:ping:tokens-epoch"

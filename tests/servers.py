@@ -104,3 +104,28 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, message:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {message}")
         time.sleep(interval)
+
+
+def wait_for_pings_written(infra, timeout: float = 30.0) -> None:
+    """Every ping the ping function has accepted is written: aggregate has acknowledged all of sc:pings (its
+    answer to a ping means "queued"; shared/heartbeats/intake.py)."""
+    import redis
+
+    client = infra.redis()
+
+    def drained() -> bool:
+        try:
+            groups = [g for g in client.xinfo_groups("sc:pings") if g["name"] == "sc-connector"]
+        except redis.ResponseError:  # no ping accepted yet
+            return True
+        newest = client.xrevrange("sc:pings", count=1)
+        if not newest:
+            return True
+        return bool(groups) and all(
+            int(g["pending"]) == 0 and g["last-delivered-id"] == newest[0][0] for g in groups
+        )
+
+    try:
+        wait_until(drained, timeout=timeout, message="the accepted pings to be written")
+    finally:
+        client.close()

@@ -97,3 +97,93 @@ def test_results_reach_aggregate_while_every_check_slot_is_busy(clean, aio):
         aio.run(run())
     finally:
         gateway.stop()
+
+
+class CountingGateway:
+    """A loopback gateway that holds each sc:pings POST a moment and records how many were in flight at once and
+    the entries each carried; results are answered at once."""
+
+    def __init__(self, hold_seconds: float) -> None:
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.ping_posts: list[list[str]] = []
+        self.result_posts = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                ids = [m["id"] for m in body["messages"]]
+                if body["messages"][0]["stream"] == streams.PINGS_STREAM:
+                    with owner.lock:
+                        owner.in_flight += 1
+                        owner.most_in_flight = max(owner.most_in_flight, owner.in_flight)
+                    threading.Event().wait(hold_seconds)
+                    with owner.lock:
+                        owner.in_flight -= 1
+                        owner.ping_posts.append(ids)
+                else:
+                    with owner.lock:
+                        owner.result_posts += 1
+                reply = json.dumps({"processed": ids, "rejected": []}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+def test_pings_are_posted_one_batch_at_a_time_in_order_and_deleted_once_acknowledged(clean, aio):
+    gateway = CountingGateway(hold_seconds=0.2)
+    aio.run(publish_payloads([(streams.PINGS_STREAM, json.dumps({"n": n})) for n in range(10)]))
+    added = [entry_id for entry_id, _ in clean.redis().xrange(streams.PINGS_STREAM)]
+    connector = Connector(
+        ConnectorConfig(
+            redis_url=clean.redis_url,
+            gateway_url=gateway.url,
+            streams=[streams.RESULTS_STREAM, streams.PINGS_STREAM],
+            batch_size=2,
+            concurrency=8,  # room for five ping POSTs at once, were the stream not ordered
+        )
+    )
+    result = ResultEnvelope(run_id=uuid.uuid4(), monitor_id=uuid.uuid4(), location="us-east", status="up")
+
+    async def run() -> None:
+        loop = asyncio.create_task(connector.run_forever())
+        try:
+            await asyncio.to_thread(wait_until, lambda: gateway.in_flight, 10, 0.01, "the first ping POST")
+            await publish([(streams.RESULTS_STREAM, result)])
+            await asyncio.to_thread(wait_until, lambda: gateway.result_posts, 10, 0.01, "the result's POST")
+            assert len(gateway.ping_posts) < 5, "the result did not wait for every ping batch"
+            await asyncio.to_thread(
+                wait_until, lambda: len(gateway.ping_posts) == 5, 10, 0.05, "every ping batch"
+            )
+            redis = clean.redis()
+            await asyncio.to_thread(
+                wait_until,
+                lambda: redis.xlen(streams.PINGS_STREAM) == 0,
+                10,
+                0.05,
+                "pings deleted once acked",
+            )
+            assert redis.xlen(streams.RESULTS_STREAM) == 1, "other streams keep theirs, to look back at"
+        finally:
+            loop.cancel()
+            await asyncio.gather(loop, return_exceptions=True)
+            await connector.close()
+
+    try:
+        aio.run(run())
+    finally:
+        gateway.server.shutdown()
+    assert gateway.most_in_flight == 1
+    assert [entry_id for post in gateway.ping_posts for entry_id in post] == added
+    assert [len(post) for post in gateway.ping_posts] == [2] * 5

@@ -1,31 +1,30 @@
-"""Pings written together (group commit, shared/heartbeats/ping.py): many concurrent pings of several tokens go
-out in one batch, each applied in arrival order and answered with its own outcome, against real Postgres and
-Redis."""
+"""Pings taken in and written in batches, against real Postgres and Redis: the ping function's part
+(shared/heartbeats/intake.py: concurrent pings in one Redis script run, each answered with its own outcome, put on
+sc:pings) and aggregate's (shared/heartbeats/record.py: the entries written in order, each once, their runs
+finalized), and the sweep holding alarms back while pings are queued."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
 
 from shared import streams
+from shared.heartbeats import intake
 from shared.heartbeats.group_commit import GroupCommit, group_commit_for
-from shared.heartbeats.ping import (
-    PingReceipt,
-    PingRefused,
-    _take_batch,
-    finalized_in_background,
-    parse_ping,
-    receive_ping,
-)
+from shared.heartbeats.ping import PingEnvelope, PingRefused, parse_ping
+from shared.heartbeats.record import PingSkipped, PingWritten, record_ping_batch, record_pings
+from shared.heartbeats.sweep import pings_written_until, sweep_overdue_heartbeats
 from shared.heartbeats.tokens import token_hash
 from tests.factories import default_project
 
 
-def create_heartbeat(aio, infra, name: str, enabled: bool = True) -> tuple[str, str]:
+def create_heartbeat(aio, infra, name: str, enabled: bool = True, grace: int = 60) -> tuple[str, str]:
     """A heartbeat made through the API's service: its monitor id and its token."""
     from shared.api.requests import MonitorCreate
     from shared.api.services import monitors
@@ -36,7 +35,7 @@ def create_heartbeat(aio, infra, name: str, enabled: bool = True) -> tuple[str, 
                 "name": name,
                 "type": "heartbeat",
                 "enabled": enabled,
-                "config": {"periodSeconds": 3600, "graceSeconds": 60},
+                "config": {"periodSeconds": 3600, "graceSeconds": grace},
             }
         )
         row = await monitors.create_monitor(default_project(infra), None, spec)
@@ -51,11 +50,33 @@ def ping(token: str, suffix: str = "", query: dict | None = None, headers: dict 
 
 
 async def in_one_batch(pings) -> tuple[list, int]:
-    """The pings submitted at once, as concurrent requests are: their outcomes and how many batches took them."""
-    group = group_commit_for(_take_batch)
+    """The pings submitted at once, as concurrent requests are: their answers and how many batches took them."""
+    group = group_commit_for(intake._accept_batch)
     before = group.batches
-    outcomes = await asyncio.gather(*(receive_ping(p) for p in pings), return_exceptions=True)
+    outcomes = await asyncio.gather(*(intake.receive_ping(p) for p in pings), return_exceptions=True)
     return outcomes, group.batches - before
+
+
+def queued(infra) -> list[tuple[str, dict]]:
+    """sc:pings as the connector would read it: (entry id, decoded payload)."""
+    return [
+        (entry_id, streams.decode(fields)) for entry_id, fields in infra.redis().xrange(streams.PINGS_STREAM)
+    ]
+
+
+def delivered(entries: list[tuple[str, dict]]) -> dict:
+    """The connector's POST body for these entries."""
+    return {
+        "messages": [
+            {"id": entry_id, "stream": streams.PINGS_STREAM, "deliveries": 1, "data": data}
+            for entry_id, data in entries
+        ]
+    }
+
+
+def write_queued(aio, infra) -> list:
+    """What aggregate does with the queued pings, in one batch: each one's outcome."""
+    return aio.run(record_pings([PingEnvelope.model_validate(data) for _, data in queued(infra)]))
 
 
 def stored_pings(infra, monitor_id: str) -> list[tuple]:
@@ -73,7 +94,7 @@ def stored_results(infra, monitor_id: str) -> list[tuple]:
     )
 
 
-def test_concurrent_pings_of_several_tokens_are_one_batch_each_counted_right(aio, infra, clean):
+def test_concurrent_pings_are_taken_in_one_script_run_then_written_in_order(aio, infra, clean):
     nightly_id, nightly = create_heartbeat(aio, infra, "nightly")
     backup_id, backup = create_heartbeat(aio, infra, "backup")
     paused_id, paused = create_heartbeat(aio, infra, "paused", enabled=False)
@@ -100,11 +121,28 @@ def test_concurrent_pings_of_several_tokens_are_one_batch_each_counted_right(aio
     ]
     outcomes, batches = aio.run(in_one_batch(pings))
 
-    assert batches == 1, "submitted together, written together"
+    assert batches == 1, "submitted together, taken in together"
     answers = [
         o.status if isinstance(o, PingRefused) else ("counted" if o.counted else "retry") for o in outcomes
     ]
     assert answers == ["counted"] * 5 + ["retry", "counted", "retry", "counted", 404, 429, "counted"]
+    entries = queued(infra)
+    assert [data["ping_kind"] for _, data in entries] == [
+        "success",
+        "start",
+        "fail",
+        "log",
+        "success",
+        "fail",
+        "success",
+        "success",
+    ], "in arrival order, retries and refusals left out"
+    for token in (nightly, backup, paused):
+        assert not [e for e in infra.redis().xrange(streams.PINGS_STREAM) if token in str(e)], "hashes only"
+    assert stored_pings(infra, nightly_id) == [], "nothing written before aggregate takes the batch"
+
+    reply = json.loads(aio.run(record_ping_batch(delivered(entries))).body)
+    assert reply["processed"] == [entry_id for entry_id, _ in entries] and reply["written"] == len(entries)
     assert stored_pings(infra, nightly_id) == [
         ("success", None, True),
         ("fail", None, True),
@@ -128,18 +166,13 @@ def test_concurrent_pings_of_several_tokens_are_one_batch_each_counted_right(aio
     assert stored_pings(infra, paused_id) == [("success", None, False)], "paused: the ping, no run"
     assert stored_pings(infra, limited_id) == []
 
-    # every run finalized by the ping function itself, in the order of the pings, none left for aggregate
-    run_ids = [o.run_id for o in outcomes if isinstance(o, PingReceipt) and o.run_id]
-    assert len(run_ids) == 5
-    aio.run(finalized_in_background())
+    # every run finalized by aggregate at once, in the order of the pings
     finalized = infra.sql(
-        "select id, status from runs where finalized_at is not null and id = any(%s) order by scheduled_at",
-        (run_ids,),
+        """select r.monitor_id::text from runs r where r.finalized_at is not null order by r.scheduled_at"""
     )
-    assert [run_id for run_id, _ in finalized] == run_ids
+    assert [m for (m,) in finalized] == [nightly_id, nightly_id, backup_id, nightly_id, nightly_id]
     assert infra.sql("select status from monitors where id = %s", (nightly_id,)) == [("up",)]  # its last ping
     assert infra.sql("select status from monitors where id = %s", (backup_id,)) == [("up",)]
-    assert infra.redis().xlen(streams.RESULTS_STREAM) == 0
     last_completed = infra.sql(
         "select max(received_at) from heartbeat_pings where monitor_id = %s and kind <> 'log'", (nightly_id,)
     )[0][0]
@@ -148,19 +181,15 @@ def test_concurrent_pings_of_several_tokens_are_one_batch_each_counted_right(aio
     ]
 
 
-def test_runs_the_function_cannot_finalize_are_announced_for_aggregate(aio, infra, clean, monkeypatch):
-    from shared.pipeline import aggregate
-
-    async def unreachable(run_ids, now=None):
-        raise ConnectionError("Postgres went away after the pings committed")
-
+def test_an_entry_delivered_again_is_written_once(aio, infra, clean):
     monitor_id, token = create_heartbeat(aio, infra, "nightly")
-    monkeypatch.setattr(aggregate, "finalize_runs", unreachable)
-    (receipt,), _ = aio.run(in_one_batch([ping(token)]))
-    aio.run(finalized_in_background())
-    assert infra.sql("select count(*) from runs where finalized_at is null") == [(1,)]
-    announced = [streams.decode(f)["run_id"] for _, f in infra.redis().xrange(streams.RESULTS_STREAM)]
-    assert announced == [str(receipt.run_id)]  # aggregate finalizes it from sc:results
+    aio.run(in_one_batch([ping(token), ping(token, "/log")]))
+    first = write_queued(aio, infra)
+    again = write_queued(aio, infra)  # the connector's redelivery after aggregate's answer was lost
+    assert [type(o) for o in first] == [PingWritten, PingWritten]
+    assert again == [PingSkipped("already counted")] * 2
+    assert [kind for kind, _, _ in stored_pings(infra, monitor_id)] == ["success", "log"]
+    assert infra.sql("select count(*) from runs where monitor_id = %s", (monitor_id,)) == [(1,)]
 
 
 def test_a_retry_in_a_later_batch_is_still_counted_once(aio, infra, clean):
@@ -169,18 +198,111 @@ def test_a_retry_in_a_later_batch_is_still_counted_once(aio, infra, clean):
     first, _ = aio.run(in_one_batch([ping(token, "", {"rid": rid})]))
     again, _ = aio.run(in_one_batch([ping(token, "", {"rid": rid}), ping(token, "/log")]))
     assert [o.counted for o in first + again] == [True, False, True]
+    write_queued(aio, infra)
+    assert [kind for kind, _, _ in stored_pings(infra, monitor_id)] == ["success", "log"]
+    # the mark in Redis expires; the database's key still tells the retry apart
+    infra.redis().delete(*infra.redis().keys(streams.PING_SEEN_PREFIX + "*"))
+    infra.redis().delete(streams.PINGS_STREAM)
+    (late_retry,), _ = aio.run(in_one_batch([ping(token, "", {"rid": rid})]))
+    assert late_retry.counted  # the ping function cannot tell any more
+    assert write_queued(aio, infra) == [PingSkipped("already counted")]
     assert [kind for kind, _, _ in stored_pings(infra, monitor_id)] == ["success", "log"]
 
 
-def test_a_ping_the_database_refuses_fails_alone_not_its_batch(aio, infra, clean):
+def test_a_ping_the_database_refuses_is_dead_lettered_alone_not_its_batch(aio, infra, clean):
     monitor_id, token = create_heartbeat(aio, infra, "nightly")
-    good = ping(token, "/log", body=b"fine")
-    # past validation, a text Postgres cannot hold (parse_ping keeps NUL out; this one skips it)
-    bad = good.model_copy(update={"message": "nul \x00 inside"})
-    outcomes, _ = aio.run(in_one_batch([good, bad, ping(token, "/log")]))
-    assert isinstance(outcomes[0], PingReceipt) and isinstance(outcomes[2], PingReceipt)
-    assert isinstance(outcomes[1], Exception) and not isinstance(outcomes[1], PingRefused)
+    aio.run(in_one_batch([ping(token, "/log", body=b"fine"), ping(token, "/log"), ping(token, "/log")]))
+    entries = queued(infra)
+    # past validation, a text Postgres cannot hold (parse_ping keeps NUL out; this entry skips it)
+    entries[1][1]["message"] = "nul \x00 inside"
+    reply = json.loads(aio.run(record_ping_batch(delivered(entries))).body)
+    assert reply["processed"] == [entries[0][0], entries[2][0]]
+    assert reply["rejected"] == [
+        {"id": entries[1][0], "error": "the database refused the ping (UntranslatableCharacter)"}
+    ]
     assert len(stored_pings(infra, monitor_id)) == 2
+
+
+def test_an_entry_that_is_not_a_ping_is_rejected_naming_the_field(aio, infra, clean):
+    reply = json.loads(
+        aio.run(record_ping_batch(delivered([("1-0", {"kind": "ping", "ping_id": "not-a-uuid"})]))).body
+    )
+    assert reply["processed"] == []
+    assert reply["rejected"][0]["id"] == "1-0" and "ping_id" in reply["rejected"][0]["error"]
+
+
+def test_a_rotated_token_is_refused_at_once_and_its_queued_pings_still_count(aio, infra, clean):
+    from shared.api.services import monitors
+
+    monitor_id, token = create_heartbeat(aio, infra, "nightly")
+    (before,), _ = aio.run(in_one_batch([ping(token)]))  # cached as known
+    assert before.counted
+    aio.run(monitors.rotate_ping_token(default_project(infra), None, uuid.UUID(monitor_id)))
+    (after,), _ = aio.run(in_one_batch([ping(token)]))
+    assert isinstance(after, PingRefused) and after.status == 404, "the epoch moved: the cache was dropped"
+
+    # the ping queued before the rotation counts; one let in after it (a missed epoch bump) does not
+    ((entry_id, data),) = queued(infra)
+    stale = {**data, "ping_id": str(uuid.uuid4()), "received_at": datetime.now(UTC).isoformat()}
+    outcomes = aio.run(record_pings([PingEnvelope.model_validate(d) for d in (data, stale)]))
+    assert type(outcomes[0]) is PingWritten
+    assert outcomes[1] == PingSkipped("it came after its token was rotated")
+    assert len(stored_pings(infra, monitor_id)) == 1
+
+
+def test_a_ping_delivered_long_after_later_ones_is_kept_but_moves_nothing(aio, infra, clean):
+    monitor_id, token = create_heartbeat(aio, infra, "nightly")
+    aio.run(in_one_batch([ping(token, "/start")]))
+    ((_, start),) = queued(infra)
+    infra.redis().delete(streams.PINGS_STREAM)
+    aio.run(in_one_batch([ping(token)]))
+    ((_, end),) = queued(infra)
+    # the start's POST failed and the connector reclaimed it after the end was written
+    written = aio.run(record_pings([PingEnvelope.model_validate(end)]))
+    late_start = {**start, "received_at": (datetime.now(UTC) - timedelta(minutes=2)).isoformat()}
+    late = aio.run(record_pings([PingEnvelope.model_validate(late_start)]))
+    assert type(written[0]) is PingWritten and late[0].run_id is None
+    assert [kind for kind, _, _ in stored_pings(infra, monitor_id)] == ["success", "start"]
+    assert infra.sql("select open_start_at from heartbeats where monitor_id = %s", (monitor_id,)) == [(None,)]
+
+
+def test_runs_aggregate_cannot_finalize_at_once_are_finalized_at_their_deadline(
+    aio, infra, clean, monkeypatch
+):
+    from shared.pipeline import aggregate
+
+    async def unreachable(run_ids, now=None):
+        raise ConnectionError("Postgres went away after the pings committed")
+
+    monitor_id, token = create_heartbeat(aio, infra, "nightly")
+    aio.run(in_one_batch([ping(token)]))
+    with monkeypatch.context() as patched:
+        patched.setattr(aggregate, "finalize_runs", unreachable)
+        (written,) = write_queued(aio, infra)
+    assert infra.sql("select count(*) from runs where finalized_at is null") == [(1,)]
+    assert aio.run(aggregate.sweep_deadlines()) == 1  # the run's deadline is its ping's moment
+    assert infra.sql("select status from runs where id = %s", (written.run_id,)) == [("up",)]
+
+
+def test_the_sweep_raises_no_alarm_past_a_ping_still_queued(aio, infra, clean):
+    silent_id, _ = create_heartbeat(aio, infra, "silent", grace=0)
+    pinging_id, token = create_heartbeat(aio, infra, "pinging", grace=0)
+    assert aio.run(pings_written_until()) == datetime.max.replace(tzinfo=UTC), "nothing queued"
+    aio.run(in_one_batch([ping(token)]))
+    ((_, data),) = queued(infra)
+    arrived = datetime.fromisoformat(data["received_at"])
+    assert aio.run(pings_written_until()) == arrived - timedelta(seconds=1)
+    # both alarms passed: the silent one's before the queued ping arrived, the pinging one's just after
+    infra.sql(
+        "update heartbeats set alarm_at = %s where monitor_id = %s",
+        (arrived - timedelta(minutes=5), silent_id),
+    )
+    infra.sql("update heartbeats set alarm_at = %s where monitor_id = %s", (arrived, pinging_id))
+    assert aio.run(sweep_overdue_heartbeats()) == 1
+    assert infra.sql("select monitor_id::text from runs") == [(silent_id,)]
+    write_queued(aio, infra)
+    infra.redis().delete(streams.PINGS_STREAM)  # as the connector's acknowledgement leaves it
+    assert aio.run(sweep_overdue_heartbeats()) == 0, "its ping came: its next alarm is an hour away"
 
 
 @pytest.mark.parametrize("size", [1, 3])

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.factories import default_project
-from tests.servers import wait_until
+from tests.servers import wait_for_pings_written, wait_until
 
 PERIOD = {"periodSeconds": 60, "graceSeconds": 0}
 
@@ -58,6 +58,7 @@ def wait_for_runs(infra, monitor_id: str, count: int) -> list[str]:
 
 
 def results(infra, monitor_id: str) -> list[tuple]:
+    wait_for_pings_written(infra)
     return infra.sql(
         """select status, response_time_ms, message, location from monitor_results
            where monitor_id = %s order by checked_at""",
@@ -66,6 +67,7 @@ def results(infra, monitor_id: str) -> list[tuple]:
 
 
 def pings(infra, monitor_id: str) -> list[tuple]:
+    wait_for_pings_written(infra)
     return infra.sql(
         "select kind, source, exit_status, message from heartbeat_pings where monitor_id = %s order by id",
         (monitor_id,),
@@ -74,6 +76,7 @@ def pings(infra, monitor_id: str) -> list[tuple]:
 
 def let_time_pass(infra, monitor_id: str, seconds: int) -> None:
     """As if `seconds` had passed: every stored moment of the monitor moves back (the sweep reads the clock)."""
+    wait_for_pings_written(infra)
     back = "make_interval(secs => %(s)s)"
     for statement in (
         f"""update heartbeats set alarm_at = alarm_at - {back}, alarm_due = alarm_due - {back},
@@ -339,11 +342,12 @@ def test_no_ping_token_reaches_any_log_of_the_stack(stack, api, infra):
         assert not [name for name, text in logs.items() if secret in text]
 
 
-def test_the_api_lists_a_heartbeats_pings_newest_first_with_their_messages(api):
+def test_the_api_lists_a_heartbeats_pings_newest_first_with_their_messages(api, infra):
     monitor = create_heartbeat(api)
     path = ping_path(monitor)
     api.get(f"{path}/start")
     api.post(f"{path}/2", content=b"rsync: connection refused")
+    wait_for_pings_written(infra)
     page = api.get(f"/api/monitors/{monitor['id']}/pings", params={"limit": 1})
     assert page.status_code == 200, page.text
     (latest,) = page.json()["data"]

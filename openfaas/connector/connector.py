@@ -30,6 +30,8 @@ from shared.settings import get_settings
 from shared.telemetry import Tally
 
 log = logging.getLogger("connector")
+# (Redis URL, function, the ordered stream read alone or None): the streams one read loop reads
+ReadGroup = tuple[str, str | None, str | None]
 
 
 @dataclass
@@ -125,23 +127,25 @@ class Connector:
     def redis_for(self, stream: str) -> aioredis.Redis:
         return self.clients[self.config.stream_redis_urls.get(stream, self.config.redis_url)]
 
-    def read_groups(self) -> dict[tuple[str, str | None], list[str]]:
-        """Streams read together: those of one Redis feeding one function, each group with its own read loop."""
-        groups: dict[tuple[str, str | None], list[str]] = {}
+    def read_groups(self) -> dict[ReadGroup, list[str]]:
+        """Streams read together: those of one Redis feeding one function, each group with its own read loop;
+        an ordered stream (routing.ORDERED_STREAMS) alone in its group."""
+        groups: dict[ReadGroup, list[str]] = {}
         for stream in self.config.streams:
             url = self.config.stream_redis_urls.get(stream, self.config.redis_url)
-            groups.setdefault((url, routing.function_for_stream(stream)), []).append(stream)
+            ordered = stream if stream in routing.ORDERED_STREAMS else None
+            groups.setdefault((url, routing.function_for_stream(stream), ordered), []).append(stream)
         return groups
 
-    async def read_new(self, block_ms: int | None, group: tuple[str, str | None] | None = None) -> int:
+    async def read_new(self, block_ms: int | None, group: ReadGroup | None = None) -> int:
         """Read up to one batch per stream (of one read group, or all) and dispatch each batch; returns messages
         read."""
         await self.ensure_groups()
         total = 0
-        for (url, function), names in self.read_groups().items():
-            if group is not None and (url, function) != group:
+        for key, names in self.read_groups().items():
+            if group is not None and key != group:
                 continue
-            reply = await self.clients[url].xreadgroup(
+            reply = await self.clients[key[0]].xreadgroup(
                 streams.CONSUMER_GROUP,
                 self.config.consumer,
                 {stream: ">" for stream in names},
@@ -236,7 +240,12 @@ class Connector:
         if dead:
             await self._dead_letter(stream, dead)
         self.held.update((stream, message["id"]) for message in messages)
-        slots = self.slots.setdefault(function, asyncio.Semaphore(self.config.concurrency))
+        # an ordered stream's batches one at a time, in their order; others share their function's slots
+        slots = (
+            self.slots.setdefault(stream, asyncio.Semaphore(1))
+            if stream in routing.ORDERED_STREAMS
+            else self.slots.setdefault(function, asyncio.Semaphore(self.config.concurrency))
+        )
         for chunk in self._posts(stream, messages):
             await slots.acquire()
             task = asyncio.create_task(self._post(stream, function, chunk, dict(entries)))
@@ -325,7 +334,13 @@ class Connector:
                     for dead in _dead_letters(function, mid, item, fields_by_id.get(mid, {}))
                 ],
             )
-        if processed:
+        if processed and stream in routing.DELETED_WHEN_ACKNOWLEDGED:
+            pipe = self.redis_for(stream).pipeline(transaction=True)
+            pipe.xack(stream, streams.CONSUMER_GROUP, *processed)
+            pipe.xdel(stream, *processed)
+            await pipe.execute()
+            self.stats.acked += len(processed)
+        elif processed:
             await self.redis_for(stream).xack(stream, streams.CONSUMER_GROUP, *processed)
             self.stats.acked += len(processed)
         self._count(function, "ok", len(set(processed)))
@@ -344,6 +359,8 @@ class Connector:
                 },
             )
             pipe.xack(stream, streams.CONSUMER_GROUP, message_id)
+            if stream in routing.DELETED_WHEN_ACKNOWLEDGED:  # its fields are in the dead letter
+                pipe.xdel(stream, message_id)
             log.warning("dead-lettered %s %s: %s", stream, message_id, reason)
         await pipe.execute()
         self.stats.dead_lettered += len(dead)
@@ -388,7 +405,7 @@ class Connector:
         """Every read loop and the reclaim loop, each supervised: one that dies is reported and restarted."""
         bodies: dict[str, Callable[[LoopState], Awaitable[None]]] = {}
         for number, group in enumerate(self.read_groups()):
-            name = f"read {group[1] or 'unrouted'}"
+            name = f"read {group[1] or 'unrouted'}" + (f" {group[2]}" if group[2] else "")
             bodies[name if name not in bodies else f"{name} #{number}"] = partial(self._read_loop, group)
         bodies["reclaim"] = partial(self._reclaim_loop, reclaim_every_seconds)
         if self.config.heartbeat_seconds and self.job_streams_by_location():
@@ -401,7 +418,7 @@ class Connector:
             )
         )
 
-    async def _read_loop(self, group: tuple[str, str | None], state: LoopState) -> None:
+    async def _read_loop(self, group: ReadGroup, state: LoopState) -> None:
         state.entered()
         while True:
             self.stats.last_loop_at = time.time()

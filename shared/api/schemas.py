@@ -113,7 +113,7 @@ class ResultPage(ApiModel):
 
 
 class HeartbeatPingOut(ApiModel):
-    """One ping a heartbeat's job sent (shared/heartbeats/ping.py); its run, if it completed the job."""
+    """One ping a heartbeat's job sent (written by shared/heartbeats/record.py); its run, if it completed the job."""
 
     id: int
     kind: Literal["success", "fail", "start", "log"]

@@ -8,7 +8,8 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from shared.heartbeats.ping import MAX_BODY_BYTES, PingRefused, parse_ping, receive_ping
+from shared.heartbeats.intake import receive_ping
+from shared.heartbeats.ping import MAX_BODY_BYTES, PingRefused, parse_ping
 
 log = logging.getLogger("supercheck.ping")
 ALLOWED_METHODS = ("GET", "HEAD", "POST")

@@ -1,6 +1,6 @@
 """Group commit: items submitted in one process while a batch is being written wait and go out together in the
 next, and each submitter is answered with its own item's outcome once its batch is done. Used by the ping
-function (shared/heartbeats/ping.py), whose cost per request was one transaction and two Redis round trips.
+function (shared/heartbeats/intake.py): a batch of pings is one script run in Redis instead of one per ping.
 
 No timer: an item that arrives when nothing is being written goes at once, so a lone ping waits for nobody,
 and under load a batch holds what arrived during the last write. Batches run one at a time, in arrival order,

@@ -56,9 +56,9 @@ async def rotate_token(conn: AsyncConnection, monitor_id: uuid.UUID, project_id:
     token = new_token()
     rotated = await (
         await conn.execute(
-            """update heartbeats set token_hash = %s, token_encrypted = %s, updated_at = %s
+            """update heartbeats set token_hash = %s, token_encrypted = %s, updated_at = %s, token_rotated_at = %s
                where monitor_id = %s returning monitor_id""",
-            (token_hash(token), seal(token, project_id), datetime.now(UTC), monitor_id),
+            (token_hash(token), seal(token, project_id), *[datetime.now(UTC)] * 2, monitor_id),
         )
     ).fetchone()
     return rotated is not None

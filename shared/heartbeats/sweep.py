@@ -6,6 +6,10 @@ stands for, (monitor_id, scheduled_at = the missed due time, or the unended star
 crash before its announcements, writes it once, and runs' deadlines finalize one never announced. An overdue
 heartbeat is found by the first sweep after its alarm, so at most one sweep interval late (a minute under
 stack.yml's cron), plus a batch's time when more than BATCH are overdue at once.
+
+Pings reach the database through sc:pings (shared/heartbeats/intake.py), so a ping may be accepted and not yet
+written: the sweep calls a heartbeat overdue only if its alarm passed before the oldest ping still queued. While
+aggregate or the connector is behind, alarms wait; none is raised for a job that did ping in time.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import uuid
 from datetime import UTC, datetime
 
 from psycopg.types.json import Jsonb
+from redis.exceptions import ResponseError
 
 from shared import db, streams
-from shared.heartbeats.ping import HEARTBEAT_LOCATION
+from shared.heartbeats.ping import HEARTBEAT_LOCATION, PingEnvelope
+from shared.heartbeats.record import LATE_PING
 from shared.models import ResultEnvelope
-from shared.redis import publish, publish_live_events
+from shared.redis import get_redis, publish, publish_live_events
 from shared.rules.heartbeats import Alarm, HeartbeatSchedule, alarm, overdue_message
 
 BATCH = 1000
@@ -27,9 +33,9 @@ _MAX_BATCHES = 20  # a sweep's bounded work: the rest waits for the next cron ca
 _OVERDUE = """
 select h.monitor_id, h.alarm_at, h.alarm_due, h.alarm_reason, h.open_start_at, m.config
 from heartbeats h join monitors m on m.id = h.monitor_id
-where h.alarm_at <= %s and m.enabled
+where h.alarm_at <= %(until)s and m.enabled
 order by h.alarm_at
-limit %s
+limit %(limit)s
 for no key update of h skip locked
 """
 
@@ -109,10 +115,11 @@ def _fired(rows: list[dict], now: datetime) -> dict[str, list]:
     return columns
 
 
-async def _sweep_batch(now: datetime) -> tuple[int, list[tuple[uuid.UUID, uuid.UUID]]]:
-    """One batch: how many overdue heartbeats it took, and the (run, monitor) of the down runs it wrote."""
+async def _sweep_batch(now: datetime, until: datetime) -> tuple[int, list[tuple[uuid.UUID, uuid.UUID]]]:
+    """One batch: how many heartbeats overdue before `until` it took, and the (run, monitor) of the down runs it
+    wrote."""
     async with db.transaction() as conn:
-        rows = await (await conn.execute(_OVERDUE, (now, BATCH))).fetchall()
+        rows = await (await conn.execute(_OVERDUE, {"until": until, "limit": BATCH})).fetchall()
         if not rows:
             return 0, []
         params = {**_fired(rows, now), "now": now, "location": HEARTBEAT_LOCATION}
@@ -123,14 +130,48 @@ async def _sweep_batch(now: datetime) -> tuple[int, list[tuple[uuid.UUID, uuid.U
 async def sweep_overdue_heartbeats(now: datetime | None = None) -> int:
     """Writes a down run for each overdue heartbeat and announces it on sc:results; returns how many it wrote."""
     now = now or datetime.now(UTC)
+    until = min(now, await pings_written_until())
     total = 0
     for _ in range(_MAX_BATCHES):
-        taken, runs = await _sweep_batch(now)
+        taken, runs = await _sweep_batch(now, until)
         await _announce(runs, now)
         total += len(runs)
         if taken < BATCH:
             break
     return total
+
+
+async def pings_written_until() -> datetime:
+    """Every ping accepted before this moment is written: the arrival of the oldest sc:pings entry the connector's
+    group has not acknowledged (pending, or not yet delivered; the first entry when no group reads it yet), less
+    the interleaving of several ping functions' entries; the far future when nothing is queued."""
+    client = get_redis()
+    stream = streams.PINGS_STREAM
+    try:
+        groups = await client.xinfo_groups(stream)
+    except ResponseError:  # no stream yet: nothing was ever queued
+        return _NOTHING_QUEUED
+    queued: list[str] = []
+    ours = [group for group in groups if group["name"] == streams.CONSUMER_GROUP]
+    if not ours:
+        queued += [entry_id for entry_id, _ in await client.xrange(stream, count=1)]
+    for group in ours:
+        if int(group["pending"]):
+            queued.append((await client.xpending(stream, group["name"]))["min"])
+        after = await client.xrange(stream, min="(" + group["last-delivered-id"], count=1)
+        queued += [entry_id for entry_id, _ in after]
+    if not queued:
+        return _NOTHING_QUEUED
+    oldest = min(queued, key=lambda entry_id: tuple(map(int, entry_id.split("-"))))
+    entries = await client.xrange(stream, min=oldest, max=oldest)
+    try:
+        arrived = PingEnvelope.model_validate(streams.decode(entries[0][1])).received_at
+    except Exception:  # trimmed meanwhile, or not a ping (it goes to the dead letters): Redis's own clock
+        arrived = datetime.fromtimestamp(int(oldest.split("-")[0]) / 1000, UTC)
+    return arrived - LATE_PING
+
+
+_NOTHING_QUEUED = datetime.max.replace(tzinfo=UTC)
 
 
 async def _announce(runs: list[tuple[uuid.UUID, uuid.UUID]], now: datetime) -> None:

@@ -5,12 +5,16 @@ the monitor's pingUrl. Used by the API's monitor service and the ping function."
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 import uuid
 
+from shared import streams
 from shared.security import Binding, key_ring
 from shared.settings import get_settings
+
+log = logging.getLogger("supercheck.heartbeats")
 
 TOKEN_BYTES = 24  # 192 bits, URL-safe base64: 32 characters
 # What a ping URL's token segment may be; anything else is not a token (404, as an unknown one).
@@ -42,3 +46,15 @@ def ping_url(token_encrypted: str, project_id: uuid.UUID | str) -> str | None:
     except Exception:  # a ciphertext that does not open must not fail the whole monitor listing
         return None
     return get_settings().public_base_url.rstrip("/") + PING_PATH + token
+
+
+async def tokens_retired() -> None:
+    """After a commit that retired a token (rotated, its heartbeat deleted or made another type): the ping
+    functions drop their cached tokens at their next ping (shared/heartbeats/intake.py). Best effort: a missed
+    bump leaves an old token accepted for at most the cache's minute, and aggregate never counts its pings."""
+    from shared.redis import get_redis
+
+    try:
+        await get_redis().incr(streams.PING_TOKENS_EPOCH_KEY)
+    except Exception as error:
+        log.warning("ping token caches not told of a retired token (%s)", type(error).__name__)

@@ -50,7 +50,7 @@ def pipeline_streams(settings: Settings) -> list[str]:
         for check_type in CHECK_TYPES
         for location in settings.locations
     ]
-    return [*jobs, streams.RESULTS_STREAM, streams.ALERTS_STREAM]
+    return [*jobs, streams.RESULTS_STREAM, streams.PINGS_STREAM, streams.ALERTS_STREAM]
 
 
 # --- Redis: one round trip per server ----------------------------------------------------------------------

@@ -34,6 +34,12 @@ class Batch:
         self.items.append(item)
         self.sources.append(message_id)
 
+    def refuse(self, index: int, reason: str) -> None:
+        """Item `index` failed where it was handled: its entry is rejected (dead-lettered) with the reason."""
+        message_id = self.sources[index]
+        self.processed = [mid for mid in self.processed if mid != message_id]
+        self.rejected.append({"id": message_id, "error": reason})
+
     def reply(self, unfinished: Collection[str] = (), **extra: Any) -> JSONResponse:
         """The answer; entries `unfinished` are in neither list, so the connector delivers them again."""
         return JSONResponse(
@@ -47,6 +53,12 @@ class Batch:
 
 def is_connector_batch(data: Any) -> bool:
     return isinstance(data, dict) and isinstance(data.get("messages"), list)
+
+
+def batch_stream(data: Any) -> str | None:
+    """The stream a connector batch comes from (the connector posts each stream's entries apart)."""
+    first = data["messages"][0] if data["messages"] else None
+    return first.get("stream") if isinstance(first, dict) else None
 
 
 def _entries(data: Any) -> Iterator[tuple[str, Any]]:

@@ -7,12 +7,23 @@ from collections.abc import Iterable
 
 from shared.checks import CHECK_TYPES
 from shared.settings import get_settings
-from shared.streams import ALERTS_STREAM, RESULTS_STREAM, job_stream, parse_job_stream
+from shared.streams import ALERTS_STREAM, PINGS_STREAM, RESULTS_STREAM, job_stream, parse_job_stream
 
 PIPELINE_FUNCTION_BY_STREAM: dict[str, str] = {
     RESULTS_STREAM: "aggregate",
+    PINGS_STREAM: "aggregate",
     ALERTS_STREAM: "alert",
 }
+
+# Streams whose entries must be applied in the order they were added: the connector reads each in a loop of its
+# own and posts its next batch only once the last is answered. A heartbeat's pings move its state one after
+# another (a start, then its end).
+ORDERED_STREAMS = frozenset({PINGS_STREAM})
+
+# Streams whose entries the connector deletes as it acknowledges them (other streams keep theirs for
+# MONITOR_STREAM_RETENTION_HOURS, to look back at): a ping is a database row once acknowledged, and every
+# heartbeat's pings kept for a day, bodies of up to 100 KB included, would fill Redis's memory.
+DELETED_WHEN_ACKNOWLEDGED = frozenset({PINGS_STREAM})
 
 
 def function_for_stream(stream: str) -> str | None:

@@ -1,5 +1,5 @@
 """Pure heartbeat decisions: when a heartbeat is next due, when it is overdue (its alarm), and what a ping means.
-Used by the ping function (shared/heartbeats/ping.py) and the aggregate sweep (shared/heartbeats/sweep.py).
+Used where aggregate writes pings (shared/heartbeats/record.py) and by its sweep (shared/heartbeats/sweep.py).
 
 A heartbeat's job pings in. It is due one period (or the next cron slot) after its last completion (a success
 or a failure; before the first one, after its creation), and overdue when that time plus grace passes. A /start

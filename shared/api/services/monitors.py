@@ -25,7 +25,7 @@ from shared.api.schemas import (
 from shared.checks import HEARTBEAT_TYPE
 from shared.errors import ApiError
 from shared.heartbeats import store as heartbeats
-from shared.heartbeats.tokens import ping_url
+from shared.heartbeats.tokens import ping_url, tokens_retired
 from shared.rules.first_runs import first_run_offsets
 from shared.security import mask_secrets, mask_target
 
@@ -294,6 +294,8 @@ async def update_monitor(
         after = spec_of(row)
         changed = {key: after[key] for key, value in spec_of(before).items() if after[key] != value}
         await audit.record(conn, project_id, api_key_id, "monitor.update", "monitor", monitor_id, changed)
+    if before["type"] == HEARTBEAT_TYPE and row["type"] != HEARTBEAT_TYPE:
+        await tokens_retired()
     redefined = any(before[field] != row[field] for field in CHECK_DEFINING_FIELDS)
     return await get_monitor(project_id, monitor_id), redefined and _scheduled(spec)
 
@@ -334,7 +336,9 @@ async def rotate_ping_token(
         if not await heartbeats.rotate_token(conn, monitor_id, project_id):
             raise ApiError(400, "validation_error", "type: only a heartbeat monitor has a ping token", "type")
         await audit.record(conn, project_id, api_key_id, "monitor.ping_token.rotate", "monitor", monitor_id)
-        return await _fetch(conn, project_id, monitor_id)
+        rotated = await _fetch(conn, project_id, monitor_id)
+    await tokens_retired()
+    return rotated
 
 
 async def list_pings(project_id: uuid.UUID, monitor_id: uuid.UUID, query: PageQuery) -> HeartbeatPingPage:
@@ -364,7 +368,7 @@ async def list_pings(project_id: uuid.UUID, monitor_id: uuid.UUID, query: PageQu
 
 async def delete_monitor(project_id: uuid.UUID, api_key_id: uuid.UUID | None, monitor_id: uuid.UUID) -> None:
     async with db.transaction() as conn:
-        await _fetch(conn, project_id, monitor_id)
+        monitor = await _fetch(conn, project_id, monitor_id)
         # Runs first, then the monitor: the order aggregate locks them in (a run, then its monitor). Locking the
         # monitor first and its runs through the delete trigger deadlocked with finalizing under load.
         await conn.execute("delete from runs where monitor_id = %s", (monitor_id,))
@@ -377,6 +381,8 @@ async def delete_monitor(project_id: uuid.UUID, api_key_id: uuid.UUID | None, mo
         if deleted is None:  # deleted by a concurrent request meanwhile
             raise ApiError(404, "not_found", "monitor not found")
         await audit.record(conn, project_id, api_key_id, "monitor.delete", "monitor", monitor_id)
+    if monitor["type"] == HEARTBEAT_TYPE:
+        await tokens_retired()
 
 
 # What the list and the counts show as a monitor's status: paused when it is not enabled.
