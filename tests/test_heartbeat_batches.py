@@ -266,22 +266,24 @@ def test_a_ping_delivered_long_after_later_ones_is_kept_but_moves_nothing(aio, i
     assert infra.sql("select open_start_at from heartbeats where monitor_id = %s", (monitor_id,)) == [(None,)]
 
 
-def test_runs_aggregate_cannot_finalize_at_once_are_finalized_at_their_deadline(
-    aio, infra, clean, monkeypatch
-):
+def test_a_ping_its_run_and_its_monitor_s_state_commit_together(aio, infra, clean, monkeypatch):
     from shared.pipeline import aggregate
 
-    async def unreachable(run_ids, now=None):
-        raise ConnectionError("Postgres went away after the pings committed")
+    async def unreachable(*args):
+        raise ConnectionError("the monitor could not be advanced")
 
     monitor_id, token = create_heartbeat(aio, infra, "nightly")
     aio.run(in_one_batch([ping(token)]))
     with monkeypatch.context() as patched:
-        patched.setattr(aggregate, "finalize_runs", unreachable)
-        (written,) = write_queued(aio, infra)
-    assert infra.sql("select count(*) from runs where finalized_at is null") == [(1,)]
-    assert aio.run(aggregate.sweep_deadlines()) == 1  # the run's deadline is its ping's moment
-    assert infra.sql("select status from runs where id = %s", (written.run_id,)) == [("up",)]
+        patched.setattr(aggregate, "_advance_monitors", unreachable)
+        (failed,) = write_queued(aio, infra)
+    assert isinstance(failed, ConnectionError), "dead-lettered, to be replayed"
+    assert stored_pings(infra, monitor_id) == [] and infra.sql("select count(*) from runs") == [(0,)]
+    (written,) = write_queued(aio, infra)  # the dead letter replayed
+    assert infra.sql("select status, finalized_at is not null from runs") == [("up", True)]
+    assert infra.sql("select status, last_run_id from monitors where id = %s", (monitor_id,)) == [
+        ("up", written.run_id)
+    ]
 
 
 def test_the_sweep_raises_no_alarm_past_a_ping_still_queued(aio, infra, clean):

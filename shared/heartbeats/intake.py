@@ -30,9 +30,11 @@ from shared.heartbeats.tokens import token_hash
 from shared.redis import get_redis
 from shared.settings import get_settings
 
-# How long a token found (or not) is believed without asking the database again: the epoch retires a token at
-# once; this bounds what a missed bump (Redis down at the API's commit) could let through to aggregate's check.
-TOKEN_CACHE_SECONDS = 60.0
+# How long a token found (or not) is believed without asking the database again. The epoch retires a token at
+# once, so this only bounds what a missed bump (Redis failing at the API's commit) could let through to
+# aggregate, which checks the token again; and it is longer than most heartbeats' period, so a heartbeat pinging
+# every few minutes is found in the cache, not in the database.
+TOKEN_CACHE_SECONDS = 900.0
 TOKEN_CACHE_ENTRIES = (
     200_000  # past this the cache starts again: random tokens must not grow it without bound
 )

@@ -1,9 +1,11 @@
 """Aggregate's part of a ping: the pings the ping function accepted (sc:pings, shared/heartbeats/intake.py)
-written in the order they arrived, each once, and for a completion its run and result, finalized at once with
-aggregate's own code (a heartbeat's run has one result, so it is complete when written).
+written in the order they arrived, each once, and for a completion its run and result. A heartbeat's run has
+one result, so it is complete when written: it is inserted finalized, with aggregate's own verdict, and its
+monitor advanced (state, status changes, alerts) by aggregate's own code in the same transaction
+(shared/pipeline/aggregate.py finalize_written).
 
 A connector batch is one transaction, set-based: the batch's heartbeats locked, its pings, runs and results
-inserted and each heartbeat's state after its last ping written by one statement. The connector delivers sc:pings
+inserted and each heartbeat's state after its last ping written by one statement, then the monitors advanced. The connector delivers sc:pings
 one batch at a time (shared/pipeline/routing.py ORDERED_STREAMS), so two pings of a token are applied in the
 order they came. A ping is written only if its token is its heartbeat's, or it arrived before the token's last
 rotation (it waited in sc:pings meanwhile), once whatever the deliveries (its id is kept beside it), and a ping older than the
@@ -17,7 +19,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from psycopg import OperationalError
 from psycopg.types.json import Jsonb
@@ -25,6 +27,12 @@ from starlette.responses import JSONResponse
 
 from shared import db, streams
 from shared.heartbeats.ping import HEARTBEAT_LOCATION, MAX_RESULT_MESSAGE, PingEnvelope
+from shared.pipeline.aggregate import (
+    announce_finalized,
+    finalize_written,
+    publish_pending_alerts,
+    verdicts_of_complete_runs,
+)
 from shared.pipeline.batch import parse_batch
 from shared.redis import get_redis
 from shared.rules.heartbeats import Alarm, HeartbeatSchedule, OpenStart, alarm, ping_effect
@@ -53,19 +61,9 @@ class PingSkipped:
 
 
 async def record_pings(pings: list[PingEnvelope]) -> list[PingWritten | PingSkipped | Exception]:
-    """The batch's pings written, one outcome each in order; the completed runs finalized and their live events
-    published after commit. One transaction for the batch; if the database refuses it, each ping in its own, so
-    a ping it refuses (an Exception: dead-lettered) fails alone. A database out of reach raises: nothing is
-    acknowledged and the batch comes again."""
-    outcomes = await _record_apart_if_need_be(pings)
-    completed = [o for o in outcomes if isinstance(o, PingWritten) and o.run_id is not None]
-    if completed:
-        await _finalize(completed)
-        await _publish_results(completed)
-    return outcomes
-
-
-async def _record_apart_if_need_be(pings: list[PingEnvelope]) -> list[PingWritten | PingSkipped | Exception]:
+    """The batch's pings written, one outcome each in order. One transaction for the batch; if the database
+    refuses it, each ping in its own, so a ping it refuses (an Exception: dead-lettered) fails alone. A database
+    out of reach raises: nothing is acknowledged and the batch comes again."""
     if not pings:
         return []
     try:
@@ -86,26 +84,11 @@ async def _record_apart_if_need_be(pings: list[PingEnvelope]) -> list[PingWritte
     return outcomes
 
 
-async def _finalize(completed: list[PingWritten]) -> None:
-    from shared.pipeline.aggregate import finalize_runs  # aggregate's own code: the two cannot disagree
-
-    try:
-        await finalize_runs([written.run_id for written in completed])
-    except (
-        Exception
-    ) as error:  # the pings are committed: their runs' deadlines (now) finalize them at the sweep
-        log.warning(
-            "finalizing %d ping runs failed (%s); the next sweep finalizes them",
-            len(completed),
-            type(error).__name__,
-        )
-
-
 # The batch's heartbeats, locked in one order (monitor id) so two batches never wait on each other in a cycle,
 # each with its last result's status (the first result's is_status_change).
 _LOCK_HEARTBEATS = """
 select h.monitor_id, h.token_hash, h.token_rotated_at, h.last_completed_at, h.open_start_at, h.open_start_rid,
-       h.last_ping_at, m.config, m.enabled, m.created_at,
+       h.last_ping_at, m.config, m.enabled, m.created_at, m.location_config::text as location_config,
        (select p.status from monitor_results p
         where p.monitor_id = h.monitor_id and p.location = %(location)s
         order by p.checked_at desc limit 1) as last_status
@@ -129,7 +112,7 @@ with ping as (
     select * from jsonb_to_recordset(%(pings)s) as p(
         position int, monitor_id uuid, kind text, source text, exit_status int, rid text, dedupe text,
         at timestamptz, duration int, message text, run_id uuid, status text, result_message text,
-        details jsonb, is_status_change bool)
+        details jsonb, is_status_change bool, run_status text, run_partial bool)
 ),
 stored as (
     insert into heartbeat_pings (monitor_id, kind, source, exit_status, rid, idempotency_key, received_at,
@@ -138,8 +121,9 @@ stored as (
     from ping order by position
 ),
 run as (
-    insert into runs (id, monitor_id, scheduled_at, expected_locations, deadline)
-    select run_id, monitor_id, at, array[%(location)s], at from ping where run_id is not null
+    insert into runs (id, monitor_id, scheduled_at, expected_locations, deadline, finalized_at, status, is_partial)
+    select run_id, monitor_id, at, array[%(location)s], at, %(now)s, run_status, run_partial
+    from ping where run_id is not null
     on conflict (monitor_id, scheduled_at) do nothing
     returning id
 ),
@@ -177,6 +161,7 @@ class _HeartbeatState:
     schedule: HeartbeatSchedule
     enabled: bool
     created_at: datetime
+    location_config: str
     last_completed_at: datetime | None
     open_start: OpenStart | None
     last_status: str | None
@@ -195,6 +180,7 @@ class _HeartbeatState:
             HeartbeatSchedule.from_config(row["config"]),
             row["enabled"],
             row["created_at"],
+            row["location_config"],
             row["last_completed_at"],
             open_start,
             row["last_status"],
@@ -226,6 +212,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 async def _record(pings: list[PingEnvelope]) -> list[PingWritten | PingSkipped]:
+    now = datetime.now(UTC)
     async with db.transaction() as conn:
         rows = await (
             await conn.execute(
@@ -237,6 +224,7 @@ async def _record(pings: list[PingEnvelope]) -> list[PingWritten | PingSkipped]:
         counted = await _counted_keys(conn, pings)
         outcomes: list[PingWritten | PingSkipped] = []
         params: list[dict] = []
+        runs: list[dict] = []
         for ping in pings:
             state = states.get(ping.monitor_id)
             if state is None:
@@ -253,8 +241,15 @@ async def _record(pings: list[PingEnvelope]) -> list[PingWritten | PingSkipped]:
             written, row = _apply(ping, state)
             params.append({**row, "position": len(params)})
             outcomes.append(written)
+            if written.run_id is not None:
+                runs.append(_run_of(written, state))
         if not params:
             return outcomes
+        verdicts, problems = verdicts_of_complete_runs(runs)
+        for row in params:
+            if row["run_id"] is not None:
+                verdict = verdicts[uuid.UUID(row["run_id"])]
+                row["run_status"], row["run_partial"] = verdict.status, verdict.is_partial
         inserted = await (
             await conn.execute(
                 _RECORD,
@@ -262,17 +257,38 @@ async def _record(pings: list[PingEnvelope]) -> list[PingWritten | PingSkipped]:
                     "pings": Jsonb(params),
                     "states": Jsonb([s.stored() for s in states.values() if s.moved]),
                     "location": HEARTBEAT_LOCATION,
+                    "now": now,
                 },
             )
         ).fetchall()
-    runs = {row["run_id"] for row in inserted}
-    # a run another writer holds at the same moment (the sweep's, to the microsecond) is not this ping's
-    return [
+        # a run another writer holds at the same moment (the sweep's, to the microsecond) is not this ping's
+        kept = {row["run_id"] for row in inserted}
+        runs = [run for run in runs if run["id"] in kept]
+        effects = await finalize_written(conn, runs, verdicts, problems, now)
+    await announce_finalized(runs, verdicts, effects)
+    if runs:
+        await publish_pending_alerts([run["id"] for run in runs])
+    outcomes = [
         replace(outcome, run_id=None)
-        if isinstance(outcome, PingWritten) and outcome.run_id and outcome.run_id not in runs
+        if isinstance(outcome, PingWritten) and outcome.run_id and outcome.run_id not in kept
         else outcome
         for outcome in outcomes
     ]
+    await _publish_results([o for o in outcomes if isinstance(o, PingWritten) and o.run_id is not None])
+    return outcomes
+
+
+def _run_of(written: PingWritten, state: _HeartbeatState) -> dict:
+    """The run a completing ping writes, as aggregate reads a run it finalizes (its one result in it)."""
+    return {
+        "id": written.run_id,
+        "monitor_id": written.monitor_id,
+        "scheduled_at": written.checked_at,
+        "expected_locations": [HEARTBEAT_LOCATION],
+        "locations": [HEARTBEAT_LOCATION],
+        "statuses": [written.status],
+        "location_config": state.location_config,
+    }
 
 
 async def _counted_keys(conn, pings: list[PingEnvelope]) -> set[tuple[uuid.UUID, str]]:
@@ -347,6 +363,8 @@ def _result_message(ping: PingEnvelope, status: str | None) -> str | None:
 
 async def _publish_results(completed: list[PingWritten]) -> None:
     """After commit, the results' live events (the dashboard's rows), in one round trip; best effort."""
+    if not completed:
+        return
     try:
         async with get_redis().pipeline(transaction=False) as pipe:
             for written in completed:

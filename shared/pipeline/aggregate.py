@@ -108,12 +108,13 @@ on conflict (run_id) do nothing
 returning run_id
 """
 
+# One jsonb document for the batch, not five arrays: psycopg dumps an array element by element in Python, and
+# the jsonb[] of alert states was a tenth of aggregate's CPU writing heartbeat pings (py-spy).
 _ADVANCE_MONITORS = """
 update monitors m
 set status = s.status, alert_state = s.alert_state, last_applied_run_at = s.applied_at, last_check_at = %s,
     last_run_id = s.run_id
-from unnest(%s::uuid[], %s::text[], %s::jsonb[], %s::timestamptz[], %s::uuid[])
-        as s(id, status, alert_state, applied_at, run_id)
+from jsonb_to_recordset(%s) as s(id uuid, status text, alert_state jsonb, applied_at timestamptz, run_id uuid)
 where m.id = s.id
 """
 
@@ -179,9 +180,39 @@ async def _finalize(run_ids: list[uuid.UUID], now: datetime, at_deadline: bool) 
         won = await _mark_finalized(conn, verdicts, now)
         finalized = [run for run in runs if run["id"] in won]  # still in scheduled order
         effects = await _advance_monitors(conn, finalized, verdicts, now, problems)
-    await _tally_finalized([verdicts[run["id"]] for run in finalized]).flush()
-    await publish_live_events(effects.flips)
+    await announce_finalized(finalized, verdicts, effects)
     return len(finalized)
+
+
+def verdicts_of_complete_runs(runs: list[dict]) -> tuple[dict[uuid.UUID, RunVerdict], dict[uuid.UUID, str]]:
+    """The verdicts of runs whose every expected location has reported, written with all their results in one
+    transaction (a heartbeat's run and its one result, shared/heartbeats/record.py): the writer inserts them
+    already finalized with these and calls finalize_written in the same transaction. Each run as
+    _UNFINALIZED_RUNS reads one: id, monitor_id, scheduled_at, expected_locations, locations, statuses,
+    location_config (text). Also the monitors to set aside, as _verdicts says."""
+    return _verdicts(runs, at_deadline=False)
+
+
+async def finalize_written(
+    conn: AsyncConnection,
+    runs: list[dict],
+    verdicts: dict[uuid.UUID, RunVerdict],
+    problems: dict[uuid.UUID, str],
+    now: datetime,
+) -> _Effects:
+    """Runs inserted finalized in this transaction (verdicts_of_complete_runs), in scheduled order: their monitors
+    advanced, status changes and alerts recorded, as for runs finalized here. Saves what finalize_runs would cost
+    them: reading them back, marking each finalized (a second version of each row) and a transaction. After the
+    commit, announce_finalized and publish_pending_alerts."""
+    return await _advance_monitors(conn, runs, verdicts, now, problems)
+
+
+async def announce_finalized(
+    runs: list[dict], verdicts: dict[uuid.UUID, RunVerdict], effects: _Effects
+) -> None:
+    """After the commit that finalized `runs`: their count for the metrics, and the status flips' live events."""
+    await _tally_finalized([verdicts[run["id"]] for run in runs]).flush()
+    await publish_live_events(effects.flips)
 
 
 def _tally_finalized(verdicts: list[RunVerdict]) -> Tally:
@@ -318,17 +349,17 @@ async def _write_effects(
         ).fetchall()
         recorded = {row["run_id"] for row in rows}
     if advanced:
-        await conn.execute(
-            _ADVANCE_MONITORS,
-            (
-                now,
-                [m.row["id"] for m in advanced],
-                [m.status for m in advanced],
-                [Jsonb(m.alert_state.to_json()) for m in advanced],
-                [m.applied_at for m in advanced],
-                [m.run_id for m in advanced],
-            ),
-        )
+        states = [
+            {
+                "id": str(m.row["id"]),
+                "status": m.status,
+                "alert_state": m.alert_state.to_json(),
+                "applied_at": m.applied_at.isoformat(),
+                "run_id": str(m.run_id),
+            }
+            for m in advanced
+        ]
+        await conn.execute(_ADVANCE_MONITORS, (now, Jsonb(states)))
     # after the monitors advanced (a page's down monitors include this batch's), and only for the changes this
     # transaction recorded: a redelivered batch writes no draft twice
     await follow_status_changes(conn, [c for c in effects.outages if c.run_id in recorded], now)
