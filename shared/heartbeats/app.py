@@ -17,6 +17,8 @@ ALLOWED_METHODS = ("GET", "HEAD", "POST")
 
 async def _body(request: Request) -> bytes:
     """The first 100 KB of the body (the rest is read and dropped, so the connection stays usable)."""
+    if "content-length" not in request.headers and "transfer-encoding" not in request.headers:
+        return b""  # HTTP/1.1: no body (a cron job's GET), so nothing to wait for
     kept = b""
     async for chunk in request.stream():
         if len(kept) < MAX_BODY_BYTES:
@@ -37,15 +39,19 @@ def _reply(request: Request, status: int, text: str, kuma: bool) -> Response:
 
 
 async def handle_ping(request: Request) -> Response:
-    kuma = request.url.path.startswith("/api/push/")
+    # the scope's own path and only the header a ping reads: building request.url, the query and every header
+    # was a sixth of the ping function's own code's time (py-spy)
+    path = request.scope["path"]
+    kuma = path.startswith("/api/push/")
     if request.method not in ALLOWED_METHODS:
         return _reply(request, 405, "method not allowed: use GET, HEAD or POST", kuma)
-    if request.url.path.rstrip("/") == "/health":
+    if path.rstrip("/") == "/health":
         return _reply(request, 200, "OK", kuma=False)  # the function is served; touches nothing
     try:
-        ping = parse_ping(
-            request.url.path, dict(request.query_params), dict(request.headers), await _body(request)
-        )
+        query = dict(request.query_params) if request.scope["query_string"] else {}
+        key = request.headers.get("idempotency-key")
+        headers = {"idempotency-key": key} if key is not None else {}
+        ping = parse_ping(path, query, headers, await _body(request))
         receipt = await receive_ping(ping)
     except PingRefused as refused:
         return _reply(request, refused.status, refused.text, kuma)
