@@ -250,6 +250,18 @@ def test_a_rotated_token_is_refused_at_once_and_its_queued_pings_still_count(aio
     assert len(stored_pings(infra, monitor_id)) == 1
 
 
+def test_a_deleted_heartbeat_s_url_is_refused_at_once_and_its_queued_pings_are_dropped(aio, infra, clean):
+    from shared.api.services import monitors
+
+    monitor_id, token = create_heartbeat(aio, infra, "nightly")
+    (before,), _ = aio.run(in_one_batch([ping(token)]))
+    assert before.counted
+    aio.run(monitors.delete_monitor(default_project(infra), None, uuid.UUID(monitor_id)))
+    (after,), _ = aio.run(in_one_batch([ping(token)]))
+    assert isinstance(after, PingRefused) and after.status == 404
+    assert write_queued(aio, infra) == [PingSkipped("its monitor is no longer a heartbeat")]
+
+
 def test_a_ping_delivered_long_after_later_ones_is_kept_but_moves_nothing(aio, infra, clean):
     monitor_id, token = create_heartbeat(aio, infra, "nightly")
     aio.run(in_one_batch([ping(token, "/start")]))
