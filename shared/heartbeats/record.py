@@ -266,7 +266,7 @@ async def _record(pings: list[PingEnvelope]) -> list[PingWritten | PingSkipped]:
         runs = [run for run in runs if run["id"] in kept]
         effects = await finalize_written(conn, runs, verdicts, problems, now)
     await announce_finalized(runs, verdicts, effects)
-    if runs:
+    if effects.alerts:  # only this transaction's runs are here, so only alerts it queued can be pending
         await publish_pending_alerts([run["id"] for run in runs])
     outcomes = [
         replace(outcome, run_id=None)
