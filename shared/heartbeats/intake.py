@@ -17,14 +17,16 @@ if it arrived before the rotation.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import random
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared import db, streams
-from shared.heartbeats.group_commit import group_commit_for
+from shared.heartbeats.group_commit import GroupCommit, group_commit_for
 from shared.heartbeats.ping import PingEnvelope, PingRefused, PingRequest
 from shared.heartbeats.tokens import token_hash
 from shared.redis import get_redis
@@ -131,7 +133,19 @@ class _Arrival:
 async def receive_ping(ping: PingRequest) -> PingReceipt:
     """Takes the ping in with the others this process receives meanwhile; answers once it is on sc:pings.
     PingRefused: 404 for a token no heartbeat has, 429 past the token's rate limit."""
-    return await group_commit_for(_accept_batch).submit(_Arrival(ping, datetime.now(UTC)))
+    global _group
+    if _group is None or _group[0] is not asyncio.get_running_loop():
+        _group = (asyncio.get_running_loop(), group_commit_for(_accept_batch))
+    return await _group[1].submit(_Arrival(ping, datetime.now(UTC)))
+
+
+_group: tuple[asyncio.AbstractEventLoop, GroupCommit] | None = None  # this loop's, found once
+
+
+def _ping_id() -> uuid.UUID:
+    """What tells a redelivered entry from a new ping: unique, not secret, so without uuid4's system call per
+    ping (random is reseeded in each forked worker)."""
+    return uuid.UUID(int=random.getrandbits(128), version=4)
 
 
 async def _accept_batch(arrivals: list[_Arrival]) -> list[PingReceipt | Exception]:
@@ -171,8 +185,7 @@ async def _accept(known: list[_Arrival], monitors: dict) -> dict[int, PingReceip
             if dedupe
             else ""
         )
-        envelope = PingEnvelope.of(arrival.ping, uuid.uuid4(), monitor_id, digest, arrival.at)
-        payloads.append(envelope.model_dump_json())
+        payloads.append(PingEnvelope.payload_of(arrival.ping, _ping_id(), monitor_id, digest, arrival.at))
     reply = await _accept_script()(
         keys=keys,
         args=[

@@ -11,6 +11,7 @@ entry (its SHA-256 hash is).
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import datetime
@@ -150,27 +151,31 @@ class PingEnvelope(Envelope):
         """The ping's idempotency_key column: what a retry shares with it, else its own id (a redelivery)."""
         return self.dedupe if self.dedupe is not None else f"ping:{self.ping_id}"
 
-    @classmethod
-    def of(
-        cls,
+    @staticmethod
+    def payload_of(
         ping: PingRequest,
         ping_id: uuid.UUID,
         monitor_id: uuid.UUID,
         token_hash_hex: str,
         received_at: datetime,
-    ) -> PingEnvelope:
-        return cls.model_construct(  # from a validated request: nothing to check twice
-            v=1,
-            kind="ping",
-            ping_id=ping_id,
-            monitor_id=monitor_id,
-            token_hash=token_hash_hex,
-            received_at=received_at,
-            source=ping.source,
-            ping_kind=ping.kind,
-            exit_status=ping.exit_status,
-            rid=ping.rid,
-            message=ping.message,
-            ping_ms=ping.ping_ms,
-            dedupe=ping.dedupe_key(),
+    ) -> str:
+        """The stream entry of an accepted ping, as this model reads it back. Written by hand from a request
+        already validated: building the model to dump it was a twentieth of the ping function's time (py-spy),
+        and aggregate validates every entry against the model anyway."""
+        return json.dumps(
+            {
+                "v": 1,
+                "kind": "ping",
+                "ping_id": str(ping_id),
+                "monitor_id": str(monitor_id),
+                "token_hash": token_hash_hex,
+                "received_at": received_at.isoformat(),
+                "source": ping.source,
+                "ping_kind": ping.kind,
+                "exit_status": ping.exit_status,
+                "rid": str(ping.rid) if ping.rid else None,
+                "message": ping.message,
+                "ping_ms": ping.ping_ms,
+                "dedupe": ping.dedupe_key(),
+            }
         )
