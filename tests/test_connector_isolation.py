@@ -17,6 +17,27 @@ from tests.factories import a_job
 from tests.servers import wait_until
 
 
+class BatchHandler(BaseHTTPRequestHandler):
+    """A loopback function's side of the connector's POST: every entry answered as processed."""
+
+    def answer(self, ids: list[str]) -> None:
+        reply = json.dumps({"processed": ids, "rejected": []}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def serve(handler: type[BatchHandler]) -> tuple[ThreadingHTTPServer, str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
 class BlockingGateway:
     """A loopback gateway: check-http answers only once released; every other function answers at once."""
 
@@ -25,27 +46,15 @@ class BlockingGateway:
         self.calls: list[str] = []
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(BatchHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 owner.calls.append(self.path)
                 if self.path.endswith("/check-http"):
                     owner.release.wait(30)
-                reply = json.dumps(
-                    {"processed": [m["id"] for m in body["messages"]], "rejected": []}
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
+                self.answer([m["id"] for m in body["messages"]])
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server, self.url = serve(Handler)
 
     def stop(self) -> None:
         self.release.set()
@@ -111,7 +120,7 @@ class CountingGateway:
         self.result_posts = 0
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(BatchHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 ids = [m["id"] for m in body["messages"]]
@@ -126,19 +135,9 @@ class CountingGateway:
                 else:
                     with owner.lock:
                         owner.result_posts += 1
-                reply = json.dumps({"processed": ids, "rejected": []}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
+                self.answer(ids)
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server, self.url = serve(Handler)
 
 
 def test_pings_are_posted_one_batch_at_a_time_in_order_and_deleted_once_acknowledged(clean, aio):

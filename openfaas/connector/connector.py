@@ -334,14 +334,14 @@ class Connector:
                     for dead in _dead_letters(function, mid, item, fields_by_id.get(mid, {}))
                 ],
             )
-        if processed and stream in routing.DELETED_WHEN_ACKNOWLEDGED:
-            pipe = self.redis_for(stream).pipeline(transaction=True)
-            pipe.xack(stream, streams.CONSUMER_GROUP, *processed)
-            pipe.xdel(stream, *processed)
-            await pipe.execute()
-            self.stats.acked += len(processed)
-        elif processed:
-            await self.redis_for(stream).xack(stream, streams.CONSUMER_GROUP, *processed)
+        if processed:
+            if stream in routing.DELETED_WHEN_ACKNOWLEDGED:
+                pipe = self.redis_for(stream).pipeline(transaction=True)
+                pipe.xack(stream, streams.CONSUMER_GROUP, *processed)
+                pipe.xdel(stream, *processed)
+                await pipe.execute()
+            else:
+                await self.redis_for(stream).xack(stream, streams.CONSUMER_GROUP, *processed)
             self.stats.acked += len(processed)
         self._count(function, "ok", len(set(processed)))
         self._count(function, "unfinished", len(posted - set(processed) - {mid for mid, _ in rejected}))

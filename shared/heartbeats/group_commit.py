@@ -62,9 +62,18 @@ _per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[object, Gro
 )
 
 
+# The last loop asked for and its group commits: a function has one loop, so most calls skip the weak mapping
+# (its lookup was a fiftieth of the ping function's time, py-spy).
+_last: tuple[asyncio.AbstractEventLoop | None, dict[object, GroupCommit]] = (None, {})
+
+
 def group_commit_for(write: WriteBatch, max_batch: int = 500) -> GroupCommit:
     """The event loop's group commit for `write` (one per loop, as its connections are the loop's)."""
-    per_write = _per_loop.setdefault(asyncio.get_running_loop(), {})
+    global _last
+    loop = asyncio.get_running_loop()
+    if _last[0] is not loop:
+        _last = (loop, _per_loop.setdefault(loop, {}))
+    per_write = _last[1]
     group = per_write.get(write)
     if group is None:
         group = per_write[write] = GroupCommit(write, max_batch)

@@ -17,7 +17,6 @@ if it arrived before the rotation.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import random
 import time
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared import db, streams
-from shared.heartbeats.group_commit import GroupCommit, group_commit_for
+from shared.heartbeats.group_commit import group_commit_for
 from shared.heartbeats.ping import PingEnvelope, PingRefused, PingRequest
 from shared.heartbeats.tokens import token_hash
 from shared.redis import get_redis
@@ -133,13 +132,7 @@ class _Arrival:
 async def receive_ping(ping: PingRequest) -> PingReceipt:
     """Takes the ping in with the others this process receives meanwhile; answers once it is on sc:pings.
     PingRefused: 404 for a token no heartbeat has, 429 past the token's rate limit."""
-    global _group
-    if _group is None or _group[0] is not asyncio.get_running_loop():
-        _group = (asyncio.get_running_loop(), group_commit_for(_accept_batch))
-    return await _group[1].submit(_Arrival(ping, datetime.now(UTC)))
-
-
-_group: tuple[asyncio.AbstractEventLoop, GroupCommit] | None = None  # this loop's, found once
+    return await group_commit_for(_accept_batch).submit(_Arrival(ping, datetime.now(UTC)))
 
 
 def _ping_id() -> uuid.UUID:

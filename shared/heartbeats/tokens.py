@@ -51,7 +51,8 @@ def ping_url(token_encrypted: str, project_id: uuid.UUID | str) -> str | None:
 async def tokens_retired() -> None:
     """After a commit that retired a token (rotated, its heartbeat deleted or made another type): the ping
     functions drop their cached tokens at their next ping (shared/heartbeats/intake.py). Best effort: a missed
-    bump leaves an old token accepted for at most the cache's minute, and aggregate never counts its pings."""
+    bump leaves an old token accepted for at most the cache's 15 minutes, and aggregate counts none of its
+    pings that arrived after the rotation."""
     from shared.redis import get_redis
 
     try:
