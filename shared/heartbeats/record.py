@@ -67,7 +67,10 @@ async def record_pings(pings: list[PingEnvelope]) -> list[PingWritten | PingSkip
     if not pings:
         return []
     try:
-        return await _record(pings)
+        try:
+            return await _record(pings, assume_new=True)
+        except _AlreadyCounted:  # rolled back: done again, telling the counted ones apart first
+            return await _record(pings, assume_new=False)
     except OperationalError:
         raise
     except Exception as error:
@@ -76,7 +79,7 @@ async def record_pings(pings: list[PingEnvelope]) -> list[PingWritten | PingSkip
     outcomes: list[PingWritten | PingSkipped | Exception] = []
     for ping in pings:
         try:
-            outcomes.extend(await _record([ping]))
+            outcomes.extend(await _record([ping], assume_new=False))
         except OperationalError:
             raise
         except Exception as error:
@@ -98,6 +101,11 @@ order by h.monitor_id
 for no key update of h
 """
 
+
+class _AlreadyCounted(Exception):
+    """A batch written as if all its pings were new held one already counted: its transaction is undone."""
+
+
 # Keys already counted among those the batch carries (under the heartbeats' locks: no ping of theirs is written
 # meanwhile): a retry's, or a redelivered entry's own id.
 _COUNTED_KEYS = """
@@ -106,7 +114,8 @@ where (monitor_id, idempotency_key) in (select * from unnest(%(monitors)s::uuid[
 """
 
 # One statement for the batch: its pings in arrival order, the runs and results of those that complete a job,
-# each heartbeat's state after its last ping. What is already counted is not in it: it was told apart before.
+# each heartbeat's state after its last ping, and how many pings were stored: one already counted is skipped by
+# the insert (and its batch, written as if all were new, undone and done again; see _record).
 _RECORD = """
 with ping as (
     select * from jsonb_to_recordset(%(pings)s) as p(
@@ -119,6 +128,8 @@ stored as (
                                  duration_ms, message, run_id)
     select monitor_id, kind, source, exit_status, rid, dedupe, at, duration, message, run_id
     from ping order by position
+    on conflict (monitor_id, idempotency_key) do nothing
+    returning 1
 ),
 run as (
     insert into runs (id, monitor_id, scheduled_at, expected_locations, deadline, finalized_at, status, is_partial)
@@ -147,7 +158,8 @@ advanced as (
         last_ping_at timestamptz)
     where h.monitor_id = s.monitor_id
 )
-select run_id from result
+select run_id, (select count(*) from stored) as stored from result
+union all select null, (select count(*) from stored)
 """
 
 
@@ -211,7 +223,9 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-async def _record(pings: list[PingEnvelope]) -> list[PingWritten | PingSkipped]:
+async def _record(pings: list[PingEnvelope], assume_new: bool) -> list[PingWritten | PingSkipped]:
+    """assume_new: the batch written as if no ping of it were counted yet, a query less; if one was, the
+    insert skips it, and _AlreadyCounted undoes the batch. A redelivery or a late retry is rare."""
     now = datetime.now(UTC)
     async with db.transaction() as conn:
         rows = await (
@@ -221,28 +235,8 @@ async def _record(pings: list[PingEnvelope]) -> list[PingWritten | PingSkipped]:
             )
         ).fetchall()
         states = {row["monitor_id"]: _HeartbeatState.of(row) for row in rows}
-        counted = await _counted_keys(conn, pings)
-        outcomes: list[PingWritten | PingSkipped] = []
-        params: list[dict] = []
-        runs: list[dict] = []
-        for ping in pings:
-            state = states.get(ping.monitor_id)
-            if state is None:
-                outcomes.append(PingSkipped("its monitor is no longer a heartbeat"))
-                continue
-            if not state.token_valid_for(ping):
-                outcomes.append(PingSkipped("it came after its token was rotated"))
-                continue
-            key = ping.stored_key()
-            if (ping.monitor_id, key) in counted:
-                outcomes.append(PingSkipped("already counted"))
-                continue
-            counted.add((ping.monitor_id, key))
-            written, row = _apply(ping, state)
-            params.append({**row, "position": len(params)})
-            outcomes.append(written)
-            if written.run_id is not None:
-                runs.append(_run_of(written, state))
+        counted = set() if assume_new else await _counted_keys(conn, pings)
+        outcomes, params, runs = _apply_batch(pings, states, counted)
         if not params:
             return outcomes
         verdicts, problems = verdicts_of_complete_runs(runs)
@@ -261,8 +255,10 @@ async def _record(pings: list[PingEnvelope]) -> list[PingWritten | PingSkipped]:
                 },
             )
         ).fetchall()
+        if assume_new and inserted[0]["stored"] < len(params):
+            raise _AlreadyCounted
         # a run another writer holds at the same moment (the sweep's, to the microsecond) is not this ping's
-        kept = {row["run_id"] for row in inserted}
+        kept = {row["run_id"] for row in inserted if row["run_id"] is not None}
         runs = [run for run in runs if run["id"] in kept]
         effects = await finalize_written(conn, runs, verdicts, problems, now)
     await announce_finalized(runs, verdicts, effects)
@@ -276,6 +272,34 @@ async def _record(pings: list[PingEnvelope]) -> list[PingWritten | PingSkipped]:
     ]
     await _publish_results([o for o in outcomes if isinstance(o, PingWritten) and o.run_id is not None])
     return outcomes
+
+
+def _apply_batch(
+    pings: list[PingEnvelope], states: dict[uuid.UUID, _HeartbeatState], counted: set[tuple[uuid.UUID, str]]
+) -> tuple[list[PingWritten | PingSkipped], list[dict], list[dict]]:
+    """The batch's pings applied in order: each one's outcome, the rows to write, and the runs they complete."""
+    outcomes: list[PingWritten | PingSkipped] = []
+    params: list[dict] = []
+    runs: list[dict] = []
+    for ping in pings:
+        state = states.get(ping.monitor_id)
+        if state is None:
+            outcomes.append(PingSkipped("its monitor is no longer a heartbeat"))
+            continue
+        if not state.token_valid_for(ping):
+            outcomes.append(PingSkipped("it came after its token was rotated"))
+            continue
+        key = ping.stored_key()
+        if (ping.monitor_id, key) in counted:
+            outcomes.append(PingSkipped("already counted"))
+            continue
+        counted.add((ping.monitor_id, key))
+        written, row = _apply(ping, state)
+        params.append({**row, "position": len(params)})
+        outcomes.append(written)
+        if written.run_id is not None:
+            runs.append(_run_of(written, state))
+    return outcomes, params, runs
 
 
 def _run_of(written: PingWritten, state: _HeartbeatState) -> dict:
