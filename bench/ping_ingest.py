@@ -7,7 +7,11 @@ finalizing the run. A ping is answered once it is queued, so after each round of
 aggregate has written every one, and reports that rate too ("written"): the pings of the round over the time
 from its start until the last was written. Tokens are spread so none passes its rate limit (60 a minute).
 
-    PYTHONPATH=. .venv/bin/python bench/ping_ingest.py --seconds 5 --rounds 2
+    PYTHONPATH=. .venv/bin/python bench/ping_ingest.py --seconds 5 --rounds 4
+
+--pause-writers adds a round of pings through the gateway with the connector and aggregate stopped (SIGSTOP), so
+that nothing is written while they are answered (they are written once both go on): what answering a ping costs
+without writing one, to tell the two apart. It is a split of the cost, not a figure the system can sustain.
 
 --lateness instead measures how late the aggregate sweep (its cron, once a minute) finds overdue heartbeats:
 heartbeats of period 60 s and no grace are pinged spread over a minute, then left silent; each one's down
@@ -18,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 import statistics
 import sys
 import time
@@ -126,6 +132,7 @@ LABELS = (
     ("health", "gateway -> ping /health"),
     ("ping", "gateway -> ping (real pings)"),
     ("ping_written", "  ... written by aggregate"),
+    ("ping_unwritten", "gateway -> ping, writers paused"),
     ("direct_health", "ping /health, no gateway"),
     ("direct_ping", "real pings, no gateway"),
     ("direct_ping_written", "  ... written by aggregate"),
@@ -160,6 +167,19 @@ def _wait_written(redis_url: str, within_seconds: float = 300) -> None:
         client.close()
 
 
+@contextlib.contextmanager
+def _writers_paused(stack: LocalStack, paused: bool):
+    """The connector and aggregate stopped while the block runs, so that the pings it sends are only answered."""
+    writers = [stack.children[name] for name in ("connector", "aggregate")] if paused else []
+    for writer in writers:
+        writer.signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for writer in writers:
+            writer.signal(signal.SIGCONT)
+
+
 def throughput(args) -> None:
     with embedded_environment("ping") as env:
         stack = LocalStack(
@@ -184,17 +204,27 @@ def throughput(args) -> None:
             per_round = len(paths) // args.rounds
             for round_index in range(args.rounds):
                 tokens = paths[round_index * per_round : (round_index + 1) * per_round]
-                half = len(tokens) // 2
-                for name, via, targets in (
+                share = len(tokens) // (3 if args.pause_writers else 2)
+                kinds = [
                     ("healthz", client, ["/healthz"]),
                     ("health", client, ["/function/ping/health"]),
-                    ("ping", client, tokens[:half]),
+                    ("ping", client, tokens[:share]),
                     ("direct_health", direct, ["/health"]),
-                    ("direct_ping", direct, [path.removeprefix("/function/ping") for path in tokens[half:]]),
-                ):
+                    (
+                        "direct_ping",
+                        direct,
+                        [path.removeprefix("/function/ping") for path in tokens[share : 2 * share]],
+                    ),
+                ]
+                if args.pause_writers:
+                    kinds.append(("ping_unwritten", client, tokens[2 * share :]))
+                for name, via, targets in kinds:
                     stored_before = _stored_pings() if name in WRITTEN else 0
                     started = time.monotonic()
-                    answered, statuses = asyncio.run(via.run(targets, args.seconds, args.connections))
+                    with _writers_paused(stack, name == "ping_unwritten"):
+                        answered, statuses = asyncio.run(via.run(targets, args.seconds, args.connections))
+                    if name == "ping_unwritten":
+                        _wait_written(env.redis_url)
                     figures[name].append(answered / args.seconds)
                     if name in WRITTEN:
                         _wait_written(env.redis_url)
@@ -209,17 +239,21 @@ def throughput(args) -> None:
 
 
 def _report(figures: dict[str, list[float]], unexpected: dict[int, int], args) -> None:
-    median = {name: statistics.median(values) for name, values in figures.items()}
+    median = {name: statistics.median(values) for name, values in figures.items() if values}
     print(
         f"rounds {args.rounds} x {args.seconds:g} s, {args.connections} connections, {args.monitors} tokens,"
         " the whole stack running"
     )
     for name, label in LABELS:
+        if not figures[name]:
+            continue
         rounds = ", ".join(f"{value:,.0f}" for value in figures[name])
         print(f"{label:30} {median[name]:8,.0f} /s  (rounds: {rounds})")
     print(f"ping / gateway /healthz: {median['ping'] / median['healthz']:.2f}")
     print(f"ping / ping /health:     {median['ping'] / median['health']:.2f}")
     print(f"  written / ping /health: {median['ping_written'] / median['health']:.2f}")
+    if "ping_unwritten" in median:
+        print(f"  writers paused / ping /health: {median['ping_unwritten'] / median['health']:.2f}")
     print(f"direct, ping / /health:  {median['direct_ping'] / median['direct_health']:.2f}")
     print(f"non-200 answers: {unexpected or 'none'}")
 
@@ -274,10 +308,18 @@ async def _wait_for_down_results(count: int, within_seconds: float) -> list[floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--monitors", type=int, default=1200, help="heartbeat tokens the pings spread over")
+    parser.add_argument(
+        "--monitors",
+        type=int,
+        default=9600,
+        help="heartbeat tokens the pings spread over (enough that a round at 8,000/s passes no one's 60 a minute)",
+    )
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each measured round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--pause-writers", action="store_true", help="add a round with connector and aggregate paused"
+    )
     parser.add_argument("--lateness", action="store_true", help="measure the sweep's lateness instead")
     parser.add_argument("--late-monitors", type=int, default=12)
     args = parser.parse_args()
