@@ -199,7 +199,7 @@ def throughput(args) -> None:
             asyncio.run(client.run_each(paths, args.connections))
             _wait_written(env.redis_url)
             figures: dict[str, list[float]] = {name: [] for name, _ in LABELS}
-            unexpected: dict[int, int] = {}
+            unexpected: dict[str, dict[int, int]] = {}
             # each round uses other tokens, so none passes 60 pings a minute
             per_round = len(paths) // args.rounds
             for round_index in range(args.rounds):
@@ -221,9 +221,10 @@ def throughput(args) -> None:
                 for name, via, targets in kinds:
                     stored_before = _stored_pings() if name in WRITTEN else 0
                     started = time.monotonic()
-                    with _writers_paused(stack, name == "ping_unwritten"):
+                    paused = name == "ping_unwritten"
+                    with _writers_paused(stack, paused):
                         answered, statuses = asyncio.run(via.run(targets, args.seconds, args.connections))
-                    if name == "ping_unwritten":
+                    if paused:
                         _wait_written(env.redis_url)
                     figures[name].append(answered / args.seconds)
                     if name in WRITTEN:
@@ -232,13 +233,14 @@ def throughput(args) -> None:
                         figures[WRITTEN[name]].append(written / (time.monotonic() - started))
                     for status, count in statuses.items():
                         if status != 200:
-                            unexpected[status] = unexpected.get(status, 0) + count
+                            of_kind = unexpected.setdefault(name, {})
+                            of_kind[status] = of_kind.get(status, 0) + count
             _report(figures, unexpected, args)
         finally:
             stack.stop()
 
 
-def _report(figures: dict[str, list[float]], unexpected: dict[int, int], args) -> None:
+def _report(figures: dict[str, list[float]], unexpected: dict[str, dict[int, int]], args) -> None:
     median = {name: statistics.median(values) for name, values in figures.items() if values}
     print(
         f"rounds {args.rounds} x {args.seconds:g} s, {args.connections} connections, {args.monitors} tokens,"
@@ -255,7 +257,7 @@ def _report(figures: dict[str, list[float]], unexpected: dict[int, int], args) -
     if "ping_unwritten" in median:
         print(f"  writers paused / ping /health: {median['ping_unwritten'] / median['health']:.2f}")
     print(f"direct, ping / /health:  {median['direct_ping'] / median['direct_health']:.2f}")
-    print(f"non-200 answers: {unexpected or 'none'}")
+    print(f"non-200 answers, by round: {unexpected or 'none'}")
 
 
 def lateness(args) -> None:
@@ -312,7 +314,8 @@ def main() -> None:
         "--monitors",
         type=int,
         default=9600,
-        help="heartbeat tokens the pings spread over (enough that a round at 8,000/s passes no one's 60 a minute)",
+        help="heartbeat tokens the pings spread over; each round of pings gets monitors / rounds / 2 of them (/ 3"
+        " with --pause-writers), and one pinged more than 60 times a minute is answered 429, which is not counted",
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each measured round")
     parser.add_argument("--rounds", type=int, default=2)
